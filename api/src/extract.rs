@@ -1,0 +1,137 @@
+//! JSON body extractors whose rejections speak our error shape: 400 for malformed JSON,
+//! 415 for a wrong content type, 413 over the body limit, 422 naming the field that does not
+//! fit.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Like `axum::Json`, with [`ApiError`] rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may also be absent (an empty body gives `T::default()`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (is_json, body) = read(req, state).await?;
+        decode(is_json, &body).map(Self)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (is_json, body) = read(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        decode(is_json, &body).map(Self)
+    }
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    let body = Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::MalformedJson("the request body could not be read".into()),
+        })?;
+    Ok((is_json, body))
+}
+
+fn decode<T: DeserializeOwned>(is_json: bool, body: &[u8]) -> Result<T, ApiError> {
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = e.inner().to_string();
+        match e.inner().classify() {
+            serde_json::error::Category::Data => {
+                let path = e.path().to_string();
+                let field = if path == "." { field_of(&message) } else { path };
+                ApiError::InvalidField { field, message }
+            }
+            _ => malformed(&message),
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e.to_string()))?;
+    Ok(value)
+}
+
+fn malformed(message: &str) -> ApiError {
+    ApiError::MalformedJson(format!("the body is not valid JSON: {message}"))
+}
+
+/// Finds the field a serde message is about ("missing field `to`"), else `body`.
+fn field_of(message: &str) -> String {
+    message
+        .split("field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| "body".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        to: String,
+        options: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        max_retries: u32,
+    }
+
+    fn field(body: &str) -> String {
+        match decode::<Body>(true, body.as_bytes()) {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field("{}"), "to");
+        assert_eq!(field(r#"{"to": 5}"#), "to");
+        assert_eq!(field(r#"{"to": "a", "options": {"max_retries": "x"}}"#), "options.max_retries");
+        assert_eq!(field(r#"{"to": "a", "prio": 1}"#), "prio");
+    }
+
+    #[test]
+    fn syntax_errors_and_wrong_types_are_told_apart() {
+        assert!(matches!(decode::<Body>(true, b"{\"to\": "), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(decode::<Body>(true, b"{} trailing"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(decode::<Body>(false, b"{}"), Err(ApiError::UnsupportedMediaType(_))));
+    }
+}

@@ -1,0 +1,13 @@
+//! Celeriac's HTTP gateway: enqueue tasks (`202` plus an id at once), read their state,
+//! progress and result, and the OpenAPI document with its browsable UI.
+
+pub mod catalog;
+pub mod enqueue;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use startup::Application;

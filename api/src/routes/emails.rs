@@ -1,0 +1,55 @@
+//! `POST /emails`: send an e-mail in the background (`send_email` on queue `emails`).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use celeriac::builtin::{SEND_EMAIL, SendEmailArgs};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::enqueue::{Accepted, CallOptions, enqueue};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    #[schema(example = "ada@example.com")]
+    pub to: String,
+    #[schema(example = "Welcome")]
+    pub subject: String,
+    #[schema(example = "Thanks for signing up.")]
+    pub body: String,
+    /// Countdown, eta, expiry, retries, time limits, queue.
+    #[serde(default)]
+    pub options: Option<CallOptions>,
+}
+
+/// Send an e-mail in the background.
+#[utoipa::path(post, path = "/emails", tag = "emails",
+    request_body = EmailRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task")),
+    responses(
+        (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field missing or invalid (e.g. a bad address)", body = ErrorBody),
+        (status = 429, description = "The queue is full", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable; nothing was stored", body = ErrorBody),
+    ))]
+pub async fn post_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<EmailRequest>,
+) -> Result<Response, ApiError> {
+    let args = SendEmailArgs {
+        to: request.to,
+        subject: request.subject,
+        body: request.body,
+    };
+    args.validate().map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
+    enqueue(&state, &headers, SEND_EMAIL, args, request.options.unwrap_or_default()).await
+}

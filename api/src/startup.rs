@@ -1,0 +1,78 @@
+//! Building and running the gateway: `Application::build` binds the listener (port 0 works,
+//! for tests) and wires state and middleware; `run_until_stopped` serves until the stop
+//! token fires, then finishes in-flight requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use celeriac::broker::TaskEvents;
+use celeriac::{Broker, Settings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::catalog::Catalog;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds `settings.http.bind` and prepares the routes. Redis is not needed yet: the
+    /// gateway starts while it is down, answers 503 and recovers by itself.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
+        let listener = TcpListener::bind(settings.http.bind).await?;
+        let events = TaskEvents::spawn(&broker, shutdown.clone());
+        let state = AppState {
+            broker,
+            events,
+            catalog: Arc::new(Catalog::new(settings.tasks.routes.clone())),
+            settings: Arc::new(settings),
+            shutdown: shutdown.clone(),
+        };
+        Ok(Self {
+            listener,
+            router: app(state),
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await
+    }
+}
+
+/// The whole HTTP application over `state`, for `Application` and for tests without a socket.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.settings.http.body_limit_bytes;
+    let request_timeout = Duration::from_secs(state.settings.http.max_wait_secs + 30);
+    let (routes, api) = crate::routes::router();
+    routes
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal("a handler panicked".into()))
+        }))
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,118 @@
+//! Enqueue: one script call stores the records and queue entries of one or many tasks of a
+//! queue, so `202 Accepted` is only ever sent for tasks that are in Redis (invariant 1).
+
+use serde_json::Value;
+
+use super::{Broker, BrokerError, scripts};
+use crate::id::{QueueName, TaskId};
+use crate::task::TaskOptions;
+
+/// A task to store.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub name: String,
+    /// The arguments as JSON text.
+    pub args: String,
+    pub options: TaskOptions,
+    /// When it may run, ms since the epoch; `None` = now.
+    pub due_ms: Option<i64>,
+    /// When it must no longer start, ms since the epoch.
+    pub expires_ms: Option<i64>,
+}
+
+impl NewTask {
+    /// A task to run as soon as possible with a fresh id.
+    pub fn new(queue: &QueueName, name: &str, args: &Value) -> Self {
+        Self {
+            id: TaskId::generate(queue),
+            name: name.to_owned(),
+            args: args.to_string(),
+            options: TaskOptions::default(),
+            due_ms: None,
+            expires_ms: None,
+        }
+    }
+}
+
+/// An `Idempotency-Key` claim: repeats within the TTL get the first task's id back.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    /// A digest of the request, to tell a true repeat from a reuse of the key.
+    pub fingerprint: String,
+    pub ttl_secs: u64,
+}
+
+/// What an accepted enqueue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// The tasks are stored and queued (or scheduled).
+    Stored,
+    /// The idempotency key was used before; nothing new was stored.
+    Replayed { task_id: TaskId, same_request: bool },
+}
+
+impl Broker {
+    /// Stores `tasks` (all on `queue`) in one atomic step. `max_pending` > 0 refuses the whole
+    /// batch with [`BrokerError::QueueFull`] when it would push the queue past that length.
+    pub async fn enqueue(
+        &self,
+        queue: &QueueName,
+        tasks: &[NewTask],
+        max_pending: u64,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<EnqueueOutcome, BrokerError> {
+        let keys = &self.keys;
+        let mut call = scripts::ENQUEUE.prepare_invoke();
+        call.key(keys.pending(queue)).key(keys.scheduled(queue));
+        match idempotency {
+            Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
+            None => call.key(keys.pending(queue)),
+        };
+        call.arg(self.clock.now_ms()).arg(max_pending);
+        match (idempotency, tasks.first()) {
+            (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
+            _ => call.arg(0).arg(""),
+        };
+        for task in tasks {
+            debug_assert_eq!(task.id.queue(), queue);
+            let options = if task.options.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&task.options).expect("options serialize")
+            };
+            call.key(keys.task(&task.id))
+                .arg(task.id.suffix())
+                .arg(&task.name)
+                .arg(&task.args)
+                .arg(options)
+                .arg(task.due_ms.unwrap_or(0))
+                .arg(task.expires_ms.unwrap_or(0));
+        }
+        let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
+        let outcome = match reply {
+            (1, _) => EnqueueOutcome::Stored,
+            (0, Some(first)) => {
+                let (id, fingerprint) = first.split_once(' ').unwrap_or((&first, ""));
+                let task_id = TaskId::parse(id).ok_or_else(|| BrokerError::Protocol(format!("idempotency value {first:?}")))?;
+                let same_request = idempotency.is_some_and(|i| i.fingerprint == fingerprint);
+                EnqueueOutcome::Replayed { task_id, same_request }
+            }
+            (-1, depth) => {
+                let depth = depth.and_then(|d| d.parse().ok()).unwrap_or(0);
+                return Err(BrokerError::QueueFull {
+                    queue: queue.clone(),
+                    depth,
+                });
+            }
+            (-2, Some(suffix)) => {
+                let id = tasks.iter().find(|t| t.id.suffix() == suffix).map(|t| t.id.clone());
+                return Err(id.map(BrokerError::Duplicate).unwrap_or_else(|| BrokerError::Protocol(suffix)));
+            }
+            other => return Err(BrokerError::Protocol(format!("enqueue returned {other:?}"))),
+        };
+        self.remember_queue(queue).await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,274 @@
+//! The worker's side of the broker: claim tasks into its in-flight set, start them, report
+//! progress, finish them, or give them back. Every write of a run is fenced by its delivery
+//! number and by the lease (the id still being in this worker's in-flight set), invariant 4.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::{Broker, BrokerError, scripts};
+use crate::id::{QueueName, TaskId};
+use crate::record::Progress;
+use crate::task::{TaskError, TaskOptions};
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The queue is paused; nothing was taken.
+    Paused,
+    /// Id suffixes now leased to this worker (empty when the queue was empty).
+    Ids(Vec<String>),
+}
+
+/// A task leased to this worker, ready to run.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: TaskId,
+    pub name: String,
+    /// Arguments as JSON text.
+    pub args: String,
+    pub options: TaskOptions,
+    /// Which delivery this is (1 for the first); fences this run's writes.
+    pub delivery: u32,
+    /// Failed attempts so far that were retried.
+    pub retries: u32,
+}
+
+/// The fate of one claimed id at start.
+#[derive(Debug, Clone)]
+pub enum Started {
+    Run(Delivery),
+    /// Not run: `gone` (no record or no lease), `revoked`, or `expired` (now REVOKED).
+    Skip {
+        id: TaskId,
+        reason: String,
+    },
+}
+
+/// The outcome of one run, to store with [`Broker::finish`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: TaskId,
+    pub delivery: u32,
+    pub verdict: Verdict,
+}
+
+/// How a run ended, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// `SUCCESS` with the result as JSON text.
+    Success(String),
+    /// `FAILURE` for good: the task joins the dead letters.
+    Failure(TaskError),
+    /// `RETRY`: run again at `due_ms`.
+    Retry { error: TaskError, due_ms: i64 },
+}
+
+/// How many dead letters a queue keeps, by count and by age.
+pub const DEAD_LETTERS_MAX: u64 = 10_000;
+pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
+
+fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
+    TaskId::parse(&format!("{queue}-{suffix}")).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
+}
+
+impl Broker {
+    /// Leases up to `max` pending tasks of `queue` to `worker`, renewing its lease on the
+    /// queue for `lease`.
+    pub async fn claim(&self, queue: &QueueName, worker: &str, max: usize, lease: Duration) -> Result<Claim, BrokerError> {
+        let reply: Value = scripts::CLAIM
+            .key(self.keys.pending(queue))
+            .key(self.keys.inflight(queue, worker))
+            .key(self.keys.paused(queue))
+            .key(self.keys.leases(queue))
+            .arg(max.max(1))
+            .arg(worker)
+            .arg(self.clock.now_ms() + lease.as_millis() as i64)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match reply {
+            Value::Int(-1) => Ok(Claim::Paused),
+            other => Ok(Claim::Ids(
+                redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?,
+            )),
+        }
+    }
+
+    /// Marks claimed tasks STARTED (a new delivery each) or settles those that must not run.
+    pub async fn start(&self, queue: &QueueName, worker: &str, suffixes: &[String]) -> Result<Vec<Started>, BrokerError> {
+        if suffixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = scripts::START.prepare_invoke();
+        call.key(self.keys.inflight(queue, worker));
+        call.arg(worker)
+            .arg(self.clock.now_ms())
+            .arg(self.result_ttl_secs)
+            .arg(self.keys.events_channel())
+            .arg(queue.as_str());
+        for suffix in suffixes {
+            let id = id_on(queue, suffix)?;
+            call.key(self.keys.task(&id)).arg(suffix);
+        }
+        let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
+        if flat.len() != suffixes.len() * 6 {
+            return Err(BrokerError::Protocol(format!(
+                "start returned {} values for {} ids",
+                flat.len(),
+                suffixes.len()
+            )));
+        }
+        suffixes
+            .iter()
+            .zip(flat.chunks_exact(6))
+            .map(|(suffix, f)| {
+                let id = id_on(queue, suffix)?;
+                if f[0] != "run" {
+                    return Ok(Started::Skip { id, reason: f[1].clone() });
+                }
+                let options = if f[3].is_empty() {
+                    TaskOptions::default()
+                } else {
+                    serde_json::from_str(&f[3]).unwrap_or_default()
+                };
+                Ok(Started::Run(Delivery {
+                    id,
+                    name: f[1].clone(),
+                    args: f[2].clone(),
+                    options,
+                    delivery: f[4].parse().unwrap_or(0),
+                    retries: f[5].parse().unwrap_or(0),
+                }))
+            })
+            .collect()
+    }
+
+    /// Stores outcomes of runs on `queue` by `worker` and ends their leases. Returns, per
+    /// outcome, whether it was stored (`false`: the lease was lost and a newer run owns it).
+    pub async fn finish(&self, queue: &QueueName, worker: &str, outcomes: &[Outcome]) -> Result<Vec<bool>, BrokerError> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = scripts::FINISH.prepare_invoke();
+        call.key(self.keys.inflight(queue, worker))
+            .key(self.keys.stats(queue))
+            .key(self.keys.scheduled(queue))
+            .key(self.keys.dead(queue));
+        call.arg(self.clock.now_ms())
+            .arg(self.result_ttl_secs)
+            .arg(self.keys.events_channel())
+            .arg(queue.as_str())
+            .arg(DEAD_LETTERS_MAX)
+            .arg(DEAD_LETTERS_MAX_AGE_SECS);
+        let error_json = |e: &TaskError| serde_json::to_string(e).expect("error serializes");
+        for outcome in outcomes {
+            let (state, payload, due) = match &outcome.verdict {
+                Verdict::Success(json) => ("SUCCESS", json.clone(), 0),
+                Verdict::Failure(error) => ("FAILURE", error_json(error), 0),
+                Verdict::Retry { error, due_ms } => ("RETRY", error_json(error), *due_ms),
+            };
+            call.key(self.keys.task(&outcome.id))
+                .arg(outcome.id.suffix())
+                .arg(outcome.delivery)
+                .arg(state)
+                .arg(payload)
+                .arg(due);
+        }
+        let stored: Vec<i64> = call.invoke_async(&mut self.conn.clone()).await?;
+        Ok(stored.into_iter().map(|s| s == 1).collect())
+    }
+
+    /// Puts `worker`'s own leased tasks back at the front of their queue (graceful stop).
+    /// Returns how many were put back.
+    pub async fn requeue_own(&self, queue: &QueueName, worker: &str, suffixes: &[String]) -> Result<usize, BrokerError> {
+        let moved = self.requeue(queue, worker, "own".into(), suffixes).await?;
+        Ok(moved.max(0) as usize)
+    }
+
+    /// Recovers the tasks of `worker` on `queue` if its lease has expired (it crashed): they go
+    /// back to the front of the queue. `None` when the lease turned out to be alive.
+    pub async fn recover_expired(&self, queue: &QueueName, worker: &str) -> Result<Option<usize>, BrokerError> {
+        let leased = self.leased(queue, worker).await?;
+        let moved = self.requeue(queue, worker, self.clock.now_ms().to_string(), &leased).await?;
+        Ok((moved >= 0).then_some(moved as usize))
+    }
+
+    async fn requeue(&self, queue: &QueueName, worker: &str, guard: String, suffixes: &[String]) -> Result<i64, BrokerError> {
+        let mut call = scripts::REQUEUE.prepare_invoke();
+        call.key(self.keys.inflight(queue, worker))
+            .key(self.keys.pending(queue))
+            .key(self.keys.leases(queue));
+        call.arg(self.keys.events_channel()).arg(queue.as_str()).arg(worker).arg(guard);
+        for suffix in suffixes {
+            call.key(self.keys.task(&id_on(queue, suffix)?)).arg(suffix);
+        }
+        Ok(call.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Workers whose lease on `queue` ran out before now.
+    pub async fn expired_leases(&self, queue: &QueueName) -> Result<Vec<String>, BrokerError> {
+        use redis::AsyncCommands;
+        Ok(self
+            .conn
+            .clone()
+            .zrangebyscore(self.keys.leases(queue), "-inf", self.clock.now_ms() - 1)
+            .await?)
+    }
+
+    /// Extends `worker`'s lease on each of `queues` (heartbeat).
+    pub async fn renew_leases(&self, queues: &[QueueName], worker: &str, lease: Duration) -> Result<(), BrokerError> {
+        let expiry = self.clock.now_ms() + lease.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        for queue in queues {
+            pipe.zadd(self.keys.leases(queue), worker, expiry).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Moves scheduled tasks of `queue` that are due to its pending list (up to `max` per call);
+    /// returns how many moved.
+    pub async fn promote_due(&self, queue: &QueueName, max: usize) -> Result<usize, BrokerError> {
+        use redis::AsyncCommands;
+        let now = self.clock.now_ms();
+        let due: Vec<String> = self
+            .conn
+            .clone()
+            .zrangebyscore_limit(self.keys.scheduled(queue), "-inf", now, 0, max as isize)
+            .await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut call = scripts::PROMOTE.prepare_invoke();
+        call.key(self.keys.scheduled(queue)).key(self.keys.pending(queue));
+        call.arg(now)
+            .arg(self.result_ttl_secs)
+            .arg(self.keys.events_channel())
+            .arg(queue.as_str());
+        for suffix in &due {
+            call.key(self.keys.task(&id_on(queue, suffix)?)).arg(suffix);
+        }
+        Ok(call.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Ids leased to `worker` on `queue`.
+    pub async fn leased(&self, queue: &QueueName, worker: &str) -> Result<Vec<String>, BrokerError> {
+        use redis::AsyncCommands;
+        Ok(self.conn.clone().smembers(self.keys.inflight(queue, worker)).await?)
+    }
+
+    /// Records progress of a running task; `false` when this run no longer holds the lease.
+    pub async fn report_progress(&self, id: &TaskId, worker: &str, delivery: u32, progress: &Progress) -> Result<bool, BrokerError> {
+        let stored: i64 = scripts::PROGRESS
+            .key(self.keys.inflight(id.queue(), worker))
+            .key(self.keys.task(id))
+            .arg(id.suffix())
+            .arg(delivery)
+            .arg(serde_json::to_string(progress).expect("progress serializes"))
+            .arg(self.keys.events_channel())
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(stored == 1)
+    }
+}

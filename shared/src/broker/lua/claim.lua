@@ -1,0 +1,21 @@
+--[[ claim: lease up to N pending tasks to one worker by moving their ids from the queue's
+pending list into the worker's in-flight set, and renew the worker's lease on the queue, in
+one step: a task is never held without a lease the reaper can see (invariants 2 and 3).
+The worker then marks them started with start.lua, which needs their keys.
+
+KEYS[1]  pending list of the queue
+KEYS[2]  in-flight set of this worker on this queue
+KEYS[3]  pause flag of the queue
+KEYS[4]  leases sorted set of the queue (worker id -> lease expiry, ms)
+ARGV[1]  the most ids to take
+ARGV[2]  worker id
+ARGV[3]  lease expiry, ms
+
+Returns  -1 when the queue is paused; otherwise the ids taken, oldest first (maybe none)
+]]
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
+if not ids then return {} end
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+redis.call('SADD', KEYS[2], unpack(ids))
+return ids

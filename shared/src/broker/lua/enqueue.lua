@@ -1,0 +1,61 @@
+--[[ enqueue: store new tasks and put each in its queue (pending list) or, when it has a
+future due time, in the scheduled set. All or nothing: on any refusal nothing is written.
+
+KEYS[1]   pending list of the queue
+KEYS[2]   scheduled sorted set of the queue
+KEYS[3]   idempotency key (read only when ARGV[3] > 0)
+KEYS[4..] one task hash per task, in the order of the task groups in ARGV
+ARGV[1]   now, ms since the epoch
+ARGV[2]   maximum pending length of the queue; 0 = unbounded
+ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
+ARGV[4]   idempotency value: '<task id> <request fingerprint>'
+ARGV[5..] per task, 6 values: id suffix, task name, args JSON, options JSON ('' = none),
+          due ms (0 = now), expires ms (0 = never)
+
+Returns
+  {1, ''}             stored
+  {0, value}          the idempotency key was already claimed; value is what ARGV[4] was then
+  {-1, depth}         the queue is full (backpressure); depth as text
+  {-2, suffix}        a task with this id exists already (deterministic ids)
+]]
+local now = tonumber(ARGV[1])
+local max_pending = tonumber(ARGV[2])
+local idem_ttl = tonumber(ARGV[3])
+local STRIDE = 6
+local count = (#ARGV - 4) / STRIDE
+
+if idem_ttl > 0 then
+  local first = redis.call('GET', KEYS[3])
+  if first then return {0, first} end
+end
+
+local immediate = 0
+for i = 0, count - 1 do
+  local due = tonumber(ARGV[5 + i * STRIDE + 4])
+  if due <= now then immediate = immediate + 1 end
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 then return {-2, ARGV[5 + i * STRIDE]} end
+end
+if max_pending > 0 and immediate > 0 then
+  local depth = redis.call('LLEN', KEYS[1])
+  if depth + immediate > max_pending then return {-1, tostring(depth)} end
+end
+
+local ready = {}
+for i = 0, count - 1 do
+  local a = 5 + i * STRIDE
+  local suffix, name, args, options = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local due, expires = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local key = KEYS[4 + i]
+  if due <= now then
+    redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', now)
+    ready[#ready + 1] = suffix
+  else
+    redis.call('HSET', key, 'n', name, 'a', args, 's', 'SCHEDULED', 'c', now, 'eta', due)
+    redis.call('ZADD', KEYS[2], due, suffix)
+  end
+  if options ~= '' then redis.call('HSET', key, 'o', options) end
+  if expires > 0 then redis.call('HSET', key, 'x', expires) end
+end
+if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
+if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
+return {1, ''}

@@ -1,0 +1,62 @@
+--[[ finish: settle finished runs and end their leases (the acknowledgement after completion):
+  SUCCESS  store the result; the record expires after the result TTL
+  FAILURE  store the error; the id joins the queue's dead letters (capped by count and age)
+           and the record lives as long as a dead letter may
+  RETRY    store the error, count the retry, and schedule the next attempt at its due time
+Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
+delivery started) is refused, so the newer run's outcome stands.
+
+KEYS[1]   in-flight set of this worker on this queue
+KEYS[2]   stats hash of the queue
+KEYS[3]   scheduled sorted set of the queue
+KEYS[4]   dead-letter sorted set of the queue
+KEYS[5..] task hashes, in the order of the task groups in ARGV
+ARGV[1]   now, ms
+ARGV[2]   result TTL, seconds
+ARGV[3]   events channel
+ARGV[4]   queue name
+ARGV[5]   dead letters kept at most (count)
+ARGV[6]   dead letters kept at most (age, seconds)
+ARGV[7..] per task, 5 values: id suffix, delivery, state (SUCCESS | FAILURE | RETRY),
+          result or error JSON, due ms (RETRY only, else 0)
+
+Returns an array with, per task, 1 (stored) or 0 (refused: stale lease)
+]]
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
+local STRIDE = 5
+local out = {}
+local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0}
+for i = 0, (#ARGV - 6) / STRIDE - 1 do
+  local a = 7 + i * STRIDE
+  local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local key = KEYS[5 + i]
+  if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and redis.call('HGET', key, 'd') == delivery then
+    if state == 'SUCCESS' then
+      redis.call('HSET', key, 's', state, 'fa', now, 'r', payload)
+      redis.call('EXPIRE', key, ttl)
+    elseif state == 'FAILURE' then
+      redis.call('HSET', key, 's', state, 'fa', now, 'e', payload)
+      redis.call('EXPIRE', key, math.max(ttl, dead_age))
+      redis.call('ZADD', KEYS[4], now, suffix)
+    else
+      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due)
+      redis.call('HINCRBY', key, 'rt', 1)
+      redis.call('ZADD', KEYS[3], due, suffix)
+    end
+    redis.call('SREM', KEYS[1], suffix)
+    redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
+    counts[state] = counts[state] + 1
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if counts.SUCCESS > 0 then redis.call('HINCRBY', KEYS[2], 'succeeded', counts.SUCCESS) end
+if counts.RETRY > 0 then redis.call('HINCRBY', KEYS[2], 'retried', counts.RETRY) end
+if counts.FAILURE > 0 then
+  redis.call('HINCRBY', KEYS[2], 'failed', counts.FAILURE)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
+end
+return out

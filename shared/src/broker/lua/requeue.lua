@@ -1,0 +1,39 @@
+--[[ requeue: give leased tasks back to the front of their queue, unchanged. Used by a worker
+that stops gracefully (its own tasks) and by the reaper for a worker whose lease expired
+(a crash). Not a failed attempt: the retry count is untouched. When the worker's in-flight
+set is empty afterwards, its lease on the queue ends.
+
+KEYS[1]   in-flight set the tasks are leased in
+KEYS[2]   pending list of the queue
+KEYS[3]   leases sorted set of the queue
+KEYS[4..] task hashes, in the order of the ids in ARGV
+ARGV[1]   events channel
+ARGV[2]   queue name
+ARGV[3]   the worker whose tasks these are
+ARGV[4]   'own' (the worker itself) or an expiry check time in ms: then nothing happens
+          unless that worker's lease ran out before it (the reaper's guard against a worker
+          that came back to life)
+ARGV[5..] id suffixes
+
+Returns the number of tasks put back, or -1 when the lease turned out to be alive
+]]
+if ARGV[4] ~= 'own' then
+  local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])
+  if lease and tonumber(lease) > tonumber(ARGV[4]) then return -1 end
+end
+local moved = 0
+for i = 5, #ARGV do
+  local suffix = ARGV[i]
+  if redis.call('SREM', KEYS[1], suffix) == 1 then
+    local key = KEYS[i - 1]
+    if redis.call('EXISTS', key) == 1 then
+      redis.call('HSET', key, 's', 'PENDING')
+      redis.call('HDEL', key, 'w', 'sa')
+      redis.call('RPUSH', KEYS[2], suffix)
+      redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
+      moved = moved + 1
+    end
+  end
+end
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[3]) end
+return moved

@@ -1,0 +1,53 @@
+--[[ start: mark claimed tasks STARTED by this worker, or settle the ones that must not run
+(revoked while queued, expired, or gone). Each start is a new delivery; its number fences
+every later write of this run (progress, finish).
+
+KEYS[1]   in-flight set of this worker on this queue
+KEYS[2..] task hashes, in the order of the ids in ARGV
+ARGV[1]   worker id
+ARGV[2]   now, ms
+ARGV[3]   result TTL, seconds (for tasks settled here)
+ARGV[4]   events channel
+ARGV[5]   queue name (task id = queue '-' suffix)
+ARGV[6..] id suffixes
+
+Returns a flat array of strings, 6 per task:
+  'run', name, args, options, delivery, retries   -- run it
+  'skip', reason, '', '', '0', '0'                 -- do not run it (gone | revoked | expired)
+]]
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local out = {}
+local function skip(reason)
+  out[#out + 1] = 'skip'; out[#out + 1] = reason
+  out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = '0'; out[#out + 1] = '0'
+end
+for i = 6, #ARGV do
+  local suffix = ARGV[i]
+  local key = KEYS[i - 4]
+  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x')
+  local state, expires = f[1], tonumber(f[6])
+  if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
+    skip('gone')
+  elseif not state then
+    redis.call('SREM', KEYS[1], suffix)
+    skip('gone')
+  elseif state == 'REVOKED' then
+    redis.call('SREM', KEYS[1], suffix)
+    skip('revoked')
+  elseif expires and expires <= now then
+    redis.call('HSET', key, 's', 'REVOKED', 'fa', now,
+      'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
+    redis.call('EXPIRE', key, ttl)
+    redis.call('SREM', KEYS[1], suffix)
+    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    skip('expired')
+  else
+    local delivery = redis.call('HINCRBY', key, 'd', 1)
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now)
+    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
+    out[#out + 1] = f[4] or ''; out[#out + 1] = tostring(delivery); out[#out + 1] = f[5] or '0'
+  end
+end
+return out

@@ -1,0 +1,20 @@
+//! The Lua scripts, loaded once per process. `redis::Script` sends EVALSHA and falls back to
+//! loading the script when Redis answers NOSCRIPT (after a restart, for instance).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!($file)));
+    };
+}
+
+script!(ENQUEUE, "lua/enqueue.lua");
+script!(CLAIM, "lua/claim.lua");
+script!(START, "lua/start.lua");
+script!(FINISH, "lua/finish.lua");
+script!(REQUEUE, "lua/requeue.lua");
+script!(PROGRESS, "lua/progress.lua");
+script!(PROMOTE, "lua/promote.lua");

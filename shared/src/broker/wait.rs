@@ -1,0 +1,149 @@
+//! Waiting without polling: a worker blocks on its queue until work arrives, and the gateway
+//! hears about every state change on one pub/sub subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, BrokerError};
+use crate::id::{QueueName, TaskId};
+use crate::record::TaskRecord;
+
+/// A dedicated connection for blocking on one queue; blocking commands must not share the
+/// multiplexed connection (they would hold up every other caller) nor time out after 500 ms.
+pub struct QueueWaiter {
+    broker: Broker,
+    queue: QueueName,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl QueueWaiter {
+    pub fn new(broker: &Broker, queue: &QueueName) -> Self {
+        Self {
+            broker: broker.clone(),
+            queue: queue.clone(),
+            conn: None,
+        }
+    }
+
+    /// Blocks until the queue's pending list is non-empty or `timeout` passes, without taking
+    /// anything: `BLMOVE list list RIGHT RIGHT` moves the last id onto itself, which leaves the
+    /// list as it was. Returns `true` when there is work.
+    pub async fn wait_for_work(&mut self, timeout: Duration) -> Result<bool, BrokerError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let config = AsyncConnectionConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                let conn = self.broker.client().get_multiplexed_async_connection_with_config(&config).await?;
+                self.conn.insert(conn)
+            }
+        };
+        let pending = self.broker.keys().pending(&self.queue);
+        let reply: Result<Option<String>, _> = redis::cmd("BLMOVE")
+            .arg(&pending)
+            .arg(&pending)
+            .arg("RIGHT")
+            .arg("RIGHT")
+            .arg(timeout.as_secs_f64())
+            .query_async(conn)
+            .await;
+        match reply {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => {
+                self.conn = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A fan-out of the namespace's event channel: each message is a task id whose state or
+/// progress changed. An empty message means "re-read everything" (sent after a reconnect,
+/// when changes may have been missed).
+#[derive(Clone)]
+pub struct TaskEvents {
+    sender: broadcast::Sender<Arc<str>>,
+}
+
+impl TaskEvents {
+    /// Subscribes in the background until `stop` fires, re-subscribing after outages.
+    pub fn spawn(broker: &Broker, stop: CancellationToken) -> Self {
+        let (sender, _) = broadcast::channel(4096);
+        let events = Self { sender: sender.clone() };
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    ended = Self::pump(&broker, &sender) => {
+                        if let Err(e) = ended {
+                            tracing::warn!(error = %e, "event subscription lost; reconnecting");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+        events
+    }
+
+    async fn pump(broker: &Broker, sender: &broadcast::Sender<Arc<str>>) -> Result<(), BrokerError> {
+        use futures::StreamExt;
+        let mut pubsub = broker.client().get_async_pubsub().await?;
+        pubsub.subscribe(broker.keys().events_channel()).await?;
+        let _ = sender.send(Arc::from(""));
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            if let Ok(id) = msg.get_payload::<String>() {
+                let _ = sender.send(Arc::from(id));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Broker {
+    /// The task's record once it is terminal, or as it is when `timeout` runs out. Wakes on
+    /// the task's events; never polls Redis in a loop.
+    pub async fn wait_for_terminal(&self, events: &TaskEvents, id: &TaskId, timeout: Duration) -> Result<Option<TaskRecord>, BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let wanted = id.to_string();
+        let mut rx = events.subscribe();
+        loop {
+            let record = self.get(id).await?;
+            match &record {
+                Some(r) if !r.state.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                _ => return Ok(record),
+            }
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Ok(m) if m.is_empty() || *m == *wanted => break,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            tokio::time::sleep_until(deadline).await;
+                            break;
+                        }
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
+    }
+}

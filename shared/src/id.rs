@@ -1,0 +1,151 @@
+//! Task ids and queue names.
+//!
+//! A task id carries its queue: `emails-0193a1b2c3d4e5f60718293a4b5c6d7e`. Every key of a task
+//! lives under its queue's hash tag (`{emails}`), so knowing the id is enough to find the record
+//! in O(1) on a single Redis or on Redis Cluster (DESIGN invariant 9), without an index.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest queue name we accept; keeps keys short and ids readable.
+pub const MAX_QUEUE_LEN: usize = 64;
+
+/// A validated queue name: ASCII letters, digits, `_`, `.` and `-`, 1 to 64 characters.
+/// Braces are excluded because the name becomes a Redis Cluster hash tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct QueueName(String);
+
+impl QueueName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if name.is_empty() || name.len() > MAX_QUEUE_LEN || !name.chars().all(valid_char) {
+            return Err(format!(
+                "queue name {name:?} must be 1 to {MAX_QUEUE_LEN} characters of A-Z, a-z, 0-9, '_', '.', '-'"
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for QueueName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        QueueName::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A task id: the queue name, a dash, and 32 lowercase hex digits (a UUID v7, so ids sort by
+/// creation time; or a UUID v5 where the id must be deterministic, as for scheduled firings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskId {
+    queue: QueueName,
+    /// The 32 hex digits; the task's own keys are named after this part.
+    suffix: String,
+}
+
+impl TaskId {
+    /// A fresh, time-ordered id on `queue`.
+    pub fn generate(queue: &QueueName) -> Self {
+        Self {
+            queue: queue.clone(),
+            suffix: uuid::Uuid::now_v7().simple().to_string(),
+        }
+    }
+
+    /// A deterministic id on `queue` derived from `seed` (same seed, same id).
+    pub fn derived(queue: &QueueName, seed: &str) -> Self {
+        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes());
+        Self {
+            queue: queue.clone(),
+            suffix: uuid.simple().to_string(),
+        }
+    }
+
+    /// Parses an id as given in a URL. `None` when it cannot be one of ours.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (queue, suffix) = raw.rsplit_once('-')?;
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if suffix.len() != 32 || !suffix.chars().all(hex) {
+            return None;
+        }
+        Some(Self {
+            queue: QueueName::parse(queue).ok()?,
+            suffix: suffix.to_owned(),
+        })
+    }
+
+    pub fn queue(&self) -> &QueueName {
+        &self.queue
+    }
+
+    pub fn suffix(&self) -> &str {
+        &self.suffix
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.queue, self.suffix)
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        TaskId::parse(&raw).ok_or_else(|| serde::de::Error::custom("not a task id"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_text_even_with_dashes_in_the_queue() {
+        let queue = QueueName::parse("high-priority.v2").unwrap();
+        let id = TaskId::generate(&queue);
+        let parsed = TaskId::parse(&id.to_string()).unwrap();
+        assert_eq!(parsed, id);
+        assert_eq!(parsed.queue().as_str(), "high-priority.v2");
+    }
+
+    #[test]
+    fn derived_ids_are_deterministic() {
+        let queue = QueueName::parse("default").unwrap();
+        assert_eq!(TaskId::derived(&queue, "a"), TaskId::derived(&queue, "a"));
+        assert_ne!(TaskId::derived(&queue, "a"), TaskId::derived(&queue, "b"));
+    }
+
+    #[test]
+    fn malformed_ids_and_queue_names_are_rejected() {
+        for raw in [
+            "",
+            "abc",
+            "emails-xyz",
+            "emails-0193A1B2C3D4E5F60718293A4B5C6D7E",
+            "{x}-0193a1b2c3d4e5f60718293a4b5c6d7e",
+        ] {
+            assert!(TaskId::parse(raw).is_none(), "{raw}");
+        }
+        assert!(QueueName::parse("a{b}").is_err());
+        assert!(QueueName::parse(&"q".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Every Redis key name Celeriac uses, in one place. Nothing else formats key strings.
+//!
+//! Per-queue keys share the hash tag `{queue}`, so one script touching a queue's list, sets and
+//! task hashes runs on one Redis Cluster node. Keys that span queues (the worker registry, the
+//! queue set) are only ever touched by single commands, never inside a multi-key script.
+
+use crate::id::{QueueName, TaskId};
+
+/// Key names for one namespace (a deployment, or one test).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Self { ns: namespace.to_owned() }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    fn queue_key(&self, queue: &QueueName, what: &str) -> String {
+        format!("{}:{{{}}}:{}", self.ns, queue, what)
+    }
+
+    /// List of ids waiting to run; producers push left, workers take from the right.
+    pub fn pending(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "pending")
+    }
+
+    /// Sorted set of ids waiting for a time (countdown, eta, retry backoff), scored by due ms.
+    pub fn scheduled(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "scheduled")
+    }
+
+    /// Set of ids leased to one worker process on this queue.
+    pub fn inflight(&self, queue: &QueueName, worker: &str) -> String {
+        self.queue_key(queue, &format!("inflight:{worker}"))
+    }
+
+    /// Sorted set of the workers holding leases on this queue, scored by lease expiry (ms).
+    pub fn leases(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "leases")
+    }
+
+    /// Sorted set of dead-lettered ids, scored by when they died.
+    pub fn dead(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "dead")
+    }
+
+    /// Hash of counters for the queue (finished, failed, ...).
+    pub fn stats(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "stats")
+    }
+
+    /// Present while the queue is paused.
+    pub fn paused(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "paused")
+    }
+
+    /// An idempotency key's claim, holding the first task's id.
+    pub fn idempotency(&self, queue: &QueueName, key: &str) -> String {
+        self.queue_key(queue, &format!("idem:{key}"))
+    }
+
+    /// The task's record (a hash).
+    pub fn task(&self, id: &TaskId) -> String {
+        self.queue_key(id.queue(), &format!("t:{}", id.suffix()))
+    }
+
+    /// Set of every queue name that has ever been used in this namespace.
+    pub fn queues(&self) -> String {
+        format!("{}:queues", self.ns)
+    }
+
+    /// Sorted set of live worker ids scored by the time (ms) their lease runs out.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.ns)
+    }
+
+    /// Hash describing one worker process (host, pid, queues, concurrency).
+    pub fn worker_info(&self, worker: &str) -> String {
+        format!("{}:worker:{worker}", self.ns)
+    }
+
+    /// Hash of task name -> JSON spec, registered by running workers.
+    pub fn registry(&self) -> String {
+        format!("{}:registry", self.ns)
+    }
+
+    /// Pub/sub channel on which every change of a task's state or progress announces its id.
+    pub fn events_channel(&self) -> String {
+        format!("{}:events", self.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tasks_keys_share_its_queues_hash_tag() {
+        let keys = Keys::new("celeriac");
+        let queue = QueueName::parse("emails").unwrap();
+        let id = TaskId::generate(&queue);
+        let tag = |k: &str| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_owned();
+        let t = tag(&keys.task(&id));
+        assert_eq!(t, "{emails}");
+        for k in [
+            keys.pending(&queue),
+            keys.scheduled(&queue),
+            keys.inflight(&queue, "w1"),
+            keys.leases(&queue),
+            keys.dead(&queue),
+            keys.stats(&queue),
+        ] {
+            assert_eq!(tag(&k), t, "{k}");
+        }
+    }
+}

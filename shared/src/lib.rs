@@ -1,0 +1,24 @@
+//! Celeriac's core library: the task model, the Redis broker (key names, Lua scripts and
+//! their typed calls), settings and telemetry. Task authors depend on this crate, and on
+//! `celeriac-worker` to run their tasks.
+
+pub mod broker;
+pub mod builtin;
+pub mod clock;
+pub mod context;
+pub mod id;
+pub mod keys;
+pub mod record;
+pub mod settings;
+pub mod shutdown;
+pub mod state;
+pub mod task;
+pub mod telemetry;
+
+pub use broker::{Broker, BrokerError};
+pub use context::TaskContext;
+pub use id::{QueueName, TaskId};
+pub use record::{Progress, TaskRecord};
+pub use settings::Settings;
+pub use state::TaskState;
+pub use task::{Task, TaskError, TaskOptions, TaskSpec};

@@ -1,0 +1,398 @@
+//! Settings, layered with the `config` crate: `config/base.toml`, then
+//! `config/{environment}.toml`, then `CELERIAC__SECTION__KEY` environment variables (and
+//! `REDIS_URL`, as in the Celery guides). A bad value stops the process at start with a
+//! message naming the setting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::id::QueueName;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `development`, `test`, `production`...: picks `config/{environment}.toml`.
+    pub environment: String,
+    pub redis: RedisSettings,
+    pub http: HttpSettings,
+    pub worker: WorkerSettings,
+    pub tasks: TaskSettings,
+    pub smtp: SmtpSettings,
+    pub reports: ReportSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prefix of every key, so several deployments (or tests) share one Redis.
+    pub namespace: String,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub bind: SocketAddr,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Longest `?wait=` a client may ask for.
+    pub max_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Queues to consume when `--queues` is not given.
+    pub queues: Vec<QueueName>,
+    /// Tasks run at once when `--concurrency` is not given.
+    pub concurrency: usize,
+    /// Most tasks taken from Redis in one call (never more than free slots).
+    pub batch_size: usize,
+    /// How long a worker's lease on its tasks lasts without a heartbeat.
+    pub lease_secs: u64,
+    /// How long a stopping worker lets running tasks finish before putting them back.
+    pub grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskSettings {
+    /// How long finished records are kept.
+    pub result_ttl_secs: u64,
+    /// Task name -> queue, overriding a task type's default queue.
+    pub routes: BTreeMap<String, QueueName>,
+    /// Queue -> most pending tasks; enqueues beyond it are refused with 429.
+    pub max_pending: BTreeMap<QueueName, u64>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `From:` of the e-mails `send_email` sends.
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `none`, `starttls` or `tls`.
+    pub security: String,
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("security", &self.security)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Where `generate_report` writes its files and the gateway serves them from.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info,celeriac=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: "development".into(),
+            redis: RedisSettings::default(),
+            http: HttpSettings::default(),
+            worker: WorkerSettings::default(),
+            tasks: TaskSettings::default(),
+            smtp: SmtpSettings::default(),
+            reports: ReportSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            namespace: "celeriac".into(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: ([127, 0, 0, 1], 8000).into(),
+            body_limit_bytes: 1024 * 1024,
+            max_wait_secs: 60,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        let queues = ["emails", "reports", "default"]
+            .map(|q| QueueName::parse(q).expect("valid"))
+            .to_vec();
+        Self {
+            queues,
+            concurrency: 16,
+            batch_size: 128,
+            lease_secs: 30,
+            grace_secs: 30,
+        }
+    }
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        Self {
+            result_ttl_secs: 86_400,
+            routes: BTreeMap::new(),
+            max_pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1025,
+            from: "Celeriac <celeriac@localhost>".into(),
+            username: None,
+            password: None,
+            security: "none".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            dir: "data/reports".into(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A setting that cannot be used, named.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {message}")]
+pub struct SettingsError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn invalid(setting: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads from `./config` (or `CELERIAC_CONFIG_DIR`) for the environment named by
+    /// `CELERIAC_ENV` (default `development`), then the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let dir = std::env::var("CELERIAC_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let environment = std::env::var("CELERIAC_ENV").unwrap_or_else(|_| "development".into());
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(Path::new(&dir), &environment, &vars)
+    }
+
+    /// Loads from `dir` for `environment`, with `vars` standing for the process environment.
+    pub fn load_from(dir: &Path, environment: &str, vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut env_vars: HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("CELERIAC__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(url) = vars.get("REDIS_URL") {
+            env_vars.entry("CELERIAC__REDIS__URL".into()).or_insert_with(|| url.clone());
+        }
+        let file = |name: &str| File::from(dir.join(name)).format(FileFormat::Toml).required(false);
+        let built = Config::builder()
+            .add_source(file("base.toml"))
+            .add_source(file(&format!("{environment}.toml")))
+            .set_override("environment", environment)
+            .map_err(|e| invalid("environment", e.to_string()))?
+            .add_source(
+                Environment::with_prefix("CELERIAC")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("worker.queues")
+                    .try_parsing(true)
+                    .source(Some(env_vars)),
+            )
+            .build()
+            .map_err(|e| invalid("config", e.to_string()))?;
+        let settings: Settings = built.try_deserialize().map_err(|e| {
+            let text = e.to_string();
+            let setting = text
+                .split("for key `")
+                .nth(1)
+                .and_then(|s| s.split('`').next())
+                .unwrap_or("config")
+                .to_owned();
+            SettingsError { setting, message: text }
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        redis::Client::open(self.redis.url.as_str()).map_err(|e| invalid("redis.url", format!("not a Redis URL ({:?})", e.kind())))?;
+        let ns = &self.redis.namespace;
+        if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
+            return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));
+        }
+        if self.http.body_limit_bytes == 0 {
+            return Err(invalid("http.body_limit_bytes", "must be above 0"));
+        }
+        if self.worker.queues.is_empty() {
+            return Err(invalid("worker.queues", "name at least one queue"));
+        }
+        if !(1..=10_000).contains(&self.worker.concurrency) {
+            return Err(invalid("worker.concurrency", "must be 1 to 10000"));
+        }
+        if !(1..=1_000).contains(&self.worker.batch_size) {
+            return Err(invalid("worker.batch_size", "must be 1 to 1000"));
+        }
+        if self.worker.lease_secs < 2 {
+            return Err(invalid("worker.lease_secs", "must be at least 2"));
+        }
+        if self.tasks.result_ttl_secs == 0 {
+            return Err(invalid("tasks.result_ttl_secs", "must be above 0"));
+        }
+        if !["none", "starttls", "tls"].contains(&self.smtp.security.as_str()) {
+            return Err(invalid("smtp.security", "must be none, starttls or tls"));
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(invalid("log.format", "must be text or json"));
+        }
+        Ok(())
+    }
+
+    pub fn result_ttl(&self) -> Duration {
+        Duration::from_secs(self.tasks.result_ttl_secs)
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://<credentials>@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile_dir();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_from(&dir, "test", &vars)
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("celeriac-settings-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn layers_apply_in_order_base_then_environment_then_variables() {
+        let s = load(
+            &[
+                ("base.toml", "[redis]\nnamespace = \"base\"\n[worker]\nconcurrency = 2\n"),
+                ("test.toml", "[redis]\nnamespace = \"env\"\n"),
+            ],
+            &[("CELERIAC__WORKER__CONCURRENCY", "7"), ("CELERIAC__WORKER__QUEUES", "a,b")],
+        )
+        .unwrap();
+        assert_eq!(s.redis.namespace, "env");
+        assert_eq!(s.worker.concurrency, 7);
+        assert_eq!(s.worker.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(s.environment, "test");
+    }
+
+    #[test]
+    fn redis_url_is_honoured_but_the_prefixed_variable_wins() {
+        let s = load(&[], &[("REDIS_URL", "redis://10.0.0.1:6380")]).unwrap();
+        assert_eq!(s.redis.url, "redis://10.0.0.1:6380");
+        let s = load(&[], &[("REDIS_URL", "redis://a:1"), ("CELERIAC__REDIS__URL", "redis://b:2")]).unwrap();
+        assert_eq!(s.redis.url, "redis://b:2");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        let e = load(&[], &[("CELERIAC__WORKER__CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(e.setting, "worker.concurrency");
+        let e = load(&[], &[("CELERIAC__REDIS__URL", "http://nope")]).unwrap_err();
+        assert_eq!(e.setting, "redis.url");
+        let e = load(&[("base.toml", "[http]\nbind = \"not an address\"\n")], &[]).unwrap_err();
+        assert!(e.to_string().contains("http.bind"), "{e}");
+        let e = load(&[], &[("CELERIAC__WORKER__QUEUES", "ok,{bad}")]).unwrap_err();
+        assert!(e.to_string().contains("worker.queues"), "{e}");
+    }
+
+    #[test]
+    fn passwords_never_appear_in_debug_output() {
+        let s = load(
+            &[],
+            &[
+                ("CELERIAC__REDIS__URL", "redis://user:hunter2@localhost:6379"),
+                ("CELERIAC__SMTP__PASSWORD", "s3cret"),
+            ],
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+    }
+}

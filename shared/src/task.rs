@@ -1,0 +1,151 @@
+//! The task model for task authors: the [`Task`] trait, per-task options and the error a
+//! handler returns, which says whether another attempt could succeed.
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::context::TaskContext;
+use crate::id::QueueName;
+
+/// Options a task type sets as defaults and a caller may override per call.
+/// `None` means "not set here": the next layer (task type, then worker defaults) decides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOptions {
+    /// Retries after the first attempt fails with a retryable error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Hard limit in seconds: the task is stopped and fails with `TimeLimitExceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<f64>,
+    /// Soft limit in seconds: the task's cancellation token fires so it can clean up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_time_limit: Option<f64>,
+    /// Delay before the first retry, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<f64>,
+    /// Double the delay at every retry (exponential backoff); otherwise it stays fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<bool>,
+    /// Ceiling of the delay, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_max: Option<f64>,
+    /// Spread retries at random between half the delay and the whole delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_jitter: Option<bool>,
+}
+
+impl TaskOptions {
+    /// These options, with gaps filled from `defaults`.
+    pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
+        TaskOptions {
+            max_retries: self.max_retries.or(defaults.max_retries),
+            time_limit: self.time_limit.or(defaults.time_limit),
+            soft_time_limit: self.soft_time_limit.or(defaults.soft_time_limit),
+            retry_delay: self.retry_delay.or(defaults.retry_delay),
+            retry_backoff: self.retry_backoff.or(defaults.retry_backoff),
+            retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
+            retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
+        }
+    }
+
+    /// What applies when neither the call nor the task type says otherwise.
+    pub fn worker_defaults() -> TaskOptions {
+        TaskOptions {
+            max_retries: Some(3),
+            time_limit: None,
+            soft_time_limit: None,
+            retry_delay: Some(1.0),
+            retry_backoff: Some(true),
+            retry_delay_max: Some(600.0),
+            retry_jitter: Some(true),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == TaskOptions::default()
+    }
+
+    /// Checks the values a caller may send; the error names the field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let limits = [
+            ("time_limit", self.time_limit),
+            ("soft_time_limit", self.soft_time_limit),
+            ("retry_delay", self.retry_delay),
+            ("retry_delay_max", self.retry_delay_max),
+        ];
+        for (field, value) in limits {
+            if let Some(v) = value
+                && !(v.is_finite() && v > 0.0 && v <= 7.0 * 86_400.0)
+            {
+                return Err((field.into(), "must be a number of seconds above 0 and at most 7 days".into()));
+            }
+        }
+        if let Some(n) = self.max_retries
+            && n > 1000
+        {
+            return Err(("max_retries".into(), "must be at most 1000".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What a worker and a producer need to know about a task type.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskSpec {
+    pub name: String,
+    /// The queue it goes to unless the caller or a route says otherwise.
+    #[schema(value_type = String)]
+    pub queue: QueueName,
+    #[serde(default)]
+    pub options: TaskOptions,
+}
+
+/// A typed task. Implement it, register the value with the worker runtime, and the worker
+/// decodes `Args` from the stored JSON, runs [`Task::run`] and stores the `Output` as JSON.
+pub trait Task: Send + Sync + 'static {
+    type Args: DeserializeOwned + Send + 'static;
+    type Output: Serialize + Send + 'static;
+
+    fn spec(&self) -> TaskSpec;
+
+    fn run(&self, ctx: TaskContext, args: Self::Args) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
+}
+
+/// A failed attempt: what kind of failure, a message for humans, and whether trying again
+/// could help (a timeout: yes; a malformed address: no).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TaskError {
+    pub kind: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl TaskError {
+    /// A failure that another attempt may cure (network errors, timeouts, 5xx).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            kind: "Error".into(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A failure no retry can cure (bad input, a refused recipient).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: "Error".into(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+}

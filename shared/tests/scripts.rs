@@ -1,0 +1,320 @@
+//! The Lua transitions, driven through their typed Rust calls against a real redis-server.
+
+use std::time::Duration;
+
+use celeriac::broker::{Claim, EnqueueOutcome, Idempotency, NewTask, Outcome, Started, Verdict};
+use celeriac::{Broker, BrokerError, QueueName, TaskError, TaskState};
+use celeriac_testkit::{RedisServer, unique_namespace};
+use redis::AsyncCommands;
+use serde_json::json;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn broker(redis: &RedisServer) -> Broker {
+    Broker::connect(&redis.url(), &unique_namespace(), Duration::from_secs(3600)).unwrap()
+}
+
+fn queue() -> QueueName {
+    QueueName::parse("default").unwrap()
+}
+
+async fn claim_ids(broker: &Broker, worker: &str, max: usize) -> Vec<String> {
+    match broker.claim(&queue(), worker, max, LEASE).await.unwrap() {
+        Claim::Ids(ids) => ids,
+        Claim::Paused => panic!("paused"),
+    }
+}
+
+async fn run_one(broker: &Broker, worker: &str) -> celeriac::broker::Delivery {
+    let ids = claim_ids(broker, worker, 1).await;
+    match broker.start(&queue(), worker, &ids).await.unwrap().pop() {
+        Some(Started::Run(d)) => d,
+        other => panic!("expected a run, got {other:?}"),
+    }
+}
+
+async fn state(broker: &Broker, id: &celeriac::TaskId) -> TaskState {
+    broker.get(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn a_task_goes_from_pending_to_started_to_success_with_a_ttl() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "add", &json!([1, 2]));
+    assert_eq!(
+        broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap(),
+        EnqueueOutcome::Stored
+    );
+    assert_eq!(state(&broker, &task.id).await, TaskState::Pending);
+
+    let d = run_one(&broker, "w1").await;
+    assert_eq!((d.name.as_str(), d.args.as_str(), d.delivery, d.retries), ("add", "[1,2]", 1, 0));
+    let record = broker.get(&task.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.worker.as_deref()), (TaskState::Started, Some("w1")));
+
+    let stored = broker
+        .finish(
+            &queue(),
+            "w1",
+            &[Outcome {
+                id: task.id.clone(),
+                delivery: 1,
+                verdict: Verdict::Success("3".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, [true]);
+    let record = broker.get(&task.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.result), (TaskState::Success, Some(json!(3))));
+    let ttl: i64 = broker.connection().ttl(broker.keys().task(&task.id)).await.unwrap();
+    assert!(ttl > 0 && ttl <= 3600, "ttl {ttl}");
+    assert!(broker.leased(&queue(), "w1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn claims_take_at_most_what_was_asked_oldest_first() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let tasks: Vec<NewTask> = (0..5).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
+    let first = claim_ids(&broker, "w1", 3).await;
+    assert_eq!(first, tasks[..3].iter().map(|t| t.id.suffix().to_owned()).collect::<Vec<_>>());
+    assert_eq!(claim_ids(&broker, "w2", 10).await.len(), 2);
+    assert!(claim_ids(&broker, "w3", 10).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "echo", &json!(1));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let old = run_one(&broker, "old").await;
+    // The old worker's lease is recovered (as after a crash), and another worker runs it.
+    broker
+        .connection()
+        .zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "old", 0)
+        .await
+        .unwrap();
+    assert_eq!(broker.recover_expired(&queue(), "old").await.unwrap(), Some(1));
+    assert_eq!(state(&broker, &task.id).await, TaskState::Pending);
+    let new = run_one(&broker, "new").await;
+    assert_eq!(new.delivery, 2);
+    assert_eq!(new.retries, 0, "a crash redelivery does not use the retry budget");
+
+    let late = Outcome {
+        id: task.id.clone(),
+        delivery: old.delivery,
+        verdict: Verdict::Failure(TaskError::permanent("late")),
+    };
+    assert_eq!(broker.finish(&queue(), "old", &[late]).await.unwrap(), [false]);
+    let stale_progress = celeriac::Progress {
+        current: 1,
+        total: 2,
+        message: None,
+    };
+    assert!(
+        !broker
+            .report_progress(&task.id, "old", old.delivery, &stale_progress)
+            .await
+            .unwrap()
+    );
+    let ok = Outcome {
+        id: task.id.clone(),
+        delivery: new.delivery,
+        verdict: Verdict::Success("1".into()),
+    };
+    assert_eq!(broker.finish(&queue(), "new", &[ok]).await.unwrap(), [true]);
+    assert_eq!(state(&broker, &task.id).await, TaskState::Success);
+}
+
+#[tokio::test]
+async fn recovery_leaves_a_live_lease_alone() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    broker
+        .enqueue(&queue(), &[NewTask::new(&queue(), "echo", &json!(1))], 0, None)
+        .await
+        .unwrap();
+    run_one(&broker, "alive").await;
+    assert_eq!(broker.expired_leases(&queue()).await.unwrap(), Vec::<String>::new());
+    assert_eq!(broker.recover_expired(&queue(), "alive").await.unwrap(), None);
+    assert_eq!(broker.leased(&queue(), "alive").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_graceful_requeue_puts_the_task_first_in_line_without_using_a_retry() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let a = NewTask::new(&queue(), "echo", &json!("a"));
+    let b = NewTask::new(&queue(), "echo", &json!("b"));
+    broker.enqueue(&queue(), &[a.clone(), b.clone()], 0, None).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    assert_eq!(d.id, a.id);
+    assert_eq!(broker.requeue_own(&queue(), "w1", &[a.id.suffix().to_owned()]).await.unwrap(), 1);
+    let again = run_one(&broker, "w2").await;
+    assert_eq!((again.id, again.delivery, again.retries), (a.id, 2, 0));
+}
+
+#[tokio::test]
+async fn retries_wait_in_the_scheduled_set_and_are_promoted_when_due() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "fail", &json!({}));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    let due = broker.clock().now_ms() + 60_000;
+    let retry = Outcome {
+        id: task.id.clone(),
+        delivery: d.delivery,
+        verdict: Verdict::Retry {
+            error: TaskError::retryable("flaky"),
+            due_ms: due,
+        },
+    };
+    assert_eq!(broker.finish(&queue(), "w1", &[retry]).await.unwrap(), [true]);
+    let record = broker.get(&task.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempt), (TaskState::Retry, 2));
+    assert_eq!(record.error.unwrap().message, "flaky");
+    assert_eq!(record.eta.unwrap().timestamp_millis(), due);
+
+    assert_eq!(broker.promote_due(&queue(), 100).await.unwrap(), 0, "not due yet");
+    broker.clock().advance(Duration::from_secs(61));
+    assert_eq!(broker.promote_due(&queue(), 100).await.unwrap(), 1);
+    assert_eq!(broker.promote_due(&queue(), 100).await.unwrap(), 0, "moved once only");
+    let second = run_one(&broker, "w1").await;
+    assert_eq!((second.retries, second.delivery), (1, 2));
+}
+
+#[tokio::test]
+async fn a_failure_is_dead_lettered() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "fail", &json!({}));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    let failure = Outcome {
+        id: task.id.clone(),
+        delivery: d.delivery,
+        verdict: Verdict::Failure(TaskError::permanent("no").with_kind("Fail")),
+    };
+    broker.finish(&queue(), "w1", &[failure]).await.unwrap();
+    let dead: Vec<String> = broker.connection().zrange(broker.keys().dead(&queue()), 0, -1).await.unwrap();
+    assert_eq!(dead, [task.id.suffix()]);
+    assert_eq!(state(&broker, &task.id).await, TaskState::Failure);
+}
+
+#[tokio::test]
+async fn delayed_tasks_are_scheduled_and_expired_ones_never_start() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let now = broker.clock().now_ms();
+    let mut later = NewTask::new(&queue(), "echo", &json!(1));
+    later.due_ms = Some(now + 3_600_000);
+    let mut expiring = NewTask::new(&queue(), "echo", &json!(2));
+    expiring.expires_ms = Some(now + 1_000);
+    broker.enqueue(&queue(), &[later.clone(), expiring.clone()], 0, None).await.unwrap();
+    assert_eq!(state(&broker, &later.id).await, TaskState::Scheduled);
+
+    broker.clock().advance(Duration::from_secs(2));
+    let ids = claim_ids(&broker, "w1", 10).await;
+    assert_eq!(ids, [expiring.id.suffix()], "the scheduled task is not pending");
+    match broker.start(&queue(), "w1", &ids).await.unwrap().as_slice() {
+        [Started::Skip { reason, .. }] => assert_eq!(reason, "expired"),
+        other => panic!("{other:?}"),
+    }
+    let record = broker.get(&expiring.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.error.unwrap().kind.as_str()), (TaskState::Revoked, "Expired"));
+    assert!(broker.leased(&queue(), "w1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_first_task_and_detect_reuse() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let key = |fp: &str| Idempotency {
+        key: "order-17".into(),
+        fingerprint: fp.into(),
+        ttl_secs: 60,
+    };
+    let first = NewTask::new(&queue(), "echo", &json!(1));
+    assert_eq!(
+        broker
+            .enqueue(&queue(), std::slice::from_ref(&first), 0, Some(&key("abc")))
+            .await
+            .unwrap(),
+        EnqueueOutcome::Stored
+    );
+    let repeat = NewTask::new(&queue(), "echo", &json!(1));
+    let outcome = broker
+        .enqueue(&queue(), std::slice::from_ref(&repeat), 0, Some(&key("abc")))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        EnqueueOutcome::Replayed {
+            task_id: first.id.clone(),
+            same_request: true
+        }
+    );
+    assert!(broker.get(&repeat.id).await.unwrap().is_none(), "nothing new stored");
+    let other = broker
+        .enqueue(&queue(), &[NewTask::new(&queue(), "echo", &json!(2))], 0, Some(&key("xyz")))
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        EnqueueOutcome::Replayed {
+            task_id: first.id,
+            same_request: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_the_whole_batch_and_duplicate_ids_are_refused() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let two: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &two, 3, None).await.unwrap();
+    let more: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    match broker.enqueue(&queue(), &more, 3, None).await {
+        Err(BrokerError::QueueFull { depth: 2, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(broker.get(&more[0].id).await.unwrap().is_none(), "nothing of the batch was stored");
+    match broker.enqueue(&queue(), &two[..1], 0, None).await {
+        Err(BrokerError::Duplicate(id)) => assert_eq!(id, two[0].id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_paused_queue_gives_nothing() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    broker
+        .enqueue(&queue(), &[NewTask::new(&queue(), "echo", &json!(1))], 0, None)
+        .await
+        .unwrap();
+    broker
+        .connection()
+        .set::<_, _, ()>(broker.keys().paused(&queue()), 1)
+        .await
+        .unwrap();
+    assert_eq!(broker.claim(&queue(), "w1", 5, LEASE).await.unwrap(), Claim::Paused);
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_an_error_not_a_hang() {
+    let mut redis = RedisServer::start();
+    let broker = broker(&redis);
+    redis.kill();
+    let task = NewTask::new(&queue(), "echo", &json!(1));
+    assert!(matches!(
+        broker.enqueue(&queue(), &[task], 0, None).await,
+        Err(BrokerError::Redis(_))
+    ));
+}

@@ -1,0 +1,97 @@
+//! Stores outcomes in batches: whatever finished while the last batch was being written goes
+//! in the next call, so a busy worker acknowledges many tasks per round trip and an idle one
+//! acknowledges each at once. An outcome is retried until Redis takes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use celeriac::QueueName;
+use celeriac::broker::{Outcome, Verdict};
+use tokio::sync::mpsc;
+
+use crate::executor::Execution;
+use crate::fetcher::Backoff;
+use crate::runtime::Shared;
+
+/// Most outcomes stored in one call.
+const MAX_BATCH: usize = 512;
+
+/// A finished or interrupted run on a queue.
+#[derive(Debug)]
+pub(crate) struct Settlement {
+    pub queue: QueueName,
+    pub execution: Execution,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        store(&shared, std::mem::take(&mut batch)).await;
+    }
+}
+
+#[derive(Default)]
+struct PerQueue {
+    outcomes: Vec<Outcome>,
+    interrupted: Vec<String>,
+}
+
+async fn store(shared: &Shared, batch: Vec<Settlement>) {
+    let mut by_queue: BTreeMap<QueueName, PerQueue> = BTreeMap::new();
+    for s in batch {
+        let entry = by_queue.entry(s.queue).or_default();
+        match s.execution {
+            Execution::Settled(outcome) => entry.outcomes.push(outcome),
+            Execution::Interrupted(delivery) => entry.interrupted.push(delivery.id.suffix().to_owned()),
+        }
+    }
+    let writes = by_queue.iter().map(|(queue, work)| store_queue(shared, queue, work));
+    futures::future::join_all(writes).await;
+}
+
+async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
+    let broker = &shared.broker;
+    let worker = &shared.config.id;
+    let mut retry = Backoff::default();
+    if !work.outcomes.is_empty() {
+        loop {
+            match broker.finish(queue, worker, &work.outcomes).await {
+                Ok(stored) => {
+                    count(shared, &work.outcomes);
+                    for (outcome, ok) in work.outcomes.iter().zip(stored) {
+                        if !ok {
+                            tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %queue, error = %e, "cannot store outcomes; retrying");
+                    tokio::time::sleep(retry.next()).await;
+                }
+            }
+        }
+    }
+    if !work.interrupted.is_empty() {
+        retry.reset();
+        loop {
+            match broker.requeue_own(queue, worker, &work.interrupted).await {
+                Ok(n) => {
+                    tracing::info!(queue = %queue, count = n, "gave unfinished tasks back to the queue");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %queue, error = %e, "cannot give tasks back; retrying");
+                    tokio::time::sleep(retry.next()).await;
+                }
+            }
+        }
+    }
+}
+
+fn count(shared: &Shared, outcomes: &[Outcome]) {
+    let failed = outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Failure(_))).count();
+    shared.processed.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+    shared.failed.fetch_add(failed as u64, Ordering::Relaxed);
+}

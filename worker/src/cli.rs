@@ -1,0 +1,39 @@
+//! What a worker binary does: load the settings, apply the command line, connect, publish its
+//! task types, and run until SIGTERM or SIGINT. Custom worker binaries call [`run_worker`]
+//! with their own registry, the way `celery -A app worker` loads an app.
+
+use anyhow::Context;
+use celeriac::{Broker, QueueName, Settings};
+
+use crate::{Registry, Worker, WorkerConfig};
+
+/// Runs a worker with the registry `make_registry` builds from the settings.
+pub async fn run_worker(
+    queues: Vec<String>,
+    concurrency: Option<usize>,
+    make_registry: fn(&Settings) -> anyhow::Result<Registry>,
+) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    celeriac::telemetry::init(&settings.log);
+    let mut config = WorkerConfig::from_settings(&settings);
+    if !queues.is_empty() {
+        config.queues = queues
+            .iter()
+            .map(|q| QueueName::parse(q).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()
+            .context("--queues")?;
+    }
+    if let Some(n) = concurrency {
+        anyhow::ensure!((1..=10_000).contains(&n), "--concurrency must be 1 to 10000");
+        config.concurrency = n;
+    }
+    let registry = make_registry(&settings)?;
+    let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
+    let specs: Vec<_> = registry.specs().cloned().collect();
+    if let Err(e) = broker.register_tasks(&specs).await {
+        tracing::warn!(error = %e, "could not publish the task types yet (Redis unreachable?); going on");
+    }
+    let shutdown = celeriac::shutdown::on_signal();
+    Worker::new(broker, registry, config).run(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! One fetch loop per queue: take as many tasks as there are free slots (never more), start
+//! them, and when the queue is empty block on Redis until work arrives (no polling).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use celeriac::QueueName;
+use celeriac::broker::{Claim, QueueWaiter, Started};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::Settlement;
+use crate::executor::execute;
+use crate::runtime::{RunHandle, Shared};
+
+/// How long one blocking wait lasts before the loop looks around again (pause, shutdown).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// How long a paused queue is left alone before checking again.
+const PAUSED_WAIT: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::UnboundedSender<Settlement>, stop: CancellationToken) {
+    let mut waiter = QueueWaiter::new(&shared.broker, &queue);
+    let mut retry = Backoff::default();
+    loop {
+        let first = tokio::select! {
+            permit = Arc::clone(&shared.slots).acquire_owned() => permit.expect("slots never close"),
+            _ = stop.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while permits.len() < shared.config.batch_size {
+            match Arc::clone(&shared.slots).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let claim = shared
+            .broker
+            .claim(&queue, &shared.config.id, permits.len(), shared.config.lease)
+            .await;
+        let ids = match claim {
+            Ok(Claim::Ids(ids)) if !ids.is_empty() => ids,
+            Ok(Claim::Ids(_)) => {
+                drop(permits);
+                retry.reset();
+                tokio::select! {
+                    waited = waiter.wait_for_work(IDLE_WAIT) => if let Err(e) = waited {
+                        tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
+                        pause(&stop, retry.next()).await;
+                    },
+                    _ = stop.cancelled() => return,
+                }
+                continue;
+            }
+            Ok(Claim::Paused) => {
+                drop(permits);
+                pause(&stop, PAUSED_WAIT).await;
+                continue;
+            }
+            Err(e) => {
+                drop(permits);
+                tracing::warn!(queue = %queue, error = %e, "cannot claim tasks; retrying");
+                pause(&stop, retry.next()).await;
+                continue;
+            }
+        };
+        retry.reset();
+        permits.truncate(ids.len());
+        let started = start_until_stored(&shared, &queue, &ids, &stop).await;
+        for (outcome, permit) in started.into_iter().zip(permits) {
+            match outcome {
+                Started::Run(delivery) => {
+                    tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
+                }
+                Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
+            }
+        }
+    }
+}
+
+/// Marks claimed tasks started, retrying through an outage: they are leased to us, so giving
+/// up here would leave them waiting for the reaper. Repeating a start that did run is
+/// harmless (it is just a newer delivery).
+async fn start_until_stored(shared: &Shared, queue: &QueueName, ids: &[String], stop: &CancellationToken) -> Vec<Started> {
+    let mut retry = Backoff::default();
+    loop {
+        match shared.broker.start(queue, &shared.config.id, ids).await {
+            Ok(started) => return started,
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "cannot start claimed tasks; retrying");
+                if stop.is_cancelled() && shared.abort.is_cancelled() {
+                    return Vec::new();
+                }
+                tokio::time::sleep(retry.next()).await;
+            }
+        }
+    }
+}
+
+async fn run_one(
+    shared: Arc<Shared>,
+    queue: QueueName,
+    delivery: celeriac::broker::Delivery,
+    permit: OwnedSemaphorePermit,
+    settle: mpsc::UnboundedSender<Settlement>,
+) {
+    let id = delivery.id.clone();
+    let cancel = CancellationToken::new();
+    shared
+        .running
+        .lock()
+        .expect("running lock")
+        .insert(id.clone(), RunHandle { cancel: cancel.clone() });
+    let span = tracing::info_span!("task", task_id = %id, task = %delivery.name);
+    let execution = tracing::Instrument::instrument(
+        execute(
+            &shared.registry,
+            &shared.broker,
+            &shared.config.id,
+            delivery,
+            cancel,
+            shared.abort.clone(),
+        ),
+        span,
+    )
+    .await;
+    shared.running.lock().expect("running lock").remove(&id);
+    let _ = settle.send(Settlement { queue, execution });
+    drop(permit);
+}
+
+async fn pause(stop: &CancellationToken, how_long: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(how_long) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+/// Exponential wait between attempts against an unreachable Redis: 100 ms doubling to 5 s.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn next(&mut self) -> Duration {
+        let delay = Duration::from_millis(100)
+            .saturating_mul(1 << self.attempt.min(6))
+            .min(Duration::from_secs(5));
+        self.attempt += 1;
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}

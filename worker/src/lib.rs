@@ -1,0 +1,20 @@
+//! Celeriac's worker runtime and built-in tasks.
+//!
+//! A worker binary builds a [`Registry`] of task types and runs a [`Worker`] on it; the
+//! runtime fetches from per-queue Redis lists, runs tasks under their time limits, stores
+//! outcomes, keeps its leases alive and recovers the tasks of crashed workers.
+
+mod acker;
+pub mod backoff;
+pub mod cli;
+pub mod executor;
+mod fetcher;
+mod heartbeat;
+mod promoter;
+mod reaper;
+pub mod registry;
+pub mod runtime;
+pub mod tasks;
+
+pub use registry::Registry;
+pub use runtime::{Worker, WorkerConfig};

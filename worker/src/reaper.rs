@@ -1,0 +1,43 @@
+//! Crash recovery, run by every worker: tasks leased to a worker whose lease expired (it was
+//! killed, lost power or its network) go back to the front of their queue. Safe with any
+//! number of reapers at once: recovery is one guarded script per (worker, queue).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::Shared;
+
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let period = shared.config.lease / 2;
+    loop {
+        let jitter = Duration::from_millis(fastrand::u64(0..=period.as_millis() as u64 / 4 + 1));
+        tokio::select! {
+            _ = tokio::time::sleep(period / 2 + jitter) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = reap_once(&shared).await {
+            tracing::warn!(error = %e, "reaper could not check leases; will retry");
+        }
+    }
+}
+
+/// Recovers every expired lease on this worker's queues. Returns how many tasks went back.
+pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
+    let mut recovered = 0;
+    for queue in &shared.config.queues {
+        for worker in shared.broker.expired_leases(queue).await? {
+            if worker == shared.config.id {
+                continue;
+            }
+            if let Some(n) = shared.broker.recover_expired(queue, &worker).await? {
+                if n > 0 {
+                    tracing::warn!(queue = %queue, dead_worker = %worker, tasks = n, "recovered tasks of a worker whose lease expired");
+                }
+                recovered += n;
+            }
+        }
+    }
+    Ok(recovered)
+}

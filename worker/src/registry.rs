@@ -1,0 +1,73 @@
+//! The task types a worker process can run, by name. The worker binary fills it; the runtime
+//! looks handlers up by the name stored in each task.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use celeriac::{Task, TaskContext, TaskError, TaskSpec};
+
+/// A run of a handler: the result as JSON text, or the error.
+pub type RunFuture = Pin<Box<dyn Future<Output = Result<String, TaskError>> + Send>>;
+
+type Handler = Arc<dyn Fn(TaskContext, &str) -> RunFuture + Send + Sync>;
+
+/// One registered task type.
+#[derive(Clone)]
+pub struct Registered {
+    pub spec: TaskSpec,
+    handler: Handler,
+}
+
+impl Registered {
+    /// Decodes `args` (JSON text) and starts a run. Arguments that do not decode fail the task
+    /// for good with kind `InvalidArgs`: no retry can fix them.
+    pub fn run(&self, ctx: TaskContext, args: &str) -> RunFuture {
+        (self.handler)(ctx, args)
+    }
+}
+
+/// Task types by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tasks: BTreeMap<String, Registered>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tasks.keys()).finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a task type; a later registration under the same name replaces the earlier one.
+    pub fn register<T: Task>(&mut self, task: T) -> &mut Self {
+        let spec = task.spec();
+        let task = Arc::new(task);
+        let handler: Handler = Arc::new(move |ctx, args| {
+            let decoded: Result<T::Args, _> = serde_json::from_str(args);
+            let task = Arc::clone(&task);
+            Box::pin(async move {
+                let args = decoded.map_err(|e| TaskError::permanent(format!("arguments do not fit: {e}")).with_kind("InvalidArgs"))?;
+                let output = task.run(ctx, args).await?;
+                serde_json::to_string(&output)
+                    .map_err(|e| TaskError::permanent(format!("result is not JSON: {e}")).with_kind("InvalidResult"))
+            })
+        });
+        self.tasks.insert(spec.name.clone(), Registered { spec, handler });
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Registered> {
+        self.tasks.get(name)
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &TaskSpec> {
+        self.tasks.values().map(|r| &r.spec)
+    }
+}

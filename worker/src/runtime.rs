@@ -1,0 +1,154 @@
+//! The worker process: wires the fetchers (one per queue), the executor, the acker, the
+//! heartbeat, the reaper and the promoter together, and stops gracefully: stop fetching, let
+//! running tasks finish within the grace period, give the rest back, store every outcome.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use celeriac::{Broker, QueueName, TaskId};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::heartbeat::Heartbeat;
+use crate::registry::Registry;
+use crate::{acker, fetcher, promoter, reaper};
+
+/// How a worker process runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among live workers; names its in-flight sets and leases.
+    pub id: String,
+    pub queues: Vec<QueueName>,
+    pub concurrency: usize,
+    /// Most tasks claimed per call (never more than free slots).
+    pub batch_size: usize,
+    pub lease: Duration,
+    pub grace: Duration,
+    /// The Redis URL and namespace, for the heartbeat's own connection.
+    pub redis_url: String,
+    pub namespace: String,
+}
+
+impl WorkerConfig {
+    /// A config from the settings, with an id made of host, pid and a random part.
+    pub fn from_settings(settings: &celeriac::Settings) -> Self {
+        let w = &settings.worker;
+        Self {
+            id: new_worker_id(),
+            queues: w.queues.clone(),
+            concurrency: w.concurrency,
+            batch_size: w.batch_size,
+            lease: Duration::from_secs(w.lease_secs),
+            grace: Duration::from_secs(w.grace_secs),
+            redis_url: settings.redis.url.clone(),
+            namespace: settings.redis.namespace.clone(),
+        }
+    }
+}
+
+/// `host.pid.random`: readable in `GET /workers`, unique across restarts.
+pub fn new_worker_id() -> String {
+    let host = hostname()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect::<String>();
+    format!("{host}.{}.{:06x}", std::process::id(), fastrand::u32(..0x100_0000))
+}
+
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A run in progress, reachable for revoke and shutdown.
+pub(crate) struct RunHandle {
+    pub cancel: CancellationToken,
+}
+
+/// State shared by the parts of one worker process.
+pub(crate) struct Shared {
+    pub broker: Broker,
+    pub registry: Registry,
+    pub config: WorkerConfig,
+    /// One permit per concurrency slot; a run holds one until its outcome is handed over.
+    pub slots: Arc<Semaphore>,
+    pub running: Mutex<HashMap<TaskId, RunHandle>>,
+    /// Fires when the grace period is over: runs still going are stopped and given back.
+    pub abort: CancellationToken,
+    pub processed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// A worker process's runtime.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub fn new(broker: Broker, registry: Registry, config: WorkerConfig) -> Self {
+        let shared = Shared {
+            broker,
+            registry,
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            config,
+            running: Mutex::default(),
+            abort: CancellationToken::new(),
+            processed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.shared.config.id
+    }
+
+    /// Runs until `shutdown` fires, then stops gracefully. Returns once every outcome is stored
+    /// (or, while Redis is unreachable, once the process must give up: the leases then expire
+    /// and other workers run the tasks again).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        let config = &shared.config;
+        tracing::info!(worker = %config.id, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), concurrency = config.concurrency, "worker starting");
+        let heartbeat = Heartbeat::start(Arc::clone(&shared));
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));
+        let mut fetchers = tokio::task::JoinSet::new();
+        for queue in &config.queues {
+            fetchers.spawn(fetcher::run(
+                Arc::clone(&shared),
+                queue.clone(),
+                settle_tx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        drop(settle_tx);
+        let maintenance = CancellationToken::new();
+        let promoter = tokio::spawn(promoter::run(Arc::clone(&shared), maintenance.clone()));
+        let reaper = tokio::spawn(reaper::run(Arc::clone(&shared), maintenance.clone()));
+
+        shutdown.cancelled().await;
+        tracing::info!(worker = %config.id, grace = ?config.grace, "stopping: no new tasks; waiting for running ones");
+        while fetchers.join_next().await.is_some() {}
+        let all = config.concurrency as u32;
+        if tokio::time::timeout(config.grace, shared.slots.acquire_many(all)).await.is_err() {
+            tracing::warn!("grace period over: stopping the remaining runs and putting them back");
+            for run in shared.running.lock().expect("running lock").values() {
+                run.cancel.cancel();
+            }
+            shared.abort.cancel();
+            let _ = shared.slots.acquire_many(all).await;
+        }
+        let _ = acker.await;
+        maintenance.cancel();
+        let _ = tokio::join!(promoter, reaper);
+        heartbeat.stop().await;
+        tracing::info!(worker = %config.id, processed = shared.processed.load(Ordering::Relaxed), "worker stopped");
+    }
+}

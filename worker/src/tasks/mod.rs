@@ -1,0 +1,25 @@
+//! The built-in tasks, and the registry a stock worker runs.
+
+pub mod diagnostic;
+pub mod email;
+pub mod report;
+
+use crate::Registry;
+
+/// Every built-in task that needs no outside service (no SMTP server, no files).
+pub fn diagnostic_registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(diagnostic::Noop)
+        .register(diagnostic::Echo)
+        .register(diagnostic::Add)
+        .register(diagnostic::Sleep)
+        .register(diagnostic::Fail);
+    registry
+}
+
+/// The registry of the stock `celeriac-worker`: every built-in task.
+pub fn builtin_registry(_settings: &celeriac::Settings) -> anyhow::Result<Registry> {
+    // TODO(helper): add send_email and generate_report once they land.
+    Ok(diagnostic_registry())
+}
