@@ -30,7 +30,11 @@ impl Catalog {
         if let Some(spec) = self.builtin.iter().find(|s| s.name == name) {
             return Ok(spec.clone());
         }
-        let registered = self.registered(broker).await;
+        let mut registered = self.registered(broker, false).await;
+        if !registered.iter().any(|s| s.name == name) {
+            // A worker may have registered it since the last read: look again before refusing.
+            registered = self.registered(broker, true).await;
+        }
         if let Some(spec) = registered.iter().find(|s| s.name == name) {
             return Ok(spec.clone());
         }
@@ -45,8 +49,8 @@ impl Catalog {
         self.routes.get(&spec.name).cloned().unwrap_or_else(|| spec.queue.clone())
     }
 
-    async fn registered(&self, broker: &Broker) -> Vec<TaskSpec> {
-        {
+    async fn registered(&self, broker: &Broker, force: bool) -> Vec<TaskSpec> {
+        if !force {
             let cache = self.registered.read().await;
             if cache.0.is_some_and(|at| at.elapsed() < REFRESH) {
                 return cache.1.clone();

@@ -1,5 +1,4 @@
-//! What a worker binary does: load the settings, apply the command line, connect, publish its
-//! task types, and run until SIGTERM or SIGINT. Custom worker binaries call [`run_worker`]
+//! What a worker binary does: load the settings, apply the command line, connect and run until SIGTERM or SIGINT. Custom worker binaries call [`run_worker`]
 //! with their own registry, the way `celery -A app worker` loads an app.
 
 use anyhow::Context;
@@ -29,10 +28,6 @@ pub async fn run_worker(
     }
     let registry = make_registry(&settings)?;
     let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
-    let specs: Vec<_> = registry.specs().cloned().collect();
-    if let Err(e) = broker.register_tasks(&specs).await {
-        tracing::warn!(error = %e, "could not publish the task types yet (Redis unreachable?); going on");
-    }
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())

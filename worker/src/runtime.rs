@@ -116,6 +116,10 @@ impl Worker {
         let shared = self.shared;
         let config = &shared.config;
         tracing::info!(worker = %config.id, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), concurrency = config.concurrency, "worker starting");
+        let specs: Vec<_> = shared.registry.specs().cloned().collect();
+        if let Err(e) = shared.broker.register_tasks(&specs).await {
+            tracing::warn!(error = %e, "could not publish the task types (Redis unreachable?); the gateway knows only the built-in ones");
+        }
         let heartbeat = Heartbeat::start(Arc::clone(&shared));
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));

@@ -1,0 +1,140 @@
+//! The test harness: a real redis-server on a free port, the real gateway on port 0 with a
+//! unique key namespace, and optionally an in-process worker, so tests run in parallel.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use celeriac::{Broker, Settings, Task, TaskContext, TaskError, TaskSpec};
+use celeriac_api::Application;
+use celeriac_testkit::{RedisServer, unique_namespace};
+use celeriac_worker::{Registry, Worker, WorkerConfig};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub redis: RedisServer,
+    pub settings: Settings,
+    pub address: String,
+    pub client: reqwest::Client,
+    pub broker: Broker,
+    stop: CancellationToken,
+    pub reports_dir: tempfile::TempDir,
+}
+
+/// Settings for a test: its own namespace, loopback port 0, a temporary reports folder.
+pub fn test_settings(redis: &RedisServer, reports_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.environment = "test".into();
+    settings.redis.url = redis.url();
+    settings.redis.namespace = unique_namespace();
+    settings.http.bind = ([127, 0, 0, 1], 0).into();
+    settings.reports.dir = reports_dir.to_owned();
+    settings.worker.lease_secs = 5;
+    settings.worker.grace_secs = 5;
+    settings
+}
+
+impl TestApp {
+    /// The gateway alone.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The gateway, with settings changed by `adjust` first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let redis = RedisServer::start();
+        let reports_dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(&redis, reports_dir.path());
+        adjust(&mut settings);
+        let stop = CancellationToken::new();
+        let app = Application::build(settings.clone(), stop.clone()).await.expect("gateway builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl()).unwrap();
+        Self {
+            redis,
+            settings,
+            address,
+            client: reqwest::Client::new(),
+            broker,
+            stop,
+            reports_dir,
+        }
+    }
+
+    /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.
+    pub async fn start_worker(&self, registry: Registry) -> CancellationToken {
+        let mut config = WorkerConfig::from_settings(&self.settings);
+        config.concurrency = 4;
+        let token = self.stop.child_token();
+        let specs: Vec<_> = registry.specs().cloned().collect();
+        self.broker.register_tasks(&specs).await.expect("register task types");
+        tokio::spawn(Worker::new(self.broker.clone(), registry, config).run(token.clone()));
+        token
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Enqueues through `POST /tasks` and returns the task id.
+    pub async fn enqueue(&self, task: &str, args: Value) -> String {
+        let response = self.post_json("/tasks", &serde_json::json!({ "task": task, "args": args })).await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The record once the task is terminal (long-polls, with a deadline).
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let record: Value = self.get(&format!("/tasks/{id}?wait=10")).await.json().await.unwrap();
+            if ["SUCCESS", "FAILURE", "REVOKED"].contains(&record["state"].as_str().unwrap_or("")) {
+                return record;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "task {id} not finished: {record}");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A task that panics, to prove a panic is a FAILURE and the worker lives on.
+pub struct Panics;
+
+impl Task for Panics {
+    type Args = Value;
+    type Output = Value;
+
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "panics".into(),
+            queue: celeriac::QueueName::parse("default").unwrap(),
+            options: Default::default(),
+        }
+    }
+
+    async fn run(&self, _ctx: TaskContext, _args: Value) -> Result<Value, TaskError> {
+        panic!("deliberate panic for the test")
+    }
+}
+
+/// The diagnostic tasks plus `panics`.
+pub fn test_registry() -> Registry {
+    let mut registry = celeriac_worker::tasks::diagnostic_registry();
+    registry.register(Panics);
+    registry
+}
