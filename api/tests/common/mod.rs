@@ -24,8 +24,10 @@ pub struct TestApp {
 
 /// Settings for a test: its own namespace, loopback port 0, a temporary reports folder.
 pub fn test_settings(redis: &RedisServer, reports_dir: &std::path::Path) -> Settings {
-    let mut settings = Settings::default();
-    settings.environment = "test".into();
+    let mut settings = Settings {
+        environment: "test".into(),
+        ..Default::default()
+    };
     settings.redis.url = redis.url();
     settings.redis.namespace = unique_namespace();
     settings.http.bind = ([127, 0, 0, 1], 0).into();
