@@ -90,6 +90,11 @@ impl Keys {
         format!("{}:registry", self.ns)
     }
 
+    /// Pub/sub channel of commands to every worker (revoke a running task).
+    pub fn control_channel(&self) -> String {
+        format!("{}:control", self.ns)
+    }
+
     /// Pub/sub channel on which every change of a task's state or progress announces its id.
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.ns)

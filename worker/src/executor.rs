@@ -20,16 +20,22 @@ pub enum Execution {
     Interrupted(Delivery),
 }
 
-/// Runs `delivery` with the handler registered under its name. `cancel` fires on a revoke or
-/// a soft time limit; `abort` stops the run at once (shutdown past the grace period).
-pub async fn execute(
-    registry: &Registry,
-    broker: &Broker,
-    worker: &str,
-    delivery: Delivery,
-    cancel: CancellationToken,
-    abort: CancellationToken,
-) -> Execution {
+/// The ways a run can be told to stop.
+#[derive(Debug, Clone, Default)]
+pub struct RunSignals {
+    /// The task's own cancellation token: fired by a revoke or the soft time limit; the task
+    /// decides how to stop.
+    pub cancel: CancellationToken,
+    /// Stops the run at once (revoke with `terminate`); it is stored as revoked.
+    pub terminate: CancellationToken,
+    /// Stops the run at once and gives the task back untouched (shutdown past the grace period).
+    pub abort: CancellationToken,
+}
+
+/// Runs `delivery` with the handler registered under its name, under its time limits and the
+/// given signals.
+pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, delivery: Delivery, signals: RunSignals) -> Execution {
+    let RunSignals { cancel, terminate, abort } = signals;
     let Some(registered) = registry.get(&delivery.name) else {
         let error =
             TaskError::permanent(format!("no task named {:?} is registered with this worker", delivery.name)).with_kind("NotRegistered");
@@ -56,7 +62,17 @@ pub async fn execute(
     });
     let _soft_guard = _soft.map(AbortOnDrop);
     let hard_limit = options.time_limit.map(Duration::from_secs_f64).unwrap_or(Duration::MAX);
+    // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {
+        biased;
+        _ = abort.cancelled() => {
+            stopper.abort();
+            return Execution::Interrupted(delivery);
+        }
+        _ = terminate.cancelled() => {
+            stopper.abort();
+            Err(TaskError::permanent("stopped by a revoke").with_kind("Revoked"))
+        }
         joined = run => match joined {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(TaskError::permanent(panic_message(e.into_panic())).with_kind("Panic")),
@@ -66,11 +82,10 @@ pub async fn execute(
             stopper.abort();
             Err(TaskError::permanent(format!("stopped after the hard time limit of {}s", options.time_limit.unwrap_or_default())).with_kind("TimeLimitExceeded"))
         }
-        _ = abort.cancelled() => {
-            stopper.abort();
-            return Execution::Interrupted(delivery);
-        }
     };
+    if abort.is_cancelled() {
+        return Execution::Interrupted(delivery);
+    }
     settle(broker, delivery, &options, result)
 }
 

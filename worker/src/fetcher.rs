@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Settlement;
-use crate::executor::execute;
+use crate::executor::{RunSignals, execute};
 use crate::runtime::{RunHandle, Shared};
 
 /// How long one blocking wait lasts before the loop looks around again (pause, shutdown).
@@ -104,25 +104,18 @@ async fn run_one(
     settle: mpsc::UnboundedSender<Settlement>,
 ) {
     let id = delivery.id.clone();
-    let cancel = CancellationToken::new();
-    shared
-        .running
-        .lock()
-        .expect("running lock")
-        .insert(id.clone(), RunHandle { cancel: cancel.clone() });
+    let signals = RunSignals {
+        abort: shared.abort.clone(),
+        ..Default::default()
+    };
+    let handle = RunHandle {
+        cancel: signals.cancel.clone(),
+        terminate: signals.terminate.clone(),
+    };
+    shared.running.lock().expect("running lock").insert(id.clone(), handle);
     let span = tracing::info_span!("task", task_id = %id, task = %delivery.name);
-    let execution = tracing::Instrument::instrument(
-        execute(
-            &shared.registry,
-            &shared.broker,
-            &shared.config.id,
-            delivery,
-            cancel,
-            shared.abort.clone(),
-        ),
-        span,
-    )
-    .await;
+    let work = execute(&shared.registry, &shared.broker, &shared.config.id, delivery, signals);
+    let execution = tracing::Instrument::instrument(work, span).await;
     shared.running.lock().expect("running lock").remove(&id);
     let _ = settle.send(Settlement { queue, execution });
     drop(permit);

@@ -7,6 +7,7 @@
 mod acker;
 pub mod backoff;
 pub mod cli;
+mod control;
 pub mod executor;
 mod fetcher;
 mod heartbeat;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::heartbeat::Heartbeat;
 use crate::registry::Registry;
-use crate::{acker, fetcher, promoter, reaper};
+use crate::{acker, control, fetcher, promoter, reaper};
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -66,9 +66,10 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// A run in progress, reachable for revoke and shutdown.
+/// A run in progress, reachable for revoke.
 pub(crate) struct RunHandle {
     pub cancel: CancellationToken,
+    pub terminate: CancellationToken,
 }
 
 /// State shared by the parts of one worker process.
@@ -136,6 +137,7 @@ impl Worker {
         let maintenance = CancellationToken::new();
         let promoter = tokio::spawn(promoter::run(Arc::clone(&shared), maintenance.clone()));
         let reaper = tokio::spawn(reaper::run(Arc::clone(&shared), maintenance.clone()));
+        let control = tokio::spawn(control::run(Arc::clone(&shared), maintenance.clone()));
 
         shutdown.cancelled().await;
         tracing::info!(worker = %config.id, grace = ?config.grace, "stopping: no new tasks; waiting for running ones");
@@ -143,15 +145,12 @@ impl Worker {
         let all = config.concurrency as u32;
         if tokio::time::timeout(config.grace, shared.slots.acquire_many(all)).await.is_err() {
             tracing::warn!("grace period over: stopping the remaining runs and putting them back");
-            for run in shared.running.lock().expect("running lock").values() {
-                run.cancel.cancel();
-            }
             shared.abort.cancel();
             let _ = shared.slots.acquire_many(all).await;
         }
         let _ = acker.await;
         maintenance.cancel();
-        let _ = tokio::join!(promoter, reaper);
+        let _ = tokio::join!(promoter, reaper, control);
         heartbeat.stop().await;
         tracing::info!(worker = %config.id, processed = shared.processed.load(Ordering::Relaxed), "worker stopped");
     }

@@ -22,6 +22,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::download_report))
         .routes(routes!(tasks::post_task))
         .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::revoke_task))
+        .routes(routes!(tasks::retry_task))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

@@ -7,13 +7,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use celeriac::broker::{RetryOutcome, RevokeOutcome};
 use celeriac::{TaskId, TaskRecord};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::enqueue::{Accepted, TaskRequest, enqueue};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, OptionalJson};
 use crate::state::AppState;
 
 /// Enqueue any registered task.
@@ -74,6 +75,78 @@ pub async fn get_task(
         Some(_) => return Err(ApiError::invalid("wait", format!("must be from 0 to {max_wait} seconds"))),
     };
     record.map(Json).ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// The optional body of `POST /tasks/{id}/revoke`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Also stop a running task at once (otherwise it is only asked to stop, through its
+    /// cancellation token).
+    #[serde(default)]
+    pub terminate: bool,
+}
+
+/// The answer to a revoke or a retry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActionResult {
+    #[schema(example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    pub task_id: String,
+    /// `revoked` (it will never run), `signalled` (it is running and is being stopped),
+    /// or `queued` (a retry).
+    #[schema(example = "revoked")]
+    pub outcome: String,
+}
+
+/// Revoke a queued or scheduled task (it never starts), or cancel a running one.
+#[utoipa::path(post, path = "/tasks/{id}/revoke", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: `terminate` a running task"),
+    responses(
+        (status = 200, description = "Revoked, or the running task was told to stop", body = ActionResult),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The task has already finished", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn revoke_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(request): OptionalJson<RevokeRequest>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let task_id = TaskId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let outcome = match state.broker.revoke(&task_id, request.terminate, "revoked through the API").await? {
+        RevokeOutcome::Revoked => "revoked",
+        RevokeOutcome::Signalled => "signalled",
+        RevokeOutcome::Finished => return Err(ApiError::Conflict(format!("task {id} has already finished"))),
+        RevokeOutcome::Missing => return Err(not_found(&id)),
+    };
+    Ok(Json(ActionResult {
+        task_id: id,
+        outcome: outcome.into(),
+    }))
+}
+
+/// Run a failed (dead-lettered) or revoked task again, with a fresh retry budget.
+#[utoipa::path(post, path = "/tasks/{id}/retry", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Queued again", body = ActionResult),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "The task has not failed", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ActionResult>, ApiError> {
+    let task_id = TaskId::parse(&id).ok_or_else(|| not_found(&id))?;
+    match state.broker.retry(&task_id).await? {
+        RetryOutcome::Queued => Ok(Json(ActionResult {
+            task_id: id,
+            outcome: "queued".into(),
+        })),
+        RetryOutcome::Missing => Err(not_found(&id)),
+        RetryOutcome::NotFinished(s) => Err(ApiError::Conflict(format!(
+            "task {id} is {s}: only failed or revoked tasks can be retried"
+        ))),
+    }
 }
 
 fn not_found(id: &str) -> ApiError {

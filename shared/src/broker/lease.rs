@@ -198,7 +198,12 @@ impl Broker {
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.pending(queue))
             .key(self.keys.leases(queue));
-        call.arg(self.keys.events_channel()).arg(queue.as_str()).arg(worker).arg(guard);
+        call.arg(self.keys.events_channel())
+            .arg(queue.as_str())
+            .arg(worker)
+            .arg(guard)
+            .arg(self.clock.now_ms())
+            .arg(self.result_ttl_secs);
         for suffix in suffixes {
             call.key(self.keys.task(&id_on(queue, suffix)?)).arg(suffix);
         }

@@ -2,8 +2,10 @@
 //! of a task's place (enqueue, claim, start, finish, requeue) so that a task is always in
 //! exactly one place (DESIGN invariant 2), and reads of task records.
 
+mod audit;
 mod enqueue;
 mod lease;
+mod revoke;
 mod scripts;
 mod wait;
 mod workers;
@@ -15,8 +17,10 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
+pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use wait::{QueueWaiter, TaskEvents};
 pub use workers::WorkerInfo;
 

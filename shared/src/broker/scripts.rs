@@ -18,3 +18,5 @@ script!(FINISH, "lua/finish.lua");
 script!(REQUEUE, "lua/requeue.lua");
 script!(PROGRESS, "lua/progress.lua");
 script!(PROMOTE, "lua/promote.lua");
+script!(REVOKE, "lua/revoke.lua");
+script!(RETRY, "lua/retry.lua");

@@ -3,6 +3,7 @@
   FAILURE  store the error; the id joins the queue's dead letters (capped by count and age)
            and the record lives as long as a dead letter may
   RETRY    store the error, count the retry, and schedule the next attempt at its due time
+A run revoked while it ran (field 'rv' set by revoke.lua) is stored as REVOKED instead.
 Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
 delivery started) is refused, so the newer run's outcome stands.
 
@@ -26,13 +27,18 @@ local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
 local out = {}
-local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0}
+local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local key = KEYS[5 + i]
   if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and redis.call('HGET', key, 'd') == delivery then
-    if state == 'SUCCESS' then
+    local revoked = redis.call('HGET', key, 'rv')
+    if revoked then
+      state = 'REVOKED'
+      redis.call('HSET', key, 's', state, 'fa', now, 'e', revoked)
+      redis.call('EXPIRE', key, ttl)
+    elseif state == 'SUCCESS' then
       redis.call('HSET', key, 's', state, 'fa', now, 'r', payload)
       redis.call('EXPIRE', key, ttl)
     elseif state == 'FAILURE' then
@@ -53,6 +59,7 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
   end
 end
 if counts.SUCCESS > 0 then redis.call('HINCRBY', KEYS[2], 'succeeded', counts.SUCCESS) end
+if counts.REVOKED > 0 then redis.call('HINCRBY', KEYS[2], 'revoked', counts.REVOKED) end
 if counts.RETRY > 0 then redis.call('HINCRBY', KEYS[2], 'retried', counts.RETRY) end
 if counts.FAILURE > 0 then
   redis.call('HINCRBY', KEYS[2], 'failed', counts.FAILURE)

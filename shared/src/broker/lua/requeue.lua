@@ -1,7 +1,8 @@
 --[[ requeue: give leased tasks back to the front of their queue, unchanged. Used by a worker
 that stops gracefully (its own tasks) and by the reaper for a worker whose lease expired
-(a crash). Not a failed attempt: the retry count is untouched. When the worker's in-flight
-set is empty afterwards, its lease on the queue ends.
+(a crash). Not a failed attempt: the retry count is untouched. A task revoked while it ran is
+settled as REVOKED instead of going back. When the worker's in-flight set is empty
+afterwards, its lease on the queue ends.
 
 KEYS[1]   in-flight set the tasks are leased in
 KEYS[2]   pending list of the queue
@@ -13,7 +14,9 @@ ARGV[3]   the worker whose tasks these are
 ARGV[4]   'own' (the worker itself) or an expiry check time in ms: then nothing happens
           unless that worker's lease ran out before it (the reaper's guard against a worker
           that came back to life)
-ARGV[5..] id suffixes
+ARGV[5]   now, ms
+ARGV[6]   result TTL, seconds
+ARGV[7..] id suffixes
 
 Returns the number of tasks put back, or -1 when the lease turned out to be alive
 ]]
@@ -22,17 +25,21 @@ if ARGV[4] ~= 'own' then
   if lease and tonumber(lease) > tonumber(ARGV[4]) then return -1 end
 end
 local moved = 0
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local suffix = ARGV[i]
-  if redis.call('SREM', KEYS[1], suffix) == 1 then
-    local key = KEYS[i - 1]
-    if redis.call('EXISTS', key) == 1 then
+  local key = KEYS[i - 3]
+  if redis.call('SREM', KEYS[1], suffix) == 1 and redis.call('EXISTS', key) == 1 then
+    local revoked = redis.call('HGET', key, 'rv')
+    if revoked then
+      redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', revoked)
+      redis.call('EXPIRE', key, tonumber(ARGV[6]))
+    else
       redis.call('HSET', key, 's', 'PENDING')
       redis.call('HDEL', key, 'w', 'sa')
       redis.call('RPUSH', KEYS[2], suffix)
-      redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
       moved = moved + 1
     end
+    redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
   end
 end
 if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[3]) end

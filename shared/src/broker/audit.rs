@@ -1,0 +1,101 @@
+//! An invariant checker for tests and operators: walks a namespace (with SCAN, so never on a
+//! request path) and reports every task that is not in exactly one place (invariant 2), whose
+//! state does not match its place, or that is finished without a TTL (invariant 8).
+//! Meaningful when the system is quiet: a walk is not a snapshot.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+
+use super::{Broker, BrokerError};
+
+/// What the walk found.
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    /// Task records seen.
+    pub tasks: usize,
+    /// One line per broken invariant.
+    pub problems: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Broker {
+    /// Checks every task of the namespace.
+    pub async fn audit(&self) -> Result<AuditReport, BrokerError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:{{*}}:*", self.keys.namespace());
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await?;
+            while let Some(item) = futures::StreamExt::next(&mut iter).await {
+                keys.push(item?);
+            }
+        }
+        // place of each "{queue}:suffix" -> where it was seen
+        let mut places: HashMap<String, Vec<String>> = HashMap::new();
+        let mut records: Vec<(String, String)> = Vec::new();
+        for key in &keys {
+            let Some((tag, kind)) = split(key, self.keys.namespace()) else {
+                continue;
+            };
+            let members: Vec<String> = match kind {
+                "pending" => conn.lrange(key, 0, -1).await?,
+                "scheduled" => conn.zrange(key, 0, -1).await?,
+                k if k.starts_with("inflight:") => conn.smembers(key).await?,
+                k if k.starts_with("t:") => {
+                    records.push((tag.to_owned(), k[2..].to_owned()));
+                    continue;
+                }
+                _ => continue,
+            };
+            for m in members {
+                places.entry(format!("{tag}:{m}")).or_default().push(kind.to_owned());
+            }
+        }
+        let mut report = AuditReport {
+            tasks: records.len(),
+            problems: Vec::new(),
+        };
+        for (tag, suffix) in &records {
+            let key = format!("{}:{{{tag}}}:t:{suffix}", self.keys.namespace());
+            let state: Option<String> = conn.hget(&key, "s").await?;
+            let ttl: i64 = conn.ttl(&key).await?;
+            let seen = places.remove(&format!("{tag}:{suffix}")).unwrap_or_default();
+            let state = state.unwrap_or_default();
+            let terminal = matches!(state.as_str(), "SUCCESS" | "FAILURE" | "REVOKED");
+            let place_ok = match (state.as_str(), seen.as_slice()) {
+                (s, []) if terminal => {
+                    if ttl < 0 {
+                        report.problems.push(format!("{tag}-{suffix}: finished ({s}) but has no TTL"));
+                    }
+                    true
+                }
+                ("PENDING", [p]) => p == "pending" || p.starts_with("inflight:"),
+                ("SCHEDULED" | "RETRY", [p]) => p == "scheduled",
+                ("STARTED", [p]) => p.starts_with("inflight:"),
+                _ => false,
+            };
+            if !place_ok {
+                report
+                    .problems
+                    .push(format!("{tag}-{suffix}: state {state:?} but found in {seen:?}"));
+            }
+        }
+        for (id, seen) in places {
+            report.problems.push(format!("{id}: listed in {seen:?} but has no record"));
+        }
+        Ok(report)
+    }
+}
+
+/// `ns:{queue}:kind...` -> (queue, kind...)
+fn split<'a>(key: &'a str, ns: &str) -> Option<(&'a str, &'a str)> {
+    let rest = key.strip_prefix(ns)?.strip_prefix(":{")?;
+    let (tag, kind) = rest.split_once("}:")?;
+    Some((tag, kind))
+}

@@ -1,0 +1,32 @@
+--[[ revoke: stop a task from running. A queued or scheduled task leaves its list or set and
+is REVOKED at once: it never starts. A running task is marked (field 'rv'); its worker is
+told on the control channel to cancel it, and whatever the run then reports is stored as
+REVOKED (finish.lua), also if its worker dies first (requeue.lua).
+
+KEYS[1]  task hash
+KEYS[2]  pending list of the task's queue
+KEYS[3]  scheduled sorted set of the task's queue
+ARGV[1]  id suffix
+ARGV[2]  now, ms
+ARGV[3]  result TTL, seconds
+ARGV[4]  events channel
+ARGV[5]  task id
+ARGV[6]  reason
+
+Returns  'revoked' (it will never run), 'signalled' (it is running; its worker must stop it),
+         'finished' (already terminal: nothing done), 'missing' (no such task)
+]]
+local state = redis.call('HGET', KEYS[1], 's')
+if not state then return 'missing' end
+if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then return 'finished' end
+local error = cjson.encode({kind = 'Revoked', message = ARGV[6], retryable = false})
+if state == 'STARTED' then
+  redis.call('HSET', KEYS[1], 'rv', error)
+  return 'signalled'
+end
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 'revoked'

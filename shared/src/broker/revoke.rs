@@ -1,0 +1,100 @@
+//! Revoke and manual retry. Revoke: a queued or scheduled task never starts; a running one is marked and its worker is
+//! told, on the namespace's control channel, to cancel it (and with `terminate`, to stop it).
+
+use super::{Broker, BrokerError, scripts};
+use crate::id::TaskId;
+
+/// What a revoke did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// It was waiting; it is `REVOKED` now and will never run.
+    Revoked,
+    /// It is running; its worker was told to cancel it. It ends `REVOKED`.
+    Signalled,
+    /// It had already finished; nothing changed.
+    Finished,
+    /// No such task.
+    Missing,
+}
+
+/// Messages on the control channel, which every worker listens to.
+pub mod control {
+    /// `revoke <task id> <terminate 0|1>`
+    pub fn revoke(id: &super::TaskId, terminate: bool) -> String {
+        format!("revoke {id} {}", u8::from(terminate))
+    }
+
+    /// Parses a revoke message into the id and the terminate flag.
+    pub fn parse_revoke(message: &str) -> Option<(super::TaskId, bool)> {
+        let mut parts = message.split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("revoke"), Some(id), Some(flag)) => Some((super::TaskId::parse(id)?, flag == "1")),
+            _ => None,
+        }
+    }
+}
+
+impl Broker {
+    /// Revokes the task; a running one is cancelled by its worker (stopped with `terminate`).
+    pub async fn revoke(&self, id: &TaskId, terminate: bool, reason: &str) -> Result<RevokeOutcome, BrokerError> {
+        let outcome: String = scripts::REVOKE
+            .key(self.keys.task(id))
+            .key(self.keys.pending(id.queue()))
+            .key(self.keys.scheduled(id.queue()))
+            .arg(id.suffix())
+            .arg(self.clock.now_ms())
+            .arg(self.result_ttl_secs)
+            .arg(self.keys.events_channel())
+            .arg(id.to_string())
+            .arg(reason)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let outcome = match outcome.as_str() {
+            "revoked" => RevokeOutcome::Revoked,
+            "signalled" => RevokeOutcome::Signalled,
+            "finished" => RevokeOutcome::Finished,
+            "missing" => RevokeOutcome::Missing,
+            other => return Err(BrokerError::Protocol(format!("revoke returned {other:?}"))),
+        };
+        if outcome == RevokeOutcome::Signalled {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(self.keys.control_channel())
+                .arg(control::revoke(id, terminate))
+                .query_async(&mut self.conn.clone())
+                .await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// What a manual retry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Back in its queue with a fresh retry budget.
+    Queued,
+    Missing,
+    /// Not failed or revoked: nothing changed.
+    NotFinished(crate::state::TaskState),
+}
+
+impl Broker {
+    /// Puts a failed (dead-lettered) or revoked task back in its queue with a fresh budget.
+    pub async fn retry(&self, id: &TaskId) -> Result<RetryOutcome, BrokerError> {
+        let outcome: String = scripts::RETRY
+            .key(self.keys.task(id))
+            .key(self.keys.dead(id.queue()))
+            .key(self.keys.pending(id.queue()))
+            .arg(id.suffix())
+            .arg(self.keys.events_channel())
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match outcome.as_str() {
+            "queued" => Ok(RetryOutcome::Queued),
+            "missing" => Ok(RetryOutcome::Missing),
+            state => crate::state::TaskState::parse(state)
+                .map(RetryOutcome::NotFinished)
+                .ok_or_else(|| BrokerError::Protocol(format!("retry returned {state:?}"))),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Real fault injection: SIGKILL a worker mid-run, SIGTERM one during a run, restart Redis
+//! under load. Every accepted task finishes; none that was not in flight runs twice.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use celeriac::TaskState;
+use common::Setup;
+use redis::AsyncCommands;
+use serde_json::json;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_tasks_come_back_and_run_once_more_without_using_a_retry() {
+    let setup = Setup::new(celeriac_testkit::RedisServer::start());
+    let ids = setup.enqueue_many("sleep", &vec![json!({"ms": 400}); 24]).await;
+    let mut first = setup.worker(4);
+    let first_id = setup.live_worker_id().await;
+    let inflight_key = setup
+        .broker
+        .keys()
+        .inflight(&celeriac::QueueName::parse("default").unwrap(), &first_id);
+    celeriac_testkit::eventually(DEADLINE, "the first worker runs tasks", || async {
+        let n: usize = setup.broker.connection().scard(&inflight_key).await.ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
+    first.kill();
+    let in_flight: HashSet<String> = setup.broker.connection().smembers(&inflight_key).await.unwrap();
+    assert!(!in_flight.is_empty());
+
+    let _second = setup.worker(4);
+    let records = setup.wait_all(&ids, TaskState::Success, DEADLINE).await;
+    for record in records {
+        let was_in_flight = in_flight.contains(record.task_id.suffix());
+        assert_eq!(record.attempt, 1, "a crash redelivery uses no retry: {record:?}");
+        let expected = if was_in_flight { 2 } else { 1 };
+        assert_eq!(record.deliveries, expected, "in flight at the kill: {was_in_flight}; {record:?}");
+    }
+    setup.assert_invariants().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_short_tasks_finish_and_gives_long_ones_back_untouched() {
+    let setup = Setup::new(celeriac_testkit::RedisServer::start());
+    let mut worker = setup.worker(3);
+    let short = setup.enqueue("sleep", json!({"ms": 300})).await;
+    let long = setup.enqueue_many("sleep", &[json!({"ms": 4000}), json!({"ms": 4000})]).await;
+    for id in long.iter().chain([&short]) {
+        setup.wait_state(id, TaskState::Started, DEADLINE).await;
+    }
+    worker.terminate();
+    let status = worker
+        .wait_exit(Duration::from_secs(10))
+        .expect("the worker exits within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+
+    assert_eq!(
+        setup.record(&short).await.state,
+        TaskState::Success,
+        "finished within the grace period"
+    );
+    for id in &long {
+        let record = setup.record(id).await;
+        assert_eq!(
+            (record.state, record.attempt, record.error),
+            (TaskState::Pending, 1, None),
+            "given back, not failed"
+        );
+    }
+    assert!(setup.broker.live_workers().await.unwrap().is_empty(), "the worker unregistered");
+    setup.assert_invariants().await;
+
+    let _next = setup.worker(2);
+    for record in setup.wait_all(&long, TaskState::Success, DEADLINE).await {
+        assert_eq!((record.attempt, record.deliveries), (1, 2));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_loses_no_accepted_task() {
+    let mut setup = Setup::new(celeriac_testkit::RedisServer::start_persistent());
+    let _worker = setup.worker(8);
+    let mut accepted = Vec::new();
+    for round in 0..40 {
+        if round == 20 {
+            setup.redis.restart();
+        }
+        let queue = celeriac::QueueName::parse("default").unwrap();
+        let batch: Vec<_> = (0..50)
+            .map(|i| celeriac::broker::NewTask::new(&queue, "add", &json!([round, i])))
+            .collect();
+        if setup.broker.enqueue(&queue, &batch, 0, None).await.is_ok() {
+            accepted.extend(batch.into_iter().map(|t| t.id));
+        }
+    }
+    assert!(accepted.len() >= 1000, "most batches were accepted: {}", accepted.len());
+    setup.wait_all(&accepted, TaskState::Success, DEADLINE).await;
+    setup.assert_invariants().await;
+}
