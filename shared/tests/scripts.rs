@@ -318,3 +318,30 @@ async fn unreachable_redis_is_an_error_not_a_hang() {
         Err(BrokerError::Redis(_))
     ));
 }
+
+#[tokio::test]
+async fn a_poison_record_is_dead_lettered_and_the_claim_goes_on() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let poison = NewTask::new(&queue(), "echo", &json!(1));
+    let good = NewTask::new(&queue(), "echo", &json!(2));
+    let mut conn = broker.connection();
+    conn.hset::<_, _, _, ()>(broker.keys().task(&poison.id), "s", "PENDING")
+        .await
+        .unwrap();
+    conn.lpush::<_, _, ()>(broker.keys().pending(&queue()), poison.id.suffix())
+        .await
+        .unwrap();
+    broker.enqueue(&queue(), std::slice::from_ref(&good), 0, None).await.unwrap();
+    let ids = claim_ids(&broker, "w1", 10).await;
+    let started = broker.start(&queue(), "w1", &ids).await.unwrap();
+    assert!(
+        matches!(&started[0], Started::Skip { reason, .. } if reason == "poison"),
+        "{started:?}"
+    );
+    assert!(matches!(&started[1], Started::Run(d) if d.id == good.id));
+    let record = broker.get(&poison.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.error.unwrap().kind.as_str()), (TaskState::Failure, "Poison"));
+    let dead: Vec<String> = conn.zrange(broker.keys().dead(&queue()), 0, -1).await.unwrap();
+    assert_eq!(dead, [poison.id.suffix()]);
+}

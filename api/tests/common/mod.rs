@@ -134,9 +134,45 @@ impl Task for Panics {
     }
 }
 
-/// The diagnostic tasks plus `panics`.
+/// Fails with a retryable error on its first `fail_times` attempts, then succeeds; retries
+/// quickly (0.1 s, no jitter) so tests stay short.
+pub struct Flaky;
+
+#[derive(serde::Deserialize)]
+pub struct FlakyArgs {
+    pub fail_times: u32,
+}
+
+impl Task for Flaky {
+    type Args = FlakyArgs;
+    type Output = Value;
+
+    fn spec(&self) -> TaskSpec {
+        let options = celeriac::TaskOptions {
+            max_retries: Some(3),
+            retry_delay: Some(0.1),
+            retry_jitter: Some(false),
+            retry_backoff: Some(false),
+            ..Default::default()
+        };
+        TaskSpec {
+            name: "flaky".into(),
+            queue: celeriac::QueueName::parse("default").unwrap(),
+            options,
+        }
+    }
+
+    async fn run(&self, ctx: TaskContext, args: FlakyArgs) -> Result<Value, TaskError> {
+        if ctx.attempt() <= args.fail_times {
+            return Err(TaskError::retryable(format!("attempt {} fails", ctx.attempt())));
+        }
+        Ok(serde_json::json!({ "attempt": ctx.attempt() }))
+    }
+}
+
+/// The diagnostic tasks plus `panics` and `flaky`.
 pub fn test_registry() -> Registry {
     let mut registry = celeriac_worker::tasks::diagnostic_registry();
-    registry.register(Panics);
+    registry.register(Panics).register(Flaky);
     registry
 }

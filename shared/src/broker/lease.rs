@@ -38,7 +38,8 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub enum Started {
     Run(Delivery),
-    /// Not run: `gone` (no record or no lease), `revoked`, or `expired` (now REVOKED).
+    /// Not run: `gone` (no record or no lease), `revoked`, `expired` (now REVOKED) or
+    /// `poison` (undecodable record, now FAILURE in the dead letters).
     Skip {
         id: TaskId,
         reason: String,
@@ -100,7 +101,7 @@ impl Broker {
             return Ok(Vec::new());
         }
         let mut call = scripts::START.prepare_invoke();
-        call.key(self.keys.inflight(queue, worker));
+        call.key(self.keys.inflight(queue, worker)).key(self.keys.dead(queue));
         call.arg(worker)
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)

@@ -1,9 +1,11 @@
 --[[ start: mark claimed tasks STARTED by this worker, or settle the ones that must not run
-(revoked while queued, expired, or gone). Each start is a new delivery; its number fences
-every later write of this run (progress, finish).
+(revoked while queued, expired, gone, or poison: a record without a task name or arguments,
+which goes to the dead letters with the reason). Each start is a new delivery; its number
+fences every later write of this run (progress, finish).
 
 KEYS[1]   in-flight set of this worker on this queue
-KEYS[2..] task hashes, in the order of the ids in ARGV
+KEYS[2]   dead-letter sorted set of the queue
+KEYS[3..] task hashes, in the order of the ids in ARGV
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -13,7 +15,7 @@ ARGV[6..] id suffixes
 
 Returns a flat array of strings, 6 per task:
   'run', name, args, options, delivery, retries   -- run it
-  'skip', reason, '', '', '0', '0'                 -- do not run it (gone | revoked | expired)
+  'skip', reason, '', '', '0', '0'                 -- do not run it (gone | revoked | expired | poison)
 ]]
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -24,7 +26,7 @@ local function skip(reason)
 end
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 4]
+  local key = KEYS[i - 3]
   local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x')
   local state, expires = f[1], tonumber(f[6])
   if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
@@ -35,6 +37,14 @@ for i = 6, #ARGV do
   elseif state == 'REVOKED' then
     redis.call('SREM', KEYS[1], suffix)
     skip('revoked')
+  elseif not f[2] or not f[3] then
+    redis.call('HSET', key, 's', 'FAILURE', 'fa', now,
+      'e', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
+    redis.call('EXPIRE', key, ttl)
+    redis.call('ZADD', KEYS[2], now, suffix)
+    redis.call('SREM', KEYS[1], suffix)
+    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    skip('poison')
   elseif expires and expires <= now then
     redis.call('HSET', key, 's', 'REVOKED', 'fa', now,
       'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
