@@ -101,3 +101,30 @@ async fn a_redis_restart_under_load_loses_no_accepted_task() {
     setup.wait_all(&accepted, TaskState::Success, DEADLINE).await;
     setup.assert_invariants().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_task_survives_worker_restarts_scheduled_once_and_runs_once() {
+    let setup = Setup::new(celeriac_testkit::RedisServer::start());
+    let queue = celeriac::QueueName::parse("default").unwrap();
+    let mut task = celeriac::broker::NewTask::new(&queue, "add", &json!([20, 22]));
+    task.due_ms = Some(setup.broker.clock().now_ms() + 3_000);
+    setup.broker.enqueue(&queue, std::slice::from_ref(&task), 0, None).await.unwrap();
+    let scheduled_key = setup.broker.keys().scheduled(&queue);
+    for round in 0..3 {
+        let mut worker = setup.worker(2);
+        setup.live_worker_id().await;
+        if round % 2 == 0 {
+            worker.kill()
+        } else {
+            worker.terminate();
+            worker.wait_exit(Duration::from_secs(10)).expect("exits");
+        }
+        let count: usize = setup.broker.connection().zcard(&scheduled_key).await.unwrap();
+        assert_eq!(count, 1, "scheduled exactly once, in Redis, after restart {round}");
+        assert_eq!(setup.record(&task.id).await.state, TaskState::Scheduled);
+    }
+    let _worker = setup.worker(2);
+    let record = setup.wait_state(&task.id, TaskState::Success, DEADLINE).await;
+    assert_eq!((record.deliveries, record.result), (1, Some(json!(42))));
+    setup.assert_invariants().await;
+}
