@@ -10,3 +10,5 @@ ensure_packages redis-server
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
+# The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
+target/debug/celeriac-bench --smoke --json target/bench-smoke.json

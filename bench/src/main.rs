@@ -1,0 +1,83 @@
+//! `celeriac-bench`: measures Celeriac on this machine, on loopback, against its own
+//! redis-server: enqueue rates, drain rate, pickup latency, HTTP enqueue, resource costs.
+//! Prints one table and writes JSON. `--smoke` runs it in seconds, for CI (no assertions).
+
+mod measures;
+mod procs;
+mod redis_stats;
+mod report;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure Celeriac: enqueue, drain, latency, HTTP and resource costs")]
+struct Args {
+    /// A few seconds, small counts: proves the tool works, measures nothing meaningful.
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench.json")]
+    json: String,
+    /// Worker concurrency for the drain and latency runs.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Tasks drained.
+    #[arg(long, default_value_t = 100_000)]
+    drain: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sizes = if args.smoke {
+        measures::Sizes {
+            enqueue: 2_000,
+            drain: 2_000,
+            latency: 20,
+            http: Duration::from_secs(1),
+            idle: Duration::from_secs(1),
+            concurrency: 16,
+            connections: 8,
+        }
+    } else {
+        measures::Sizes {
+            enqueue: 100_000,
+            drain: args.drain,
+            latency: 500,
+            http: Duration::from_secs(10),
+            idle: Duration::from_secs(10),
+            concurrency: args.concurrency,
+            connections: 50,
+        }
+    };
+    let redis = celeriac_testkit::RedisServer::start();
+    let namespace = "bench".to_owned();
+    let broker = celeriac::Broker::connect(&redis.url(), &namespace, Duration::from_secs(3600))?;
+    println!(
+        "celeriac-bench{} on 127.0.0.1:{} ({} cores)",
+        if args.smoke { " --smoke" } else { "" },
+        redis.port(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let mut bench = measures::Bench {
+        broker,
+        redis_url: redis.url(),
+        namespace,
+        sizes,
+        report: report::Report::default(),
+    };
+    bench.enqueue().await?;
+    let worker = bench.drain().await?;
+    bench.latency(&worker).await?;
+    worker.stop();
+    bench.http().await?;
+    println!("\n{}", bench.report.table());
+    if let Some(dir) = std::path::Path::new(&args.json).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&bench.report)?)?;
+    println!("JSON: {}", args.json);
+    Ok(())
+}

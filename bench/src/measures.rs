@@ -1,0 +1,282 @@
+//! The measurements. Each is bounded in count and time and talks only to loopback.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use celeriac::broker::{NewTask, TaskEvents};
+use celeriac::{Broker, QueueName, TaskId};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::procs::{self, Proc};
+use crate::redis_stats;
+use crate::report::Report;
+
+/// Sizes of a run: the full run and the CI smoke run differ only here.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub enqueue: usize,
+    pub drain: usize,
+    pub latency: usize,
+    pub http: Duration,
+    pub idle: Duration,
+    pub concurrency: usize,
+    pub connections: usize,
+}
+
+pub struct Bench {
+    pub broker: Broker,
+    pub redis_url: String,
+    pub namespace: String,
+    pub sizes: Sizes,
+    pub report: Report,
+}
+
+fn queue(name: &str) -> QueueName {
+    QueueName::parse(name).expect("valid queue")
+}
+
+impl Bench {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CELERIAC__REDIS__URL", self.redis_url.clone()),
+            ("CELERIAC__REDIS__NAMESPACE", self.namespace.clone()),
+        ]
+    }
+
+    /// Enqueue through the library: single tasks from concurrent callers (pipelined on one
+    /// connection), then batches of 100.
+    pub async fn enqueue(&mut self) -> anyhow::Result<()> {
+        let q = queue("bench-enqueue");
+        let total = self.sizes.enqueue;
+        let callers = 64;
+        let per_caller = total / callers;
+        let started = Instant::now();
+        let calls = (0..callers).map(|_| {
+            let (broker, q) = (self.broker.clone(), q.clone());
+            async move {
+                for _ in 0..per_caller {
+                    broker.enqueue(&q, &[NewTask::new(&q, "noop", &Value::Null)], 0, None).await?;
+                }
+                anyhow::Ok(())
+            }
+        });
+        for r in futures::future::join_all(calls).await {
+            r?;
+        }
+        let rate = (per_caller * callers) as f64 / started.elapsed().as_secs_f64();
+        self.report.add("enqueue, one per call, 64 concurrent callers", rate, "tasks/s");
+
+        for callers in [1usize, 4] {
+            let batches = total / 100 / callers;
+            let started = Instant::now();
+            let calls = (0..callers).map(|_| {
+                let (broker, q) = (self.broker.clone(), q.clone());
+                async move {
+                    for _ in 0..batches {
+                        let batch: Vec<NewTask> = (0..100).map(|_| NewTask::new(&q, "noop", &Value::Null)).collect();
+                        broker.enqueue(&q, &batch, 0, None).await?;
+                    }
+                    anyhow::Ok(())
+                }
+            });
+            for r in futures::future::join_all(calls).await {
+                r?;
+            }
+            let rate = (batches * callers * 100) as f64 / started.elapsed().as_secs_f64();
+            self.report
+                .add(&format!("enqueue, batches of 100, {callers} caller(s)"), rate, "tasks/s");
+        }
+        Ok(())
+    }
+
+    /// Fills a queue with no-op tasks, then starts one worker process and times it to the
+    /// last result; Redis memory per pending task, CPU and commands per task on the way.
+    /// Returns the (now idle) worker for the latency measurements.
+    pub async fn drain(&mut self) -> anyhow::Result<Proc> {
+        let q = queue("bench");
+        let n = self.sizes.drain;
+        let mut conn = self.broker.connection();
+        let memory_before = redis_stats::used_memory(&mut conn).await?;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let batch: Vec<NewTask> = chunk.iter().map(|_| NewTask::new(&q, "noop", &Value::Null)).collect();
+            self.broker.enqueue(&q, &batch, 0, None).await?;
+        }
+        let memory_after = redis_stats::used_memory(&mut conn).await?;
+        self.report.add(
+            "Redis memory per pending task",
+            (memory_after.saturating_sub(memory_before)) as f64 / n as f64,
+            "bytes",
+        );
+
+        redis_stats::reset(&mut conn).await?;
+        let redis_cpu_before = redis_stats::cpu(&mut conn).await?;
+        let concurrency = self.sizes.concurrency.to_string();
+        let worker = procs::spawn(
+            "celeriac-worker",
+            &["--queues", "bench", "--concurrency", &concurrency],
+            &self.env(),
+        )?;
+        let stats_key = self.broker.keys().stats(&q);
+        let (mut first, mut first_at) = (0u64, None);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let done_at = loop {
+            let done: Option<u64> = redis::AsyncCommands::hget(&mut conn, &stats_key, "succeeded").await?;
+            let done = done.unwrap_or(0);
+            if done > 0 && first_at.is_none() {
+                first_at = Some(Instant::now());
+                first = done;
+            }
+            if done >= n as u64 {
+                break Instant::now();
+            }
+            anyhow::ensure!(Instant::now() < deadline, "drain did not finish: {done} of {n}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let first_at = first_at.unwrap_or(done_at);
+        let elapsed = done_at.duration_since(first_at).as_secs_f64().max(1e-3);
+        self.report.add(
+            &format!("drain, no-op tasks, 1 worker process, concurrency {concurrency}"),
+            (n as u64 - first) as f64 / elapsed,
+            "tasks/s",
+        );
+        let worker_cpu = worker.cpu();
+        let redis_cpu = redis_stats::cpu(&mut conn).await? - redis_cpu_before;
+        let commands: u64 = redis_stats::commands(&mut conn)
+            .await?
+            .iter()
+            .filter(|(c, _)| c != "hget" && c != "info")
+            .map(|(_, n)| n)
+            .sum();
+        self.report.add(
+            "worker CPU per task (whole drain, incl. start-up)",
+            worker_cpu.as_secs_f64() * 1e6 / n as f64,
+            "µs",
+        );
+        self.report.add(
+            "Redis CPU per task (fetch + start + ack)",
+            redis_cpu.as_secs_f64() * 1e6 / n as f64,
+            "µs",
+        );
+        self.report.add(
+            "Redis commands per task (fetch + start + ack, incl. inside scripts)",
+            commands as f64 / n as f64,
+            "commands",
+        );
+        self.report
+            .add("worker peak RSS after the drain", worker.rss().1 as f64 / 1e6, "MB");
+        Ok(worker)
+    }
+
+    /// Idle worker: CPU over a quiet period, then enqueue-to-STARTED and enqueue-to-SUCCESS
+    /// of one task at a time.
+    pub async fn latency(&mut self, worker: &Proc) -> anyhow::Result<()> {
+        let before = worker.cpu();
+        tokio::time::sleep(self.sizes.idle).await;
+        let idle = (worker.cpu() - before).as_secs_f64() / self.sizes.idle.as_secs_f64() * 100.0;
+        self.report.add(
+            &format!("idle worker CPU over {} s", self.sizes.idle.as_secs()),
+            idle,
+            "% of a core",
+        );
+        self.report.add("worker RSS at rest", worker.rss().0 as f64 / 1e6, "MB");
+
+        let stop = CancellationToken::new();
+        let events = TaskEvents::spawn(&self.broker, stop.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let q = queue("bench");
+        let (mut to_started, mut to_success) = (Vec::new(), Vec::new());
+        for _ in 0..self.sizes.latency {
+            let mut rx = events.subscribe();
+            let task = NewTask::new(&q, "noop", &Value::Null);
+            let wanted: Arc<str> = Arc::from(task.id.to_string());
+            let t0 = Instant::now();
+            self.broker.enqueue(&q, std::slice::from_ref(&task), 0, None).await?;
+            let mut seen = 0;
+            while seen < 2 {
+                let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await??;
+                if msg == wanted {
+                    seen += 1;
+                    if seen == 1 {
+                        to_started.push(t0.elapsed());
+                    } else {
+                        to_success.push(t0.elapsed());
+                    }
+                }
+            }
+            check_success(&self.broker, &task.id).await?;
+        }
+        stop.cancel();
+        for (name, mut samples) in [
+            ("enqueue to STARTED, idle worker", to_started),
+            ("enqueue to SUCCESS, idle worker", to_success),
+        ] {
+            samples.sort();
+            self.report.add(&format!("{name}, p50"), percentile(&samples, 0.50), "ms");
+            self.report.add(&format!("{name}, p99"), percentile(&samples, 0.99), "ms");
+        }
+        Ok(())
+    }
+
+    /// `POST /emails` against the gateway process at N connections.
+    pub async fn http(&mut self) -> anyhow::Result<()> {
+        let port = celeriac_testkit::free_port();
+        let mut env = self.env();
+        env.push(("CELERIAC__HTTP__BIND", format!("127.0.0.1:{port}")));
+        let gateway = procs::spawn("celeriac-api", &[], &env)?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder().pool_max_idle_per_host(self.sizes.connections).build()?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            anyhow::ensure!(Instant::now() < until, "the gateway did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.report.add("gateway RSS at rest", gateway.rss().0 as f64 / 1e6, "MB");
+        let body = serde_json::json!({"to": "ada@example.com", "subject": "Hello", "body": "A short message."});
+        let end = Instant::now() + self.sizes.http;
+        let loops = (0..self.sizes.connections).map(|_| {
+            let (client, url, body) = (client.clone(), format!("{base}/emails"), body.clone());
+            async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < end {
+                    let t0 = Instant::now();
+                    let response = client.post(&url).json(&body).send().await?;
+                    anyhow::ensure!(response.status() == 202, "POST /emails answered {}", response.status());
+                    latencies.push(t0.elapsed());
+                }
+                anyhow::Ok(latencies)
+            }
+        });
+        let started = Instant::now();
+        let mut all = Vec::new();
+        for r in futures::future::join_all(loops).await {
+            all.extend(r?);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        all.sort();
+        let c = self.sizes.connections;
+        self.report
+            .add(&format!("HTTP POST /emails, {c} connections"), all.len() as f64 / elapsed, "req/s");
+        self.report
+            .add(&format!("HTTP POST /emails, {c} connections, p50"), percentile(&all, 0.50), "ms");
+        self.report
+            .add(&format!("HTTP POST /emails, {c} connections, p99"), percentile(&all, 0.99), "ms");
+        self.report.add("gateway peak RSS under load", gateway.rss().1 as f64 / 1e6, "MB");
+        gateway.stop();
+        Ok(())
+    }
+}
+
+async fn check_success(broker: &Broker, id: &TaskId) -> anyhow::Result<()> {
+    let state = broker.get(id).await?.map(|r| r.state);
+    anyhow::ensure!(state == Some(celeriac::TaskState::Success), "task {id} ended {state:?}");
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
