@@ -6,6 +6,7 @@ mod measures;
 mod procs;
 mod redis_stats;
 mod report;
+mod scale;
 
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ struct Args {
     /// Tasks drained.
     #[arg(long, default_value_t = 100_000)]
     drain: usize,
+    /// Also measure reads and fetches with this many pending tasks (e.g. 1000000).
+    #[arg(long)]
+    scale: Option<usize>,
 }
 
 #[tokio::main]
@@ -73,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
     bench.latency(&worker).await?;
     worker.stop();
     bench.http().await?;
+    let scale = args.scale.or(args.smoke.then_some(1_000));
+    if let Some(n) = scale {
+        scale::run(&bench.broker, &mut bench.report, n).await?;
+    }
     println!("\n{}", bench.report.table());
     if let Some(dir) = std::path::Path::new(&args.json).parent() {
         std::fs::create_dir_all(dir)?;
