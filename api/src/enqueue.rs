@@ -39,6 +39,14 @@ pub struct CallOptions {
     pub time_limit: Option<f64>,
     /// Soft time limit, seconds.
     pub soft_time_limit: Option<f64>,
+    /// Delay before the first retry, seconds.
+    pub retry_delay: Option<f64>,
+    /// Double the delay at every retry (default true).
+    pub retry_backoff: Option<bool>,
+    /// Ceiling of the retry delay, seconds.
+    pub retry_delay_max: Option<f64>,
+    /// Spread retries between half and all of the delay (default true).
+    pub retry_jitter: Option<bool>,
 }
 
 /// `POST /tasks`: any registered task, with its options at the top level.
@@ -60,6 +68,10 @@ pub struct TaskRequest {
     pub max_retries: Option<u32>,
     pub time_limit: Option<f64>,
     pub soft_time_limit: Option<f64>,
+    pub retry_delay: Option<f64>,
+    pub retry_backoff: Option<bool>,
+    pub retry_delay_max: Option<f64>,
+    pub retry_jitter: Option<bool>,
 }
 
 impl TaskRequest {
@@ -72,6 +84,10 @@ impl TaskRequest {
             max_retries: self.max_retries,
             time_limit: self.time_limit,
             soft_time_limit: self.soft_time_limit,
+            retry_delay: self.retry_delay,
+            retry_backoff: self.retry_backoff,
+            retry_delay_max: self.retry_delay_max,
+            retry_jitter: self.retry_jitter,
         };
         (self.task, self.args, options)
     }
@@ -108,7 +124,10 @@ pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Va
         max_retries: options.max_retries,
         time_limit: options.time_limit,
         soft_time_limit: options.soft_time_limit,
-        ..Default::default()
+        retry_delay: options.retry_delay,
+        retry_backoff: options.retry_backoff,
+        retry_delay_max: options.retry_delay_max,
+        retry_jitter: options.retry_jitter,
     };
     call.validate().map_err(|(field, message)| ApiError::invalid(field, message))?;
     let now = state.broker.clock().now_ms();

@@ -44,6 +44,23 @@ async fn a_task_that_fails_twice_retries_then_succeeds() {
 }
 
 #[tokio::test]
+async fn per_call_retry_options_set_the_backoff() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let body = json!({"task": "flaky", "args": {"fail_times": 1}, "retry_delay": 30, "retry_backoff": false, "retry_jitter": false});
+    let id = post_task(&app, body).await;
+    let record = wait_for_state(&app, &id, "RETRY").await;
+    let eta = chrono::DateTime::parse_from_rfc3339(record["eta"].as_str().unwrap()).unwrap();
+    let failed_at = chrono::DateTime::parse_from_rfc3339(record["started_at"].as_str().unwrap()).unwrap();
+    let delay = (eta - failed_at).num_milliseconds();
+    assert!(
+        (29_000..=31_000).contains(&delay),
+        "a fixed 30 s delay without jitter, got {delay} ms"
+    );
+    assert_eq!(record["options"]["retry_delay"], 30.0);
+}
+
+#[tokio::test]
 async fn retries_stop_when_the_budget_is_spent_and_permanent_errors_never_retry() {
     let app = TestApp::spawn().await;
     app.start_worker(test_registry()).await;

@@ -65,6 +65,8 @@ async fn invalid_or_missing_fields_are_422_naming_the_field() {
         ("/tasks", json!({"task": "noop", "eta": "tomorrow"}), "eta"),
         ("/tasks", json!({"task": "noop", "expires": "never"}), "expires"),
         ("/tasks", json!({"task": "noop", "time_limit": 0}), "time_limit"),
+        ("/tasks", json!({"task": "noop", "retry_delay": -1}), "retry_delay"),
+        ("/tasks", json!({"task": "noop", "retry_backoff": "yes"}), "retry_backoff"),
         ("/tasks", json!({"task": "noop", "queue": "{bad}"}), "queue"),
         ("/tasks", json!({"task": "add", "args": ["x"]}), "args"),
         ("/tasks", json!({"task": "noop", "priority": 3}), "priority"),

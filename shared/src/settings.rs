@@ -67,6 +67,8 @@ pub struct WorkerSettings {
     pub lease_secs: u64,
     /// How long a stopping worker lets running tasks finish before putting them back.
     pub grace_secs: u64,
+    /// Where a worker serves `/healthz` and `/readyz` (consuming), e.g. `0.0.0.0:9000`.
+    pub health_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +170,7 @@ impl Default for WorkerSettings {
             batch_size: 128,
             lease_secs: 30,
             grace_secs: 30,
+            health_bind: None,
         }
     }
 }

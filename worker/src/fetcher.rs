@@ -2,6 +2,7 @@
 //! them, and when the queue is empty block on Redis until work arrives (no polling).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use celeriac::QueueName;
@@ -37,6 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
             .broker
             .claim(&queue, &shared.config.id, permits.len(), shared.config.lease)
             .await;
+        shared.consuming.store(claim.is_ok(), Ordering::Relaxed);
         let ids = match claim {
             Ok(Claim::Ids(ids)) if !ids.is_empty() => ids,
             Ok(Claim::Ids(_)) => {
@@ -44,6 +46,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
                 retry.reset();
                 tokio::select! {
                     waited = waiter.wait_for_work(IDLE_WAIT) => if let Err(e) = waited {
+                        shared.consuming.store(false, Ordering::Relaxed);
                         tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
                         pause(&stop, retry.next()).await;
                     },

@@ -10,6 +10,7 @@ pub mod cli;
 mod control;
 pub mod executor;
 mod fetcher;
+pub mod health;
 mod heartbeat;
 mod promoter;
 mod reaper;

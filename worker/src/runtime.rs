@@ -3,7 +3,7 @@
 //! running tasks finish within the grace period, give the rest back, store every outcome.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::heartbeat::Heartbeat;
 use crate::registry::Registry;
-use crate::{acker, control, fetcher, promoter, reaper};
+use crate::{acker, control, fetcher, health, promoter, reaper};
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     /// The Redis URL and namespace, for the heartbeat's own connection.
     pub redis_url: String,
     pub namespace: String,
+    /// Where to serve `/healthz` and `/readyz`, if anywhere.
+    pub health_bind: Option<std::net::SocketAddr>,
 }
 
 impl WorkerConfig {
@@ -44,6 +46,7 @@ impl WorkerConfig {
             grace: Duration::from_secs(w.grace_secs),
             redis_url: settings.redis.url.clone(),
             namespace: settings.redis.namespace.clone(),
+            health_bind: w.health_bind,
         }
     }
 }
@@ -84,6 +87,8 @@ pub(crate) struct Shared {
     pub abort: CancellationToken,
     pub processed: AtomicU64,
     pub failed: AtomicU64,
+    /// Whether the last call of a fetch loop to Redis succeeded: the worker's readiness.
+    pub consuming: Arc<AtomicBool>,
 }
 
 /// A worker process's runtime.
@@ -102,6 +107,7 @@ impl Worker {
             abort: CancellationToken::new(),
             processed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            consuming: Arc::new(AtomicBool::new(false)),
         };
         Self { shared: Arc::new(shared) }
     }
@@ -138,6 +144,14 @@ impl Worker {
         let promoter = tokio::spawn(promoter::run(Arc::clone(&shared), maintenance.clone()));
         let reaper = tokio::spawn(reaper::run(Arc::clone(&shared), maintenance.clone()));
         let control = tokio::spawn(control::run(Arc::clone(&shared), maintenance.clone()));
+        if let Some(address) = config.health_bind {
+            match health::bind(address).await {
+                Ok(listener) => {
+                    tokio::spawn(health::serve(listener, Arc::clone(&shared.consuming), maintenance.clone()));
+                }
+                Err(e) => tracing::error!(%address, error = %e, "cannot serve the health probes"),
+            }
+        }
 
         shutdown.cancelled().await;
         tracing::info!(worker = %config.id, grace = ?config.grace, "stopping: no new tasks; waiting for running ones");

@@ -128,3 +128,35 @@ async fn a_delayed_task_survives_worker_restarts_scheduled_once_and_runs_once() 
     assert_eq!((record.deliveries, record.result), (1, Some(json!(42))));
     setup.assert_invariants().await;
 }
+
+/// `GET path` on the worker's probe port; the status code, or `None` when nothing answers.
+fn probe(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_readiness_means_consuming_and_it_resumes_after_a_redis_outage() {
+    let mut setup = Setup::new(celeriac_testkit::RedisServer::start());
+    let port = celeriac_testkit::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let _worker = setup.worker_with(2, &[("CELERIAC__WORKER__HEALTH_BIND", &bind)]);
+    let ready = |want: u16| async move {
+        celeriac_testkit::eventually(DEADLINE, &format!("/readyz answers {want}"), || async move {
+            (probe(port, "/readyz") == Some(want)).then_some(())
+        })
+        .await
+    };
+    ready(200).await;
+    setup.redis.kill();
+    ready(503).await;
+    assert_eq!(probe(port, "/healthz"), Some(200), "alive while not ready");
+    setup.redis.restart();
+    ready(200).await;
+    let id = setup.enqueue("add", json!([1, 2])).await;
+    assert_eq!(setup.wait_state(&id, TaskState::Success, DEADLINE).await.result, Some(json!(3)));
+}

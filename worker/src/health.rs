@@ -1,0 +1,48 @@
+//! The worker's probes on an optional port (`worker.health_bind`): `GET /healthz` answers 200
+//! while the process lives; `GET /readyz` answers 200 only while the worker is consuming
+//! (its last call to Redis succeeded), 503 otherwise, so an orchestrator sees a stalled worker.
+//! A few lines of HTTP/1.1 by hand: the worker needs no web framework for two fixed answers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves the probes on `listener` until `stop` fires.
+pub async fn serve(listener: TcpListener, consuming: Arc<AtomicBool>, stop: CancellationToken) {
+    loop {
+        let (mut socket, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(_) => continue,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let consuming = Arc::clone(&consuming);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = match path {
+                "/healthz" => ("200 OK", r#"{"status":"ok"}"#),
+                "/readyz" if consuming.load(Ordering::Relaxed) => ("200 OK", r#"{"status":"consuming"}"#),
+                "/readyz" => ("503 Service Unavailable", r#"{"status":"not consuming: Redis unreachable"}"#),
+                _ => ("404 Not Found", r#"{"status":"no such probe"}"#),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+/// Binds the probe port.
+pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
