@@ -35,7 +35,8 @@ RUN find shared worker api testkit bench -name '*.rs' -exec touch {} + \
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# CA roots for rediss:// and SMTP over TLS.
+# CA roots for rediss:// and SMTP over TLS. Unpinned on purpose: it follows security updates.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
