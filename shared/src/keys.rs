@@ -50,6 +50,17 @@ impl Keys {
         self.queue_key(queue, "dead")
     }
 
+    /// List of workflow members of this queue that ended and whose workflow has not yet
+    /// heard of it (written in the same step as the ending; emptied by workers).
+    pub fn workflow_outbox(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "wfdone")
+    }
+
+    /// A workflow's plan, counters and member results (its own hash tag).
+    pub fn workflow(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:wf", self.ns)
+    }
+
     /// Hash of counters for the queue (finished, failed, ...).
     pub fn stats(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "stats")

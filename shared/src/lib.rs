@@ -14,6 +14,7 @@ pub mod shutdown;
 pub mod state;
 pub mod task;
 pub mod telemetry;
+pub mod workflow;
 
 pub use broker::{Broker, BrokerError};
 pub use context::TaskContext;

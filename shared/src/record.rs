@@ -52,6 +52,27 @@ pub struct TaskRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// The worker that ran (or runs) it.
     pub worker: Option<String>,
+    /// The workflow this task is a member of.
+    pub workflow: Option<WorkflowLink>,
+}
+
+/// A task's place in a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowLink {
+    pub workflow_id: String,
+    /// Its node in the workflow's plan.
+    pub node: usize,
+}
+
+impl WorkflowLink {
+    /// Parses the stored form `"<workflow id> <node>"`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (id, node) = raw.split_once(' ')?;
+        Some(Self {
+            workflow_id: id.to_owned(),
+            node: node.parse().ok()?,
+        })
+    }
 }
 
 /// Field names of the task hash.
@@ -71,6 +92,7 @@ pub(crate) mod field {
     pub const PROGRESS: &str = "p";
     pub const ETA: &str = "eta";
     pub const EXPIRES: &str = "x";
+    pub const WORKFLOW: &str = "wf";
 }
 
 impl TaskRecord {
@@ -98,6 +120,8 @@ impl TaskRecord {
             finished_at: time(&h, field::FINISHED),
             expires_at: time(&h, field::EXPIRES),
             worker: h.remove(field::WORKER),
+            workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
+
             options,
             task_id,
         })

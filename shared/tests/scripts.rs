@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use celeriac::broker::{Claim, EnqueueOutcome, Idempotency, NewTask, Outcome, Started, Verdict};
+use celeriac::broker::{Ack, Claim, EnqueueOutcome, Idempotency, NewTask, Outcome, Started, Verdict};
 use celeriac::{Broker, BrokerError, QueueName, TaskError, TaskState};
 use celeriac_testkit::{RedisServer, unique_namespace};
 use redis::AsyncCommands;
@@ -65,7 +65,7 @@ async fn a_task_goes_from_pending_to_started_to_success_with_a_ttl() {
         )
         .await
         .unwrap();
-    assert_eq!(stored, [true]);
+    assert_eq!(stored, [Ack::Stored]);
     let record = broker.get(&task.id).await.unwrap().unwrap();
     assert_eq!((record.state, record.result), (TaskState::Success, Some(json!(3))));
     let ttl: i64 = broker.connection().ttl(broker.keys().task(&task.id)).await.unwrap();
@@ -109,7 +109,7 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
         delivery: old.delivery,
         verdict: Verdict::Failure(TaskError::permanent("late")),
     };
-    assert_eq!(broker.finish(&queue(), "old", &[late]).await.unwrap(), [false]);
+    assert_eq!(broker.finish(&queue(), "old", &[late]).await.unwrap(), [Ack::Refused]);
     let stale_progress = celeriac::Progress {
         current: 1,
         total: 2,
@@ -126,7 +126,7 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
         delivery: new.delivery,
         verdict: Verdict::Success("1".into()),
     };
-    assert_eq!(broker.finish(&queue(), "new", &[ok]).await.unwrap(), [true]);
+    assert_eq!(broker.finish(&queue(), "new", &[ok]).await.unwrap(), [Ack::Stored]);
     assert_eq!(state(&broker, &task.id).await, TaskState::Success);
 }
 
@@ -174,7 +174,7 @@ async fn retries_wait_in_the_scheduled_set_and_are_promoted_when_due() {
             due_ms: due,
         },
     };
-    assert_eq!(broker.finish(&queue(), "w1", &[retry]).await.unwrap(), [true]);
+    assert_eq!(broker.finish(&queue(), "w1", &[retry]).await.unwrap(), [Ack::Stored]);
     let record = broker.get(&task.id).await.unwrap().unwrap();
     assert_eq!((record.state, record.attempt), (TaskState::Retry, 2));
     assert_eq!(record.error.unwrap().message, "flaky");

@@ -1,12 +1,13 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped on drop, restartable
-//! for fault tests), unique key namespaces so tests run in parallel without flushing, and a
-//! deadline-bounded `eventually` for synchronising on state instead of sleeping.
+//! for fault tests), an SMTP sink that keeps what it receives, unique key namespaces so tests
+//! run in parallel without flushing, and a deadline-bounded `eventually` for synchronising on
+//! state instead of sleeping.
 
 pub mod redis_server;
 pub mod smtp;
 
 pub use redis_server::RedisServer;
-// pub use smtp::{ReceivedMail, SmtpSink};
+pub use smtp::{ReceivedMail, SmtpSink};
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use celeriac::QueueName;
-use celeriac::broker::{Outcome, Verdict};
+use celeriac::broker::{Ack, Outcome, Verdict};
+
 use tokio::sync::mpsc;
 
 use crate::executor::Execution;
@@ -57,12 +58,15 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
     if !work.outcomes.is_empty() {
         loop {
             match broker.finish(queue, worker, &work.outcomes).await {
-                Ok(stored) => {
+                Ok(acks) => {
                     count(shared, &work.outcomes);
-                    for (outcome, ok) in work.outcomes.iter().zip(stored) {
-                        if !ok {
+                    for (outcome, ack) in work.outcomes.iter().zip(&acks) {
+                        if *ack == Ack::Refused {
                             tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
                         }
+                    }
+                    if acks.contains(&Ack::StoredWorkflowMember) {
+                        advance_workflows(shared, queue).await;
                     }
                     break;
                 }
@@ -87,6 +91,14 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                 }
             }
         }
+    }
+}
+
+/// Lets the workflows of members that just ended go on at once. If this fails, the outbox
+/// keeps the entries and the promoter's sweep handles them.
+pub(crate) async fn advance_workflows(shared: &Shared, queue: &QueueName) {
+    if let Err(e) = shared.broker.process_workflow_outbox(queue).await {
+        tracing::warn!(queue = %queue, error = %e, "cannot advance workflows now; the sweep will");
     }
 }
 

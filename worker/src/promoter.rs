@@ -1,6 +1,7 @@
 //! Moves scheduled tasks (countdown, eta, retry backoff) to their queue when they fall due,
 //! checking twice a second. Delays live in Redis, never in a worker's memory, so restarts
-//! neither lose nor duplicate them.
+//! neither lose nor duplicate them. The same sweep empties the workflow outboxes that a
+//! crashed worker left behind (normally the acker empties them at once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ const MAX_PER_CALL: usize = 500;
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         for queue in &shared.config.queues {
+            crate::acker::advance_workflows(&shared, queue).await;
             loop {
                 match shared.broker.promote_due(queue, MAX_PER_CALL).await {
                     Ok(n) if n == MAX_PER_CALL => continue,

@@ -19,6 +19,8 @@ pub struct NewTask {
     pub due_ms: Option<i64>,
     /// When it must no longer start, ms since the epoch.
     pub expires_ms: Option<i64>,
+    /// `"<workflow id> <node>"` for a workflow member.
+    pub workflow: Option<String>,
 }
 
 impl NewTask {
@@ -31,6 +33,7 @@ impl NewTask {
             options: TaskOptions::default(),
             due_ms: None,
             expires_ms: None,
+            workflow: None,
         }
     }
 }
@@ -88,7 +91,8 @@ impl Broker {
                 .arg(&task.args)
                 .arg(options)
                 .arg(task.due_ms.unwrap_or(0))
-                .arg(task.expires_ms.unwrap_or(0));
+                .arg(task.expires_ms.unwrap_or(0))
+                .arg(task.workflow.as_deref().unwrap_or(""));
         }
         let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
         let outcome = match reply {

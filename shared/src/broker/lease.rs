@@ -65,6 +65,17 @@ pub enum Verdict {
     Retry { error: TaskError, due_ms: i64 },
 }
 
+/// What [`Broker::finish`] did with one outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Stored,
+    /// Stored, and the task is a workflow member: its workflow must hear of it
+    /// ([`Broker::process_workflow_outbox`]).
+    StoredWorkflowMember,
+    /// Refused: this run lost its lease and a newer run owns the task.
+    Refused,
+}
+
 /// How many dead letters a queue keeps, by count and by age.
 pub const DEAD_LETTERS_MAX: u64 = 10_000;
 pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
@@ -101,7 +112,9 @@ impl Broker {
             return Ok(Vec::new());
         }
         let mut call = scripts::START.prepare_invoke();
-        call.key(self.keys.inflight(queue, worker)).key(self.keys.dead(queue));
+        call.key(self.keys.inflight(queue, worker))
+            .key(self.keys.dead(queue))
+            .key(self.keys.workflow_outbox(queue));
         call.arg(worker)
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
@@ -146,7 +159,7 @@ impl Broker {
 
     /// Stores outcomes of runs on `queue` by `worker` and ends their leases. Returns, per
     /// outcome, whether it was stored (`false`: the lease was lost and a newer run owns it).
-    pub async fn finish(&self, queue: &QueueName, worker: &str, outcomes: &[Outcome]) -> Result<Vec<bool>, BrokerError> {
+    pub async fn finish(&self, queue: &QueueName, worker: &str, outcomes: &[Outcome]) -> Result<Vec<Ack>, BrokerError> {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
@@ -154,7 +167,8 @@ impl Broker {
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.scheduled(queue))
-            .key(self.keys.dead(queue));
+            .key(self.keys.dead(queue))
+            .key(self.keys.workflow_outbox(queue));
         call.arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
@@ -176,7 +190,14 @@ impl Broker {
                 .arg(due);
         }
         let stored: Vec<i64> = call.invoke_async(&mut self.conn.clone()).await?;
-        Ok(stored.into_iter().map(|s| s == 1).collect())
+        Ok(stored
+            .into_iter()
+            .map(|s| match s {
+                1 => Ack::Stored,
+                2 => Ack::StoredWorkflowMember,
+                _ => Ack::Refused,
+            })
+            .collect())
     }
 
     /// Puts `worker`'s own leased tasks back at the front of their queue (graceful stop).
@@ -198,7 +219,8 @@ impl Broker {
         let mut call = scripts::REQUEUE.prepare_invoke();
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.pending(queue))
-            .key(self.keys.leases(queue));
+            .key(self.keys.leases(queue))
+            .key(self.keys.workflow_outbox(queue));
         call.arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(worker)
@@ -246,7 +268,9 @@ impl Broker {
             return Ok(0);
         }
         let mut call = scripts::PROMOTE.prepare_invoke();
-        call.key(self.keys.scheduled(queue)).key(self.keys.pending(queue));
+        call.key(self.keys.scheduled(queue))
+            .key(self.keys.pending(queue))
+            .key(self.keys.workflow_outbox(queue));
         call.arg(now)
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())

@@ -9,6 +9,7 @@ mod revoke;
 mod scripts;
 mod wait;
 mod workers;
+mod workflow;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,10 +20,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
-pub use lease::{Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
+pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use wait::{QueueWaiter, TaskEvents};
 pub use workers::WorkerInfo;
+pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 
 use crate::clock::Clock;
 use crate::id::{QueueName, TaskId};

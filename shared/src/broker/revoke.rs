@@ -41,6 +41,7 @@ impl Broker {
             .key(self.keys.task(id))
             .key(self.keys.pending(id.queue()))
             .key(self.keys.scheduled(id.queue()))
+            .key(self.keys.workflow_outbox(id.queue()))
             .arg(id.suffix())
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)

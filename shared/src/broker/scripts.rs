@@ -20,3 +20,6 @@ script!(PROGRESS, "lua/progress.lua");
 script!(PROMOTE, "lua/promote.lua");
 script!(REVOKE, "lua/revoke.lua");
 script!(RETRY, "lua/retry.lua");
+script!(WF_CREATE, "lua/wf_create.lua");
+script!(WF_ADVANCE, "lua/wf_advance.lua");
+script!(WF_REVOKE, "lua/wf_revoke.lua");

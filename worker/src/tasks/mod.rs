@@ -19,7 +19,10 @@ pub fn diagnostic_registry() -> Registry {
 }
 
 /// The registry of the stock `celeriac-worker`: every built-in task.
-pub fn builtin_registry(_settings: &celeriac::Settings) -> anyhow::Result<Registry> {
-    // TODO(helper): add send_email and generate_report once they land.
-    Ok(diagnostic_registry())
+pub fn builtin_registry(settings: &celeriac::Settings) -> anyhow::Result<Registry> {
+    let mut registry = diagnostic_registry();
+    registry
+        .register(email::SendEmail::from_settings(&settings.smtp)?)
+        .register(report::GenerateReport::new(settings.reports.dir.clone()));
+    Ok(registry)
 }

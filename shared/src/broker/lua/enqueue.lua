@@ -9,8 +9,8 @@ ARGV[1]   now, ms since the epoch
 ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
-ARGV[5..] per task, 6 values: id suffix, task name, args JSON, options JSON ('' = none),
-          due ms (0 = now), expires ms (0 = never)
+ARGV[5..] per task, 7 values: id suffix, task name, args JSON, options JSON ('' = none),
+          due ms (0 = now), expires ms (0 = never), workflow link ('' = none)
 
 Returns
   {1, ''}             stored
@@ -21,7 +21,7 @@ Returns
 local now = tonumber(ARGV[1])
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
-local STRIDE = 6
+local STRIDE = 7
 local count = (#ARGV - 4) / STRIDE
 
 if idem_ttl > 0 then
@@ -55,6 +55,8 @@ for i = 0, count - 1 do
   end
   if options ~= '' then redis.call('HSET', key, 'o', options) end
   if expires > 0 then redis.call('HSET', key, 'x', expires) end
+  if ARGV[a + 6] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 6]) end
+
 end
 if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
 if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end

@@ -4,6 +4,8 @@
            and the record lives as long as a dead letter may
   RETRY    store the error, count the retry, and schedule the next attempt at its due time
 A run revoked while it ran (field 'rv' set by revoke.lua) is stored as REVOKED instead.
+A workflow member that ended (not RETRY) is also put in the queue's workflow outbox, in the
+same step, so the workflow hears of it even if this worker dies right after.
 Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
 delivery started) is refused, so the newer run's outcome stands.
 
@@ -11,7 +13,8 @@ KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   stats hash of the queue
 KEYS[3]   scheduled sorted set of the queue
 KEYS[4]   dead-letter sorted set of the queue
-KEYS[5..] task hashes, in the order of the task groups in ARGV
+KEYS[5]   workflow outbox list of the queue
+KEYS[6..] task hashes, in the order of the task groups in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -21,7 +24,8 @@ ARGV[6]   dead letters kept at most (age, seconds)
 ARGV[7..] per task, 5 values: id suffix, delivery, state (SUCCESS | FAILURE | RETRY),
           result or error JSON, due ms (RETRY only, else 0)
 
-Returns an array with, per task, 1 (stored) or 0 (refused: stale lease)
+Returns an array with, per task, 1 (stored), 2 (stored, and it is a workflow member in the
+outbox) or 0 (refused: stale lease)
 ]]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -31,7 +35,7 @@ local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local key = KEYS[5 + i]
+  local key = KEYS[6 + i]
   if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and redis.call('HGET', key, 'd') == delivery then
     local revoked = redis.call('HGET', key, 'rv')
     if revoked then
@@ -53,7 +57,13 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
     redis.call('SREM', KEYS[1], suffix)
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     counts[state] = counts[state] + 1
-    out[#out + 1] = 1
+    if state ~= 'RETRY' and redis.call('HEXISTS', key, 'wf') == 1 then
+      redis.call('LPUSH', KEYS[5], suffix)
+      out[#out + 1] = 2
+    else
+      out[#out + 1] = 1
+    end
+
   else
     out[#out + 1] = 0
   end

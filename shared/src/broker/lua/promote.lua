@@ -5,7 +5,8 @@ of workers may promote the same queue at once without moving a task twice.
 
 KEYS[1]   scheduled sorted set of the queue
 KEYS[2]   pending list of the queue
-KEYS[3..] task hashes, in the order of the ids in ARGV
+KEYS[3]   workflow outbox list of the queue (an expired workflow member goes there)
+KEYS[4..] task hashes, in the order of the ids in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -18,7 +19,7 @@ local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ready = {}
 for i = 5, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 2]
+  local key = KEYS[i - 1]
   local due = redis.call('ZSCORE', KEYS[1], suffix)
   if due and tonumber(due) <= now then
     redis.call('ZREM', KEYS[1], suffix)
@@ -30,6 +31,8 @@ for i = 5, #ARGV do
         'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
       redis.call('EXPIRE', key, ttl)
       redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
+      if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
+
     else
       redis.call('HSET', key, 's', 'PENDING')
       ready[#ready + 1] = suffix

@@ -7,7 +7,8 @@ afterwards, its lease on the queue ends.
 KEYS[1]   in-flight set the tasks are leased in
 KEYS[2]   pending list of the queue
 KEYS[3]   leases sorted set of the queue
-KEYS[4..] task hashes, in the order of the ids in ARGV
+KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes there)
+KEYS[5..] task hashes, in the order of the ids in ARGV
 ARGV[1]   events channel
 ARGV[2]   queue name
 ARGV[3]   the worker whose tasks these are
@@ -27,12 +28,14 @@ end
 local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 3]
+  local key = KEYS[i - 2]
   if redis.call('SREM', KEYS[1], suffix) == 1 and redis.call('EXISTS', key) == 1 then
     local revoked = redis.call('HGET', key, 'rv')
     if revoked then
       redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', revoked)
       redis.call('EXPIRE', key, tonumber(ARGV[6]))
+      if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[4], suffix) end
+
     else
       redis.call('HSET', key, 's', 'PENDING')
       redis.call('HDEL', key, 'w', 'sa')

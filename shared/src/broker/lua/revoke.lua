@@ -6,6 +6,7 @@ REVOKED (finish.lua), also if its worker dies first (requeue.lua).
 KEYS[1]  task hash
 KEYS[2]  pending list of the task's queue
 KEYS[3]  scheduled sorted set of the task's queue
+KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -29,4 +30,6 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('PUBLISH', ARGV[4], ARGV[5])
+if redis.call('HEXISTS', KEYS[1], 'wf') == 1 then redis.call('LPUSH', KEYS[4], ARGV[1]) end
 return 'revoked'
+

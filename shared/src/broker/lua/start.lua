@@ -5,7 +5,8 @@ fences every later write of this run (progress, finish).
 
 KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   dead-letter sorted set of the queue
-KEYS[3..] task hashes, in the order of the ids in ARGV
+KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
+KEYS[4..] task hashes, in the order of the ids in ARGV
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -26,7 +27,7 @@ local function skip(reason)
 end
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 3]
+  local key = KEYS[i - 2]
   local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x')
   local state, expires = f[1], tonumber(f[6])
   if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
@@ -44,6 +45,7 @@ for i = 6, #ARGV do
     redis.call('ZADD', KEYS[2], now, suffix)
     redis.call('SREM', KEYS[1], suffix)
     redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
     skip('poison')
   elseif expires and expires <= now then
     redis.call('HSET', key, 's', 'REVOKED', 'fa', now,
@@ -51,7 +53,9 @@ for i = 6, #ARGV do
     redis.call('EXPIRE', key, ttl)
     redis.call('SREM', KEYS[1], suffix)
     redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
     skip('expired')
+
   else
     local delivery = redis.call('HINCRBY', key, 'd', 1)
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now)

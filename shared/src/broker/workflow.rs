@@ -1,0 +1,316 @@
+//! Workflows in Redis. A workflow's plan and counters live in one hash under its own hash tag;
+//! its members are ordinary tasks with deterministic ids (`TaskId::derived`), each carrying a
+//! link back. When a member ends, the script that ends it also puts it in its queue's
+//! workflow outbox; any worker then records it in the workflow (`wf_advance.lua`, atomic and
+//! idempotent) and enqueues the members that became ready, then clears the outbox entry. A
+//! crash between those steps only means the step runs again: enqueuing a ready member twice
+//! stores it once. So a chord's callback runs exactly once, and nothing hangs or polls.
+
+use std::collections::{BTreeMap, HashMap};
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{Broker, BrokerError, NewTask, scripts};
+use crate::id::{QueueName, TaskId};
+use crate::record::{TaskRecord, WorkflowLink};
+use crate::state::TaskState;
+use crate::workflow::{Plan, apply_input};
+
+/// A started workflow: its id and its members' task ids, by node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowStarted {
+    #[schema(example = "wf-01a20f3f30df7484bcfb6d3bb98a5ee9")]
+    pub workflow_id: String,
+    pub tasks: Vec<MemberRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberRef {
+    pub node: usize,
+    pub task: String,
+    pub task_id: String,
+}
+
+/// A workflow as `GET /workflows/{id}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowStatus {
+    pub workflow_id: String,
+    /// `RUNNING`, `SUCCESS`, `FAILURE` or `REVOKED`.
+    pub state: String,
+    pub members: Vec<MemberStatus>,
+    /// The workflow's result once it succeeded (a chain's last result, a group's list...).
+    pub result: Option<Value>,
+    /// The member that failed, and its error.
+    pub failed: Option<FailedMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberStatus {
+    pub node: usize,
+    pub task: String,
+    pub task_id: String,
+    /// The member task's state, or `WAITING` before it is enqueued.
+    pub state: String,
+    /// Whether this is the error callback.
+    pub on_error: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FailedMember {
+    pub task_id: String,
+    pub error: Value,
+}
+
+/// A workflow id: `wf-` and 32 hex digits.
+pub fn parse_workflow_id(raw: &str) -> Option<&str> {
+    let hex = raw.strip_prefix("wf-")?;
+    (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))).then_some(raw)
+}
+
+fn node_queue(plan: &Plan, node: usize) -> Result<QueueName, BrokerError> {
+    QueueName::parse(plan.nodes[node].queue.as_deref().unwrap_or("default")).map_err(BrokerError::Protocol)
+}
+
+fn node_task_id(workflow: &str, plan: &Plan, node: usize) -> Result<TaskId, BrokerError> {
+    Ok(TaskId::derived(&node_queue(plan, node)?, &format!("{workflow}/{node}")))
+}
+
+impl Broker {
+    /// Stores the workflow and enqueues its first members. Each node's queue must be set
+    /// (`None` means `default`).
+    pub async fn start_workflow(&self, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
+        let id = format!("wf-{}", uuid::Uuid::now_v7().simple());
+        let mut fields: Vec<String> = Vec::new();
+        let mut successors: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (n, node) in plan.nodes.iter().enumerate() {
+            if !node.deps.is_empty() {
+                fields.extend([format!("left:{n}"), node.deps.len().to_string()]);
+            }
+            for d in &node.deps {
+                successors.entry(*d).or_default().push(n);
+            }
+        }
+        for (n, succ) in successors {
+            fields.extend([format!("succ:{n}"), succ.iter().map(usize::to_string).collect::<Vec<_>>().join(",")]);
+        }
+        let plan_json = serde_json::to_string(plan).expect("plan serializes");
+        let on_error = plan.on_error.map(|n| n as i64).unwrap_or(-1);
+        let mut call = scripts::WF_CREATE.prepare_invoke();
+        call.key(self.keys.workflow(&id))
+            .arg(plan_json)
+            .arg(plan.members())
+            .arg(self.clock.now_ms())
+            .arg(on_error);
+        for f in &fields {
+            call.arg(f);
+        }
+        let created: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        if created != 1 {
+            return Err(BrokerError::Protocol(format!("workflow {id} exists already")));
+        }
+        let first: Vec<usize> = (0..plan.nodes.len())
+            .filter(|n| plan.nodes[*n].deps.is_empty() && Some(*n) != plan.on_error)
+            .collect();
+        self.enqueue_nodes(&id, plan, &first, &HashMap::new(), None).await?;
+        let tasks = (0..plan.nodes.len())
+            .map(|n| {
+                Ok(MemberRef {
+                    node: n,
+                    task: plan.nodes[n].task.clone(),
+                    task_id: node_task_id(&id, plan, n)?.to_string(),
+                })
+            })
+            .collect::<Result<_, BrokerError>>()?;
+        Ok(WorkflowStarted { workflow_id: id, tasks })
+    }
+
+    /// Enqueues `nodes` of the workflow with their inputs, grouped by queue. A batch whose
+    /// tasks exist already was stored by an earlier run of this step: that is success.
+    async fn enqueue_nodes(
+        &self,
+        workflow: &str,
+        plan: &Plan,
+        nodes: &[usize],
+        results: &HashMap<usize, Value>,
+        failure: Option<Value>,
+    ) -> Result<(), BrokerError> {
+        let mut by_queue: BTreeMap<QueueName, Vec<NewTask>> = BTreeMap::new();
+        for &n in nodes {
+            let node = &plan.nodes[n];
+            let queue = node_queue(plan, n)?;
+            let args = if Some(n) == plan.on_error {
+                apply_input(&node.args, failure.clone().unwrap_or(Value::Null))
+            } else {
+                match &node.input {
+                    Some(input) => apply_input(&node.args, input.resolve(&|d| results.get(&d).cloned().unwrap_or(Value::Null))),
+                    None => node.args.clone(),
+                }
+            };
+            let mut task = NewTask::new(&queue, &node.task, &args);
+            task.id = node_task_id(workflow, plan, n)?;
+            task.options = node.options.clone();
+            task.workflow = Some(format!("{workflow} {n}"));
+            by_queue.entry(queue).or_default().push(task);
+        }
+        for (queue, tasks) in by_queue {
+            match self.enqueue(&queue, &tasks, 0, None).await {
+                Ok(_) | Err(BrokerError::Duplicate(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells workflows about their members on `queue` that ended, enqueuing the members that
+    /// became ready. Returns how many outbox entries were handled.
+    pub async fn process_workflow_outbox(&self, queue: &QueueName) -> Result<usize, BrokerError> {
+        let outbox = self.keys.workflow_outbox(queue);
+        let entries: Vec<String> = self.conn.clone().lrange(&outbox, -100, -1).await?;
+        for suffix in entries.iter().rev() {
+            let id =
+                TaskId::parse(&format!("{queue}-{suffix}")).ok_or_else(|| BrokerError::Protocol(format!("outbox entry {suffix:?}")))?;
+            if let Some(record) = self.get(&id).await?
+                && let Some(link) = &record.workflow
+                && record.state.is_terminal()
+            {
+                self.advance_workflow(link, &record).await?;
+            }
+            let _: i64 = self.conn.clone().lrem(&outbox, 1, suffix).await?;
+        }
+        Ok(entries.len())
+    }
+
+    async fn advance_workflow(&self, link: &WorkflowLink, record: &TaskRecord) -> Result<(), BrokerError> {
+        let payload = match record.state {
+            TaskState::Success => record.result.clone().unwrap_or(Value::Null),
+            _ => serde_json::to_value(&record.error).expect("error serializes"),
+        };
+        let key = self.keys.workflow(&link.workflow_id);
+        let reply: Vec<String> = scripts::WF_ADVANCE
+            .key(&key)
+            .arg(link.node)
+            .arg(record.state.as_str())
+            .arg(payload.to_string())
+            .arg(self.result_ttl_secs)
+            .arg(record.task_id.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let ready: Vec<usize> = reply.iter().skip(1).filter_map(|n| n.parse().ok()).collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let plan_json: String = self.conn.clone().hget(&key, "plan").await?;
+        let plan: Plan = serde_json::from_str(&plan_json).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+        let mut needed: Vec<usize> = Vec::new();
+        for &n in &ready {
+            if let Some(input) = &plan.nodes[n].input {
+                input.nodes(&mut needed);
+            }
+        }
+        let results = self.node_results(&key, &needed).await?;
+        let failure = if ready.iter().any(|n| Some(*n) == plan.on_error) {
+            let (task_id, error): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("failed_id")
+                .arg("err")
+                .query_async(&mut self.conn.clone())
+                .await?;
+
+            let error = error.and_then(|e| serde_json::from_str::<Value>(&e).ok()).unwrap_or(Value::Null);
+            Some(serde_json::json!({ "task_id": task_id, "error": error }))
+        } else {
+            None
+        };
+        self.enqueue_nodes(&link.workflow_id, &plan, &ready, &results, failure).await
+    }
+
+    async fn node_results(&self, key: &str, nodes: &[usize]) -> Result<HashMap<usize, Value>, BrokerError> {
+        if nodes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let fields: Vec<String> = nodes.iter().map(|n| format!("r:{n}")).collect();
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&fields)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(nodes
+            .iter()
+            .zip(values)
+            .filter_map(|(n, v)| Some((*n, serde_json::from_str(&v?).ok()?)))
+            .collect())
+    }
+
+    /// The workflow's state, members and result; `None` for an unknown or expired id.
+    pub async fn workflow_status(&self, id: &str) -> Result<Option<WorkflowStatus>, BrokerError> {
+        let key = self.keys.workflow(id);
+        let fields: HashMap<String, String> = self.conn.clone().hgetall(&key).await?;
+        let Some(plan) = fields.get("plan").and_then(|p| serde_json::from_str::<Plan>(p).ok()) else {
+            return Ok(None);
+        };
+        let state = fields.get("s").cloned().unwrap_or_default();
+        let result_of = |n: usize| {
+            fields
+                .get(&format!("r:{n}"))
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or(Value::Null)
+        };
+        let mut members = Vec::with_capacity(plan.nodes.len());
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let task_id = node_task_id(id, &plan, n)?;
+            let state = match fields.get(&format!("st:{n}")) {
+                Some(s) => s.clone(),
+                None => self
+                    .conn
+                    .clone()
+                    .hget::<_, _, Option<String>>(self.keys.task(&task_id), "s")
+                    .await?
+                    .unwrap_or_else(|| "WAITING".into()),
+            };
+            members.push(MemberStatus {
+                node: n,
+                task: node.task.clone(),
+                task_id: task_id.to_string(),
+                state,
+                on_error: Some(n) == plan.on_error,
+            });
+        }
+        let failed = fields.get("failed_id").map(|task_id| FailedMember {
+            task_id: task_id.clone(),
+            error: fields.get("err").and_then(|e| serde_json::from_str(e).ok()).unwrap_or(Value::Null),
+        });
+        let result = (state == "SUCCESS").then(|| plan.output.resolve(&result_of));
+        Ok(Some(WorkflowStatus {
+            workflow_id: id.to_owned(),
+            state,
+            members,
+            result,
+            failed,
+        }))
+    }
+
+    /// Revokes a running workflow: no member starts any more, and the members not finished are
+    /// revoked (running ones stopped). Returns the state it had, or `None` if unknown.
+    pub async fn revoke_workflow(&self, id: &str) -> Result<Option<String>, BrokerError> {
+        let key = self.keys.workflow(id);
+        let before: String = scripts::WF_REVOKE
+            .key(&key)
+            .arg(self.result_ttl_secs)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if before == "MISSING" {
+            return Ok(None);
+        }
+        if before == "RUNNING" {
+            let plan_json: String = self.conn.clone().hget(&key, "plan").await?;
+            let plan: Plan = serde_json::from_str(&plan_json).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+            for n in 0..plan.nodes.len() {
+                self.revoke(&node_task_id(id, &plan, n)?, true, "its workflow was revoked").await?;
+            }
+        }
+        Ok(Some(before))
+    }
+}
