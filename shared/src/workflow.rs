@@ -48,6 +48,11 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(no_recursion)]
     pub chord: Option<Chord>,
+    /// At the top level only: a task that runs once when a member fails for good, with
+    /// `{task_id, error}` as its input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub on_error: Option<Box<Step>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -59,16 +64,8 @@ pub struct Chord {
     pub callback: Box<Step>,
 }
 
-/// A whole workflow: the root step, and a task to run once if any member fails for good.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct WorkflowSpec {
-    #[serde(flatten)]
-    pub root: Step,
-    /// Runs once when a member fails for good, with `{task_id, error}` as its input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
-    pub on_error: Option<Box<Step>>,
-}
+/// A whole workflow: its root step (with the optional `on_error` task).
+pub type WorkflowSpec = Step;
 
 /// Builders for task authors.
 impl Step {
@@ -176,8 +173,11 @@ impl Plan {
             output: Output::List(Vec::new()),
             on_error: None,
         };
-        plan.output = plan.add(&spec.root, None, "workflow", 0)?;
+        plan.output = plan.add(spec, None, "workflow", 0)?;
         if let Some(callback) = &spec.on_error {
+            if callback.chain.is_some() || callback.group.is_some() || callback.chord.is_some() || callback.on_error.is_some() {
+                return Err(bad("on_error", "the error callback must be a single task"));
+            }
             let node = plan.task_node(callback, None, "on_error")?;
             plan.on_error = Some(node);
         }
@@ -201,6 +201,9 @@ impl Plan {
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(bad(path, "give exactly one of task, chain, group or chord"));
+        }
+        if depth > 0 && step.on_error.is_some() {
+            return Err(bad(path, "on_error belongs at the top level of the workflow"));
         }
         if step.task.is_none() && (step.args.is_some() || step.queue.is_some() || step.options.is_some()) {
             return Err(bad(path, "args, queue and options belong to a task"));

@@ -4,6 +4,7 @@ pub mod emails;
 pub mod health;
 pub mod reports;
 pub mod tasks;
+pub mod workflows;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -24,6 +25,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tasks::get_task))
         .routes(routes!(tasks::revoke_task))
         .routes(routes!(tasks::retry_task))
+        .routes(routes!(workflows::post_workflow))
+        .routes(routes!(workflows::get_workflow))
+        .routes(routes!(workflows::revoke_workflow))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

@@ -1,0 +1,105 @@
+//! `POST /workflows` (chain, group, chord), `GET /workflows/{id}` and
+//! `POST /workflows/{id}/revoke`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use celeriac::QueueName;
+use celeriac::broker::{WorkflowStarted, WorkflowStatus, parse_workflow_id};
+use celeriac::workflow::{Plan, WorkflowSpec};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// The answer to an accepted workflow.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowAccepted {
+    #[serde(flatten)]
+    pub started: WorkflowStarted,
+    #[schema(example = "RUNNING")]
+    pub state: String,
+    #[schema(example = "/workflows/wf-01a20f3f30df7484bcfb6d3bb98a5ee9")]
+    pub status_url: String,
+}
+
+/// Start a workflow: a chain, group or chord of task signatures (nested as you like), with an
+/// optional `on_error` task that runs once if a member fails for good.
+#[utoipa::path(post, path = "/workflows", tag = "workflows",
+    request_body(content = WorkflowSpec, example = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})),
+    responses(
+        (status = 202, description = "Stored; its first tasks are queued", body = WorkflowAccepted, headers(("Location" = String, description = "The workflow's status URL"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An invalid description: unknown task, empty group, nesting too deep...", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn post_workflow(State(state): State<AppState>, ApiJson(spec): ApiJson<WorkflowSpec>) -> Result<Response, ApiError> {
+    let mut plan = Plan::compile(&spec).map_err(|e| ApiError::invalid(e.path, e.message))?;
+    for (n, node) in plan.nodes.iter_mut().enumerate() {
+        let where_ = format!("node {n} ({})", node.task);
+        let task_spec = state
+            .catalog
+            .lookup(&state.broker, &node.task)
+            .await
+            .map_err(|known| ApiError::UnknownTask {
+                name: node.task.clone(),
+                known,
+            })?;
+        let queue = match &node.queue {
+            Some(q) => QueueName::parse(q).map_err(|m| ApiError::invalid(format!("{where_}.queue"), m))?,
+            None => state.catalog.route(&task_spec),
+        };
+        node.queue = Some(queue.to_string());
+        node.options
+            .validate()
+            .map_err(|(field, message)| ApiError::invalid(format!("{where_}.options.{field}"), message))?;
+        node.options = node.options.or(&task_spec.options);
+    }
+    let started = state.broker.start_workflow(&plan).await?;
+    let status_url = format!("/workflows/{}", started.workflow_id);
+    let location = HeaderValue::from_str(&status_url).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = WorkflowAccepted {
+        started,
+        state: "RUNNING".into(),
+        status_url,
+    };
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// A workflow's state, its members' states and, once it succeeded, its result.
+#[utoipa::path(get, path = "/workflows/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, description = "The workflow", body = WorkflowStatus),
+        (status = 404, description = "No such workflow, or it expired", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowStatus>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no workflow {id:?}: it never existed or it expired"));
+    let valid = parse_workflow_id(&id).ok_or_else(not_found)?;
+    state.broker.workflow_status(valid).await?.map(Json).ok_or_else(not_found)
+}
+
+/// Revoke a running workflow: no member starts any more, unfinished members are revoked.
+#[utoipa::path(post, path = "/workflows/{id}/revoke", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, description = "Revoked", body = WorkflowStatus),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "The workflow has already finished", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn revoke_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowStatus>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no workflow {id:?}"));
+    let valid = parse_workflow_id(&id).ok_or_else(not_found)?;
+    match state.broker.revoke_workflow(valid).await?.as_deref() {
+        None => return Err(not_found()),
+        Some("RUNNING") => {}
+        Some(other) => return Err(ApiError::Conflict(format!("workflow {id} has already finished ({other})"))),
+    }
+    state.broker.workflow_status(valid).await?.map(Json).ok_or_else(not_found)
+}

@@ -1,0 +1,161 @@
+//! Workflows through the gateway with a real worker: chain, group, chord, nesting, errors,
+//! revoke, and every kind of bad description.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, test_registry};
+use serde_json::{Value, json};
+
+async fn start(app: &TestApp, description: Value) -> String {
+    let response = app.post_json("/workflows", &description).await;
+    assert_eq!(response.status(), 202, "{description}");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(location, format!("/workflows/{}", body["workflow_id"].as_str().unwrap()));
+    body["workflow_id"].as_str().unwrap().to_owned()
+}
+
+async fn finished(app: &TestApp, id: &str) -> Value {
+    celeriac_testkit::eventually(Duration::from_secs(30), &format!("workflow {id} finishes"), || async {
+        let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.ok()?;
+        (status["state"] != "RUNNING").then_some(status)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_chain_passes_each_result_on() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let id = start(
+        &app,
+        json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}, {"task": "add", "args": [8]}]}),
+    )
+    .await;
+    let status = finished(&app, &id).await;
+    assert_eq!(
+        (status["state"].as_str(), &status["result"]),
+        (Some("SUCCESS"), &json!(16)),
+        "{status}"
+    );
+    assert!(status["members"].as_array().unwrap().iter().all(|m| m["state"] == "SUCCESS"));
+}
+
+#[tokio::test]
+async fn a_chord_of_a_hundred_sums_to_9900() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let group: Vec<Value> = (0..100).map(|i| json!({"task": "add", "args": [i, i]})).collect();
+    let id = start(&app, json!({"chord": {"group": group, "callback": {"task": "add"}}})).await;
+    let status = finished(&app, &id).await;
+    assert_eq!(status["result"], 9900, "{status}");
+}
+
+#[tokio::test]
+async fn a_group_collects_results_in_order_and_nesting_works() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let group = start(
+        &app,
+        json!({"group": [{"task": "sleep", "args": {"ms": 200}}, {"task": "echo", "args": "b"}, {"task": "add", "args": [1, 2]}]}),
+    )
+    .await;
+    assert_eq!(finished(&app, &group).await["result"], json!([{"slept_ms": 200}, "b", 3]));
+    // echo(1) -> [ chain(add([1]), add([2])) , add([10]) ] -> add(the list)
+    let nested = json!({"chain": [
+        {"task": "echo", "args": 1},
+        {"group": [{"chain": [{"task": "add", "args": [1]}, {"task": "add", "args": [2]}]}, {"task": "add", "args": [10]}]},
+        {"task": "add"}
+    ]});
+    let id = start(&app, nested).await;
+    let status = finished(&app, &id).await;
+    assert_eq!(status["result"], 15, "(1+1)+2 = 4 and 1+10 = 11; 4 + 11 = 15: {status}");
+}
+
+#[tokio::test]
+async fn a_failed_member_stops_the_chord_and_runs_the_error_callback_once() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let description = json!({
+        "chord": {"group": [{"task": "add", "args": [1, 1]}, {"task": "fail", "args": {"message": "member broke"}}], "callback": {"task": "add"}},
+        "on_error": {"task": "echo", "args": {"note": "cleanup"}}
+    });
+    let id = start(&app, description).await;
+    let status = finished(&app, &id).await;
+    assert_eq!(status["state"], "FAILURE");
+    assert_eq!(status["failed"]["error"]["message"], "member broke");
+    let members = status["members"].as_array().unwrap();
+    let callback = &members[2];
+    assert_eq!(callback["state"], "WAITING", "the callback never ran: {status}");
+    let on_error = members.iter().find(|m| m["on_error"] == true).unwrap();
+    let record = app.wait_terminal(on_error["task_id"].as_str().unwrap()).await;
+    assert_eq!(record["result"]["note"], "cleanup");
+    assert_eq!(record["result"]["input"]["task_id"], status["failed"]["task_id"]);
+    assert_eq!(record["deliveries"], 1);
+}
+
+#[tokio::test]
+async fn revoking_a_workflow_stops_its_members() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let id = start(
+        &app,
+        json!({"chain": [{"task": "sleep", "args": {"ms": 60000}}, {"task": "add", "args": [1]}]}),
+    )
+    .await;
+    let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.unwrap();
+    let first = status["members"][0]["task_id"].as_str().unwrap().to_owned();
+    celeriac_testkit::eventually(Duration::from_secs(10), "the first member starts", || async {
+        let r: Value = app.get(&format!("/tasks/{first}")).await.json().await.ok()?;
+        (r["state"] == "STARTED").then_some(())
+    })
+    .await;
+    let response = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.wait_terminal(&first).await["state"], "REVOKED");
+    let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.unwrap();
+    assert_eq!(
+        (status["state"].as_str(), status["members"][1]["state"].as_str()),
+        (Some("REVOKED"), Some("WAITING"))
+    );
+    let again = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+}
+
+#[tokio::test]
+async fn bad_descriptions_are_422_naming_the_problem() {
+    let app = TestApp::spawn().await;
+    let mut deep = json!({"task": "noop"});
+    for _ in 0..12 {
+        deep = json!({"chain": [deep]});
+    }
+    let cases = [
+        (json!({"group": []}), "invalid_field", "at least one"),
+        (
+            json!({"chain": [{"task": "noop"}, {"chord": {"group": [], "callback": {"task": "add"}}}]}),
+            "invalid_field",
+            "at least one",
+        ),
+        (deep, "invalid_field", "deeper"),
+        (json!({"task": "noop", "chain": [{"task": "noop"}]}), "invalid_field", "exactly one"),
+        (json!({"chain": [{"task": "no_such_task"}]}), "unknown_task", "no_such_task"),
+        (json!({"chain": [{"task": "noop", "queue": "{x}"}]}), "invalid_field", "queue"),
+        (
+            json!({"group": [{"task": "noop", "options": {"time_limit": -1}}]}),
+            "invalid_field",
+            "time_limit",
+        ),
+        (json!({"graph": {}}), "invalid_field", "graph"),
+    ];
+    for (description, code, needle) in cases {
+        let response = app.post_json("/workflows", &description).await;
+        assert_eq!(response.status(), 422, "{description}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{error}");
+        assert!(error.to_string().contains(needle), "{needle} in {error}");
+    }
+    assert_eq!(app.get("/workflows/wf-0193a1b2c3d4e5f60718293a4b5c6d7e").await.status(), 404);
+    assert_eq!(app.get("/workflows/nope").await.status(), 404);
+}
