@@ -11,6 +11,7 @@ use utoipa::OpenApi;
         (name = "tasks", description = "Enqueue any registered task and read task records"),
         (name = "emails", description = "Send e-mail in the background"),
         (name = "reports", description = "Build and download reports"),
+        (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "health", description = "Probes"),
     )
 )]

@@ -3,6 +3,7 @@
 pub mod emails;
 pub mod health;
 pub mod reports;
+pub mod schedules;
 pub mod tasks;
 
 use axum::Router;
@@ -24,6 +25,15 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tasks::get_task))
         .routes(routes!(tasks::revoke_task))
         .routes(routes!(tasks::retry_task))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::put_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::run_schedule))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

@@ -6,6 +6,7 @@ mod audit;
 mod enqueue;
 mod lease;
 mod revoke;
+mod schedules;
 mod scripts;
 mod wait;
 mod workers;
@@ -21,6 +22,7 @@ pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
+pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
 pub use wait::{QueueWaiter, TaskEvents};
 pub use workers::WorkerInfo;
 

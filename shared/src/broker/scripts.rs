@@ -20,3 +20,7 @@ script!(PROGRESS, "lua/progress.lua");
 script!(PROMOTE, "lua/promote.lua");
 script!(REVOKE, "lua/revoke.lua");
 script!(RETRY, "lua/retry.lua");
+script!(SCHEDULE_PUT, "lua/schedule_put.lua");
+script!(SCHEDULE_DELETE, "lua/schedule_delete.lua");
+script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
+script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
