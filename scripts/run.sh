@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole system locally: redis-server (installed from apt if missing; data in
-# data/redis), an SMTP sink for development (mail in data/mail), the gateway and a worker for
-# the emails, reports and default queues. Ctrl-C stops everything it started.
+# data/redis), an SMTP sink for development (mail in data/mail), the gateway, a worker for
+# the emails, reports and default queues, and one beat (periodic schedules). Ctrl-C stops
+# everything it started.
 #
 #   PORT=8000 REDIS_PORT=6379 SMTP_PORT=1025 PROFILE=release scripts/run.sh
 set -euo pipefail
@@ -57,12 +58,15 @@ pids+=($!)
 pids+=($!)
 "$BIN/celeriac-worker" --queues emails,reports,default &
 pids+=($!)
+"$BIN/celeriac-beat" &
+pids+=($!)
 
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 cat <<MSG
 
 Celeriac is running (Ctrl-C stops it):
   API        http://127.0.0.1:$PORT            (try: curl -s -XPOST localhost:$PORT/emails -H 'content-type: application/json' -d '{"to":"ada@example.com","subject":"Hi","body":"Hello"}')
+  Schedules  http://127.0.0.1:$PORT/schedules  (fired by celeriac-beat; example in config/development.toml)
   API docs   http://127.0.0.1:$PORT/docs
   OpenAPI    http://127.0.0.1:$PORT/openapi.json
   Redis      redis://127.0.0.1:$REDIS_PORT     (data in data/redis)

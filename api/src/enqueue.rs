@@ -107,6 +107,19 @@ pub struct Accepted {
 
 /// Validates and stores one task; the `202` response or the error.
 pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Value, options: CallOptions) -> Result<Response, ApiError> {
+    let (id, state_now) = enqueue_task(state, headers, task, args, options).await?;
+    Ok(accepted(&id, state_now))
+}
+
+/// Validates and stores one task; its id and state (the first task's, for a replayed
+/// `Idempotency-Key`).
+pub async fn enqueue_task(
+    state: &AppState,
+    headers: &HeaderMap,
+    task: &str,
+    args: Value,
+    options: CallOptions,
+) -> Result<(TaskId, TaskState), ApiError> {
     let spec = state
         .catalog
         .lookup(&state.broker, task)
@@ -169,10 +182,11 @@ pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Va
             )));
         }
     };
-    Ok(accepted(&id, state_now))
+    Ok((id, state_now))
 }
 
-fn accepted(id: &TaskId, state: TaskState) -> Response {
+/// The `202 Accepted` answer for a stored task.
+pub fn accepted(id: &TaskId, state: TaskState) -> Response {
     let status_url = format!("/tasks/{id}");
     let location = HeaderValue::from_str(&status_url).expect("ids are header-safe");
     let body = Accepted {

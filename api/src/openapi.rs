@@ -12,6 +12,7 @@ use utoipa::OpenApi;
         (name = "emails", description = "Send e-mail in the background"),
         (name = "reports", description = "Build and download reports"),
         (name = "workflows", description = "Chains, groups and chords of tasks"),
+        (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "health", description = "Probes"),
     )
 )]

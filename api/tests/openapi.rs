@@ -22,6 +22,11 @@ fn the_spec_is_openapi_3_1_and_documents_every_route() {
         "/reports/{task_id}/file:",
         "/tasks:",
         "/tasks/{id}:",
+        "/schedules:",
+        "/schedules/{name}:",
+        "/schedules/{name}/pause:",
+        "/schedules/{name}/resume:",
+        "/schedules/{name}/run:",
         "/healthz:",
         "/readyz:",
     ] {

@@ -110,6 +110,18 @@ impl Keys {
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.ns)
     }
+
+    /// Hash of schedule name -> its stored definition (JSON with its source).
+    /// Schedule keys share the hash tag `{schedules}`, so one script may touch a definition
+    /// and its state on Redis Cluster.
+    pub fn schedules(&self) -> String {
+        format!("{}:{{schedules}}:defs", self.ns)
+    }
+
+    /// Hash of one schedule's state: cursor, paused, last run, last occurrence, last task id.
+    pub fn schedule_state(&self, name: &str) -> String {
+        format!("{}:{{schedules}}:state:{name}", self.ns)
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +146,6 @@ mod tests {
         ] {
             assert_eq!(tag(&k), t, "{k}");
         }
+        assert_eq!(tag(&keys.schedules()), tag(&keys.schedule_state("nightly")));
     }
 }

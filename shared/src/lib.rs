@@ -9,6 +9,7 @@ pub mod context;
 pub mod id;
 pub mod keys;
 pub mod record;
+pub mod schedule;
 pub mod settings;
 pub mod shutdown;
 pub mod state;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::id::QueueName;
+use crate::schedule::{Schedule, ScheduleDef};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +25,10 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub reports: ReportSettings,
     pub log: LogSettings,
+    pub beat: BeatSettings,
+    /// Periodic schedules (`[[schedules]]` tables), loaded into Redis by `celeriac-beat` at
+    /// start; for the names it defines, the file wins over the API.
+    pub schedules: Vec<ScheduleDef>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -118,6 +123,14 @@ pub struct ReportSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct BeatSettings {
+    /// How late an occurrence may fire and still count as on time; older ones were missed
+    /// and follow the schedule's misfire policy (`skip` or `once`).
+    pub misfire_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `text` or `json`.
     pub format: String,
@@ -136,6 +149,8 @@ impl Default for Settings {
             smtp: SmtpSettings::default(),
             reports: ReportSettings::default(),
             log: LogSettings::default(),
+            beat: BeatSettings::default(),
+            schedules: Vec::new(),
         }
     }
 }
@@ -204,6 +219,12 @@ impl Default for ReportSettings {
         Self {
             dir: "data/reports".into(),
         }
+    }
+}
+
+impl Default for BeatSettings {
+    fn default() -> Self {
+        Self { misfire_grace_secs: 5 }
     }
 }
 
@@ -314,7 +335,29 @@ impl Settings {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
         }
+        if !(1..=3600).contains(&self.beat.misfire_grace_secs) {
+            return Err(invalid("beat.misfire_grace_secs", "must be 1 to 3600"));
+        }
+        self.parsed_schedules()?;
         Ok(())
+    }
+
+    /// The settings' schedules, validated; the error names the schedule and its field
+    /// (`schedules.nightly.cron`).
+    pub fn parsed_schedules(&self) -> Result<Vec<Schedule>, SettingsError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut parsed = Vec::with_capacity(self.schedules.len());
+        for (i, def) in self.schedules.iter().enumerate() {
+            let schedule = Schedule::parse(def.clone()).map_err(|e| match e.field.as_str() {
+                "name" => invalid(&format!("schedules[{i}].name"), e.message),
+                field => invalid(&format!("schedules.{}.{field}", def.name), e.message),
+            })?;
+            if !seen.insert(def.name.clone()) {
+                return Err(invalid(&format!("schedules.{}", def.name), "is defined twice"));
+            }
+            parsed.push(schedule);
+        }
+        Ok(parsed)
     }
 
     pub fn result_ttl(&self) -> Duration {
@@ -383,6 +426,41 @@ mod tests {
         assert!(e.to_string().contains("http.bind"), "{e}");
         let e = load(&[], &[("CELERIAC__WORKER__QUEUES", "ok,{bad}")]).unwrap_err();
         assert!(e.to_string().contains("worker.queues"), "{e}");
+    }
+
+    #[test]
+    fn schedules_come_from_tables_and_a_bad_one_is_named() {
+        let base = "[[schedules]]\nname = \"tick\"\ntask = \"noop\"\nevery = \"30s\"\n\n\
+                    [[schedules]]\nname = \"nightly\"\ntask = \"send_email\"\ncron = \"30 2 * * *\"\n\
+                    timezone = \"Europe/Paris\"\nmisfire = \"skip\"\nargs = { to = \"a@example.com\", subject = \"S\", body = \"B\" }\n\
+                    options = { expires = 600, max_retries = 1 }\n";
+        let s = load(&[("base.toml", base)], &[]).unwrap();
+        assert_eq!(s.schedules.len(), 2);
+        let nightly = &s.schedules[1];
+        assert_eq!(nightly.args["subject"], "S");
+        assert_eq!(nightly.misfire, crate::schedule::Misfire::Skip);
+        assert_eq!(nightly.options.expires, Some(600.0));
+        assert_eq!(s.parsed_schedules().unwrap().len(), 2);
+
+        let bad = "[[schedules]]\nname = \"nightly\"\ntask = \"noop\"\ncron = \"30 2 * *\"\n";
+        let e = load(&[("base.toml", bad)], &[]).unwrap_err();
+        assert_eq!(e.setting, "schedules.nightly.cron", "{e}");
+        let bad = "[[schedules]]\nname = \"nightly\"\ntask = \"noop\"\ncron = \"* * * * *\"\ntimezone = \"Paris\"\n";
+        assert_eq!(load(&[("base.toml", bad)], &[]).unwrap_err().setting, "schedules.nightly.timezone");
+        let twice = format!("{base}[[schedules]]\nname = \"tick\"\ntask = \"noop\"\nevery = \"1m\"\n");
+        assert_eq!(load(&[("base.toml", &twice)], &[]).unwrap_err().setting, "schedules.tick");
+        let unknown = "[[schedules]]\nname = \"x\"\ntask = \"noop\"\nevery = \"1m\"\nevry = 1\n";
+        assert!(load(&[("base.toml", unknown)], &[]).unwrap_err().to_string().contains("evry"));
+    }
+
+    #[test]
+    fn the_shipped_config_files_load_with_the_example_schedule() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"));
+        let dev = Settings::load_from(dir, "development", &HashMap::new()).unwrap();
+        let example = dev.parsed_schedules().unwrap();
+        assert_eq!(example[0].name(), "heartbeat-noop");
+        assert_eq!(example[0].def.options.expires, Some(25.0));
+        Settings::load_from(dir, "production", &HashMap::new()).unwrap();
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! What a worker binary does: load the settings, apply the command line, connect and run until SIGTERM or SIGINT. Custom worker binaries call [`run_worker`]
-//! with their own registry, the way `celery -A app worker` loads an app.
+//! with their own registry, the way `celery -A app worker` loads an app; `celeriac-beat`
+//! calls [`run_beat`].
 
 use anyhow::Context;
 use celeriac::{Broker, QueueName, Settings};
 
-use crate::{Registry, Worker, WorkerConfig};
+use crate::{Beat, BeatConfig, Registry, Worker, WorkerConfig};
 
 /// Runs a worker with the registry `make_registry` builds from the settings.
 pub async fn run_worker(
@@ -30,5 +31,16 @@ pub async fn run_worker(
     let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
+    Ok(())
+}
+
+/// Runs a beat process until SIGTERM or SIGINT: loads the settings (an invalid schedule stops
+/// it here, named), then fires the schedules.
+pub async fn run_beat() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    celeriac::telemetry::init(&settings.log);
+    let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
+    let shutdown = celeriac::shutdown::on_signal();
+    Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
     Ok(())
 }

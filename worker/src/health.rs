@@ -23,9 +23,17 @@ pub async fn serve(listener: TcpListener, consuming: Arc<AtomicBool>, stop: Canc
         };
         let consuming = Arc::clone(&consuming);
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = socket.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
+            // Read the whole request head before answering: closing a socket with unread
+            // bytes makes the kernel reset the connection instead of ending it.
+            let mut buf = Vec::with_capacity(256);
+            let mut chunk = [0u8; 256];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&buf);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match path {
                 "/healthz" => ("200 OK", r#"{"status":"ok"}"#),
@@ -38,6 +46,7 @@ pub async fn serve(listener: TcpListener, consuming: Arc<AtomicBool>, stop: Canc
                 body.len()
             );
             let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
         });
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! A worker binary builds a [`Registry`] of task types and runs a [`Worker`] on it; the
 //! runtime fetches from per-queue Redis lists, runs tasks under their time limits, stores
-//! outcomes, keeps its leases alive and recovers the tasks of crashed workers.
+//! outcomes, keeps its leases alive and recovers the tasks of crashed workers. The
+//! [`Beat`] fires periodic schedules (`celeriac-beat`).
 
 mod acker;
 pub mod backoff;
+pub mod beat;
 pub mod cli;
 mod control;
 pub mod executor;
@@ -18,5 +20,6 @@ pub mod registry;
 pub mod runtime;
 pub mod tasks;
 
+pub use beat::{Beat, BeatConfig};
 pub use registry::Registry;
 pub use runtime::{Worker, WorkerConfig};

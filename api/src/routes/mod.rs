@@ -3,6 +3,7 @@
 pub mod emails;
 pub mod health;
 pub mod reports;
+pub mod schedules;
 pub mod tasks;
 pub mod workflows;
 
@@ -28,6 +29,15 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(workflows::post_workflow))
         .routes(routes!(workflows::get_workflow))
         .routes(routes!(workflows::revoke_workflow))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::put_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::run_schedule))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

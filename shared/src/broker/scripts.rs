@@ -23,3 +23,7 @@ script!(RETRY, "lua/retry.lua");
 script!(WF_CREATE, "lua/wf_create.lua");
 script!(WF_ADVANCE, "lua/wf_advance.lua");
 script!(WF_REVOKE, "lua/wf_revoke.lua");
+script!(SCHEDULE_PUT, "lua/schedule_put.lua");
+script!(SCHEDULE_DELETE, "lua/schedule_delete.lua");
+script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
+script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");

@@ -49,6 +49,29 @@ impl Setup {
         }
     }
 
+    /// Starts a `celeriac-beat` process reading its settings from `config_dir`.
+    pub fn beat(&self, config_dir: &std::path::Path) -> WorkerProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_celeriac-beat"))
+            .env("CELERIAC_CONFIG_DIR", config_dir)
+            .env("CELERIAC__REDIS__URL", self.redis.url())
+            .env("CELERIAC__REDIS__NAMESPACE", &self.namespace)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn celeriac-beat");
+        WorkerProcess { child }
+    }
+
+    /// The id suffixes in a queue's pending list, oldest first (duplicates kept, to be counted).
+    pub async fn pending_suffixes(&self, queue: &str) -> Vec<String> {
+        use redis::AsyncCommands;
+        let key = self.broker.keys().pending(&QueueName::parse(queue).unwrap());
+        let mut ids: Vec<String> = self.broker.connection().lrange(key, 0, -1).await.unwrap();
+        ids.reverse();
+        ids
+    }
+
     pub async fn enqueue(&self, task: &str, args: Value) -> TaskId {
         self.enqueue_many(task, &[args]).await.remove(0)
     }
