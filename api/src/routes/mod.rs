@@ -1,6 +1,7 @@
 //! The gateway's routes, one module per resource, merged here with their OpenAPI paths.
 
 pub mod emails;
+pub mod events;
 pub mod health;
 pub mod reports;
 pub mod schedules;
@@ -24,6 +25,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::download_report))
         .routes(routes!(tasks::post_task))
         .routes(routes!(tasks::get_task))
+        .routes(routes!(events::task_events))
         .routes(routes!(tasks::revoke_task))
         .routes(routes!(tasks::retry_task))
         .routes(routes!(workflows::post_workflow))

@@ -7,6 +7,9 @@ use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::task::TaskOptions;
 
+/// Most tasks a queue's listing index keeps; the oldest entries go first.
+pub const INDEX_MAX: u64 = 1_000_000;
+
 /// A task to store.
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -73,11 +76,13 @@ impl Broker {
             Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
             None => call.key(keys.pending(queue)),
         };
+        call.key(keys.index(queue));
         call.arg(self.clock.now_ms()).arg(max_pending);
         match (idempotency, tasks.first()) {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
             _ => call.arg(0).arg(""),
         };
+        call.arg(INDEX_MAX);
         for task in tasks {
             debug_assert_eq!(task.id.queue(), queue);
             let options = if task.options.is_empty() {

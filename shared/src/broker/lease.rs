@@ -122,7 +122,7 @@ impl Broker {
             .arg(queue.as_str());
         for suffix in suffixes {
             let id = id_on(queue, suffix)?;
-            call.key(self.keys.task(&id)).arg(suffix);
+            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
         }
         let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
         if flat.len() != suffixes.len() * 6 {
@@ -168,7 +168,8 @@ impl Broker {
             .key(self.keys.stats(queue))
             .key(self.keys.scheduled(queue))
             .key(self.keys.dead(queue))
-            .key(self.keys.workflow_outbox(queue));
+            .key(self.keys.workflow_outbox(queue))
+            .key(self.keys.minutes(queue));
         call.arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
@@ -183,6 +184,7 @@ impl Broker {
                 Verdict::Retry { error, due_ms } => ("RETRY", error_json(error), *due_ms),
             };
             call.key(self.keys.task(&outcome.id))
+                .key(self.keys.events(&outcome.id))
                 .arg(outcome.id.suffix())
                 .arg(outcome.delivery)
                 .arg(state)
@@ -228,7 +230,8 @@ impl Broker {
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs);
         for suffix in suffixes {
-            call.key(self.keys.task(&id_on(queue, suffix)?)).arg(suffix);
+            let id = id_on(queue, suffix)?;
+            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -276,7 +279,8 @@ impl Broker {
             .arg(self.keys.events_channel())
             .arg(queue.as_str());
         for suffix in &due {
-            call.key(self.keys.task(&id_on(queue, suffix)?)).arg(suffix);
+            let id = id_on(queue, suffix)?;
+            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -292,11 +296,13 @@ impl Broker {
         let stored: i64 = scripts::PROGRESS
             .key(self.keys.inflight(id.queue(), worker))
             .key(self.keys.task(id))
+            .key(self.keys.events(id))
             .arg(id.suffix())
             .arg(delivery)
             .arg(serde_json::to_string(progress).expect("progress serializes"))
             .arg(self.keys.events_channel())
             .arg(id.to_string())
+            .arg(self.clock.now_ms())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(stored == 1)

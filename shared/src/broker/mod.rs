@@ -24,7 +24,7 @@ pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
-pub use wait::{QueueWaiter, TaskEvents};
+pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 

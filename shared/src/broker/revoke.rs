@@ -42,6 +42,7 @@ impl Broker {
             .key(self.keys.pending(id.queue()))
             .key(self.keys.scheduled(id.queue()))
             .key(self.keys.workflow_outbox(id.queue()))
+            .key(self.keys.events(id))
             .arg(id.suffix())
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
@@ -85,9 +86,11 @@ impl Broker {
             .key(self.keys.task(id))
             .key(self.keys.dead(id.queue()))
             .key(self.keys.pending(id.queue()))
+            .key(self.keys.events(id))
             .arg(id.suffix())
             .arg(self.keys.events_channel())
             .arg(id.to_string())
+            .arg(self.clock.now_ms())
             .invoke_async(&mut self.conn.clone())
             .await?;
         match outcome.as_str() {

@@ -130,20 +130,55 @@ impl Broker {
                 Some(r) if !r.state.is_terminal() && tokio::time::Instant::now() < deadline => {}
                 _ => return Ok(record),
             }
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Ok(m) if m.is_empty() || *m == *wanted => break,
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            tokio::time::sleep_until(deadline).await;
-                            break;
-                        }
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
+            tokio::select! {
+                _ = broadcast_recv(&mut rx, &wanted) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
             }
+        }
+    }
+}
+
+/// One entry of a task's event log: a state change or a progress report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskEvent {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::state::TaskState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::record::Progress>,
+    /// When it happened, ms since the epoch.
+    pub at: i64,
+}
+
+impl Broker {
+    /// The task's logged events with an id above `after`, oldest first.
+    pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
+        use redis::AsyncCommands;
+        let raw: Vec<String> = self.conn.clone().lrange(self.keys.events(id), 0, -1).await?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str::<TaskEvent>(r).ok())
+            .filter(|e| e.id > after)
+            .collect())
+    }
+
+    /// The id of the task's latest event (0 before any).
+    pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
+        use redis::AsyncCommands;
+        let v: Option<u64> = self.conn.clone().hget(self.keys.task(id), "v").await?;
+        Ok(v.unwrap_or(0))
+    }
+}
+
+/// Waits until `rx` carries news about `id` (or a resync marker, or a lag: then something
+/// may have been missed, so the caller re-reads).
+pub async fn broadcast_recv(rx: &mut broadcast::Receiver<Arc<str>>, id: &str) {
+    loop {
+        match rx.recv().await {
+            Ok(m) if m.is_empty() || *m == *id => return,
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
         }
     }
 }

@@ -5,7 +5,8 @@
   RETRY    store the error, count the retry, and schedule the next attempt at its due time
 A run revoked while it ran (field 'rv' set by revoke.lua) is stored as REVOKED instead.
 A workflow member that ended (not RETRY) is also put in the queue's workflow outbox, in the
-same step, so the workflow hears of it even if this worker dies right after.
+same step, so the workflow hears of it even if this worker dies right after. Every change is
+appended to the task's event log; per-minute counts feed throughput charts.
 Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
 delivery started) is refused, so the newer run's outcome stands.
 
@@ -14,7 +15,8 @@ KEYS[2]   stats hash of the queue
 KEYS[3]   scheduled sorted set of the queue
 KEYS[4]   dead-letter sorted set of the queue
 KEYS[5]   workflow outbox list of the queue
-KEYS[6..] task hashes, in the order of the task groups in ARGV
+KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
+KEYS[7..] per task, 2 keys: task hash, event log list; in the order of the task groups in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -35,44 +37,62 @@ local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local key = KEYS[6 + i]
-  if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and redis.call('HGET', key, 'd') == delivery then
-    local revoked = redis.call('HGET', key, 'rv')
-    if revoked then
+  local key, log = KEYS[7 + i * 2], KEYS[8 + i * 2]
+  local f = redis.call('HMGET', key, 'd', 'rv', 'wf')
+  if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and f[1] == delivery then
+    local keep = ttl
+    if f[2] then
       state = 'REVOKED'
-      redis.call('HSET', key, 's', state, 'fa', now, 'e', revoked)
-      redis.call('EXPIRE', key, ttl)
+      redis.call('HSET', key, 's', state, 'fa', now, 'e', f[2])
     elseif state == 'SUCCESS' then
       redis.call('HSET', key, 's', state, 'fa', now, 'r', payload)
-      redis.call('EXPIRE', key, ttl)
     elseif state == 'FAILURE' then
       redis.call('HSET', key, 's', state, 'fa', now, 'e', payload)
-      redis.call('EXPIRE', key, math.max(ttl, dead_age))
+      keep = math.max(ttl, dead_age)
       redis.call('ZADD', KEYS[4], now, suffix)
     else
       redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due)
       redis.call('HINCRBY', key, 'rt', 1)
       redis.call('ZADD', KEYS[3], due, suffix)
+      keep = nil
+    end
+    local id = redis.call('HINCRBY', key, 'v', 1)
+    redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+    if keep then
+      redis.call('EXPIRE', key, keep)
+      redis.call('EXPIRE', log, keep)
     end
     redis.call('SREM', KEYS[1], suffix)
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     counts[state] = counts[state] + 1
-    if state ~= 'RETRY' and redis.call('HEXISTS', key, 'wf') == 1 then
+    if state ~= 'RETRY' and f[3] then
       redis.call('LPUSH', KEYS[5], suffix)
       out[#out + 1] = 2
     else
       out[#out + 1] = 1
     end
-
   else
     out[#out + 1] = 0
   end
 end
-if counts.SUCCESS > 0 then redis.call('HINCRBY', KEYS[2], 'succeeded', counts.SUCCESS) end
+local minute = math.floor(now / 60000)
+local function per_minute(prefix, n)
+  if redis.call('HINCRBY', KEYS[6], prefix .. minute, n) == n then
+    -- first count of a new minute: drop the fields older than an hour
+    for _, field in ipairs(redis.call('HKEYS', KEYS[6])) do
+      if tonumber(string.sub(field, 3)) < minute - 60 then redis.call('HDEL', KEYS[6], field) end
+    end
+  end
+end
+if counts.SUCCESS > 0 then
+  redis.call('HINCRBY', KEYS[2], 'succeeded', counts.SUCCESS)
+  per_minute('s:', counts.SUCCESS)
+end
 if counts.REVOKED > 0 then redis.call('HINCRBY', KEYS[2], 'revoked', counts.REVOKED) end
 if counts.RETRY > 0 then redis.call('HINCRBY', KEYS[2], 'retried', counts.RETRY) end
 if counts.FAILURE > 0 then
   redis.call('HINCRBY', KEYS[2], 'failed', counts.FAILURE)
+  per_minute('f:', counts.FAILURE)
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end

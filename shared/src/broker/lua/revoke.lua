@@ -7,6 +7,7 @@ KEYS[1]  task hash
 KEYS[2]  pending list of the task's queue
 KEYS[3]  scheduled sorted set of the task's queue
 KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
+KEYS[5]  the task's event log list
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -28,7 +29,10 @@ end
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error)
+local id = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('RPUSH', KEYS[5], cjson.encode({id = id, state = 'REVOKED', at = tonumber(ARGV[2])}))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3]))
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if redis.call('HEXISTS', KEYS[1], 'wf') == 1 then redis.call('LPUSH', KEYS[4], ARGV[1]) end
 return 'revoked'

@@ -1,12 +1,13 @@
 --[[ start: mark claimed tasks STARTED by this worker, or settle the ones that must not run
 (revoked while queued, expired, gone, or poison: a record without a task name or arguments,
 which goes to the dead letters with the reason). Each start is a new delivery; its number
-fences every later write of this run (progress, finish).
+fences every later write of this run (progress, finish). Every change is appended to the
+task's event log.
 
 KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
-KEYS[4..] task hashes, in the order of the ids in ARGV
+KEYS[4..] per task, 2 keys: task hash, event log list; in the order of the ids in ARGV
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -25,9 +26,22 @@ local function skip(reason)
   out[#out + 1] = 'skip'; out[#out + 1] = reason
   out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = '0'; out[#out + 1] = '0'
 end
+local function event(key, log, state)
+  local id = redis.call('HINCRBY', key, 'v', 1)
+  redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+end
+local function settle(key, log, suffix, state, error)
+  redis.call('HSET', key, 's', state, 'fa', now, 'e', error)
+  event(key, log, state)
+  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', log, ttl)
+  redis.call('SREM', KEYS[1], suffix)
+  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+  if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
+end
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 2]
+  local key, log = KEYS[4 + (i - 6) * 2], KEYS[5 + (i - 6) * 2]
   local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x')
   local state, expires = f[1], tonumber(f[6])
   if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
@@ -39,26 +53,16 @@ for i = 6, #ARGV do
     redis.call('SREM', KEYS[1], suffix)
     skip('revoked')
   elseif not f[2] or not f[3] then
-    redis.call('HSET', key, 's', 'FAILURE', 'fa', now,
-      'e', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
-    redis.call('EXPIRE', key, ttl)
+    settle(key, log, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     redis.call('ZADD', KEYS[2], now, suffix)
-    redis.call('SREM', KEYS[1], suffix)
-    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
-    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
     skip('poison')
   elseif expires and expires <= now then
-    redis.call('HSET', key, 's', 'REVOKED', 'fa', now,
-      'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
-    redis.call('EXPIRE', key, ttl)
-    redis.call('SREM', KEYS[1], suffix)
-    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
-    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
+    settle(key, log, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
-
   else
     local delivery = redis.call('HINCRBY', key, 'd', 1)
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now)
+    event(key, log, 'STARTED')
     redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = tostring(delivery); out[#out + 1] = f[5] or '0'
