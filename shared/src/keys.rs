@@ -35,6 +35,17 @@ impl Keys {
         self.queue_key(queue, "scheduled")
     }
 
+    /// Sorted set of ids waiting to be retried after a failed attempt, scored by due ms.
+    pub fn retrying(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "retry")
+    }
+
+    /// A pending list being purged: `DELETE /queues/{q}/pending` renames the pending list to
+    /// this in one step, then settles its tasks in batches.
+    pub fn purging(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "purging")
+    }
+
     /// Set of ids leased to one worker process on this queue.
     pub fn inflight(&self, queue: &QueueName, worker: &str) -> String {
         self.queue_key(queue, &format!("inflight:{worker}"))

@@ -17,6 +17,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         for queue in &shared.config.queues {
             crate::acker::advance_workflows(&shared, queue).await;
+            if let Err(e) = shared.broker.finish_purge(queue).await {
+                tracing::warn!(queue = %queue, error = %e, "cannot finish an interrupted purge; will retry");
+            }
             loop {
                 match shared.broker.promote_due(queue, MAX_PER_CALL).await {
                     Ok(n) if n == MAX_PER_CALL => continue,

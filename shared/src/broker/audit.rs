@@ -45,7 +45,8 @@ impl Broker {
             };
             let members: Vec<String> = match kind {
                 "pending" => conn.lrange(key, 0, -1).await?,
-                "scheduled" => conn.zrange(key, 0, -1).await?,
+                "scheduled" | "retry" => conn.zrange(key, 0, -1).await?,
+                "purging" => conn.lrange(key, 0, -1).await?,
                 k if k.starts_with("inflight:") => conn.smembers(key).await?,
                 k if k.starts_with("t:") => {
                     records.push((tag.to_owned(), k[2..].to_owned()));
@@ -75,8 +76,9 @@ impl Broker {
                     }
                     true
                 }
-                ("PENDING", [p]) => p == "pending" || p.starts_with("inflight:"),
-                ("SCHEDULED" | "RETRY", [p]) => p == "scheduled",
+                ("PENDING", [p]) => p == "pending" || p == "purging" || p.starts_with("inflight:"),
+                ("SCHEDULED", [p]) => p == "scheduled",
+                ("RETRY", [p]) => p == "retry",
                 ("STARTED", [p]) => p.starts_with("inflight:"),
                 _ => false,
             };

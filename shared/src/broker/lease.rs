@@ -166,7 +166,7 @@ impl Broker {
         let mut call = scripts::FINISH.prepare_invoke();
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
-            .key(self.keys.scheduled(queue))
+            .key(self.keys.retrying(queue))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.minutes(queue));
@@ -257,21 +257,25 @@ impl Broker {
         Ok(())
     }
 
-    /// Moves scheduled tasks of `queue` that are due to its pending list (up to `max` per call);
-    /// returns how many moved.
+    /// Moves waiting tasks of `queue` that are due (countdown, eta, retry backoff) to its
+    /// pending list, up to `max` from each waiting set per call; returns how many moved.
     pub async fn promote_due(&self, queue: &QueueName, max: usize) -> Result<usize, BrokerError> {
+        let mut moved = 0;
+        for waiting in [self.keys.scheduled(queue), self.keys.retrying(queue)] {
+            moved += self.promote_from(queue, &waiting, max).await?;
+        }
+        Ok(moved)
+    }
+
+    async fn promote_from(&self, queue: &QueueName, waiting: &str, max: usize) -> Result<usize, BrokerError> {
         use redis::AsyncCommands;
         let now = self.clock.now_ms();
-        let due: Vec<String> = self
-            .conn
-            .clone()
-            .zrangebyscore_limit(self.keys.scheduled(queue), "-inf", now, 0, max as isize)
-            .await?;
+        let due: Vec<String> = self.conn.clone().zrangebyscore_limit(waiting, "-inf", now, 0, max as isize).await?;
         if due.is_empty() {
             return Ok(0);
         }
         let mut call = scripts::PROMOTE.prepare_invoke();
-        call.key(self.keys.scheduled(queue))
+        call.key(waiting)
             .key(self.keys.pending(queue))
             .key(self.keys.workflow_outbox(queue));
         call.arg(now)

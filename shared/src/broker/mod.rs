@@ -5,6 +5,7 @@
 mod audit;
 mod enqueue;
 mod lease;
+mod purge;
 mod revoke;
 mod schedules;
 mod scripts;

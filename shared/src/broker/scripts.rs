@@ -27,3 +27,5 @@ script!(SCHEDULE_PUT, "lua/schedule_put.lua");
 script!(SCHEDULE_DELETE, "lua/schedule_delete.lua");
 script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
 script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
+script!(PURGE, "lua/purge.lua");
+script!(PURGE_START, "lua/purge_start.lua");

@@ -12,7 +12,7 @@ delivery started) is refused, so the newer run's outcome stands.
 
 KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   stats hash of the queue
-KEYS[3]   scheduled sorted set of the queue
+KEYS[3]   retry sorted set of the queue (ids waiting for their next attempt)
 KEYS[4]   dead-letter sorted set of the queue
 KEYS[5]   workflow outbox list of the queue
 KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)

@@ -1,10 +1,10 @@
---[[ promote: move scheduled tasks (countdown, eta, retry backoff) whose time has come to the
-back of their queue's pending list. A task that expired while waiting is REVOKED instead and
+--[[ promote: move waiting tasks whose time has come (from the scheduled set: countdown, eta;
+or from the retry set: retry backoff) to the back of their queue's pending list. A task that expired while waiting is REVOKED instead and
 never runs. Candidates come from a ZRANGEBYSCORE read; each is re-checked here, so any number
 of workers may promote the same queue at once without moving a task twice. Every change is
 appended to the task's event log.
 
-KEYS[1]   scheduled sorted set of the queue
+KEYS[1]   the waiting set: the queue's scheduled or retry sorted set
 KEYS[2]   pending list of the queue
 KEYS[3]   workflow outbox list of the queue (an expired workflow member goes there)
 KEYS[4..] per task, 2 keys: task hash, event log list; in the order of the ids in ARGV

@@ -8,6 +8,7 @@ KEYS[2]  pending list of the task's queue
 KEYS[3]  scheduled sorted set of the task's queue
 KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
 KEYS[5]  the task's event log list
+KEYS[6]  retry sorted set of the task's queue
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -28,6 +29,7 @@ if state == 'STARTED' then
 end
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error)
 local id = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('RPUSH', KEYS[5], cjson.encode({id = id, state = 'REVOKED', at = tonumber(ARGV[2])}))

@@ -1,0 +1,42 @@
+--[[ purge: settle a batch of a purged queue's tasks. `DELETE /queues/{q}/pending` first renames
+the pending list to the purging list (one O(1) step, so no worker takes a task meanwhile);
+this script then takes ids from the purging list's tail in batches and marks each task
+REVOKED (reason: purged) with the result TTL. Any worker's sweep finishes a purge that an
+interrupted caller left behind.
+
+KEYS[1]   purging list of the queue
+KEYS[2]   workflow outbox list of the queue (a purged workflow member goes there)
+KEYS[3..] per task, 2 keys: task hash, event log list; the ids of ARGV, which must be the
+          purging list's tail in this order (LRANGE -n -1)
+ARGV[1]   now, ms
+ARGV[2]   result TTL, seconds
+ARGV[3]   events channel
+ARGV[4]   queue name
+ARGV[5..] id suffixes
+
+Returns the number of tasks settled, or -1 if the tail changed (another purger got there
+first: read it again)
+]]
+local n = #ARGV - 4
+local tail = redis.call('LRANGE', KEYS[1], -n, -1)
+if #tail ~= n then return -1 end
+for i = 1, n do
+  if tail[i] ~= ARGV[4 + i] then return -1 end
+end
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local error = '{"kind":"Purged","message":"its queue was purged","retryable":false}'
+for i = 1, n do
+  local suffix = ARGV[4 + i]
+  local key, log = KEYS[1 + i * 2], KEYS[2 + i * 2]
+  if redis.call('HGET', key, 's') == 'PENDING' then
+    redis.call('HSET', key, 's', 'REVOKED', 'fa', now, 'e', error)
+    local id = redis.call('HINCRBY', key, 'v', 1)
+    redis.call('RPUSH', log, cjson.encode({id = id, state = 'REVOKED', at = now}))
+    redis.call('EXPIRE', key, ttl)
+    redis.call('EXPIRE', log, ttl)
+    redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
+    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[2], suffix) end
+  end
+end
+redis.call('LTRIM', KEYS[1], 0, -n - 1)
+return n
