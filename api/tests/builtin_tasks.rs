@@ -29,7 +29,7 @@ async fn an_email_is_delivered_to_the_smtp_server() {
     assert_eq!(accepted["queue"], "emails");
     let record = app.wait_terminal(accepted["task_id"].as_str().unwrap()).await;
     assert_eq!(record["state"], "SUCCESS", "{record}");
-    let mails = sink.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let mails = sink.wait_for(1, std::time::Duration::from_secs(30)).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, ["ada@example.com"]);
     assert_eq!(mails[0].subject(), "Welcome aboard");

@@ -136,7 +136,7 @@ async fn redis_down_is_503_without_internal_details_and_readiness_turns_false() 
     assert_eq!(app.get("/healthz").await.status(), 200, "alive even when not ready");
 
     app.redis.restart();
-    celeriac_testkit::eventually(std::time::Duration::from_secs(10), "the gateway reconnects", || async {
+    celeriac_testkit::eventually(std::time::Duration::from_secs(60), "the gateway reconnects", || async {
         (app.get("/readyz").await.status() == 200).then_some(())
     })
     .await;

@@ -331,7 +331,7 @@ async fn a_beat_fires_a_schedule_made_through_the_api_and_the_schedule_shows_it(
     let beat = celeriac_worker::Beat::new(app.broker.clone(), celeriac_worker::BeatConfig::from_settings(&app.settings));
     tokio::spawn(beat.run(stop.clone()));
     assert_eq!(put(&app, "fast", &json!({"task": "noop", "every": "1s"})).await.status(), 201);
-    let schedule = celeriac_testkit::eventually(std::time::Duration::from_secs(10), "the beat fires it", || async {
+    let schedule = celeriac_testkit::eventually(std::time::Duration::from_secs(30), "the beat fires it", || async {
         let s: Value = app.get("/schedules/fast").await.json().await.ok()?;
         s["last_task_id"].is_string().then_some(s)
     })

@@ -94,7 +94,7 @@ async fn finished_records_expire_after_the_result_ttl() {
     app.start_worker(test_registry()).await;
     let id = app.enqueue("noop", json!(null)).await;
     assert_eq!(app.wait_terminal(&id).await["state"], "SUCCESS");
-    celeriac_testkit::eventually(Duration::from_secs(10), "the record expires", || async {
+    celeriac_testkit::eventually(Duration::from_secs(30), "the record expires", || async {
         (app.get(&format!("/tasks/{id}")).await.status() == 404).then_some(())
     })
     .await;

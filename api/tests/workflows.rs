@@ -107,7 +107,7 @@ async fn revoking_a_workflow_stops_its_members() {
     .await;
     let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.unwrap();
     let first = status["members"][0]["task_id"].as_str().unwrap().to_owned();
-    celeriac_testkit::eventually(Duration::from_secs(10), "the first member starts", || async {
+    celeriac_testkit::eventually(Duration::from_secs(30), "the first member starts", || async {
         let r: Value = app.get(&format!("/tasks/{first}")).await.json().await.ok()?;
         (r["state"] == "STARTED").then_some(())
     })

@@ -54,7 +54,7 @@ async fn sigterm_lets_short_tasks_finish_and_gives_long_ones_back_untouched() {
     }
     worker.terminate();
     let status = worker
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(Duration::from_secs(30))
         .expect("the worker exits within the grace period");
     assert!(status.success(), "exit status {status:?}");
 
@@ -117,7 +117,7 @@ async fn a_delayed_task_survives_worker_restarts_scheduled_once_and_runs_once() 
             worker.kill()
         } else {
             worker.terminate();
-            worker.wait_exit(Duration::from_secs(10)).expect("exits");
+            worker.wait_exit(Duration::from_secs(30)).expect("exits");
         }
         let count: usize = setup.broker.connection().zcard(&scheduled_key).await.unwrap();
         assert_eq!(count, 1, "scheduled exactly once, in Redis, after restart {round}");

@@ -104,7 +104,7 @@ impl Setup {
 
     /// The id of the only live worker.
     pub async fn live_worker_id(&self) -> String {
-        eventually(Duration::from_secs(10), "a worker registers", || async {
+        eventually(Duration::from_secs(60), "a worker registers", || async {
             self.broker.live_workers().await.ok().and_then(|w| w.first().map(|w| w.id.clone()))
         })
         .await
