@@ -69,7 +69,16 @@ pub async fn run(broker: &Broker, report: &mut Report, n: usize) -> anyhow::Resu
         let fetch = time_each(&ids[..50.min(ids.len())], |_| {
             let (broker, queue) = (broker.clone(), queue.clone());
             async move {
-                let Claim::Ids(claimed) = broker.claim(&queue, "bench-scale", 10, Duration::from_secs(30)).await? else {
+                let Claim::Ids(claimed) = broker
+                    .claim(
+                        &queue,
+                        "bench-scale",
+                        10,
+                        Duration::from_secs(30),
+                        &celeriac::broker::new_claim_token(),
+                    )
+                    .await?
+                else {
                     return Ok(());
                 };
                 broker.start(&queue, "bench-scale", &claimed).await?;

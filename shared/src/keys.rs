@@ -51,6 +51,12 @@ impl Keys {
         self.queue_key(queue, &format!("inflight:{worker}"))
     }
 
+    /// A worker's last claim on this queue (token and ids), so a claim whose reply was lost
+    /// can be asked for again.
+    pub fn last_claim(&self, queue: &QueueName, worker: &str) -> String {
+        self.queue_key(queue, &format!("claim:{worker}"))
+    }
+
     /// Sorted set of the workers holding leases on this queue, scored by lease expiry (ms).
     pub fn leases(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "leases")

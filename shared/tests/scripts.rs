@@ -19,7 +19,11 @@ fn queue() -> QueueName {
 }
 
 async fn claim_ids(broker: &Broker, worker: &str, max: usize) -> Vec<String> {
-    match broker.claim(&queue(), worker, max, LEASE).await.unwrap() {
+    match broker
+        .claim(&queue(), worker, max, LEASE, &celeriac::broker::new_claim_token())
+        .await
+        .unwrap()
+    {
         Claim::Ids(ids) => ids,
         Claim::Paused => panic!("paused"),
     }
@@ -304,7 +308,7 @@ async fn a_paused_queue_gives_nothing() {
         .set::<_, _, ()>(broker.keys().paused(&queue()), 1)
         .await
         .unwrap();
-    assert_eq!(broker.claim(&queue(), "w1", 5, LEASE).await.unwrap(), Claim::Paused);
+    assert_eq!(broker.claim(&queue(), "w1", 5, LEASE, "t1").await.unwrap(), Claim::Paused);
 }
 
 #[tokio::test]
@@ -373,4 +377,18 @@ async fn a_purge_revokes_every_pending_task_and_leaves_others_alone() {
     assert_eq!(broker.purge(&queue()).await.unwrap(), 0);
     let report = broker.audit().await.unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn a_claim_asked_again_with_its_token_returns_the_same_ids() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let tasks: Vec<NewTask> = (0..5).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
+    let first = broker.claim(&queue(), "w1", 3, LEASE, "token-a").await.unwrap();
+    // The reply was lost: asking again with the same token gives the same ids, nothing more.
+    assert_eq!(broker.claim(&queue(), "w1", 3, LEASE, "token-a").await.unwrap(), first);
+    assert_eq!(broker.leased(&queue(), "w1").await.unwrap().len(), 3);
+    let next = broker.claim(&queue(), "w1", 3, LEASE, "token-b").await.unwrap();
+    assert_eq!(next, Claim::Ids(tasks[3..].iter().map(|t| t.id.suffix().to_owned()).collect()));
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use celeriac::QueueName;
-use celeriac::broker::{Claim, QueueWaiter, Started};
+use celeriac::broker::{Claim, QueueWaiter, Started, new_claim_token};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -34,14 +34,12 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
                 Err(_) => break,
             }
         }
-        let claim = shared
-            .broker
-            .claim(&queue, &shared.config.id, permits.len(), shared.config.lease)
-            .await;
-        shared.consuming.store(claim.is_ok(), Ordering::Relaxed);
+        let Some(claim) = claim_until_answered(&shared, &queue, permits.len(), &stop).await else {
+            return;
+        };
         let ids = match claim {
-            Ok(Claim::Ids(ids)) if !ids.is_empty() => ids,
-            Ok(Claim::Ids(_)) => {
+            Claim::Ids(ids) if !ids.is_empty() => ids,
+            Claim::Ids(_) => {
                 drop(permits);
                 retry.reset();
                 tokio::select! {
@@ -54,15 +52,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
                 }
                 continue;
             }
-            Ok(Claim::Paused) => {
+            Claim::Paused => {
                 drop(permits);
                 pause(&stop, PAUSED_WAIT).await;
-                continue;
-            }
-            Err(e) => {
-                drop(permits);
-                tracing::warn!(queue = %queue, error = %e, "cannot claim tasks; retrying");
-                pause(&stop, retry.next()).await;
                 continue;
             }
         };
@@ -75,6 +67,34 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
                     tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
                 }
                 Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
+            }
+        }
+    }
+}
+
+/// Claims up to `max` tasks, asking again with the same token after an error until Redis
+/// answers: if the lost reply carried ids, they are leased to us, and only the same token
+/// gets them back. `None` when stopping (the worker gives back whatever it still holds).
+async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, stop: &CancellationToken) -> Option<Claim> {
+    let token = new_claim_token();
+    let mut retry = Backoff::default();
+    loop {
+        match shared
+            .broker
+            .claim(queue, &shared.config.id, max, shared.config.lease, &token)
+            .await
+        {
+            Ok(claim) => {
+                shared.consuming.store(true, Ordering::Relaxed);
+                return Some(claim);
+            }
+            Err(e) => {
+                shared.consuming.store(false, Ordering::Relaxed);
+                tracing::warn!(queue = %queue, error = %e, "cannot claim tasks; retrying");
+                if stop.is_cancelled() {
+                    return None;
+                }
+                pause(stop, retry.next()).await;
             }
         }
     }

@@ -91,6 +91,27 @@ pub(crate) struct Shared {
     pub consuming: Arc<AtomicBool>,
 }
 
+/// After the last outcome is stored, anything still leased to this worker belongs to no run
+/// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
+async fn give_back_leftovers(shared: &Shared) {
+    let worker = &shared.config.id;
+    for queue in &shared.config.queues {
+        let leftovers = match shared.broker.leased(queue, worker).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "cannot check for leftover leases; the reaper will recover them");
+                continue;
+            }
+        };
+        if !leftovers.is_empty() {
+            match shared.broker.requeue_own(queue, worker, &leftovers).await {
+                Ok(n) => tracing::info!(queue = %queue, count = n, "gave leftover leased tasks back"),
+                Err(e) => tracing::warn!(queue = %queue, error = %e, "cannot give leftovers back; the reaper will recover them"),
+            }
+        }
+    }
+}
+
 /// A worker process's runtime.
 pub struct Worker {
     shared: Arc<Shared>,
@@ -163,6 +184,7 @@ impl Worker {
             let _ = shared.slots.acquire_many(all).await;
         }
         let _ = acker.await;
+        give_back_leftovers(&shared).await;
         maintenance.cancel();
         let _ = tokio::join!(promoter, reaper, control);
         heartbeat.stop().await;

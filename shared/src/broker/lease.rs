@@ -11,6 +11,11 @@ use crate::id::{QueueName, TaskId};
 use crate::record::Progress;
 use crate::task::{TaskError, TaskOptions};
 
+/// A fresh claim token.
+pub fn new_claim_token() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -86,16 +91,19 @@ fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
 
 impl Broker {
     /// Leases up to `max` pending tasks of `queue` to `worker`, renewing its lease on the
-    /// queue for `lease`.
-    pub async fn claim(&self, queue: &QueueName, worker: &str, max: usize, lease: Duration) -> Result<Claim, BrokerError> {
+    /// queue for `lease`. `token` identifies this claim: after an error, ask again with the
+    /// same token to get the ids the lost reply carried (use [`new_claim_token`] otherwise).
+    pub async fn claim(&self, queue: &QueueName, worker: &str, max: usize, lease: Duration, token: &str) -> Result<Claim, BrokerError> {
         let reply: Value = scripts::CLAIM
             .key(self.keys.pending(queue))
             .key(self.keys.inflight(queue, worker))
             .key(self.keys.paused(queue))
             .key(self.keys.leases(queue))
+            .key(self.keys.last_claim(queue, worker))
             .arg(max.max(1))
             .arg(worker)
             .arg(self.clock.now_ms() + lease.as_millis() as i64)
+            .arg(token)
             .invoke_async(&mut self.conn.clone())
             .await?;
         match reply {

@@ -22,7 +22,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
-pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
+pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict, new_claim_token};
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
 pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};

@@ -3,19 +3,34 @@ pending list into the worker's in-flight set, and renew the worker's lease on th
 one step: a task is never held without a lease the reaper can see (invariants 2 and 3).
 The worker then marks them started with start.lua, which needs their keys.
 
+Replayable: the ids taken are remembered with the caller's claim token, so a worker whose
+connection broke before the reply arrived asks again with the same token and gets the same
+ids, instead of leaving them leased to itself and unknown to it.
+
 KEYS[1]  pending list of the queue
 KEYS[2]  in-flight set of this worker on this queue
 KEYS[3]  pause flag of the queue
 KEYS[4]  leases sorted set of the queue (worker id -> lease expiry, ms)
+KEYS[5]  this worker's last claim on this queue ('<token> <id> <id>...')
 ARGV[1]  the most ids to take
 ARGV[2]  worker id
 ARGV[3]  lease expiry, ms
+ARGV[4]  claim token (new for every claim; the same when asking again after an error)
 
 Returns  -1 when the queue is paused; otherwise the ids taken, oldest first (maybe none)
 ]]
+local last = redis.call('GET', KEYS[5])
+if last then
+  local ids, token = {}, nil
+  for word in string.gmatch(last, '%S+') do
+    if token then ids[#ids + 1] = word else token = word end
+  end
+  if token == ARGV[4] then return ids end
+end
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
 if not ids then return {} end
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 redis.call('SADD', KEYS[2], unpack(ids))
+redis.call('SET', KEYS[5], ARGV[4] .. ' ' .. table.concat(ids, ' '), 'EX', 600)
 return ids
