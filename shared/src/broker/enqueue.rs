@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::task::TaskOptions;
+use crate::trace::TraceParent;
 
 /// A task to store.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct NewTask {
     pub expires_ms: Option<i64>,
     /// `"<workflow id> <node>"` for a workflow member.
     pub workflow: Option<String>,
+    /// The W3C `traceparent` of the request that enqueued it, for the run to continue.
+    pub traceparent: Option<TraceParent>,
 }
 
 impl NewTask {
@@ -34,6 +37,7 @@ impl NewTask {
             due_ms: None,
             expires_ms: None,
             workflow: None,
+            traceparent: None,
         }
     }
 }
@@ -73,6 +77,7 @@ impl Broker {
             Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
             None => call.key(keys.pending(queue)),
         };
+        call.key(keys.stats(queue));
         call.arg(self.clock.now_ms()).arg(max_pending);
         match (idempotency, tasks.first()) {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
@@ -92,7 +97,8 @@ impl Broker {
                 .arg(options)
                 .arg(task.due_ms.unwrap_or(0))
                 .arg(task.expires_ms.unwrap_or(0))
-                .arg(task.workflow.as_deref().unwrap_or(""));
+                .arg(task.workflow.as_deref().unwrap_or(""))
+                .arg(task.traceparent.as_ref().map(ToString::to_string).unwrap_or_default());
         }
         let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
         let outcome = match reply {

@@ -5,6 +5,7 @@
 mod audit;
 mod enqueue;
 mod lease;
+mod metrics;
 mod revoke;
 mod scripts;
 mod wait;
@@ -21,6 +22,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict};
+pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use wait::{QueueWaiter, TaskEvents};
 pub use workers::WorkerInfo;

@@ -4,13 +4,15 @@ future due time, in the scheduled set. All or nothing: on any refusal nothing is
 KEYS[1]   pending list of the queue
 KEYS[2]   scheduled sorted set of the queue
 KEYS[3]   idempotency key (read only when ARGV[3] > 0)
-KEYS[4..] one task hash per task, in the order of the task groups in ARGV
+KEYS[4]   stats hash of the queue (its 'enqueued' counter grows by the tasks stored)
+KEYS[5..] one task hash per task, in the order of the task groups in ARGV
 ARGV[1]   now, ms since the epoch
 ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
-ARGV[5..] per task, 7 values: id suffix, task name, args JSON, options JSON ('' = none),
-          due ms (0 = now), expires ms (0 = never), workflow link ('' = none)
+ARGV[5..] per task, 8 values: id suffix, task name, args JSON, options JSON ('' = none),
+          due ms (0 = now), expires ms (0 = never), workflow link ('' = none),
+          W3C traceparent ('' = none)
 
 Returns
   {1, ''}             stored
@@ -21,7 +23,7 @@ Returns
 local now = tonumber(ARGV[1])
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
-local STRIDE = 7
+local STRIDE = 8
 local count = (#ARGV - 4) / STRIDE
 
 if idem_ttl > 0 then
@@ -33,7 +35,7 @@ local immediate = 0
 for i = 0, count - 1 do
   local due = tonumber(ARGV[5 + i * STRIDE + 4])
   if due <= now then immediate = immediate + 1 end
-  if redis.call('EXISTS', KEYS[4 + i]) == 1 then return {-2, ARGV[5 + i * STRIDE]} end
+  if redis.call('EXISTS', KEYS[5 + i]) == 1 then return {-2, ARGV[5 + i * STRIDE]} end
 end
 if max_pending > 0 and immediate > 0 then
   local depth = redis.call('LLEN', KEYS[1])
@@ -45,7 +47,7 @@ for i = 0, count - 1 do
   local a = 5 + i * STRIDE
   local suffix, name, args, options = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local due, expires = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local key = KEYS[4 + i]
+  local key = KEYS[5 + i]
   if due <= now then
     redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', now)
     ready[#ready + 1] = suffix
@@ -56,8 +58,10 @@ for i = 0, count - 1 do
   if options ~= '' then redis.call('HSET', key, 'o', options) end
   if expires > 0 then redis.call('HSET', key, 'x', expires) end
   if ARGV[a + 6] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 6]) end
+  if ARGV[a + 7] ~= '' then redis.call('HSET', key, 'tp', ARGV[a + 7]) end
 
 end
 if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
 if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
+redis.call('HINCRBY', KEYS[4], 'enqueued', count)
 return {1, ''}
