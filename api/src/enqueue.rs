@@ -1,11 +1,13 @@
 //! Enqueue, shared by `POST /tasks`, `POST /emails` and `POST /reports/{user_id}`: check the
 //! task name, arguments and options, honour `Idempotency-Key` and queue limits, store the task
-//! in one atomic step, and answer `202` with the id and a `Location` to poll.
+//! in one atomic step (with the request's W3C `traceparent`, when valid, for the run to
+//! continue), and answer `202` with the id and a `Location` to poll.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use celeriac::broker::{EnqueueOutcome, Idempotency, NewTask};
+use celeriac::trace::TraceParent;
 use celeriac::{QueueName, TaskId, TaskOptions, TaskState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -152,6 +154,7 @@ pub async fn enqueue_task(
     new.options = call.or(&spec.options);
     new.due_ms = due_ms;
     new.expires_ms = expires_ms;
+    new.traceparent = traceparent(headers);
     let max_pending = state.settings.tasks.max_pending.get(&queue).copied().unwrap_or(0);
     let outcome = state
         .broker
@@ -183,6 +186,15 @@ pub async fn enqueue_task(
         }
     };
     Ok((id, state_now))
+}
+
+/// The request's `traceparent` header; an invalid one is ignored, as W3C Trace Context asks.
+fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+    let parsed = headers.get("traceparent")?.to_str().ok().and_then(TraceParent::parse);
+    if parsed.is_none() {
+        tracing::debug!("ignoring an invalid traceparent header");
+    }
+    parsed
 }
 
 /// The `202 Accepted` answer for a stored task.

@@ -49,6 +49,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    /// No bearer token (`invalid_token: false`), or one that is not valid.
+    #[error("{}", if *invalid_token { "the bearer token is not valid" } else { "this endpoint needs a bearer token: send `Authorization: Bearer <token>`" })]
+    Unauthorized { invalid_token: bool },
+    /// A valid token whose role may not use the endpoint.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("queue {queue} is full ({depth} pending)")]
     QueueFull { queue: String, depth: u64 },
     #[error("the broker is unreachable")]
@@ -74,6 +80,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,6 +99,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::QueueFull { .. } => "queue_full",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -149,6 +159,17 @@ impl IntoResponse for ApiError {
         };
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
+        if let Self::Unauthorized { invalid_token } = self {
+            // RFC 6750: an error code only when a token was sent.
+            let challenge = if invalid_token {
+                r#"Bearer realm="celeriac", error="invalid_token""#
+            } else {
+                r#"Bearer realm="celeriac""#
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

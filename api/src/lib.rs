@@ -1,10 +1,12 @@
 //! Celeriac's HTTP gateway: enqueue tasks (`202` plus an id at once), read their state,
 //! progress and result, and the OpenAPI document with its browsable UI.
 
+pub mod auth;
 pub mod catalog;
 pub mod enqueue;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -1,12 +1,13 @@
 //! Building and running the gateway: `Application::build` binds the listener (port 0 works,
 //! for tests) and wires state and middleware; `run_until_stopped` serves until the stop
-//! token fires, then finishes in-flight requests.
+//! token fires, then finishes in-flight requests. It refuses to start without API tokens on
+//! an address other hosts can reach.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
 use celeriac::broker::TaskEvents;
 use celeriac::{Broker, Settings};
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::{Auth, check_exposure};
 use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,8 +29,14 @@ pub struct Application {
 
 impl Application {
     /// Binds `settings.http.bind` and prepares the routes. Redis is not needed yet: the
-    /// gateway starts while it is down, answers 503 and recovers by itself.
+    /// gateway starts while it is down, answers 503 and recovers by itself. Fails without
+    /// tokens on a non-loopback address.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let auth = Auth::from_settings(&settings.auth);
+        check_exposure(settings.http.bind, &auth)?;
+        if auth.is_open() {
+            tracing::warn!(bind = %settings.http.bind, "no API tokens configured: every request is let in (loopback only)");
+        }
         let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
@@ -37,6 +45,8 @@ impl Application {
             events,
             catalog: Arc::new(Catalog::new(settings.tasks.routes.clone())),
             settings: Arc::new(settings),
+            auth: Arc::new(auth),
+            worker_metrics: Arc::default(),
             shutdown: shutdown.clone(),
         };
         Ok(Self {
@@ -62,10 +72,13 @@ impl Application {
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let request_timeout = Duration::from_secs(state.settings.http.max_wait_secs + 30);
+    let auth = Arc::clone(&state.auth);
     let (routes, api) = crate::routes::router();
     routes
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        // Outside the routes' own role checks, which read it (`auth::protect`).
+        .layer(Extension(auth))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

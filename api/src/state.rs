@@ -1,5 +1,6 @@
 //! What every handler shares: the broker, the event fan-out for long polls, the task
-//! catalogue, the settings and the stop signal.
+//! catalogue, the settings, the tokens, the workers' metrics as last seen, and the stop
+//! signal.
 
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use celeriac::broker::TaskEvents;
 use celeriac::{Broker, Settings};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::catalog::Catalog;
+use crate::metrics::WorkerMetrics;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +18,9 @@ pub struct AppState {
     pub events: TaskEvents,
     pub catalog: Arc<Catalog>,
     pub settings: Arc<Settings>,
+    pub auth: Arc<Auth>,
+    /// The workers' task metrics, kept between scrapes so sums never go down.
+    pub worker_metrics: Arc<WorkerMetrics>,
     /// Fires when the gateway is stopping: long polls return at once.
     pub shutdown: CancellationToken,
 }

@@ -1,6 +1,6 @@
 //! What a running task can see and do: its id and attempt, a cancellation token (fired by a
-//! soft time limit, a revoke or a shutdown), and progress reports that reach
-//! `GET /tasks/{id}` at once.
+//! soft time limit, a revoke or a shutdown), progress reports that reach `GET /tasks/{id}` at
+//! once, and the W3C trace context the run continues (to pass on to the calls it makes).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{Broker, BrokerError};
 use crate::id::TaskId;
 use crate::record::Progress;
+use crate::trace::TraceParent;
 
 /// Handed to every run of a task. Cheap to clone.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ struct Inner {
     attempt: u32,
     cancel: CancellationToken,
     lease: Option<Lease>,
+    /// The caller's trace id with this run's own span id.
+    trace: Option<TraceParent>,
 }
 
 /// The run's hold on the task, which fences its progress writes.
@@ -40,8 +43,17 @@ impl std::fmt::Debug for TaskContext {
 }
 
 impl TaskContext {
-    /// The context of a leased run, as the worker runtime builds it.
-    pub fn leased(id: TaskId, attempt: u32, cancel: CancellationToken, broker: Broker, worker: String, delivery: u32) -> Self {
+    /// The context of a leased run, as the worker runtime builds it. `trace` is the run's own
+    /// trace context (see [`TraceParent::child`]).
+    pub fn leased(
+        id: TaskId,
+        attempt: u32,
+        cancel: CancellationToken,
+        broker: Broker,
+        worker: String,
+        delivery: u32,
+        trace: Option<TraceParent>,
+    ) -> Self {
         let lease = Some(Lease { broker, worker, delivery });
         Self {
             inner: Arc::new(Inner {
@@ -49,6 +61,7 @@ impl TaskContext {
                 attempt,
                 cancel,
                 lease,
+                trace,
             }),
         }
     }
@@ -62,6 +75,7 @@ impl TaskContext {
                 attempt: 1,
                 cancel: CancellationToken::new(),
                 lease: None,
+                trace: None,
             }),
         }
     }
@@ -82,6 +96,18 @@ impl TaskContext {
 
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancel.is_cancelled()
+    }
+
+    /// This run's trace context, when the task was enqueued with a valid `traceparent`: the
+    /// caller's trace id, and a span id of this run's own.
+    pub fn trace(&self) -> Option<&TraceParent> {
+        self.inner.trace.as_ref()
+    }
+
+    /// The `traceparent` header to send with calls this run makes, so they join the trace
+    /// as children of this run.
+    pub fn traceparent(&self) -> Option<String> {
+        self.inner.trace.as_ref().map(ToString::to_string)
     }
 
     /// Reports progress. A run that lost its lease is not allowed to write (`Ok(false)`).

@@ -78,7 +78,8 @@ impl Keys {
         format!("{}:{{{id}}}:wf", self.ns)
     }
 
-    /// Hash of counters for the queue (finished, failed, ...).
+    /// Hash of counters for the queue: enqueued (enqueue.lua), succeeded, failed, retried,
+    /// revoked (finish.lua).
     pub fn stats(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "stats")
     }
@@ -126,6 +127,11 @@ impl Keys {
     /// Hash describing one worker process (host, pid, queues, concurrency).
     pub fn worker_info(&self, worker: &str) -> String {
         format!("{}:worker:{worker}", self.ns)
+    }
+
+    /// One worker's task metrics (JSON), rewritten at each heartbeat; expires on its own.
+    pub fn worker_metrics(&self, worker: &str) -> String {
+        format!("{}:worker:{worker}:metrics", self.ns)
     }
 
     /// Hash of task name -> JSON spec, registered by running workers.

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod context;
 pub mod id;
 pub mod keys;
+pub mod metrics;
 pub mod record;
 pub mod schedule;
 pub mod settings;
@@ -15,6 +16,7 @@ pub mod shutdown;
 pub mod state;
 pub mod task;
 pub mod telemetry;
+pub mod trace;
 pub mod workflow;
 
 pub use broker::{Broker, BrokerError};

@@ -14,6 +14,7 @@ use crate::clock::to_datetime;
 use crate::id::TaskId;
 use crate::state::TaskState;
 use crate::task::{TaskError, TaskOptions};
+use crate::trace::TraceParent;
 
 /// Progress reported by a running task, for progress bars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -54,6 +55,10 @@ pub struct TaskRecord {
     pub worker: Option<String>,
     /// The workflow this task is a member of.
     pub workflow: Option<WorkflowLink>,
+    /// The W3C trace id of the request that enqueued it (its `traceparent` header), which
+    /// the worker's run continues.
+    #[schema(example = "4bf92f3577b34da6a3ce929d0e0e4736")]
+    pub trace_id: Option<String>,
 }
 
 /// A task's place in a workflow.
@@ -93,6 +98,7 @@ pub(crate) mod field {
     pub const ETA: &str = "eta";
     pub const EXPIRES: &str = "x";
     pub const WORKFLOW: &str = "wf";
+    pub const TRACEPARENT: &str = "tp";
 }
 
 impl TaskRecord {
@@ -121,6 +127,10 @@ impl TaskRecord {
             expires_at: time(&h, field::EXPIRES),
             worker: h.remove(field::WORKER),
             workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
+            trace_id: h
+                .get(field::TRACEPARENT)
+                .and_then(|tp| TraceParent::parse(tp))
+                .map(|tp| tp.trace_id().to_owned()),
 
             options,
             task_id,

@@ -29,6 +29,7 @@ pub struct Settings {
     /// Periodic schedules (`[[schedules]]` tables), loaded into Redis by `celeriac-beat` at
     /// start; for the names it defines, the file wins over the API.
     pub schedules: Vec<ScheduleDef>,
+    pub auth: AuthSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -121,6 +122,86 @@ pub struct ReportSettings {
     pub dir: PathBuf,
 }
 
+/// Bearer tokens of the gateway. Without any, the gateway only starts on a loopback address
+/// (and then lets every request in); see `config/base.toml`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Named tokens, each with a role.
+    pub tokens: Vec<ApiToken>,
+    /// More `admin` tokens, e.g. `CELERIAC__AUTH__ADMIN_TOKENS=tok1,tok2` (comma-separated).
+    pub admin_tokens: Vec<String>,
+    /// More `producer` tokens, e.g. `CELERIAC__AUTH__PRODUCER_TOKENS=tok1,tok2`.
+    pub producer_tokens: Vec<String>,
+}
+
+/// One bearer token: who holds it and what it may do.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it, for operators (never the secret itself).
+    pub name: String,
+    pub token: String,
+    pub role: Role,
+}
+
+/// What a token may do. `admin` includes everything a `producer` may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Enqueue tasks and read them (and their workflows and report files).
+    Producer,
+    /// Everything: also revoke and retry, metrics, and the admin routes.
+    Admin,
+}
+
+/// The shortest token accepted: anything shorter is guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl AuthSettings {
+    /// Every token with its role and name: `tokens`, then the comma-separated lists (named
+    /// `admin-1`, `producer-1`, ... by position).
+    pub fn all(&self) -> Vec<ApiToken> {
+        let listed = |list: &[String], role: Role, prefix: &str| {
+            list.iter()
+                .map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .enumerate()
+                .map(|(i, t)| ApiToken {
+                    name: format!("{prefix}-{}", i + 1),
+                    token: t.to_owned(),
+                    role,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut all = self.tokens.clone();
+        all.extend(listed(&self.admin_tokens, Role::Admin, "admin"));
+        all.extend(listed(&self.producer_tokens, Role::Producer, "producer"));
+        all
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all().is_empty()
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens: Vec<(String, Role)> = self.all().into_iter().map(|t| (t.name, t.role)).collect();
+        f.debug_struct("AuthSettings").field("tokens", &tokens).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BeatSettings {
@@ -151,6 +232,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             beat: BeatSettings::default(),
             schedules: Vec::new(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -285,6 +367,8 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("worker.queues")
+                    .with_list_parse_key("auth.admin_tokens")
+                    .with_list_parse_key("auth.producer_tokens")
                     .try_parsing(true)
                     .source(Some(env_vars)),
             )
@@ -339,6 +423,21 @@ impl Settings {
             return Err(invalid("beat.misfire_grace_secs", "must be 1 to 3600"));
         }
         self.parsed_schedules()?;
+        let tokens = self.auth.all();
+        for (i, t) in tokens.iter().enumerate() {
+            if t.token.len() < MIN_TOKEN_LEN || !t.token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(
+                    "auth.tokens",
+                    format!(
+                        "token {:?} must be at least {MIN_TOKEN_LEN} visible ASCII characters, without spaces",
+                        t.name
+                    ),
+                ));
+            }
+            if tokens[..i].iter().any(|other| other.token == t.token) {
+                return Err(invalid("auth.tokens", format!("token {:?} is listed twice", t.name)));
+            }
+        }
         Ok(())
     }
 
@@ -475,5 +574,94 @@ mod tests {
         .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn tokens_come_from_the_file_and_from_comma_separated_variables() {
+        let s = load(
+            &[(
+                "base.toml",
+                "[auth]\ntokens = [{ name = \"ci\", token = \"ci-token-0123456789\", role = \"producer\" }]\n",
+            )],
+            &[
+                ("CELERIAC__AUTH__ADMIN_TOKENS", "admin-token-0123456789, 12345678901234567890"),
+                ("CELERIAC__AUTH__PRODUCER_TOKENS", "producer-token-0123456789"),
+            ],
+        )
+        .unwrap();
+        let all: Vec<(String, String, Role)> = s.auth.all().into_iter().map(|t| (t.name, t.token, t.role)).collect();
+        assert_eq!(
+            all,
+            [
+                ("ci".into(), "ci-token-0123456789".into(), Role::Producer),
+                ("admin-1".into(), "admin-token-0123456789".into(), Role::Admin),
+                ("admin-2".into(), "12345678901234567890".into(), Role::Admin),
+                ("producer-1".into(), "producer-token-0123456789".into(), Role::Producer),
+            ]
+        );
+    }
+
+    #[test]
+    fn tokens_never_appear_in_debug_output() {
+        let s = load(
+            &[(
+                "base.toml",
+                "[[auth.tokens]]\nname = \"ci\"\ntoken = \"file-secret-0123456789\"\nrole = \"admin\"\n",
+            )],
+            &[
+                ("CELERIAC__AUTH__ADMIN_TOKENS", "env-admin-secret-0123456789"),
+                ("CELERIAC__AUTH__PRODUCER_TOKENS", "env-producer-secret-0123456789"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.auth.all().len(), 3);
+        let shown = format!("{s:?} {:?}", s.auth.all());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("ci") && shown.contains("admin-1") && shown.contains("producer-1"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_config_files_load_with_tokens_from_the_environment() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"));
+        let vars: HashMap<String, String> = [
+            ("CELERIAC__AUTH__ADMIN_TOKENS", "admin-token-0123456789"),
+            ("CELERIAC__AUTH__PRODUCER_TOKENS", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for environment in ["development", "production"] {
+            let s = Settings::load_from(dir, environment, &vars).unwrap();
+            let roles: Vec<Role> = s.auth.all().iter().map(|t| t.role).collect();
+            assert_eq!(roles, [Role::Admin], "{environment}");
+        }
+    }
+
+    #[test]
+    fn weak_or_repeated_tokens_are_refused() {
+        let e = load(&[], &[("CELERIAC__AUTH__ADMIN_TOKENS", "short")]).unwrap_err();
+        assert_eq!(e.setting, "auth.tokens");
+        assert!(!e.to_string().contains("short"), "the message must not show the token: {e}");
+        let e = load(
+            &[],
+            &[
+                ("CELERIAC__AUTH__ADMIN_TOKENS", "same-token-0123456789"),
+                ("CELERIAC__AUTH__PRODUCER_TOKENS", "same-token-0123456789"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "auth.tokens");
+        let e = load(
+            &[(
+                "base.toml",
+                "[auth]\ntokens = [{ name = \"x\", token = \"x-token-0123456789\", role = \"root\" }]\n",
+            )],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("auth"), "{e}");
     }
 }

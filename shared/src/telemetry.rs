@@ -1,17 +1,96 @@
 //! Logging setup shared by every binary: human-readable text or JSON lines, filtered by the
-//! settings or `RUST_LOG`.
+//! settings or `RUST_LOG`. Either way a line carries the fields of the spans it happens in, so
+//! every line of a task's run carries its `task_id` (and `trace_id` when it has one).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::settings::LogSettings;
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = if settings.format == "json" {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+    let _ = subscriber(filter, settings.format == "json", std::io::stdout).try_init();
+}
+
+/// The subscriber [`init`] installs, writing to `writer`. A JSON line holds the event's fields
+/// at the top level, the innermost span's fields under `span` and every enclosing span's
+/// under `spans`.
+pub fn subscriber<W>(filter: EnvFilter, json: bool, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(writer);
+    if json {
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish(),
+        )
     } else {
-        builder.try_init()
-    };
+        Box::new(builder.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn log_in_a_task_span(json: bool) -> String {
+        let buffer = Buffer::default();
+        let subscriber = subscriber(EnvFilter::new("info"), json, buffer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("task", task_id = "default-0123", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
+            let _entered = span.enter();
+            tracing::info!(answer = 42, "inside the run");
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_fields_of_their_spans() {
+        let text = log_in_a_task_span(true);
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["message"], "inside the run");
+        assert_eq!(line["answer"], 42);
+        assert_eq!(line["span"]["task_id"], "default-0123", "{line}");
+        assert_eq!(line["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{line}");
+        assert_eq!(line["spans"][0]["task_id"], "default-0123", "{line}");
+    }
+
+    #[test]
+    fn text_lines_carry_the_fields_of_their_spans() {
+        let text = log_in_a_task_span(false);
+        assert!(text.contains("task_id") && text.contains("\"default-0123\""), "{text}");
+    }
 }

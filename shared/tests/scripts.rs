@@ -392,3 +392,75 @@ async fn a_claim_asked_again_with_its_token_returns_the_same_ids() {
     let next = broker.claim(&queue(), "w1", 3, LEASE, "token-b").await.unwrap();
     assert_eq!(next, Claim::Ids(tasks[3..].iter().map(|t| t.id.suffix().to_owned()).collect()));
 }
+
+#[tokio::test]
+async fn enqueue_counts_the_tasks_it_stores_once_per_call_and_nothing_it_refuses() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let enqueued = |b: &Broker| {
+        let b = b.clone();
+        async move {
+            let n: Option<u64> = b.connection().hget(b.keys().stats(&queue()), "enqueued").await.unwrap();
+            n.unwrap_or(0)
+        }
+    };
+    let three: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let idem = Idempotency {
+        key: "k".into(),
+        fingerprint: "f".into(),
+        ttl_secs: 60,
+    };
+    broker.enqueue(&queue(), &three, 0, Some(&idem)).await.unwrap();
+    assert_eq!(enqueued(&broker).await, 3);
+    let repeat: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &repeat, 0, Some(&idem)).await.unwrap();
+    assert_eq!(enqueued(&broker).await, 3, "a replay stores nothing");
+    let full = broker
+        .enqueue(&queue(), &[NewTask::new(&queue(), "echo", &json!(9))], 3, None)
+        .await;
+    assert!(matches!(full, Err(BrokerError::QueueFull { .. })), "{full:?}");
+    assert!(matches!(
+        broker.enqueue(&queue(), &three[..1], 0, None).await,
+        Err(BrokerError::Duplicate(_))
+    ));
+    assert_eq!(enqueued(&broker).await, 3, "refusals store nothing");
+    let mut later = NewTask::new(&queue(), "echo", &json!(4));
+    later.due_ms = Some(broker.clock().now_ms() + 60_000);
+    broker.enqueue(&queue(), &[later], 0, None).await.unwrap();
+    assert_eq!(enqueued(&broker).await, 4, "scheduled tasks count too");
+    let stats = broker.queue_stats().await.unwrap();
+    assert_eq!(stats.len(), 1);
+    let s = &stats[0];
+    assert_eq!(
+        (s.queue.as_str(), s.enqueued, s.pending, s.scheduled, s.dead),
+        ("default", 4, 3, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_traceparent_and_the_wait_reach_the_worker_at_start() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut traced = NewTask::new(&queue(), "echo", &json!(1));
+    traced.traceparent = celeriac::trace::TraceParent::parse(traceparent);
+    let plain = NewTask::new(&queue(), "echo", &json!(2));
+    broker.enqueue(&queue(), &[traced.clone(), plain.clone()], 0, None).await.unwrap();
+    let record = broker.get(&traced.id).await.unwrap().unwrap();
+    assert_eq!(record.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(broker.get(&plain.id).await.unwrap().unwrap().trace_id, None);
+
+    broker.clock().advance(Duration::from_millis(1500));
+    let first = run_one(&broker, "w1").await;
+    let second = run_one(&broker, "w1").await;
+    assert_eq!(first.id, traced.id, "oldest first");
+    assert_eq!(first.traceparent.as_ref().map(|t| t.to_string()).as_deref(), Some(traceparent));
+    assert_eq!(second.traceparent, None);
+    for d in [&first, &second] {
+        let waited = d.waited.expect("known for a stored task");
+        assert!(
+            waited >= Duration::from_millis(1500) && waited < Duration::from_secs(60),
+            "{waited:?}"
+        );
+    }
+}

@@ -1,13 +1,16 @@
 //! Stores outcomes in batches: whatever finished while the last batch was being written goes
 //! in the next call, so a busy worker acknowledges many tasks per round trip and an idle one
-//! acknowledges each at once. An outcome is retried until Redis takes it.
+//! acknowledges each at once. An outcome is retried until Redis takes it. Stored outcomes are
+//! counted in the worker's task metrics; log lines about a task carry its `task_id`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use celeriac::QueueName;
 use celeriac::broker::{Ack, Outcome, Verdict};
+use celeriac::metrics::RunOutcome;
 
 use tokio::sync::mpsc;
 
@@ -23,6 +26,18 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Settlement {
     pub queue: QueueName,
     pub execution: Execution,
+    /// The task name and how long the run took, for the metrics.
+    pub task: String,
+    pub ran: Duration,
+    /// A revoke reached the run: its outcome is stored as REVOKED whatever it was.
+    pub revoked: bool,
+}
+
+/// What the metrics need of a settled run, beside its outcome.
+struct RunFacts {
+    task: String,
+    ran: Duration,
+    revoked: bool,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
@@ -35,6 +50,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Set
 #[derive(Default)]
 struct PerQueue {
     outcomes: Vec<Outcome>,
+    /// In the order of `outcomes`.
+    facts: Vec<RunFacts>,
     interrupted: Vec<String>,
 }
 
@@ -43,7 +60,14 @@ async fn store(shared: &Shared, batch: Vec<Settlement>) {
     for s in batch {
         let entry = by_queue.entry(s.queue).or_default();
         match s.execution {
-            Execution::Settled(outcome) => entry.outcomes.push(outcome),
+            Execution::Settled(outcome) => {
+                entry.outcomes.push(outcome);
+                entry.facts.push(RunFacts {
+                    task: s.task,
+                    ran: s.ran,
+                    revoked: s.revoked,
+                });
+            }
             Execution::Interrupted(delivery) => entry.interrupted.push(delivery.id.suffix().to_owned()),
         }
     }
@@ -60,9 +84,15 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
             match broker.finish(queue, worker, &work.outcomes).await {
                 Ok(acks) => {
                     count(shared, &work.outcomes);
-                    for (outcome, ack) in work.outcomes.iter().zip(&acks) {
-                        if *ack == Ack::Refused {
-                            tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
+                    {
+                        let mut metrics = shared.metrics.lock().expect("metrics lock");
+                        for ((outcome, facts), ack) in work.outcomes.iter().zip(&work.facts).zip(&acks) {
+                            if *ack == Ack::Refused {
+                                tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
+                            } else {
+                                let counted = run_outcome(&outcome.verdict, facts.revoked);
+                                metrics.record_outcome(queue.as_str(), &facts.task, counted, facts.ran);
+                            }
                         }
                     }
                     if acks.contains(&Ack::StoredWorkflowMember) {
@@ -71,22 +101,24 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(queue = %queue, error = %e, "cannot store outcomes; retrying");
+                    let task_ids: Vec<String> = work.outcomes.iter().map(|o| o.id.to_string()).collect();
+                    tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot store outcomes; retrying");
                     tokio::time::sleep(retry.next()).await;
                 }
             }
         }
     }
     if !work.interrupted.is_empty() {
+        let task_ids: Vec<String> = work.interrupted.iter().map(|suffix| format!("{queue}-{suffix}")).collect();
         retry.reset();
         loop {
             match broker.requeue_own(queue, worker, &work.interrupted).await {
                 Ok(n) => {
-                    tracing::info!(queue = %queue, count = n, "gave unfinished tasks back to the queue");
+                    tracing::info!(queue = %queue, count = n, ?task_ids, "gave unfinished tasks back to the queue");
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(queue = %queue, error = %e, "cannot give tasks back; retrying");
+                    tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot give tasks back; retrying");
                     tokio::time::sleep(retry.next()).await;
                 }
             }
@@ -99,6 +131,17 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
 pub(crate) async fn advance_workflows(shared: &Shared, queue: &QueueName) {
     if let Err(e) = shared.broker.process_workflow_outbox(queue).await {
         tracing::warn!(queue = %queue, error = %e, "cannot advance workflows now; the sweep will");
+    }
+}
+
+/// How a stored run counts: as revoked when a revoke reached it (finish.lua then stores it
+/// as REVOKED), else as its verdict says.
+fn run_outcome(verdict: &Verdict, revoked: bool) -> RunOutcome {
+    match verdict {
+        _ if revoked => RunOutcome::Revoked,
+        Verdict::Success(_) => RunOutcome::Succeeded,
+        Verdict::Failure(_) => RunOutcome::Failed,
+        Verdict::Retry { .. } => RunOutcome::Retried,
     }
 }
 

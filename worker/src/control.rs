@@ -37,6 +37,7 @@ async fn listen(shared: &Shared) -> Result<(), redis::RedisError> {
             && let Some(run) = shared.running.lock().expect("running lock").get(&id)
         {
             tracing::info!(task_id = %id, terminate, "revoked while running");
+            run.revoked.store(true, std::sync::atomic::Ordering::Relaxed);
             run.cancel.cancel();
             if terminate {
                 run.terminate.cancel();

@@ -1,12 +1,16 @@
 //! The worker's core step: run one delivered task to an outcome. It applies the time limits,
 //! turns a panic into a `FAILURE` with its message (the worker lives on), and decides between
-//! `SUCCESS`, `RETRY` with backoff, and `FAILURE`. Tests call [`execute`] directly.
+//! `SUCCESS`, `RETRY` with backoff, and `FAILURE`. The whole run, the handler included, happens
+//! in a `task` span carrying the task id and the trace it continues, so every log line of the
+//! run carries them. Tests call [`execute`] directly.
 
 use std::time::Duration;
 
 use celeriac::broker::{Delivery, Outcome, Verdict};
+use celeriac::trace::TraceParent;
 use celeriac::{Broker, TaskContext, TaskError, TaskOptions};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backoff::retry_delay;
 use crate::registry::Registry;
@@ -33,8 +37,34 @@ pub struct RunSignals {
 }
 
 /// Runs `delivery` with the handler registered under its name, under its time limits and the
-/// given signals.
+/// given signals, in its `task` span.
 pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, delivery: Delivery, signals: RunSignals) -> Execution {
+    let trace = delivery.traceparent.as_ref().map(TraceParent::child);
+    let span = task_span(&delivery, trace.as_ref());
+    run(registry, broker, worker, delivery, signals, trace).instrument(span).await
+}
+
+/// The span of one run: `task_id` and `task`, and when the task came with a `traceparent`,
+/// its `trace_id`, the caller's span (`parent_span_id`) and this run's new `span_id`.
+pub fn task_span(delivery: &Delivery, trace: Option<&TraceParent>) -> tracing::Span {
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("task", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty);
+    if let (Some(parent), Some(run)) = (&delivery.traceparent, trace) {
+        span.record("trace_id", run.trace_id());
+        span.record("parent_span_id", parent.span_id());
+        span.record("span_id", run.span_id());
+    }
+    span
+}
+
+async fn run(
+    registry: &Registry,
+    broker: &Broker,
+    worker: &str,
+    delivery: Delivery,
+    signals: RunSignals,
+    trace: Option<TraceParent>,
+) -> Execution {
     let RunSignals { cancel, terminate, abort } = signals;
     let Some(registered) = registry.get(&delivery.name) else {
         let error =
@@ -49,8 +79,10 @@ pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, deliver
         broker.clone(),
         worker.to_owned(),
         delivery.delivery,
+        trace,
     );
-    let run = tokio::spawn(registered.run(ctx, &delivery.args));
+    // The handler runs in its own task: it must carry the span along, or its lines lose the id.
+    let run = tokio::spawn(registered.run(ctx, &delivery.args).instrument(tracing::Span::current()));
     let stopper = run.abort_handle();
     let _soft = options.soft_time_limit.map(|secs| {
         let cancel = cancel.clone();
@@ -67,6 +99,7 @@ pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, deliver
         biased;
         _ = abort.cancelled() => {
             stopper.abort();
+            tracing::info!("interrupted by the shutdown; the task goes back to its queue");
             return Execution::Interrupted(delivery);
         }
         _ = terminate.cancelled() => {
@@ -84,6 +117,7 @@ pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, deliver
         }
     };
     if abort.is_cancelled() {
+        tracing::info!("interrupted by the shutdown; the task goes back to its queue");
         return Execution::Interrupted(delivery);
     }
     settle(broker, delivery, &options, result)
@@ -92,15 +126,20 @@ pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, deliver
 /// Decides what to store: retryable errors retry while the budget lasts.
 fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Result<String, TaskError>) -> Execution {
     let verdict = match result {
-        Ok(json) => Verdict::Success(json),
+        Ok(json) => {
+            tracing::debug!("succeeded");
+            Verdict::Success(json)
+        }
         Err(error) => {
             if error.retryable && delivery.retries < options.max_retries.unwrap_or(0) {
                 let delay = retry_delay(options, delivery.retries, fastrand::f64());
+                tracing::info!(kind = %error.kind, error = %error.message, retry_in = ?delay, "failed; will retry");
                 Verdict::Retry {
                     error,
                     due_ms: broker.clock().now_ms() + delay.as_millis() as i64,
                 }
             } else {
+                tracing::warn!(kind = %error.kind, error = %error.message, "failed");
                 Verdict::Failure(error)
             }
         }
@@ -126,5 +165,133 @@ struct AbortOnDrop(tokio::task::AbortHandle);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use celeriac::{QueueName, Task, TaskId, TaskSpec};
+    use serde_json::Value;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// Logs from inside the handler and returns the context's `traceparent`.
+    struct Chatty;
+
+    impl Task for Chatty {
+        type Args = Value;
+        type Output = Option<String>;
+
+        fn spec(&self) -> TaskSpec {
+            TaskSpec {
+                name: "chatty".into(),
+                queue: QueueName::parse("default").unwrap(),
+                options: Default::default(),
+            }
+        }
+
+        async fn run(&self, ctx: TaskContext, _args: Value) -> Result<Option<String>, TaskError> {
+            tracing::info!("hello from the handler");
+            Ok(ctx.traceparent())
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn delivery(traceparent: Option<&str>) -> Delivery {
+        Delivery {
+            id: TaskId::generate(&QueueName::parse("default").unwrap()),
+            name: "chatty".into(),
+            args: "null".into(),
+            options: TaskOptions::default(),
+            delivery: 1,
+            retries: 0,
+            traceparent: traceparent.and_then(TraceParent::parse),
+            waited: None,
+        }
+    }
+
+    /// Runs `delivery` on a current-thread runtime (so the test's log subscriber sees the
+    /// handler's task too); returns the JSON log lines and the stored result.
+    async fn run_logged(delivery: Delivery) -> (Vec<Value>, String) {
+        let buffer = Buffer::default();
+        let subscriber = celeriac::telemetry::subscriber(tracing_subscriber::EnvFilter::new("debug"), true, buffer.clone());
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut registry = Registry::new();
+        registry.register(Chatty);
+        let broker = Broker::connect("redis://127.0.0.1:1", "unused", Duration::from_secs(60)).unwrap();
+        let execution = execute(&registry, &broker, "w1", delivery, RunSignals::default()).await;
+        let Execution::Settled(Outcome {
+            verdict: Verdict::Success(result),
+            ..
+        }) = execution
+        else {
+            panic!("{execution:?}")
+        };
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        (text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(), result)
+    }
+
+    #[tokio::test]
+    async fn every_line_of_a_run_the_handlers_included_carries_the_task_id_and_trace() {
+        let delivery = delivery(Some(TRACEPARENT));
+        let id = delivery.id.to_string();
+        let (lines, result) = run_logged(delivery).await;
+        let handler = lines
+            .iter()
+            .find(|l| l["message"] == "hello from the handler")
+            .expect("the handler logged");
+        assert!(lines.len() >= 2, "the handler's line and the outcome's: {lines:?}");
+        for line in &lines {
+            let span = &line["span"];
+            assert_eq!(span["task_id"], id.as_str(), "{line}");
+            assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{line}");
+            assert_eq!(span["parent_span_id"], "00f067aa0ba902b7", "{line}");
+        }
+        let run_span = handler["span"]["span_id"].as_str().unwrap();
+        assert_ne!(run_span, "00f067aa0ba902b7", "the run has a span id of its own");
+        let passed: Option<String> = serde_json::from_str(&result).unwrap();
+        assert_eq!(
+            passed.as_deref(),
+            Some(format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{run_span}-01").as_str()),
+            "the context hands the run's own traceparent to the handler"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_without_a_trace_still_carries_its_task_id() {
+        let delivery = delivery(None);
+        let id = delivery.id.to_string();
+        let (lines, result) = run_logged(delivery).await;
+        assert!(lines.iter().any(|l| l["message"] == "hello from the handler"), "{lines:?}");
+        for line in &lines {
+            assert_eq!(line["span"]["task_id"], id.as_str(), "{line}");
+            assert!(line["span"].get("trace_id").is_none(), "{line}");
+        }
+        assert_eq!(result, "null");
     }
 }

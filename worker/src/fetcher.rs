@@ -2,8 +2,8 @@
 //! them, and when the queue is empty block on Redis until work arrives (no polling).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
 use celeriac::broker::{Claim, QueueWaiter, Started, new_claim_token};
@@ -64,6 +64,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
         for (outcome, permit) in started.into_iter().zip(permits) {
             match outcome {
                 Started::Run(delivery) => {
+                    (shared.metrics.lock().expect("metrics lock")).record_start(queue.as_str(), &delivery.name, delivery.waited);
                     tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
                 }
                 Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
@@ -127,20 +128,30 @@ async fn run_one(
     settle: mpsc::UnboundedSender<Settlement>,
 ) {
     let id = delivery.id.clone();
+    let task = delivery.name.clone();
     let signals = RunSignals {
         abort: shared.abort.clone(),
         ..Default::default()
     };
+    let revoked = Arc::new(AtomicBool::new(false));
     let handle = RunHandle {
         cancel: signals.cancel.clone(),
         terminate: signals.terminate.clone(),
+        revoked: Arc::clone(&revoked),
     };
     shared.running.lock().expect("running lock").insert(id.clone(), handle);
-    let span = tracing::info_span!("task", task_id = %id, task = %delivery.name);
-    let work = execute(&shared.registry, &shared.broker, &shared.config.id, delivery, signals);
-    let execution = tracing::Instrument::instrument(work, span).await;
+    let began = Instant::now();
+    let execution = execute(&shared.registry, &shared.broker, &shared.config.id, delivery, signals).await;
+    let ran = began.elapsed();
     shared.running.lock().expect("running lock").remove(&id);
-    let _ = settle.send(Settlement { queue, execution });
+    let revoked = revoked.load(Ordering::Relaxed);
+    let _ = settle.send(Settlement {
+        queue,
+        execution,
+        task,
+        ran,
+        revoked,
+    });
     drop(permit);
 }
 

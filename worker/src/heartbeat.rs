@@ -1,6 +1,8 @@
 //! Keeps the worker's leases alive. It runs on its own OS thread with its own small runtime
 //! and Redis connection, so a task that hogs the CPU (or blocks a runtime thread) cannot
-//! starve it: a busy worker never loses its lease (BullMQ's stalled-job lesson).
+//! starve it: a busy worker never loses its lease (BullMQ's stalled-job lesson). Each beat
+//! also publishes the worker's task metrics, and a last beat at the stop publishes the final
+//! ones, for the gateway's `GET /metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +13,10 @@ use celeriac::broker::WorkerInfo;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{Shared, hostname};
+
+/// How long a worker's published metrics outlive its last heartbeat: long enough for the
+/// gateway to read the final ones of a worker that stopped.
+const METRICS_TTL_MIN: Duration = Duration::from_secs(300);
 
 pub(crate) struct Heartbeat {
     stop: CancellationToken,
@@ -69,7 +75,8 @@ async fn beat_until_stopped(shared: Arc<Shared>, stop: CancellationToken) {
         };
         let beat = async {
             broker.renew_leases(&config.queues, &config.id, config.lease).await?;
-            broker.register_worker(&info, config.lease).await
+            broker.register_worker(&info, config.lease).await?;
+            publish_metrics(&shared, &broker).await
         };
         if let Err(e) = beat.await {
             tracing::warn!(error = %e, "heartbeat failed; will retry");
@@ -79,7 +86,16 @@ async fn beat_until_stopped(shared: Arc<Shared>, stop: CancellationToken) {
             _ = stop.cancelled() => break,
         }
     }
+    if let Err(e) = publish_metrics(&shared, &broker).await {
+        tracing::warn!(error = %e, "could not publish the final task metrics");
+    }
     if let Err(e) = broker.unregister_worker(&config.id).await {
         tracing::warn!(error = %e, "could not unregister the worker; its registration will expire");
     }
+}
+
+async fn publish_metrics(shared: &Shared, broker: &Broker) -> Result<(), celeriac::BrokerError> {
+    let snapshot = shared.metrics.lock().expect("metrics lock").clone();
+    let ttl = (shared.config.lease * 2).max(METRICS_TTL_MIN);
+    broker.publish_worker_metrics(&shared.config.id, &snapshot, ttl).await
 }

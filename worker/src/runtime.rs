@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use celeriac::metrics::MetricsSnapshot;
 use celeriac::{Broker, QueueName, TaskId};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,8 @@ pub(crate) fn hostname() -> String {
 pub(crate) struct RunHandle {
     pub cancel: CancellationToken,
     pub terminate: CancellationToken,
+    /// Set when a revoke reached the run: its outcome is then stored as REVOKED.
+    pub revoked: Arc<AtomicBool>,
 }
 
 /// State shared by the parts of one worker process.
@@ -87,6 +90,8 @@ pub(crate) struct Shared {
     pub abort: CancellationToken,
     pub processed: AtomicU64,
     pub failed: AtomicU64,
+    /// Task metrics of this process, published at every heartbeat (`celeriac::metrics`).
+    pub metrics: Mutex<MetricsSnapshot>,
     /// Whether the last call of a fetch loop to Redis succeeded: the worker's readiness.
     pub consuming: Arc<AtomicBool>,
 }
@@ -128,6 +133,7 @@ impl Worker {
             abort: CancellationToken::new(),
             processed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            metrics: Mutex::default(),
             consuming: Arc::new(AtomicBool::new(false)),
         };
         Self { shared: Arc::new(shared) }

@@ -1,35 +1,49 @@
 //! The gateway's routes, one module per resource, merged here with their OpenAPI paths.
+//!
+//! A route's role is declared here, once, by the group it is registered in:
+//! - `open`: probes; with `/openapi.json` and `/docs` (added in `startup`), never behind a token;
+//! - `producer`: enqueue tasks and read them (a `producer` or an `admin` token);
+//! - `admin`: everything that steers or observes the whole system (an `admin` token).
+//!
+//! [`crate::auth::protect`] puts a group behind its role and documents it in OpenAPI.
 
 pub mod emails;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod reports;
 pub mod schedules;
 pub mod tasks;
 pub mod workflows;
 
 use axum::Router;
+use celeriac::settings::Role;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::protect;
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 /// Every route, with the OpenAPI document built from the same handlers.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let open = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz));
+    let producer = OpenApiRouter::new()
         .routes(routes!(emails::post_email))
         .routes(routes!(reports::post_report))
         .routes(routes!(reports::download_report))
         .routes(routes!(tasks::post_task))
         .routes(routes!(tasks::get_task))
         .routes(routes!(events::task_events))
+        .routes(routes!(workflows::post_workflow))
+        .routes(routes!(workflows::get_workflow));
+    let admin = OpenApiRouter::new()
         .routes(routes!(tasks::revoke_task))
         .routes(routes!(tasks::retry_task))
-        .routes(routes!(workflows::post_workflow))
-        .routes(routes!(workflows::get_workflow))
         .routes(routes!(workflows::revoke_workflow))
         .routes(routes!(schedules::list_schedules))
         .routes(routes!(
@@ -40,8 +54,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::pause_schedule))
         .routes(routes!(schedules::resume_schedule))
         .routes(routes!(schedules::run_schedule))
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics));
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(open)
+        .merge(protect(producer, Role::Producer))
+        .merge(protect(admin, Role::Admin))
         .split_for_parts();
     let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     (router, api)

@@ -28,7 +28,8 @@ pub struct ReportRequest {
 /// Build a report for a user in the background.
 #[utoipa::path(post, path = "/reports/{user_id}", tag = "reports",
     params(("user_id" = String, Path, description = "The user the report is for"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+           ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     request_body(content = Option<ReportRequest>, description = "Optional: the format and call options"),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),

@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// Enqueue any registered task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks",
     request_body = TaskRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+           ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

@@ -170,9 +170,29 @@ impl Task for Flaky {
     }
 }
 
-/// The diagnostic tasks plus `panics` and `flaky`.
+/// Returns the `traceparent` its context hands it (`null` without one).
+pub struct TraceEcho;
+
+impl Task for TraceEcho {
+    type Args = Value;
+    type Output = Option<String>;
+
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "trace_echo".into(),
+            queue: celeriac::QueueName::parse("default").unwrap(),
+            options: Default::default(),
+        }
+    }
+
+    async fn run(&self, ctx: TaskContext, _args: Value) -> Result<Option<String>, TaskError> {
+        Ok(ctx.traceparent())
+    }
+}
+
+/// The diagnostic tasks plus `panics`, `flaky` and `trace_echo`.
 pub fn test_registry() -> Registry {
     let mut registry = celeriac_worker::tasks::diagnostic_registry();
-    registry.register(Panics).register(Flaky);
+    registry.register(Panics).register(Flaky).register(TraceEcho);
     registry
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::task::TaskOptions;
+use crate::trace::TraceParent;
 
 /// Most tasks a queue's listing index keeps; the oldest entries go first.
 pub const INDEX_MAX: u64 = 1_000_000;
@@ -24,6 +25,8 @@ pub struct NewTask {
     pub expires_ms: Option<i64>,
     /// `"<workflow id> <node>"` for a workflow member.
     pub workflow: Option<String>,
+    /// The W3C `traceparent` of the request that enqueued it, for the run to continue.
+    pub traceparent: Option<TraceParent>,
 }
 
 impl NewTask {
@@ -37,6 +40,7 @@ impl NewTask {
             due_ms: None,
             expires_ms: None,
             workflow: None,
+            traceparent: None,
         }
     }
 }
@@ -77,6 +81,7 @@ impl Broker {
             None => call.key(keys.pending(queue)),
         };
         call.key(keys.index(queue));
+        call.key(keys.stats(queue));
         call.arg(self.clock.now_ms()).arg(max_pending);
         match (idempotency, tasks.first()) {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
@@ -97,7 +102,8 @@ impl Broker {
                 .arg(options)
                 .arg(task.due_ms.unwrap_or(0))
                 .arg(task.expires_ms.unwrap_or(0))
-                .arg(task.workflow.as_deref().unwrap_or(""));
+                .arg(task.workflow.as_deref().unwrap_or(""))
+                .arg(task.traceparent.as_ref().map(ToString::to_string).unwrap_or_default());
         }
         let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
         let outcome = match reply {

@@ -10,6 +10,7 @@ use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::Progress;
 use crate::task::{TaskError, TaskOptions};
+use crate::trace::TraceParent;
 
 /// A fresh claim token.
 pub fn new_claim_token() -> String {
@@ -37,6 +38,10 @@ pub struct Delivery {
     pub delivery: u32,
     /// Failed attempts so far that were retried.
     pub retries: u32,
+    /// The W3C `traceparent` stored at enqueue (validated again here: a bad one is dropped).
+    pub traceparent: Option<TraceParent>,
+    /// How long it waited since it could first run (its eta, else its creation).
+    pub waited: Option<Duration>,
 }
 
 /// The fate of one claimed id at start.
@@ -123,8 +128,9 @@ impl Broker {
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue));
+        let now = self.clock.now_ms();
         call.arg(worker)
-            .arg(self.clock.now_ms())
+            .arg(now)
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
             .arg(queue.as_str());
@@ -133,7 +139,8 @@ impl Broker {
             call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
         }
         let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
-        if flat.len() != suffixes.len() * 6 {
+        const STRIDE: usize = 8;
+        if flat.len() != suffixes.len() * STRIDE {
             return Err(BrokerError::Protocol(format!(
                 "start returned {} values for {} ids",
                 flat.len(),
@@ -142,7 +149,7 @@ impl Broker {
         }
         suffixes
             .iter()
-            .zip(flat.chunks_exact(6))
+            .zip(flat.chunks_exact(STRIDE))
             .map(|(suffix, f)| {
                 let id = id_on(queue, suffix)?;
                 if f[0] != "run" {
@@ -153,6 +160,10 @@ impl Broker {
                 } else {
                     serde_json::from_str(&f[3]).unwrap_or_default()
                 };
+                let waited = f[7]
+                    .parse::<i64>()
+                    .ok()
+                    .map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
                 Ok(Started::Run(Delivery {
                     id,
                     name: f[1].clone(),
@@ -160,6 +171,8 @@ impl Broker {
                     options,
                     delivery: f[4].parse().unwrap_or(0),
                     retries: f[5].parse().unwrap_or(0),
+                    traceparent: TraceParent::parse(&f[6]),
+                    waited,
                 }))
             })
             .collect()

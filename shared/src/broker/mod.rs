@@ -5,6 +5,7 @@
 mod audit;
 mod enqueue;
 mod lease;
+mod metrics;
 mod purge;
 mod revoke;
 mod schedules;
@@ -23,6 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict, new_claim_token};
+pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
 pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};

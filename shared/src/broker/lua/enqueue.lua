@@ -6,14 +6,16 @@ KEYS[1]   pending list of the queue
 KEYS[2]   scheduled sorted set of the queue
 KEYS[3]   idempotency key (read only when ARGV[3] > 0)
 KEYS[4]   time index of the queue (sorted set: id suffix by creation ms)
-KEYS[5..] one task hash per task, in the order of the task groups in ARGV
+KEYS[5]   stats hash of the queue (counts 'enqueued' once per call)
+KEYS[6..] one task hash per task, in the order of the task groups in ARGV
 ARGV[1]   now, ms since the epoch
 ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
 ARGV[5]   most entries the time index keeps (the oldest go first)
-ARGV[6..] per task, 7 values: id suffix, task name, args JSON, options JSON ('' = none),
-          due ms (0 = now), expires ms (0 = never), workflow link ('' = none)
+ARGV[6..] per task, 8 values: id suffix, task name, args JSON, options JSON ('' = none),
+          due ms (0 = now), expires ms (0 = never), workflow link ('' = none),
+          W3C traceparent ('' = none)
 
 Returns
   {1, ''}             stored
@@ -25,7 +27,7 @@ local now = tonumber(ARGV[1])
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
 local index_max = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 7
+local FIRST, STRIDE = 6, 8
 local count = (#ARGV - FIRST + 1) / STRIDE
 
 if idem_ttl > 0 then
@@ -37,7 +39,7 @@ local immediate = 0
 for i = 0, count - 1 do
   local due = tonumber(ARGV[FIRST + i * STRIDE + 4])
   if due <= now then immediate = immediate + 1 end
-  if redis.call('EXISTS', KEYS[5 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
+  if redis.call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
 end
 if max_pending > 0 and immediate > 0 then
   local depth = redis.call('LLEN', KEYS[1])
@@ -50,7 +52,7 @@ for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
   local suffix, name, args, options = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local due, expires = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local key = KEYS[5 + i]
+  local key = KEYS[6 + i]
   if due <= now then
     redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', now)
     ready[#ready + 1] = suffix
@@ -61,6 +63,7 @@ for i = 0, count - 1 do
   if options ~= '' then redis.call('HSET', key, 'o', options) end
   if expires > 0 then redis.call('HSET', key, 'x', expires) end
   if ARGV[a + 6] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 6]) end
+  if ARGV[a + 7] ~= '' then redis.call('HSET', key, 'tp', ARGV[a + 7]) end
   indexed[#indexed + 1] = now
   indexed[#indexed + 1] = suffix
 end
@@ -70,4 +73,5 @@ if redis.call('ZCARD', KEYS[4]) > index_max then
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -index_max - 1)
 end
 if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
+redis.call('HINCRBY', KEYS[5], 'enqueued', count)
 return {1, ''}

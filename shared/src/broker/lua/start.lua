@@ -15,9 +15,10 @@ ARGV[4]   events channel
 ARGV[5]   queue name (task id = queue '-' suffix)
 ARGV[6..] id suffixes
 
-Returns a flat array of strings, 6 per task:
-  'run', name, args, options, delivery, retries   -- run it
-  'skip', reason, '', '', '0', '0'                 -- do not run it (gone | revoked | expired | poison)
+Returns a flat array of strings, 8 per task:
+  'run', name, args, options, delivery, retries, traceparent, queued ms   -- run it
+  'skip', reason, '', '', '0', '0', '', ''        -- do not run it (gone | revoked | expired | poison)
+  (queued ms: when it became runnable, its eta, else its creation; for the wait-time metric)
 ]]
 local now = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -25,6 +26,7 @@ local out = {}
 local function skip(reason)
   out[#out + 1] = 'skip'; out[#out + 1] = reason
   out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = '0'; out[#out + 1] = '0'
+  out[#out + 1] = ''; out[#out + 1] = ''
 end
 local function event(key, log, state)
   local id = redis.call('HINCRBY', key, 'v', 1)
@@ -42,7 +44,7 @@ end
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key, log = KEYS[4 + (i - 6) * 2], KEYS[5 + (i - 6) * 2]
-  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x')
+  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c')
   local state, expires = f[1], tonumber(f[6])
   if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
     skip('gone')
@@ -66,6 +68,7 @@ for i = 6, #ARGV do
     redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = tostring(delivery); out[#out + 1] = f[5] or '0'
+    out[#out + 1] = f[7] or ''; out[#out + 1] = f[8] or f[9] or ''
   end
 end
 return out
