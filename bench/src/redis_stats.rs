@@ -29,17 +29,29 @@ pub async fn used_memory(conn: &mut ConnectionManager) -> anyhow::Result<u64> {
     Ok(field(&info(conn, "memory").await?, "used_memory") as u64)
 }
 
-/// Commands executed since the last reset, by command name (EVALSHA and what it ran).
-pub async fn commands(conn: &mut ConnectionManager) -> anyhow::Result<Vec<(String, u64)>> {
+/// Commands executed since the last reset (EVALSHA and what the scripts ran), with the
+/// microseconds Redis spent in each: a profile of where its time goes.
+pub async fn commands(conn: &mut ConnectionManager) -> anyhow::Result<Vec<CommandStat>> {
     let info = info(conn, "commandstats").await?;
     Ok(info
         .lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
-            Some((name.to_owned(), calls))
+            let field = |k: &str| rest.split(',').find_map(|kv| kv.strip_prefix(k))?.parse::<f64>().ok();
+            Some(CommandStat {
+                name: name.to_owned(),
+                calls: field("calls=")? as u64,
+                usec: field("usec=")?,
+            })
         })
         .collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandStat {
+    pub name: String,
+    pub calls: u64,
+    pub usec: f64,
 }
 
 /// Clears the command counters.
