@@ -9,16 +9,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Shared;
 
+/// Checks at start (a worker restarted after a crash recovers at once), then every tenth of
+/// a lease with some jitter: a crashed worker's tasks are back within one lease after its
+/// last heartbeat, plus at most a tenth of a lease.
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let period = shared.config.lease / 2;
+    let period = shared.config.lease / 10;
     loop {
-        let jitter = Duration::from_millis(fastrand::u64(0..=period.as_millis() as u64 / 4 + 1));
+        if let Err(e) = reap_once(&shared).await {
+            tracing::warn!(error = %e, "reaper could not check leases; will retry");
+        }
+        let jitter = Duration::from_millis(fastrand::u64(0..=period.as_millis() as u64 / 2 + 1));
         tokio::select! {
             _ = tokio::time::sleep(period / 2 + jitter) => {}
             _ = stop.cancelled() => return,
-        }
-        if let Err(e) = reap_once(&shared).await {
-            tracing::warn!(error = %e, "reaper could not check leases; will retry");
         }
     }
 }
