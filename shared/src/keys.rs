@@ -144,7 +144,8 @@ impl Keys {
         format!("{}:control", self.ns)
     }
 
-    /// Pub/sub channel on which every change of a task's state or progress announces its id.
+    /// Pub/sub channel on which every change of a task's state or progress announces its id
+    /// (a batch of changes: several ids separated by spaces).
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.ns)
     }

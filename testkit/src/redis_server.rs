@@ -43,6 +43,8 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let child = Command::new(redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            // Recommended for Celeriac (see README): task hashes stay compact with small payloads.
+            .args(["--hash-max-listpack-value", "512"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
             .arg("--dir")

@@ -105,8 +105,11 @@ impl TaskEvents {
         let _ = sender.send(Arc::from(""));
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
-            if let Ok(id) = msg.get_payload::<String>() {
-                let _ = sender.send(Arc::from(id));
+            // A message names one task, or several separated by spaces (a batch).
+            if let Ok(ids) = msg.get_payload::<String>() {
+                for id in ids.split(' ').filter(|id| !id.is_empty()) {
+                    let _ = sender.send(Arc::from(id));
+                }
             }
         }
         Ok(())

@@ -19,7 +19,7 @@ KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
 KEYS[7..] per task, 2 keys: task hash, event log list; in the order of the task groups in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
-ARGV[3]   events channel
+ARGV[3]   events channel (one message per call: the changed task ids, space-separated)
 ARGV[4]   queue name
 ARGV[5]   dead letters kept at most (count)
 ARGV[6]   dead letters kept at most (age, seconds)
@@ -33,37 +33,38 @@ local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
 local out = {}
+local changed = {}
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local key, log = KEYS[7 + i * 2], KEYS[8 + i * 2]
-  local f = redis.call('HMGET', key, 'd', 'rv', 'wf')
+  local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v')
   if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and f[1] == delivery then
     local keep = ttl
+    local id = (tonumber(f[4]) or 0) + 1
     if f[2] then
       state = 'REVOKED'
-      redis.call('HSET', key, 's', state, 'fa', now, 'e', f[2])
+      redis.call('HSET', key, 's', state, 'fa', now, 'e', f[2], 'v', id)
     elseif state == 'SUCCESS' then
-      redis.call('HSET', key, 's', state, 'fa', now, 'r', payload)
+      redis.call('HSET', key, 's', state, 'fa', now, 'r', payload, 'v', id)
     elseif state == 'FAILURE' then
-      redis.call('HSET', key, 's', state, 'fa', now, 'e', payload)
+      redis.call('HSET', key, 's', state, 'fa', now, 'e', payload, 'v', id)
       keep = math.max(ttl, dead_age)
       redis.call('ZADD', KEYS[4], now, suffix)
     else
-      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due)
+      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'v', id)
       redis.call('HINCRBY', key, 'rt', 1)
       redis.call('ZADD', KEYS[3], due, suffix)
       keep = nil
     end
-    local id = redis.call('HINCRBY', key, 'v', 1)
-    redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
     if keep then
       redis.call('EXPIRE', key, keep)
       redis.call('EXPIRE', log, keep)
     end
     redis.call('SREM', KEYS[1], suffix)
-    redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
+    changed[#changed + 1] = ARGV[4] .. '-' .. suffix
     counts[state] = counts[state] + 1
     if state ~= 'RETRY' and f[3] then
       redis.call('LPUSH', KEYS[5], suffix)
@@ -96,4 +97,5 @@ if counts.FAILURE > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
+if #changed > 0 then redis.call('PUBLISH', ARGV[3], table.concat(changed, ' ')) end
 return out

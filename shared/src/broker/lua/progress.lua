@@ -19,7 +19,7 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 or redis.call('HGET', KEYS[2],
 end
 redis.call('HSET', KEYS[2], 'p', ARGV[3])
 local id = redis.call('HINCRBY', KEYS[2], 'v', 1)
-redis.call('RPUSH', KEYS[3], cjson.encode({id = id, progress = cjson.decode(ARGV[3]), at = tonumber(ARGV[6])}))
+redis.call('RPUSH', KEYS[3], '{"id":' .. id .. ',"progress":' .. ARGV[3] .. ',"at":' .. ARGV[6] .. '}')
 redis.call('LTRIM', KEYS[3], -200, -1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1

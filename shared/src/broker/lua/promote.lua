@@ -39,7 +39,7 @@ for i = 5, #ARGV do
         ready[#ready + 1] = suffix
       end
       local id = redis.call('HINCRBY', key, 'v', 1)
-      redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+      redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
       redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     end
   end

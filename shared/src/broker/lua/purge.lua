@@ -31,7 +31,7 @@ for i = 1, n do
   if redis.call('HGET', key, 's') == 'PENDING' then
     redis.call('HSET', key, 's', 'REVOKED', 'fa', now, 'e', error)
     local id = redis.call('HINCRBY', key, 'v', 1)
-    redis.call('RPUSH', log, cjson.encode({id = id, state = 'REVOKED', at = now}))
+    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"REVOKED","at":' .. now .. '}')
     redis.call('EXPIRE', key, ttl)
     redis.call('EXPIRE', log, ttl)
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)

@@ -46,7 +46,7 @@ for i = 7, #ARGV do
       moved = moved + 1
     end
     local id = redis.call('HINCRBY', key, 'v', 1)
-    redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
   end
 end

@@ -21,7 +21,7 @@ redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[4])
 local id = redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('RPUSH', KEYS[4], cjson.encode({id = id, state = 'PENDING', at = tonumber(ARGV[4])}))
+redis.call('RPUSH', KEYS[4], '{"id":' .. id .. ',"state":"PENDING","at":' .. ARGV[4] .. '}')
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'queued'

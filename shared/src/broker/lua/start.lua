@@ -11,7 +11,7 @@ KEYS[4..] per task, 2 keys: task hash, event log list; in the order of the ids i
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
-ARGV[4]   events channel
+ARGV[4]   events channel (one message per call: the changed task ids, space-separated)
 ARGV[5]   queue name (task id = queue '-' suffix)
 ARGV[6..] id suffixes
 
@@ -28,9 +28,10 @@ local function skip(reason)
   out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = '0'; out[#out + 1] = '0'
   out[#out + 1] = ''; out[#out + 1] = ''
 end
+local changed = {}
 local function event(key, log, state)
   local id = redis.call('HINCRBY', key, 'v', 1)
-  redis.call('RPUSH', log, cjson.encode({id = id, state = state, at = now}))
+  redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
 end
 local function settle(key, log, suffix, state, error)
   redis.call('HSET', key, 's', state, 'fa', now, 'e', error)
@@ -38,13 +39,13 @@ local function settle(key, log, suffix, state, error)
   redis.call('EXPIRE', key, ttl)
   redis.call('EXPIRE', log, ttl)
   redis.call('SREM', KEYS[1], suffix)
-  redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+  changed[#changed + 1] = ARGV[5] .. '-' .. suffix
   if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
 end
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key, log = KEYS[4 + (i - 6) * 2], KEYS[5 + (i - 6) * 2]
-  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c')
+  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'v')
   local state, expires = f[1], tonumber(f[6])
   if redis.call('SISMEMBER', KEYS[1], suffix) == 0 then
     skip('gone')
@@ -62,13 +63,15 @@ for i = 6, #ARGV do
     settle(key, log, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
   else
-    local delivery = redis.call('HINCRBY', key, 'd', 1)
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now)
-    event(key, log, 'STARTED')
-    redis.call('PUBLISH', ARGV[4], ARGV[5] .. '-' .. suffix)
+    local delivery = (tonumber(f[10]) or 0) + 1
+    local version = (tonumber(f[11]) or 0) + 1
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now, 'd', delivery, 'v', version)
+    redis.call('RPUSH', log, '{"id":' .. version .. ',"state":"STARTED","at":' .. now .. '}')
+    changed[#changed + 1] = ARGV[5] .. '-' .. suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = tostring(delivery); out[#out + 1] = f[5] or '0'
     out[#out + 1] = f[7] or ''; out[#out + 1] = f[8] or f[9] or ''
   end
 end
+if #changed > 0 then redis.call('PUBLISH', ARGV[4], table.concat(changed, ' ')) end
 return out
