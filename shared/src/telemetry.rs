@@ -39,42 +39,48 @@ where
     }
 }
 
+/// Log output kept in memory, for tests that check what was logged: pass it as the writer of
+/// [`subscriber`] and read it back with [`LogCapture::contents`].
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log capture lock")).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     fn log_in_a_task_span(json: bool) -> String {
-        let buffer = Buffer::default();
+        let buffer = LogCapture::default();
         let subscriber = subscriber(EnvFilter::new("info"), json, buffer.clone());
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("task", task_id = "default-0123", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
             let _entered = span.enter();
             tracing::info!(answer = 42, "inside the run");
         });
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.contents()
     }
 
     #[test]

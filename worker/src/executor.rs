@@ -170,12 +170,9 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
 
     use celeriac::{QueueName, Task, TaskId, TaskSpec};
     use serde_json::Value;
-    use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
 
@@ -202,26 +199,6 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     fn delivery(traceparent: Option<&str>) -> Delivery {
         Delivery {
             id: TaskId::generate(&QueueName::parse("default").unwrap()),
@@ -238,7 +215,7 @@ mod tests {
     /// Runs `delivery` on a current-thread runtime (so the test's log subscriber sees the
     /// handler's task too); returns the JSON log lines and the stored result.
     async fn run_logged(delivery: Delivery) -> (Vec<Value>, String) {
-        let buffer = Buffer::default();
+        let buffer = celeriac::telemetry::LogCapture::default();
         let subscriber = celeriac::telemetry::subscriber(tracing_subscriber::EnvFilter::new("debug"), true, buffer.clone());
         let _default = tracing::subscriber::set_default(subscriber);
         let mut registry = Registry::new();
@@ -252,7 +229,7 @@ mod tests {
         else {
             panic!("{execution:?}")
         };
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.contents();
         (text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(), result)
     }
 
