@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
         (name = "emails", description = "Send e-mail in the background"),
         (name = "reports", description = "Build and download reports"),
         (name = "workflows", description = "Chains, groups and chords of tasks"),
+        (name = "queues", description = "Queue depths, rates, pause, resume, purge and dead letters"),
+        (name = "workers", description = "Live worker processes"),
         (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "health", description = "Probes"),

@@ -5,15 +5,24 @@
 //! - `producer`: enqueue tasks and read them (a `producer` or an `admin` token);
 //! - `admin`: everything that steers or observes the whole system (an `admin` token).
 //!
+//! The dashboard's files (`/dashboard`, `/dashboard/...`) are static and hold no data, like
+//! `/docs`: they are served to anyone, so a browser (which cannot send a bearer header when
+//! it navigates) can load the page and ask for a token; every call the page makes for data
+//! goes to the `admin` routes and needs the token.
+//!
 //! [`crate::auth::protect`] puts a group behind its role and documents it in OpenAPI.
 
+pub mod dashboard;
 pub mod emails;
 pub mod events;
 pub mod health;
+pub mod listing;
 pub mod metrics;
+pub mod queues;
 pub mod reports;
 pub mod schedules;
 pub mod tasks;
+pub mod workers;
 pub mod workflows;
 
 use axum::Router;
@@ -54,13 +63,23 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::pause_schedule))
         .routes(routes!(schedules::resume_schedule))
         .routes(routes!(schedules::run_schedule))
-        .routes(routes!(metrics::metrics));
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(listing::list_tasks))
+        .routes(routes!(queues::list_queues))
+        .routes(routes!(queues::pause_queue))
+        .routes(routes!(queues::resume_queue))
+        .routes(routes!(queues::purge_queue))
+        .routes(routes!(queues::dead_letters))
+        .routes(routes!(workers::list_workers));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(open)
         .merge(protect(producer, Role::Producer))
         .merge(protect(admin, Role::Admin))
         .split_for_parts();
-    let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let router = router
+        .merge(dashboard::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     (router, api)
 }
 

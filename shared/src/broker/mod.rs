@@ -2,9 +2,11 @@
 //! of a task's place (enqueue, claim, start, finish, requeue) so that a task is always in
 //! exactly one place (DESIGN invariant 2), and reads of task records.
 
+mod admin;
 mod audit;
 mod enqueue;
 mod lease;
+mod listing;
 mod metrics;
 mod purge;
 mod revoke;
@@ -21,9 +23,11 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict, new_claim_token};
+pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};

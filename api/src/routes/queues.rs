@@ -1,0 +1,120 @@
+//! Queues for operators: `GET /queues` (depths, counters, the last hour of throughput),
+//! pause and resume, purge the pending list, and the dead letters of a queue.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use celeriac::broker::QueueOverview;
+use celeriac::{QueueName, TaskRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Every queue of the namespace.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueOverview>,
+}
+
+/// The answer to a purge.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Purged {
+    /// Pending tasks removed (each is now `REVOKED`, reason `Purged`).
+    pub removed: usize,
+}
+
+/// A queue's dead letters, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetters {
+    pub tasks: Vec<TaskRecord>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadQuery {
+    /// How many (1 to 200, default 50).
+    pub limit: Option<String>,
+}
+
+/// Depths, counters and throughput of every queue, read in O(queues + workers) commands.
+#[utoipa::path(get, path = "/queues", tag = "queues",
+    responses(
+        (status = 200, description = "Every queue, by name", body = QueueList),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
+    Ok(Json(QueueList {
+        queues: state.broker.queue_overviews().await?,
+    }))
+}
+
+/// Pause a queue: workers take nothing from it until it is resumed (running tasks go on).
+#[utoipa::path(post, path = "/queues/{queue}/pause", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "The queue, paused", body = QueueOverview),
+        (status = 422, description = "Invalid queue name", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    set_paused(&state, &queue, true).await
+}
+
+/// Resume a paused queue.
+#[utoipa::path(post, path = "/queues/{queue}/resume", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "The queue, running", body = QueueOverview),
+        (status = 422, description = "Invalid queue name", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn resume_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    set_paused(&state, &queue, false).await
+}
+
+async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<QueueOverview>, ApiError> {
+    let queue = parse_queue(queue)?;
+    state.broker.set_paused(&queue, paused).await?;
+    Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// Purge a queue's pending tasks: each becomes `REVOKED` (reason `Purged`) and never runs.
+/// Scheduled, running and retrying tasks are left alone. An unknown queue removes nothing.
+#[utoipa::path(delete, path = "/queues/{queue}/pending", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "How many were removed", body = Purged),
+        (status = 422, description = "Invalid queue name", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<Purged>, ApiError> {
+    let queue = parse_queue(&queue)?;
+    Ok(Json(Purged {
+        removed: state.broker.purge(&queue).await?,
+    }))
+}
+
+/// A queue's dead letters (tasks that failed for good), newest first, with their records.
+#[utoipa::path(get, path = "/queues/{queue}/dead", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name"), DeadQuery),
+    responses(
+        (status = 200, description = "Dead letters, newest first", body = DeadLetters),
+        (status = 422, description = "Invalid queue name or limit", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    Query(query): Query<DeadQuery>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    let queue = parse_queue(&queue)?;
+    let limit = super::listing::parse_limit(query.limit.as_deref())?;
+    Ok(Json(DeadLetters {
+        tasks: state.broker.dead_letters(&queue, limit).await?,
+    }))
+}
+
+pub(crate) fn parse_queue(raw: &str) -> Result<QueueName, ApiError> {
+    QueueName::parse(raw).map_err(|message| ApiError::invalid("queue", message))
+}

@@ -1,0 +1,342 @@
+//! The admin API against a real Redis and an in-process worker: queue depths and counters,
+//! pause and resume, purge, the worker list, the task listing with its cursor, dead letters
+//! and throughput.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use celeriac_testkit::eventually;
+use common::{TestApp, test_registry};
+use serde_json::{Value, json};
+
+async fn post_task(app: &TestApp, body: Value) -> String {
+    let response = app.post_json("/tasks", &body).await;
+    assert_eq!(response.status(), 202, "{body}");
+    response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned()
+}
+
+async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> Value {
+    eventually(Duration::from_secs(20), &format!("{id} reaches {state}"), || async {
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
+        (record["state"] == state).then_some(record)
+    })
+    .await
+}
+
+async fn queue(app: &TestApp, name: &str) -> Value {
+    let all: Value = app.get("/queues").await.json().await.unwrap();
+    all["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no queue {name} in {all}"))
+}
+
+async fn error_field(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"]["field"].clone())
+}
+
+#[tokio::test]
+async fn queue_counts_match_a_known_setup() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let running = post_task(&app, json!({"task": "sleep", "args": {"ms": 20_000}})).await;
+    let retrying = post_task(
+        &app,
+        json!({"task": "flaky", "args": {"fail_times": 1}, "retry_delay": 60, "retry_jitter": false}),
+    )
+    .await;
+    let dead = post_task(&app, json!({"task": "fail", "args": {"message": "boom"}})).await;
+    post_task(&app, json!({"task": "noop", "args": null, "countdown": 60})).await;
+    for _ in 0..3 {
+        post_task(&app, json!({"task": "noop", "args": null, "queue": "parked"})).await;
+    }
+    wait_for_state(&app, &running, "STARTED").await;
+    wait_for_state(&app, &retrying, "RETRY").await;
+    wait_for_state(&app, &dead, "FAILURE").await;
+
+    let q = queue(&app, "default").await;
+    let counts: Vec<u64> = [
+        "pending",
+        "scheduled",
+        "active",
+        "retrying",
+        "dead",
+        "enqueued_total",
+        "failed_total",
+    ]
+    .iter()
+    .map(|k| q[*k].as_u64().unwrap_or_else(|| panic!("{k} in {q}")))
+    .collect();
+    assert_eq!(counts, [0, 1, 1, 1, 1, 4, 1], "{q}");
+    assert_eq!(q["paused"], false);
+    assert!(q["oldest_pending_age_secs"].is_null(), "nothing pending: {q}");
+    let throughput = q["throughput"].as_array().unwrap();
+    assert_eq!(throughput.len(), 60);
+    assert_eq!(throughput.iter().map(|m| m["failed"].as_u64().unwrap()).sum::<u64>(), 1);
+
+    let parked = queue(&app, "parked").await;
+    assert_eq!((parked["pending"].as_u64(), parked["active"].as_u64()), (Some(3), Some(0)));
+    assert!(parked["oldest_pending_age_secs"].as_f64().unwrap() >= 0.0, "{parked}");
+
+    let dead_letters: Value = app.get("/queues/default/dead").await.json().await.unwrap();
+    let ids: Vec<&str> = dead_letters["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [dead.as_str()]);
+    assert_eq!(dead_letters["tasks"][0]["error"]["message"], "boom");
+}
+
+#[tokio::test]
+async fn a_paused_queue_keeps_its_tasks_until_resumed() {
+    let app = TestApp::spawn().await;
+    let paused: Value = app.post_json("/queues/default/pause", &json!({})).await.json().await.unwrap();
+    assert_eq!((paused["name"].as_str(), paused["paused"].as_bool()), (Some("default"), Some(true)));
+    app.start_worker(test_registry()).await;
+    let id = post_task(&app, json!({"task": "noop", "args": null})).await;
+    // A negative claim needs a window: longer than the worker's pause check (1 s) twice over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
+    assert_eq!(record["state"], "PENDING", "a paused queue is not consumed");
+    assert_eq!(queue(&app, "default").await["pending"], 1);
+
+    let resumed: Value = app.post_json("/queues/default/resume", &json!({})).await.json().await.unwrap();
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(app.wait_terminal(&id).await["state"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn purge_answers_the_count_and_revokes_the_tasks() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(post_task(&app, json!({"task": "noop", "args": null, "queue": "parked"})).await);
+    }
+    let purged: Value = app
+        .client
+        .delete(app.url("/queues/parked/pending"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged, json!({"removed": 3}));
+    for id in &ids {
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
+        assert_eq!(record["state"], "REVOKED", "{record}");
+    }
+    assert_eq!(queue(&app, "parked").await["pending"], 0);
+    let unknown: Value = app
+        .client
+        .delete(app.url("/queues/never-used/pending"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unknown, json!({"removed": 0}));
+    let invalid = app.client.delete(app.url("/queues/a%7Bb%7D/pending")).send().await.unwrap();
+    assert_eq!(error_field(invalid).await, (422, json!("queue")));
+    let invalid = app.post_json("/queues/a%7Bb%7D/pause", &json!({})).await;
+    assert_eq!(error_field(invalid).await, (422, json!("queue")));
+}
+
+#[tokio::test]
+async fn the_worker_list_shows_the_in_process_worker_and_its_queues() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/workers").await.json::<Value>().await.unwrap(), json!({"workers": []}));
+    app.start_worker(test_registry()).await;
+    let workers = eventually(Duration::from_secs(10), "the worker registers", || async {
+        let body: Value = app.get("/workers").await.json().await.unwrap();
+        let workers = body["workers"].as_array().unwrap().clone();
+        (!workers.is_empty()).then_some(workers)
+    })
+    .await;
+    assert_eq!(workers.len(), 1);
+    let queues: Vec<&str> = workers[0]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap())
+        .collect();
+    assert!(queues.contains(&"default"), "{queues:?}");
+    assert_eq!(workers[0]["pid"], std::process::id());
+}
+
+/// Every task of the listing for `query`, page by page, with how many pages it took.
+async fn all_pages(app: &TestApp, query: &str) -> (Vec<Value>, usize) {
+    let mut tasks = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 1..=100 {
+        let url = match &cursor {
+            Some(c) => format!("/tasks?{query}&cursor={c}"),
+            None => format!("/tasks?{query}"),
+        };
+        let response = app.get(&url).await;
+        assert_eq!(response.status(), 200, "{url}");
+        let body: Value = response.json().await.unwrap();
+        tasks.extend(body["tasks"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (tasks, page),
+        }
+    }
+    panic!("the listing for {query} never ended");
+}
+
+fn ids_of(tasks: &[Value]) -> Vec<String> {
+    tasks.iter().map(|t| t["task_id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_listing_filters_and_pages_without_duplicates_or_gaps() {
+    let app = TestApp::spawn().await;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        if i % 3 == 0 {
+            b.push(post_task(&app, json!({"task": "echo", "args": i, "queue": "list-b"})).await);
+        } else {
+            a.push(post_task(&app, json!({"task": "noop", "args": null, "queue": "list-a"})).await);
+        }
+    }
+    for id in &a[..2] {
+        assert_eq!(app.post_json(&format!("/tasks/{id}/revoke"), &json!({})).await.status(), 200);
+    }
+
+    let (every, pages) = all_pages(&app, "limit=3").await;
+    assert!(pages >= 7, "20 tasks by 3 take 7 pages, took {pages}");
+    let listed = ids_of(&every);
+    let unique: HashSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no duplicates");
+    let expected: HashSet<&String> = a.iter().chain(&b).collect();
+    assert_eq!(unique, expected, "no gaps");
+    let created: Vec<&str> = every.iter().map(|t| t["created_at"].as_str().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+
+    let (only_b, _) = all_pages(&app, "queue=list-b&limit=2").await;
+    assert_eq!(ids_of(&only_b).into_iter().collect::<HashSet<_>>(), b.iter().cloned().collect());
+    let (noops, _) = all_pages(&app, "task=noop&limit=50").await;
+    assert_eq!(noops.len(), a.len());
+    let (revoked, _) = all_pages(&app, "state=REVOKED&limit=1").await;
+    assert_eq!(
+        ids_of(&revoked).into_iter().collect::<HashSet<_>>(),
+        a[..2].iter().cloned().collect()
+    );
+    let (pending_a, _) = all_pages(&app, "state=PENDING&queue=list-a&limit=4").await;
+    assert_eq!(pending_a.len(), a.len() - 2);
+    let first: Value = app.get("/tasks?limit=1").await.json().await.unwrap();
+    assert_eq!(first["tasks"][0]["task_id"], every[0]["task_id"], "the newest comes first");
+
+    for (query, field) in [
+        ("state=NOPE", "state"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("queue=a%7Bb%7D", "queue"),
+    ] {
+        assert_eq!(
+            error_field(app.get(&format!("/tasks?{query}")).await).await,
+            (422, json!(field)),
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rare_filter_is_answered_in_bounded_pages_that_go_on() {
+    let app = TestApp::spawn().await;
+    let rare = post_task(&app, json!({"task": "echo", "args": 1, "queue": "mixed"})).await;
+    for _ in 0..30 {
+        post_task(&app, json!({"task": "noop", "args": null, "queue": "mixed"})).await;
+    }
+    // limit 1 examines at most 10 entries a page: the echo (the oldest) is four pages away.
+    let (found, pages) = all_pages(&app, "task=echo&limit=1").await;
+    assert_eq!(ids_of(&found), [rare]);
+    assert!(pages >= 3, "bounded pages, took {pages}");
+}
+
+#[tokio::test]
+async fn throughput_shows_finished_runs_in_the_current_minute() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    for _ in 0..3 {
+        let id = post_task(&app, json!({"task": "noop", "args": null})).await;
+        assert_eq!(app.wait_terminal(&id).await["state"], "SUCCESS");
+    }
+    let q = queue(&app, "default").await;
+    assert_eq!(q["succeeded_total"], 3);
+    let throughput = q["throughput"].as_array().unwrap();
+    let last = throughput.last().unwrap();
+    let minute = chrono::DateTime::parse_from_rfc3339(last["minute"].as_str().unwrap()).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(minute).num_seconds();
+    assert!((0..120).contains(&age), "the last entry is the current minute: {last}");
+    let recent: u64 = throughput[58..].iter().map(|m| m["succeeded"].as_u64().unwrap()).sum();
+    assert_eq!(recent, 3, "counted in this minute (or the one before, at a minute's turn)");
+    let first = chrono::DateTime::parse_from_rfc3339(throughput[0]["minute"].as_str().unwrap()).unwrap();
+    assert_eq!((minute - first).num_minutes(), 59, "oldest first");
+}
+
+#[tokio::test]
+async fn with_tokens_the_admin_routes_need_the_admin_token_and_the_dashboard_files_do_not() {
+    const ADMIN: &str = "admin-token-0123456789";
+    let app = TestApp::spawn_with(|s| s.auth.admin_tokens = vec![ADMIN.into()]).await;
+    for path in ["/queues", "/workers", "/tasks", "/queues/default/dead"] {
+        assert_eq!(app.get(path).await.status(), 401, "{path}");
+        let authorized = app.client.get(app.url(path)).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(authorized.status(), 200, "{path}");
+    }
+    let page = app.get("/dashboard").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("/dashboard/app.js"));
+    for file in ["app.js", "api.js", "pages.js", "render.js"] {
+        let script = app.get(&format!("/dashboard/{file}")).await;
+        assert_eq!(script.status(), 200, "{file}");
+        assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    }
+    let missing = app.get("/dashboard/secret.txt").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn entries_of_the_same_millisecond_are_paged_without_duplicates_or_gaps() {
+    let app = TestApp::spawn().await;
+    let mut ids = HashSet::new();
+    for _ in 0..9 {
+        ids.insert(post_task(&app, json!({"task": "noop", "args": null, "queue": "same-ms"})).await);
+    }
+    // Every entry at the same ms: the order within it is the suffix's, newest (highest) first.
+    let queue = celeriac::QueueName::parse("same-ms").unwrap();
+    let index = app.broker.keys().index(&queue);
+    let mut conn = app.broker.connection();
+    for id in &ids {
+        let suffix = id.rsplit_once('-').unwrap().1;
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&index)
+            .arg(1_000)
+            .arg(suffix)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let (tasks, pages) = all_pages(&app, "queue=same-ms&limit=2").await;
+    let listed = ids_of(&tasks);
+    assert!(pages >= 5, "{pages}");
+    assert_eq!(listed.iter().collect::<HashSet<_>>(), ids.iter().collect(), "no gaps");
+    assert_eq!(listed.len(), ids.len(), "no duplicates");
+    let suffixes: Vec<&str> = listed.iter().map(|id| id.rsplit_once('-').unwrap().1).collect();
+    assert!(suffixes.windows(2).all(|w| w[0] > w[1]), "reverse order of suffix: {suffixes:?}");
+}

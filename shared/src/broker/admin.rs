@@ -1,0 +1,224 @@
+//! What the admin API and the dashboard read about queues: depths, counters, the last hour of
+//! throughput, pause flags. Every read is pipelined, in three round trips whatever the number
+//! of tasks: O(queues + workers) commands, never O(tasks).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Broker, BrokerError};
+use crate::clock::to_datetime;
+use crate::id::{QueueName, TaskId};
+
+/// How many minutes of throughput a queue overview carries (the `minutes` hash keeps an hour).
+pub const THROUGHPUT_MINUTES: i64 = 60;
+
+/// One queue as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueOverview {
+    pub name: String,
+    /// Workers take nothing from a paused queue.
+    pub paused: bool,
+    pub pending: u64,
+    /// Waiting for an eta or countdown.
+    pub scheduled: u64,
+    /// Leased to workers (running, or about to start).
+    pub active: u64,
+    /// Waiting for their next attempt after a failure.
+    pub retrying: u64,
+    pub dead: u64,
+    pub enqueued_total: u64,
+    pub succeeded_total: u64,
+    pub failed_total: u64,
+    /// Runs that succeeded (failed) in the last 60 seconds, estimated from the per-minute
+    /// counts: the current minute's, plus the previous minute's in proportion to the part
+    /// of it that is less than 60 s ago.
+    pub succeeded_last_minute: u64,
+    pub failed_last_minute: u64,
+    /// Age of the task that has waited longest in `pending`; null when it is empty.
+    pub oldest_pending_age_secs: Option<f64>,
+    /// The last 60 minutes, oldest first, the current minute last.
+    pub throughput: Vec<MinuteCount>,
+}
+
+/// Runs that ended in one minute.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// The minute's start.
+    pub minute: DateTime<Utc>,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// Replies of the first pipeline, per queue.
+const PER_QUEUE: usize = 9;
+
+impl Broker {
+    /// An overview of every queue of the namespace, sorted by name.
+    pub async fn queue_overviews(&self) -> Result<Vec<QueueOverview>, BrokerError> {
+        let mut queues = self.queues().await?;
+        queues.sort();
+        self.overviews_of(&queues).await
+    }
+
+    /// The overview of one queue (known or not).
+    pub async fn queue_overview(&self, queue: &QueueName) -> Result<QueueOverview, BrokerError> {
+        let mut all = self.overviews_of(std::slice::from_ref(queue)).await?;
+        all.pop().ok_or_else(|| BrokerError::Protocol("no overview".into()))
+    }
+
+    /// Pauses (`true`) or resumes the queue: claim.lua takes nothing while the flag is set.
+    pub async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<(), BrokerError> {
+        self.remember_queue(queue).await?;
+        let mut conn = self.conn.clone();
+        if paused {
+            let () = conn.set(self.keys.paused(queue), "1").await?;
+        } else {
+            let _: i64 = conn.del(self.keys.paused(queue)).await?;
+        }
+        Ok(())
+    }
+
+    async fn overviews_of(&self, queues: &[QueueName]) -> Result<Vec<QueueOverview>, BrokerError> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
+        let mut pipe = redis::pipe();
+        for q in queues {
+            pipe.exists(self.keys.paused(q))
+                .llen(self.keys.pending(q))
+                .zcard(self.keys.scheduled(q))
+                .zcard(self.keys.retrying(q))
+                .zcard(self.keys.dead(q))
+                .hgetall(self.keys.stats(q))
+                .hgetall(self.keys.minutes(q))
+                .lindex(self.keys.pending(q), -1)
+                .zrange(self.keys.leases(q), 0, -1);
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        let mut oldest: Vec<Option<String>> = Vec::with_capacity(queues.len());
+        let mut workers: Vec<Vec<String>> = Vec::with_capacity(queues.len());
+        // Second round: the oldest pending task's creation time and the in-flight set sizes.
+        let mut pipe = redis::pipe();
+        for (q, r) in queues.iter().zip(replies.chunks_exact(PER_QUEUE)) {
+            let suffix: Option<String> = redis::from_redis_value_ref(&r[7]).map_err(convert)?;
+            let id = suffix.as_ref().and_then(|s| TaskId::parse(&format!("{q}-{s}")));
+            match &id {
+                Some(id) => pipe.hget(self.keys.task(id), crate::record::field::CREATED),
+                None => pipe.cmd("ECHO").arg(""),
+            };
+            oldest.push(suffix);
+            let leased: Vec<String> = redis::from_redis_value_ref(&r[8]).map_err(convert)?;
+            for w in &leased {
+                pipe.scard(self.keys.inflight(q, w));
+            }
+            workers.push(leased);
+        }
+        let second: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        let now = self.clock.now_ms();
+        let current_minute = now.div_euclid(60_000);
+        let mut second = second.iter();
+        let mut out = Vec::with_capacity(queues.len());
+        for (i, (q, r)) in queues.iter().zip(replies.chunks_exact(PER_QUEUE)).enumerate() {
+            let created: Option<String> = second
+                .next()
+                .map(redis::from_redis_value_ref)
+                .transpose()
+                .map_err(convert)?
+                .flatten();
+            let mut active = 0u64;
+            for _ in &workers[i] {
+                let n: u64 = second
+                    .next()
+                    .map(redis::from_redis_value_ref)
+                    .transpose()
+                    .map_err(convert)?
+                    .unwrap_or(0);
+                active += n;
+            }
+            let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
+            let minutes: HashMap<String, u64> = redis::from_redis_value_ref(&r[6]).map_err(convert)?;
+            let count = |name: &str| counters.get(name).copied().unwrap_or(0);
+            let throughput = throughput(&minutes, current_minute);
+            let recent = |pick: fn(&MinuteCount) -> u64| last_minute(&throughput, now, pick);
+            out.push(QueueOverview {
+                name: q.to_string(),
+                paused: redis::from_redis_value_ref(&r[0]).map_err(convert)?,
+                pending: redis::from_redis_value_ref(&r[1]).map_err(convert)?,
+                scheduled: redis::from_redis_value_ref(&r[2]).map_err(convert)?,
+                active,
+                retrying: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
+                dead: redis::from_redis_value_ref(&r[4]).map_err(convert)?,
+                enqueued_total: count("enqueued"),
+                succeeded_total: count("succeeded"),
+                failed_total: count("failed"),
+                succeeded_last_minute: recent(|m| m.succeeded),
+                failed_last_minute: recent(|m| m.failed),
+                // A pending entry whose record is gone has no age: 0 rather than null, since
+                // the list is not empty.
+                oldest_pending_age_secs: oldest[i].as_ref().map(|_| {
+                    let created = created.as_deref().and_then(|c| c.parse::<i64>().ok()).unwrap_or(now);
+                    ((now - created).max(0) as f64) / 1000.0
+                }),
+                throughput,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A count over the last 60 s from the two newest minutes of `throughput` (see
+/// [`QueueOverview::succeeded_last_minute`]).
+fn last_minute(throughput: &[MinuteCount], now_ms: i64, pick: fn(&MinuteCount) -> u64) -> u64 {
+    let [.., previous, current] = throughput else {
+        return throughput.last().map_or(0, pick);
+    };
+    let still_recent = 1.0 - now_ms.rem_euclid(60_000) as f64 / 60_000.0;
+    pick(current) + (pick(previous) as f64 * still_recent).round() as u64
+}
+
+/// The 60 minutes ending with `current_minute`, oldest first, zeros where nothing ended.
+fn throughput(minutes: &HashMap<String, u64>, current_minute: i64) -> Vec<MinuteCount> {
+    (current_minute - THROUGHPUT_MINUTES + 1..=current_minute)
+        .map(|m| MinuteCount {
+            minute: to_datetime(m * 60_000).unwrap_or_default(),
+            succeeded: minutes.get(&format!("s:{m}")).copied().unwrap_or(0),
+            failed: minutes.get(&format!("f:{m}")).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_has_sixty_minutes_oldest_first_with_zeros_filled() {
+        let minutes = HashMap::from([
+            ("s:100".to_owned(), 3),
+            ("f:100".to_owned(), 1),
+            ("s:50".to_owned(), 2),
+            ("s:30".to_owned(), 9),
+        ]);
+        let t = throughput(&minutes, 100);
+        assert_eq!(t.len(), 60);
+        assert_eq!(t[0].minute.timestamp(), 41 * 60);
+        assert_eq!((t[59].succeeded, t[59].failed), (3, 1));
+        assert_eq!(t[9].succeeded, 2, "minute 50");
+        assert_eq!(t.iter().map(|m| m.succeeded).sum::<u64>(), 5, "minute 30 is older than an hour");
+    }
+
+    #[test]
+    fn the_last_minute_counts_the_current_minute_and_the_recent_part_of_the_previous() {
+        let minutes = HashMap::from([("s:99".to_owned(), 10), ("s:100".to_owned(), 3)]);
+        let t = throughput(&minutes, 100);
+        let at = |secs: i64| last_minute(&t, 100 * 60_000 + secs * 1000, |m| m.succeeded);
+        assert_eq!(at(0), 13, "at the turn of the minute all of the previous one is recent");
+        assert_eq!(at(30), 8);
+        assert_eq!(at(59), 3);
+    }
+}
