@@ -159,3 +159,22 @@ async fn bad_descriptions_are_422_naming_the_problem() {
     assert_eq!(app.get("/workflows/wf-0193a1b2c3d4e5f60718293a4b5c6d7e").await.status(), 404);
     assert_eq!(app.get("/workflows/nope").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_task_can_start_a_workflow_and_finished_workflows_expire() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let id = app.enqueue("starts_workflow", json!([1, 2])).await;
+    let record = app.wait_terminal(&id).await;
+    let workflow = record["result"].as_str().expect("the task returned the workflow id").to_owned();
+    let status = finished(&app, &workflow).await;
+    assert_eq!(
+        (status["state"].as_str(), &status["result"]),
+        (Some("SUCCESS"), &json!(13)),
+        "{status}"
+    );
+    let ttl: i64 = redis::AsyncCommands::ttl(&mut app.broker.connection(), app.broker.keys().workflow(&workflow))
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 86_400, "a finished workflow's key expires: ttl {ttl}");
+}

@@ -98,6 +98,12 @@ impl TaskContext {
         self.inner.cancel.is_cancelled()
     }
 
+    /// The broker this run came from, so a task can enqueue follow-up work or start a
+    /// workflow (`ctx.broker()?.start_workflow(&plan)`). `None` in a detached context.
+    pub fn broker(&self) -> Option<&Broker> {
+        self.inner.lease.as_ref().map(|l| &l.broker)
+    }
+
     /// This run's trace context, when the task was enqueued with a valid `traceparent`: the
     /// caller's trace id, and a span id of this run's own.
     pub fn trace(&self) -> Option<&TraceParent> {

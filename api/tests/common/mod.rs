@@ -190,9 +190,45 @@ impl Task for TraceEcho {
     }
 }
 
-/// The diagnostic tasks plus `panics`, `flaky` and `trace_echo`.
+/// Starts a chain `add(args) -> add([10])` from inside a task, as a task author would, and
+/// returns the workflow's id.
+pub struct StartsWorkflow;
+
+impl Task for StartsWorkflow {
+    type Args = Value;
+    type Output = String;
+
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "starts_workflow".into(),
+            queue: celeriac::QueueName::parse("default").unwrap(),
+            options: Default::default(),
+        }
+    }
+
+    async fn run(&self, ctx: TaskContext, args: Value) -> Result<String, TaskError> {
+        use celeriac::workflow::{Plan, Step};
+        let broker = ctx.broker().ok_or_else(|| TaskError::permanent("no broker"))?;
+        let plan = Plan::compile(&Step::chain(vec![
+            Step::task("add", args),
+            Step::task("add", serde_json::json!([10])),
+        ]))
+        .map_err(|e| TaskError::permanent(e.to_string()))?;
+        let started = broker
+            .start_workflow(&plan)
+            .await
+            .map_err(|e| TaskError::retryable(e.to_string()))?;
+        Ok(started.workflow_id)
+    }
+}
+
+/// The diagnostic tasks plus `panics`, `flaky`, `trace_echo` and `starts_workflow`.
 pub fn test_registry() -> Registry {
     let mut registry = celeriac_worker::tasks::diagnostic_registry();
-    registry.register(Panics).register(Flaky).register(TraceEcho);
+    registry
+        .register(Panics)
+        .register(Flaky)
+        .register(TraceEcho)
+        .register(StartsWorkflow);
     registry
 }
