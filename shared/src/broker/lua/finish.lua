@@ -34,13 +34,18 @@ local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
 local out = {}
 local changed = {}
+local ended = {}
+-- One membership check for the whole batch (a redis.call costs more than the command).
+local suffixes = {}
+for i = 0, (#ARGV - 6) / STRIDE - 1 do suffixes[#suffixes + 1] = ARGV[7 + i * STRIDE] end
+local leased = redis.call('SMISMEMBER', KEYS[1], unpack(suffixes))
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local key, log = KEYS[7 + i * 2], KEYS[8 + i * 2]
   local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v')
-  if redis.call('SISMEMBER', KEYS[1], suffix) == 1 and f[1] == delivery then
+  if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
     local id = (tonumber(f[4]) or 0) + 1
     if f[2] then
@@ -63,7 +68,7 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
       redis.call('EXPIRE', key, keep)
       redis.call('EXPIRE', log, keep)
     end
-    redis.call('SREM', KEYS[1], suffix)
+    ended[#ended + 1] = suffix
     changed[#changed + 1] = ARGV[4] .. '-' .. suffix
     counts[state] = counts[state] + 1
     if state ~= 'RETRY' and f[3] then
@@ -97,5 +102,6 @@ if counts.FAILURE > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
+if #ended > 0 then redis.call('SREM', KEYS[1], unpack(ended)) end
 if #changed > 0 then redis.call('PUBLISH', ARGV[3], table.concat(changed, ' ')) end
 return out
