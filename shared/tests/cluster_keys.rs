@@ -1,0 +1,195 @@
+//! Invariant 9 (Cluster-ready), proven against a real redis-server: every transition runs
+//! while `MONITOR` records what Redis executes, including the commands inside scripts. For
+//! every script call, each key a command inside it touches must be one of the script's KEYS,
+//! and all its KEYS must share one hash tag (one Redis Cluster slot).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::schedule::ScheduleDef;
+use celeriac::workflow::{Plan, Step};
+use celeriac::{Broker, Progress, QueueName, TaskError};
+use celeriac_testkit::{RedisServer, unique_namespace};
+use serde_json::json;
+
+/// Starts MONITOR on its own connection; the lines it prints are collected until the test reads them.
+fn monitor(redis: &RedisServer) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+    stream.write_all(b"MONITOR\r\n").unwrap();
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// The quoted arguments of a MONITOR line, unescaped.
+fn args_of(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().skip_while(|c| *c != '"');
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut arg = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => arg.push(chars.next().unwrap_or('\\')),
+                '"' => break,
+                c => arg.push(c),
+            }
+        }
+        args.push(arg);
+    }
+    args
+}
+
+fn tag(key: &str) -> &str {
+    let open = key.find('{').expect("every key has a hash tag");
+    let close = open + key[open..].find('}').expect("tag closes");
+    &key[open + 1..close]
+}
+
+async fn run_every_transition(broker: &Broker) {
+    let q = QueueName::parse("default").unwrap();
+    let lease = Duration::from_secs(30);
+    let mut tasks: Vec<NewTask> = (0..6).map(|i| NewTask::new(&q, "echo", &json!(i))).collect();
+    tasks[5].due_ms = Some(broker.clock().now_ms() + 60_000);
+    broker.enqueue(&q, &tasks, 0, None).await.unwrap();
+    let idem = celeriac::broker::Idempotency {
+        key: "k".into(),
+        fingerprint: "f".into(),
+        ttl_secs: 60,
+    };
+    broker
+        .enqueue(&q, &[NewTask::new(&q, "echo", &json!("idem"))], 0, Some(&idem))
+        .await
+        .unwrap();
+    let Claim::Ids(ids) = broker.claim(&q, "w1", 3, lease, &new_claim_token()).await.unwrap() else {
+        panic!("paused")
+    };
+    let runs: Vec<_> = broker
+        .start(&q, "w1", &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| if let Started::Run(d) = s { Some(d) } else { None })
+        .collect();
+    broker
+        .report_progress(
+            &runs[0].id,
+            "w1",
+            runs[0].delivery,
+            &Progress {
+                current: 1,
+                total: 2,
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    let verdicts = [
+        Verdict::Success("1".into()),
+        Verdict::Failure(TaskError::permanent("no")),
+        Verdict::Retry {
+            error: TaskError::retryable("again"),
+            due_ms: 0,
+        },
+    ];
+    let outcomes: Vec<Outcome> = runs
+        .iter()
+        .zip(verdicts)
+        .map(|(d, verdict)| Outcome {
+            id: d.id.clone(),
+            delivery: d.delivery,
+            verdict,
+        })
+        .collect();
+    broker.finish(&q, "w1", &outcomes).await.unwrap();
+    broker.promote_due(&q, 10).await.unwrap();
+    broker.retry(&runs[1].id).await.unwrap();
+    broker.revoke(&tasks[5].id, false, "test").await.unwrap();
+    let Claim::Ids(more) = broker.claim(&q, "w2", 2, lease, &new_claim_token()).await.unwrap() else {
+        panic!("paused")
+    };
+    broker.start(&q, "w2", &more).await.unwrap();
+    broker.requeue_own(&q, "w2", &more[..1]).await.unwrap();
+    broker.recover_expired(&q, "w2").await.unwrap();
+    broker.purge(&q).await.unwrap();
+    let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
+    let workflow = broker.start_workflow(&plan).await.unwrap();
+    let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {
+        panic!("paused")
+    };
+    if let Some(Started::Run(d)) = broker.start(&q, "w3", &member).await.unwrap().pop() {
+        broker
+            .finish(
+                &q,
+                "w3",
+                &[Outcome {
+                    id: d.id,
+                    delivery: d.delivery,
+                    verdict: Verdict::Success("2".into()),
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    broker.process_workflow_outbox(&q).await.unwrap();
+    broker.revoke_workflow(&workflow.workflow_id).await.unwrap();
+    let schedule: ScheduleDef =
+        serde_json::from_value(json!({"name": "tick", "task": "noop", "every": "30s", "queue": "default"})).unwrap();
+    broker.put_schedule(&schedule, celeriac::broker::ScheduleSource::Api).await.unwrap();
+    broker.set_schedule_paused("tick", true).await.unwrap();
+    broker.record_schedule("tick", Some(broker.clock().now_ms()), None).await.unwrap();
+    broker.delete_schedule("tick", celeriac::broker::ScheduleSource::Api).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_script_touches_only_its_keys_and_they_share_one_hash_tag() {
+    let redis = RedisServer::start();
+    let ns = unique_namespace();
+    let broker = Broker::connect(&redis.url(), &ns, Duration::from_secs(60)).unwrap();
+    let lines = monitor(&redis);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run_every_transition(&broker).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let lines = lines.lock().unwrap().clone();
+    let (mut scripts, mut inner) = (0, 0);
+    let mut keys: HashSet<String> = HashSet::new();
+    let mut script_name = String::new();
+    for line in &lines {
+        let args = args_of(line);
+        let Some(command) = args.first().map(|c| c.to_ascii_lowercase()) else {
+            continue;
+        };
+        if !line.contains(" lua]") && (command == "evalsha" || command == "eval") {
+            let n: usize = args[2].parse().unwrap();
+            keys = args[3..3 + n].iter().cloned().collect();
+            script_name = args[1].chars().take(8).collect();
+            let tags: HashSet<&str> = keys.iter().map(|k| tag(k)).collect();
+            assert!(tags.len() <= 1, "script {script_name} spans hash tags {tags:?}");
+            scripts += 1;
+        } else if line.contains(" lua]") && command != "publish" {
+            for arg in args.iter().skip(1).filter(|a| a.starts_with(&format!("{ns}:"))) {
+                assert!(
+                    keys.contains(arg),
+                    "script {script_name}: {command} touches {arg}, which is not in its KEYS {keys:?}"
+                );
+                inner += 1;
+            }
+        }
+    }
+    assert!(
+        scripts >= 20 && inner >= 50,
+        "the workload ran the scripts: {scripts} calls, {inner} key uses"
+    );
+}
