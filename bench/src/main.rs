@@ -27,6 +27,10 @@ struct Args {
     /// Tasks drained.
     #[arg(long, default_value_t = 100_000)]
     drain: usize,
+    /// Use this Redis instead of starting one (loopback only, please; e.g. one run under a
+    /// profiler). The bench works in a namespace of its own there.
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Also measure reads and fetches with this many pending tasks (e.g. 1000000).
     #[arg(long)]
     scale: Option<usize>,
@@ -56,18 +60,24 @@ async fn main() -> anyhow::Result<()> {
             connections: 50,
         }
     };
-    let redis = celeriac_testkit::RedisServer::start();
-    let namespace = "bench".to_owned();
-    let broker = celeriac::Broker::connect(&redis.url(), &namespace, Duration::from_secs(3600))?;
+    // Its own redis-server, unless told to use one (which it then fills under a fresh namespace).
+    let own_redis = args.redis_url.is_none().then(celeriac_testkit::RedisServer::start);
+    let redis_url = args
+        .redis_url
+        .clone()
+        .or_else(|| own_redis.as_ref().map(|r| r.url()))
+        .expect("a Redis URL");
+    let namespace = format!("bench-{}", std::process::id());
+    let broker = celeriac::Broker::connect(&redis_url, &namespace, Duration::from_secs(3600))?;
     println!(
-        "celeriac-bench{} on 127.0.0.1:{} ({} cores)",
+        "celeriac-bench{} on {} ({} cores)",
         if args.smoke { " --smoke" } else { "" },
-        redis.port(),
+        celeriac::settings::redact_url(&redis_url),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     let mut bench = measures::Bench {
         broker,
-        redis_url: redis.url(),
+        redis_url: redis_url.clone(),
         namespace,
         sizes,
         report: report::Report::default(),

@@ -30,6 +30,9 @@ Returns an array with, per task, 1 (stored), 2 (stored, and it is a workflow mem
 outbox) or 0 (refused: stale lease)
 ]]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
+-- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
+local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
 local out = {}
@@ -47,23 +50,23 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v')
   if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
-    local id = (tonumber(f[4]) or 0) + 1
+    local id = tostring((tonumber(f[4]) or 0) + 1)
     if f[2] then
       state = 'REVOKED'
-      redis.call('HSET', key, 's', state, 'fa', now, 'e', f[2], 'v', id)
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id)
     elseif state == 'SUCCESS' then
-      redis.call('HSET', key, 's', state, 'fa', now, 'r', payload, 'v', id)
+      redis.call('HSET', key, 's', state, 'fa', at, 'r', payload, 'v', id)
     elseif state == 'FAILURE' then
-      redis.call('HSET', key, 's', state, 'fa', now, 'e', payload, 'v', id)
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', payload, 'v', id)
       keep = math.max(ttl, dead_age)
-      redis.call('ZADD', KEYS[4], now, suffix)
+      redis.call('ZADD', KEYS[4], at, suffix)
     else
       redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'v', id)
       redis.call('HINCRBY', key, 'rt', 1)
       redis.call('ZADD', KEYS[3], due, suffix)
       keep = nil
     end
-    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
+    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. at .. '}')
     if keep then
       redis.call('EXPIRE', key, keep)
       redis.call('EXPIRE', log, keep)

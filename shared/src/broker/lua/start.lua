@@ -21,6 +21,9 @@ Returns a flat array of strings, 8 per task:
   (queued ms: when it became runnable, its eta, else its creation; for the wait-time metric)
 ]]
 local now = tonumber(ARGV[2])
+-- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
+-- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
+local at = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local out = {}
 local function skip(reason)
@@ -31,10 +34,10 @@ end
 local changed = {}
 local function event(key, log, state)
   local id = redis.call('HINCRBY', key, 'v', 1)
-  redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. now .. '}')
+  redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. at .. '}')
 end
 local function settle(key, log, suffix, state, error)
-  redis.call('HSET', key, 's', state, 'fa', now, 'e', error)
+  redis.call('HSET', key, 's', state, 'fa', at, 'e', error)
   event(key, log, state)
   redis.call('EXPIRE', key, ttl)
   redis.call('EXPIRE', log, ttl)
@@ -59,19 +62,19 @@ for i = 6, #ARGV do
     skip('revoked')
   elseif not f[2] or not f[3] then
     settle(key, log, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
-    redis.call('ZADD', KEYS[2], now, suffix)
+    redis.call('ZADD', KEYS[2], at, suffix)
     skip('poison')
   elseif expires and expires <= now then
     settle(key, log, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
   else
-    local delivery = (tonumber(f[10]) or 0) + 1
-    local version = (tonumber(f[11]) or 0) + 1
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', now, 'd', delivery, 'v', version)
-    redis.call('RPUSH', log, '{"id":' .. version .. ',"state":"STARTED","at":' .. now .. '}')
+    local delivery = tostring((tonumber(f[10]) or 0) + 1)
+    local version = tostring((tonumber(f[11]) or 0) + 1)
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version)
+    redis.call('RPUSH', log, '{"id":' .. version .. ',"state":"STARTED","at":' .. at .. '}')
     changed[#changed + 1] = ARGV[5] .. '-' .. suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
-    out[#out + 1] = f[4] or ''; out[#out + 1] = tostring(delivery); out[#out + 1] = f[5] or '0'
+    out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
     out[#out + 1] = f[7] or ''; out[#out + 1] = f[8] or f[9] or ''
   end
 end
