@@ -8,6 +8,11 @@
 //! (on-time occurrences, or one catch-up under `misfire = "once"`), fires, and records the new
 //! cursor. It sleeps until the earliest next occurrence, at most one second. Redis errors are
 //! retried with a backoff; the connection re-opens by itself. The stop token ends the loop.
+//!
+//! The limit of "exactly once": the refusal of a second enqueue needs the first task's record,
+//! which expires with the result TTL (a day by default). Only if a beat crashed between
+//! enqueuing an occurrence and recording it, and every beat then stayed down longer than that
+//! TTL, could `misfire = "once"` fire that occurrence a second time.
 
 mod fire;
 mod load;
