@@ -103,7 +103,10 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                 Err(e) => {
                     let task_ids: Vec<String> = work.outcomes.iter().map(|o| o.id.to_string()).collect();
                     tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot store outcomes; retrying");
-                    tokio::time::sleep(retry.next()).await;
+                    if !wait_or_give_up(shared, &mut retry).await {
+                        tracing::error!(queue = %queue, ?task_ids, "stopping with outcomes not stored; their leases will expire and they run again elsewhere");
+                        return;
+                    }
                 }
             }
         }
@@ -119,10 +122,21 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                 }
                 Err(e) => {
                     tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot give tasks back; retrying");
-                    tokio::time::sleep(retry.next()).await;
+                    if !wait_or_give_up(shared, &mut retry).await {
+                        tracing::error!(queue = %queue, ?task_ids, "stopping with tasks not given back; their leases will expire and they run again elsewhere");
+                        return;
+                    }
                 }
             }
         }
+    }
+}
+
+/// Waits before the next attempt; `false` once a stopping worker should stop trying.
+async fn wait_or_give_up(shared: &Shared, retry: &mut Backoff) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(retry.next()) => true,
+        _ = shared.give_up.cancelled() => false,
     }
 }
 

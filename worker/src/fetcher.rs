@@ -101,9 +101,9 @@ async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, st
     }
 }
 
-/// Marks claimed tasks started, retrying through an outage: they are leased to us, so giving
-/// up here would leave them waiting for the reaper. Repeating a start that did run is
-/// harmless (it is just a newer delivery).
+/// Marks claimed tasks started, retrying through an outage (until the worker stops): they are
+/// leased to us, so giving up earlier would leave them waiting for the reaper. Repeating a
+/// start that did run is harmless (it is just a newer delivery).
 async fn start_until_stored(shared: &Shared, queue: &QueueName, ids: &[String], stop: &CancellationToken) -> Vec<Started> {
     let mut retry = Backoff::default();
     loop {
@@ -111,7 +111,9 @@ async fn start_until_stored(shared: &Shared, queue: &QueueName, ids: &[String], 
             Ok(started) => return started,
             Err(e) => {
                 tracing::warn!(queue = %queue, error = %e, "cannot start claimed tasks; retrying");
-                if stop.is_cancelled() && shared.abort.is_cancelled() {
+                if stop.is_cancelled() {
+                    // Stopping: the claimed ids stay leased to us; the stop gives them back
+                    // if Redis answers by then, else the reaper does once the lease expires.
                     return Vec::new();
                 }
                 tokio::time::sleep(retry.next()).await;

@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     pub running: Mutex<HashMap<TaskId, RunHandle>>,
     /// Fires when the grace period is over: runs still going are stopped and given back.
     pub abort: CancellationToken,
+    /// Fires a grace period after the stop began: outcomes that still cannot be stored (Redis
+    /// is down) are then left to lease expiry, so a stop never hangs on an outage.
+    pub give_up: CancellationToken,
     pub processed: AtomicU64,
     pub failed: AtomicU64,
     /// Task metrics of this process, published at every heartbeat (`celeriac::metrics`).
@@ -131,6 +134,7 @@ impl Worker {
             config,
             running: Mutex::default(),
             abort: CancellationToken::new(),
+            give_up: CancellationToken::new(),
             processed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             metrics: Mutex::default(),
@@ -182,6 +186,12 @@ impl Worker {
 
         shutdown.cancelled().await;
         tracing::info!(worker = %config.id, grace = ?config.grace, "stopping: no new tasks; waiting for running ones");
+        let give_up = shared.give_up.clone();
+        let storing_deadline = config.grace * 2;
+        tokio::spawn(async move {
+            tokio::time::sleep(storing_deadline).await;
+            give_up.cancel();
+        });
         while fetchers.join_next().await.is_some() {}
         let all = config.concurrency as u32;
         if tokio::time::timeout(config.grace, shared.slots.acquire_many(all)).await.is_err() {

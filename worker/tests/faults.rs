@@ -163,3 +163,23 @@ async fn worker_readiness_means_consuming_and_it_resumes_after_a_redis_outage() 
     let id = setup.enqueue("add", json!([1, 2])).await;
     assert_eq!(setup.wait_state(&id, TaskState::Success, DEADLINE).await.result, Some(json!(3)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_redis_outage_still_exits_and_loses_nothing() {
+    let mut setup = Setup::new(celeriac_testkit::RedisServer::start_persistent());
+    let mut worker = setup.worker(2);
+    let id = setup.enqueue("sleep", json!({"ms": 500})).await;
+    setup.wait_state(&id, TaskState::Started, DEADLINE).await;
+    setup.redis.kill();
+    worker.terminate();
+    // Grace 1 s, then storing gives up after another grace period: well under this bound.
+    let status = worker
+        .wait_exit(Duration::from_secs(30))
+        .expect("the worker exits although Redis is down");
+    assert!(status.success(), "{status:?}");
+    setup.redis.restart();
+    let _next = setup.worker(2);
+    let record = setup.wait_state(&id, TaskState::Success, DEADLINE).await;
+    assert_eq!(record.attempt, 1, "the unstored run is not a failed attempt");
+    setup.assert_invariants().await;
+}
