@@ -9,6 +9,7 @@ pub mod context;
 pub mod id;
 pub mod keys;
 pub mod metrics;
+pub mod reconnect;
 pub mod record;
 pub mod schedule;
 pub mod settings;

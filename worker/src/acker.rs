@@ -11,11 +11,11 @@ use std::time::Duration;
 use celeriac::QueueName;
 use celeriac::broker::{Ack, Outcome, Verdict};
 use celeriac::metrics::RunOutcome;
+use celeriac::reconnect::Backoff;
 
 use tokio::sync::mpsc;
 
 use crate::executor::Execution;
-use crate::fetcher::Backoff;
 use crate::runtime::Shared;
 
 /// Most outcomes stored in one call.
@@ -135,7 +135,7 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
 /// Waits before the next attempt; `false` once a stopping worker should stop trying.
 async fn wait_or_give_up(shared: &Shared, retry: &mut Backoff) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(retry.next()) => true,
+        _ = tokio::time::sleep(retry.next_wait()) => true,
         _ = shared.give_up.cancelled() => false,
     }
 }

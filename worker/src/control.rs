@@ -1,8 +1,8 @@
 //! Listens to the namespace's control channel and acts on commands for runs in this process:
 //! `revoke` fires the run's cancellation token, and with `terminate` stops the run.
 
+use celeriac::reconnect::Backoff;
 use std::sync::Arc;
-use std::time::Duration;
 
 use celeriac::broker::control;
 use futures::StreamExt;
@@ -11,25 +11,25 @@ use tokio_util::sync::CancellationToken;
 use crate::runtime::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         tokio::select! {
-            ended = listen(&shared) => if let Err(e) = ended {
+            ended = listen(&shared, &mut backoff) => if let Err(e) = ended {
                 tracing::warn!(error = %e, "control channel lost; reconnecting");
             },
             _ = stop.cancelled() => return,
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
             _ = stop.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
-async fn listen(shared: &Shared) -> Result<(), redis::RedisError> {
+async fn listen(shared: &Shared, backoff: &mut Backoff) -> Result<(), redis::RedisError> {
     let mut pubsub = shared.broker.client().get_async_pubsub().await?;
     pubsub.subscribe(shared.broker.keys().control_channel()).await?;
+    backoff.reset();
     let mut messages = pubsub.into_on_message();
     while let Some(msg) = messages.next().await {
         let Ok(text) = msg.get_payload::<String>() else { continue };

@@ -84,15 +84,17 @@ async fn run(
     // The handler runs in its own task: it must carry the span along, or its lines lose the id.
     let run = tokio::spawn(registered.run(ctx, &delivery.args).instrument(tracing::Span::current()));
     let stopper = run.abort_handle();
-    let _soft = options.soft_time_limit.map(|secs| {
+    // The soft limit fires the task's token; the timer dies with this function.
+    let _soft_limit = options.soft_time_limit.map(|secs| {
         let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-            cancel.cancel();
-        })
-        .abort_handle()
+        AbortOnDrop(
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                cancel.cancel();
+            })
+            .abort_handle(),
+        )
     });
-    let _soft_guard = _soft.map(AbortOnDrop);
     let hard_limit = options.time_limit.map(Duration::from_secs_f64).unwrap_or(Duration::MAX);
     // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {

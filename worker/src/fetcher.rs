@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
 use celeriac::broker::{Claim, QueueWaiter, Started, new_claim_token};
+use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +47,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
                     waited = waiter.wait_for_work(IDLE_WAIT) => if let Err(e) = waited {
                         shared.consuming.store(false, Ordering::Relaxed);
                         tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
-                        pause(&stop, retry.next()).await;
+                        pause(&stop, retry.next_wait()).await;
                     },
                     _ = stop.cancelled() => return,
                 }
@@ -95,7 +96,7 @@ async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, st
                 if stop.is_cancelled() {
                     return None;
                 }
-                pause(stop, retry.next()).await;
+                pause(stop, retry.next_wait()).await;
             }
         }
     }
@@ -116,7 +117,7 @@ async fn start_until_stored(shared: &Shared, queue: &QueueName, ids: &[String], 
                     // if Redis answers by then, else the reaper does once the lease expires.
                     return Vec::new();
                 }
-                tokio::time::sleep(retry.next()).await;
+                tokio::time::sleep(retry.next_wait()).await;
             }
         }
     }
@@ -161,25 +162,5 @@ async fn pause(stop: &CancellationToken, how_long: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(how_long) => {}
         _ = stop.cancelled() => {}
-    }
-}
-
-/// Exponential wait between attempts against an unreachable Redis: 100 ms doubling to 5 s.
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn next(&mut self) -> Duration {
-        let delay = Duration::from_millis(100)
-            .saturating_mul(1 << self.attempt.min(6))
-            .min(Duration::from_secs(5));
-        self.attempt += 1;
-        delay
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
     }
 }

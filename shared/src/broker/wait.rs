@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Broker, BrokerError};
 use crate::id::{QueueName, TaskId};
+use crate::reconnect::Backoff;
 use crate::record::TaskRecord;
 
 /// A dedicated connection for blocking on one queue; blocking commands must not share the
@@ -78,11 +79,11 @@ impl TaskEvents {
         let events = Self { sender: sender.clone() };
         let broker = broker.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::default();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    ended = Self::pump(&broker, &sender) => {
+                    ended = Self::pump(&broker, &sender, &mut backoff) => {
                         if let Err(e) = ended {
                             tracing::warn!(error = %e, "event subscription lost; reconnecting");
                         }
@@ -90,18 +91,18 @@ impl TaskEvents {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_wait()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         });
         events
     }
 
-    async fn pump(broker: &Broker, sender: &broadcast::Sender<Arc<str>>) -> Result<(), BrokerError> {
+    async fn pump(broker: &Broker, sender: &broadcast::Sender<Arc<str>>, backoff: &mut Backoff) -> Result<(), BrokerError> {
         use futures::StreamExt;
         let mut pubsub = broker.client().get_async_pubsub().await?;
         pubsub.subscribe(broker.keys().events_channel()).await?;
+        backoff.reset();
         let _ = sender.send(Arc::from(""));
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {

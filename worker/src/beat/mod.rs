@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use celeriac::broker::{FiredRun, ScheduleEntry};
+use celeriac::reconnect::Backoff;
 use celeriac::schedule::{Schedule, ScheduleDef, plan};
 use celeriac::{Broker, BrokerError, QueueName, Settings};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +32,6 @@ use self::fire::Fired;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Woken this long after an occurrence, so the clock has surely passed it.
 const WAKE_MARGIN_MS: i64 = 2;
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// How a beat process runs.
 #[derive(Debug, Clone)]
@@ -92,7 +91,7 @@ impl Beat {
     /// Ticks until `shutdown` fires. Never gives up on Redis: errors are logged and retried.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(schedules = self.config.schedules.len(), "beat starting");
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::default();
         loop {
             let outcome = tokio::select! {
                 outcome = self.tick() => outcome,
@@ -100,16 +99,15 @@ impl Beat {
             };
             let sleep = match outcome {
                 Ok(report) => {
-                    if backoff > MIN_BACKOFF {
+                    if backoff.is_retrying() {
                         tracing::info!("beat reconnected to Redis");
                     }
-                    backoff = MIN_BACKOFF;
+                    backoff.reset();
                     self.sleep_until(report.next_wake_ms)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "beat cannot reach Redis; will retry");
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, retry_in = ?wait, "beat cannot reach Redis; will retry");
                     wait
                 }
             };
