@@ -127,6 +127,10 @@ impl GenerateReportArgs {
 #[serde(deny_unknown_fields)]
 pub struct SleepArgs {
     pub ms: u64,
+    /// Hold the thread instead of yielding, as a CPU-bound handler does (for testing that
+    /// such a task keeps its lease).
+    #[serde(default)]
+    pub blocking: bool,
 }
 
 /// Arguments of `fail`.

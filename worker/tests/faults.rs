@@ -183,3 +183,32 @@ async fn sigterm_during_a_redis_outage_still_exits_and_loses_nothing() {
     assert_eq!(record.attempt, 1, "the unstored run is not a failed attempt");
     setup.assert_invariants().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_that_hold_every_runtime_thread_keep_their_lease() {
+    let setup = Setup::new(celeriac_testkit::RedisServer::start());
+    // Two runtime threads, both held for three leases (lease 2 s) by tasks that never yield:
+    // only a heartbeat outside the runtime can keep the lease alive.
+    let busy = setup.worker_with(2, &[("TOKIO_WORKER_THREADS", "2")]);
+    let ids = setup
+        .enqueue_many(
+            "sleep",
+            &[json!({"ms": 6000, "blocking": true}), json!({"ms": 6000, "blocking": true})],
+        )
+        .await;
+    let holder = setup.live_worker_id().await;
+    for id in &ids {
+        let record = setup.wait_state(id, TaskState::Started, DEADLINE).await;
+        assert_eq!(record.worker.as_deref(), Some(holder.as_str()));
+    }
+    // A second worker whose reaper would take the tasks back if the busy worker's lease lapsed.
+    let _watcher = setup.worker(2);
+    for record in setup.wait_all(&ids, TaskState::Success, DEADLINE).await {
+        assert_eq!(
+            (record.deliveries, record.worker.as_deref()),
+            (1, Some(holder.as_str())),
+            "ran once, by the busy worker"
+        );
+    }
+    drop(busy);
+}

@@ -79,8 +79,8 @@ fn sum(numbers: &[Number]) -> Result<Number, TaskError> {
     Number::from_f64(total).ok_or_else(|| TaskError::permanent("the sum is not a finite number").with_kind("Overflow"))
 }
 
-/// Sleeps `ms` milliseconds in ten steps, reporting progress after each; stops early when
-/// cancelled (revoke, soft time limit, shutdown).
+/// Sleeps `ms` milliseconds in ten steps (holding its thread with `blocking`), reporting
+/// progress after each; stops early when cancelled (revoke, soft time limit, shutdown).
 #[derive(Debug, Default)]
 pub struct Sleep;
 
@@ -96,10 +96,20 @@ impl Task for Sleep {
         const STEPS: u64 = 10;
         let step = Duration::from_millis(args.ms) / STEPS as u32;
         for i in 1..=STEPS {
-            tokio::select! {
-                _ = tokio::time::sleep(step) => {}
-                _ = ctx.cancellation().cancelled() => {
-                    return Err(TaskError::permanent(format!("cancelled after {} of {} ms", step.as_millis() as u64 * (i - 1), args.ms)).with_kind("Cancelled"));
+            let cancelled = || {
+                TaskError::permanent(format!("cancelled after {} of {} ms", step.as_millis() as u64 * (i - 1), args.ms))
+                    .with_kind("Cancelled")
+            };
+            if args.blocking {
+                // Holds the runtime thread, as a CPU-bound handler would.
+                std::thread::sleep(step);
+                if ctx.is_cancelled() {
+                    return Err(cancelled());
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(step) => {}
+                    _ = ctx.cancellation().cancelled() => return Err(cancelled()),
                 }
             }
             if args.ms >= 100 || i == STEPS {
@@ -155,7 +165,16 @@ mod tests {
     async fn sleep_stops_when_cancelled() {
         let ctx = TaskContext::detached(celeriac::TaskId::generate(&QueueName::parse("default").unwrap()));
         ctx.cancellation().cancel();
-        let e = Sleep.run(ctx, SleepArgs { ms: 10_000 }).await.unwrap_err();
+        let e = Sleep
+            .run(
+                ctx,
+                SleepArgs {
+                    ms: 10_000,
+                    blocking: false,
+                },
+            )
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, "Cancelled");
     }
 }
