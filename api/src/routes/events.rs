@@ -10,12 +10,12 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use celeriac::TaskId;
 use celeriac::broker::{TaskEvent, broadcast_recv};
 use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::tasks::{not_found, parse_task_id};
 use crate::state::AppState;
 
 /// Live state changes and progress of a task, as Server-Sent Events.
@@ -32,14 +32,13 @@ pub async fn task_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no task {id:?}: it never existed or its record expired"));
-    let task_id = TaskId::parse(&id).ok_or_else(not_found)?;
+    let task_id = parse_task_id(&id)?;
     let resume_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let mut updates = state.events.subscribe();
-    let record = state.broker.get(&task_id).await?.ok_or_else(not_found)?;
+    let record = state.broker.get(&task_id).await?.ok_or_else(|| not_found(&id))?;
     let (tx, rx) = mpsc::channel::<Event>(64);
     let mut sent = match resume_after {
         Some(after) => after,

@@ -62,7 +62,7 @@ pub async fn get_task(
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskRecord>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("wait", "must be a number of seconds"))?;
-    let id = TaskId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let id = parse_task_id(&id)?;
     let max_wait = state.settings.http.max_wait_secs as f64;
     let record = match query.wait {
         None => state.broker.get(&id).await?,
@@ -114,7 +114,7 @@ pub async fn revoke_task(
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<RevokeRequest>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let task_id = TaskId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let task_id = parse_task_id(&id)?;
     let outcome = match state.broker.revoke(&task_id, request.terminate, "revoked through the API").await? {
         RevokeOutcome::Revoked => "revoked",
         RevokeOutcome::Signalled => "signalled",
@@ -137,7 +137,7 @@ pub async fn revoke_task(
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
 pub async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ActionResult>, ApiError> {
-    let task_id = TaskId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let task_id = parse_task_id(&id)?;
     match state.broker.retry(&task_id).await? {
         RetryOutcome::Queued => Ok(Json(ActionResult {
             task_id: id,
@@ -150,6 +150,12 @@ pub async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -
     }
 }
 
-fn not_found(id: &str) -> ApiError {
+/// The answer for an id that is malformed, never existed or whose record expired.
+pub(crate) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no task {id:?}: it never existed or its record expired"))
+}
+
+/// A task id from the path; a malformed one cannot name a task, so it is `404` too.
+pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    TaskId::parse(raw).ok_or_else(|| not_found(raw))
 }
