@@ -94,11 +94,6 @@ impl Keys {
         self.queue_key(queue, &format!("idem:{key}"))
     }
 
-    /// The task's event log: state changes and progress, each with an id (`Last-Event-ID`).
-    pub fn events(&self, id: &TaskId) -> String {
-        self.queue_key(id.queue(), &format!("ev:{}", id.suffix()))
-    }
-
     /// Sorted set of the queue's tasks by creation time (ms), newest last: the listing index.
     pub fn index(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "index")

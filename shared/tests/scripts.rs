@@ -464,3 +464,91 @@ async fn the_traceparent_and_the_wait_reach_the_worker_at_start() {
         );
     }
 }
+
+/// The states of a task's logged events, oldest first, and whether their ids count up by one.
+async fn logged_states(broker: &Broker, id: &celeriac::TaskId) -> (Vec<Option<TaskState>>, bool) {
+    let events = broker.task_events(id, 0).await.unwrap();
+    let consecutive = events.windows(2).all(|w| w[1].id == w[0].id + 1);
+    (events.iter().map(|e| e.state).collect(), consecutive)
+}
+
+#[tokio::test]
+async fn every_transition_is_logged_in_order_with_consecutive_ids() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "fail", &json!({}));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    let progress = celeriac::Progress {
+        current: 1,
+        total: 2,
+        message: Some("half way".into()),
+    };
+    assert!(broker.report_progress(&task.id, "w1", d.delivery, &progress).await.unwrap());
+    let retry = Verdict::Retry {
+        error: TaskError::retryable("flaky"),
+        due_ms: broker.clock().now_ms(),
+    };
+    let outcome = Outcome {
+        id: task.id.clone(),
+        delivery: d.delivery,
+        verdict: retry,
+    };
+    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+    broker.promote_due(&queue(), 10).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    let outcome = Outcome {
+        id: task.id.clone(),
+        delivery: d.delivery,
+        verdict: Verdict::Success("1".into()),
+    };
+    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+
+    let (states, consecutive) = logged_states(&broker, &task.id).await;
+    use TaskState::*;
+    assert_eq!(
+        states,
+        [Some(Started), None, Some(Retry), Some(Pending), Some(Started), Some(Success)]
+    );
+    assert!(consecutive);
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert_eq!(events[1].progress, Some(progress));
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), events[5].id);
+    assert_eq!(
+        broker.task_events(&task.id, events[3].id).await.unwrap(),
+        events[4..],
+        "resume after an id"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "report", &json!({}));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    for current in 1..=300 {
+        let progress = celeriac::Progress {
+            current,
+            total: 300,
+            message: Some("working on it".into()),
+        };
+        broker.report_progress(&task.id, "w1", d.delivery, &progress).await.unwrap();
+    }
+    let outcome = Outcome {
+        id: task.id.clone(),
+        delivery: d.delivery,
+        verdict: Verdict::Success("1".into()),
+    };
+    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+
+    let history: String = broker.connection().hget(broker.keys().task(&task.id), "h").await.unwrap();
+    assert!(history.len() <= 4096, "{} bytes", history.len());
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert!(events.len() > 20 && events.len() < 300, "{} events kept", events.len());
+    assert!(events.windows(2).all(|w| w[1].id == w[0].id + 1), "a gapless tail");
+    let last = events.last().unwrap();
+    assert_eq!((last.id, last.state), (302, Some(TaskState::Success)));
+    assert_eq!(events[events.len() - 2].progress.as_ref().map(|p| p.current), Some(300));
+}

@@ -136,7 +136,7 @@ impl Broker {
             .arg(queue.as_str());
         for suffix in suffixes {
             let id = id_on(queue, suffix)?;
-            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
+            call.key(self.keys.task(&id)).arg(suffix);
         }
         let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
         const STRIDE: usize = 8;
@@ -205,7 +205,6 @@ impl Broker {
                 Verdict::Retry { error, due_ms } => ("RETRY", error_json(error), *due_ms),
             };
             call.key(self.keys.task(&outcome.id))
-                .key(self.keys.events(&outcome.id))
                 .arg(outcome.id.suffix())
                 .arg(outcome.delivery)
                 .arg(state)
@@ -252,7 +251,7 @@ impl Broker {
             .arg(self.result_ttl_secs);
         for suffix in suffixes {
             let id = id_on(queue, suffix)?;
-            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
+            call.key(self.keys.task(&id)).arg(suffix);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -305,7 +304,7 @@ impl Broker {
             .arg(queue.as_str());
         for suffix in &due {
             let id = id_on(queue, suffix)?;
-            call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
+            call.key(self.keys.task(&id)).arg(suffix);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -321,7 +320,6 @@ impl Broker {
         let stored: i64 = scripts::PROGRESS
             .key(self.keys.inflight(id.queue(), worker))
             .key(self.keys.task(id))
-            .key(self.keys.events(id))
             .arg(id.suffix())
             .arg(delivery)
             .arg(serde_json::to_string(progress).expect("progress serializes"))

@@ -43,7 +43,7 @@ impl Broker {
             for suffix in &tail {
                 let id = TaskId::parse(&format!("{queue}-{suffix}"))
                     .ok_or_else(|| BrokerError::Protocol(format!("purging entry {suffix:?}")))?;
-                call.key(self.keys.task(&id)).key(self.keys.events(&id)).arg(suffix);
+                call.key(self.keys.task(&id)).arg(suffix);
             }
             let n: i64 = call.invoke_async(&mut self.conn.clone()).await?;
             settled += n.max(0) as usize;

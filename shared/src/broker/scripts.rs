@@ -9,17 +9,22 @@ macro_rules! script {
     ($name:ident, $file:literal) => {
         pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!($file)));
     };
+    // A script that logs task events gets the shared `history` function in front of it.
+    ($name:ident, $file:literal, with_history) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(concat!(include_str!("lua/history.lua"), include_str!($file))));
+    };
 }
 
 script!(ENQUEUE, "lua/enqueue.lua");
 script!(CLAIM, "lua/claim.lua");
-script!(START, "lua/start.lua");
-script!(FINISH, "lua/finish.lua");
-script!(REQUEUE, "lua/requeue.lua");
-script!(PROGRESS, "lua/progress.lua");
-script!(PROMOTE, "lua/promote.lua");
-script!(REVOKE, "lua/revoke.lua");
-script!(RETRY, "lua/retry.lua");
+script!(START, "lua/start.lua", with_history);
+script!(FINISH, "lua/finish.lua", with_history);
+script!(REQUEUE, "lua/requeue.lua", with_history);
+script!(PROGRESS, "lua/progress.lua", with_history);
+script!(PROMOTE, "lua/promote.lua", with_history);
+script!(REVOKE, "lua/revoke.lua", with_history);
+script!(RETRY, "lua/retry.lua", with_history);
 script!(WF_CREATE, "lua/wf_create.lua");
 script!(WF_ADVANCE, "lua/wf_advance.lua");
 script!(WF_REVOKE, "lua/wf_revoke.lua");
@@ -27,5 +32,5 @@ script!(SCHEDULE_PUT, "lua/schedule_put.lua");
 script!(SCHEDULE_DELETE, "lua/schedule_delete.lua");
 script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
 script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
-script!(PURGE, "lua/purge.lua");
+script!(PURGE, "lua/purge.lua", with_history);
 script!(PURGE_START, "lua/purge_start.lua");

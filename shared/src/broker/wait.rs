@@ -143,6 +143,9 @@ impl Broker {
 }
 
 /// One entry of a task's event log: a state change or a progress report.
+///
+/// The log is the task hash's field `h` (written by the scripts through `history.lua`): one
+/// line per event, `<id> <STATE> <ms>`, or `<id> P <ms> <progress JSON>` for progress.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskEvent {
     pub id: u64,
@@ -154,14 +157,29 @@ pub struct TaskEvent {
     pub at: i64,
 }
 
+impl TaskEvent {
+    /// Parses one line of a task's history; `None` for a line it does not understand.
+    fn parse(line: &str) -> Option<Self> {
+        let mut parts = line.splitn(4, ' ');
+        let (id, kind, at) = (parts.next()?.parse().ok()?, parts.next()?, parts.next()?.parse().ok()?);
+        let (state, progress) = match kind {
+            "P" => (None, Some(serde_json::from_str(parts.next()?).ok()?)),
+            state => (Some(crate::state::TaskState::parse(state)?), None),
+        };
+        Some(Self { id, state, progress, at })
+    }
+}
+
 impl Broker {
     /// The task's logged events with an id above `after`, oldest first.
     pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
         use redis::AsyncCommands;
-        let raw: Vec<String> = self.conn.clone().lrange(self.keys.events(id), 0, -1).await?;
-        Ok(raw
-            .iter()
-            .filter_map(|r| serde_json::from_str::<TaskEvent>(r).ok())
+        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), "h").await?;
+        Ok(history
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(TaskEvent::parse)
             .filter(|e| e.id > after)
             .collect())
     }
@@ -183,6 +201,44 @@ pub async fn broadcast_recv(rx: &mut broadcast::Receiver<Arc<str>>, id: &str) {
             Ok(_) => continue,
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskEvent;
+    use crate::record::Progress;
+    use crate::state::TaskState;
+
+    #[test]
+    fn history_lines_parse_into_events() {
+        let state = TaskEvent::parse("2 SUCCESS 1764626000123").expect("a state line");
+        assert_eq!(
+            state,
+            TaskEvent {
+                id: 2,
+                state: Some(TaskState::Success),
+                progress: None,
+                at: 1764626000123
+            }
+        );
+        let progress = TaskEvent::parse(r#"3 P 17 {"current":1,"total":4,"message":"a b c"}"#).expect("a progress line");
+        assert_eq!(
+            progress.progress,
+            Some(Progress {
+                current: 1,
+                total: 4,
+                message: Some("a b c".into())
+            })
+        );
+        assert_eq!((progress.id, progress.state, progress.at), (3, None, 17));
+    }
+
+    #[test]
+    fn lines_it_does_not_understand_are_skipped() {
+        for line in ["", "x STARTED 1", "1 NOPE 1", "1 STARTED", "1 P 1 {broken"] {
+            assert_eq!(TaskEvent::parse(line), None, "{line:?}");
         }
     }
 }

@@ -6,7 +6,8 @@
 A run revoked while it ran (field 'rv' set by revoke.lua) is stored as REVOKED instead.
 A workflow member that ended (not RETRY) is also put in the queue's workflow outbox, in the
 same step, so the workflow hears of it even if this worker dies right after. Every change is
-appended to the task's event log; per-minute counts feed throughput charts.
+appended to the task's history (field 'h', history.lua); per-minute counts feed throughput
+charts.
 Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
 delivery started) is refused, so the newer run's outcome stands.
 
@@ -16,7 +17,7 @@ KEYS[3]   retry sorted set of the queue (ids waiting for their next attempt)
 KEYS[4]   dead-letter sorted set of the queue
 KEYS[5]   workflow outbox list of the queue
 KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
-KEYS[7..] per task, 2 keys: task hash, event log list; in the order of the task groups in ARGV
+KEYS[7..] task hashes, in the order of the task groups in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel (one message per call: the changed task ids, space-separated)
@@ -29,7 +30,7 @@ ARGV[7..] per task, 5 values: id suffix, delivery, state (SUCCESS | FAILURE | RE
 Returns an array with, per task, 1 (stored), 2 (stored, and it is a workflow member in the
 outbox) or 0 (refused: stale lease)
 ]]
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, ttl = tonumber(ARGV[1]), ARGV[2]
 -- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
 -- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
 local at = ARGV[1]
@@ -46,31 +47,28 @@ local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local key, log = KEYS[7 + i * 2], KEYS[8 + i * 2]
-  local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v')
+  local key = KEYS[7 + i]
+  local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v', 'h')
   if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
-    local id = tostring((tonumber(f[4]) or 0) + 1)
-    if f[2] then
-      state = 'REVOKED'
-      redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id)
+    local id = string.format('%d', (tonumber(f[4]) or 0) + 1)
+    if f[2] then state = 'REVOKED' end
+    local h = history(f[5], id .. ' ' .. state .. ' ' .. at)
+    if state == 'REVOKED' then
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id, 'h', h)
     elseif state == 'SUCCESS' then
-      redis.call('HSET', key, 's', state, 'fa', at, 'r', payload, 'v', id)
+      redis.call('HSET', key, 's', state, 'fa', at, 'r', payload, 'v', id, 'h', h)
     elseif state == 'FAILURE' then
-      redis.call('HSET', key, 's', state, 'fa', at, 'e', payload, 'v', id)
-      keep = math.max(ttl, dead_age)
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', payload, 'v', id, 'h', h)
+      if dead_age > tonumber(ttl) then keep = ARGV[6] end
       redis.call('ZADD', KEYS[4], at, suffix)
     else
-      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'v', id)
+      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'v', id, 'h', h)
       redis.call('HINCRBY', key, 'rt', 1)
       redis.call('ZADD', KEYS[3], due, suffix)
       keep = nil
     end
-    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. at .. '}')
-    if keep then
-      redis.call('EXPIRE', key, keep)
-      redis.call('EXPIRE', log, keep)
-    end
+    if keep then redis.call('EXPIRE', key, keep) end
     ended[#ended + 1] = suffix
     changed[#changed + 1] = ARGV[4] .. '-' .. suffix
     counts[state] = counts[state] + 1

@@ -6,7 +6,7 @@ interrupted caller left behind.
 
 KEYS[1]   purging list of the queue
 KEYS[2]   workflow outbox list of the queue (a purged workflow member goes there)
-KEYS[3..] per task, 2 keys: task hash, event log list; the ids of ARGV, which must be the
+KEYS[3..] task hashes of the ids of ARGV, which must be the
           purging list's tail in this order (LRANGE -n -1)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
@@ -23,19 +23,17 @@ if #tail ~= n then return -1 end
 for i = 1, n do
   if tail[i] ~= ARGV[4 + i] then return -1 end
 end
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local error = '{"kind":"Purged","message":"its queue was purged","retryable":false}'
 for i = 1, n do
   local suffix = ARGV[4 + i]
-  local key, log = KEYS[1 + i * 2], KEYS[2 + i * 2]
-  if redis.call('HGET', key, 's') == 'PENDING' then
-    redis.call('HSET', key, 's', 'REVOKED', 'fa', now, 'e', error)
-    local id = redis.call('HINCRBY', key, 'v', 1)
-    redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"REVOKED","at":' .. now .. '}')
-    redis.call('EXPIRE', key, ttl)
-    redis.call('EXPIRE', log, ttl)
+  local key = KEYS[2 + i]
+  local f = redis.call('HMGET', key, 's', 'v', 'h', 'wf')
+  if f[1] == 'PENDING' then
+    local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
+    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'v', id, 'h', history(f[3], id .. ' REVOKED ' .. ARGV[1]))
+    redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
-    if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[2], suffix) end
+    if f[4] then redis.call('LPUSH', KEYS[2], suffix) end
   end
 end
 redis.call('LTRIM', KEYS[1], 0, -n - 1)

@@ -7,8 +7,7 @@ KEYS[1]  task hash
 KEYS[2]  pending list of the task's queue
 KEYS[3]  scheduled sorted set of the task's queue
 KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
-KEYS[5]  the task's event log list
-KEYS[6]  retry sorted set of the task's queue
+KEYS[5]  retry sorted set of the task's queue
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -19,7 +18,8 @@ ARGV[6]  reason
 Returns  'revoked' (it will never run), 'signalled' (it is running; its worker must stop it),
          'finished' (already terminal: nothing done), 'missing' (no such task)
 ]]
-local state = redis.call('HGET', KEYS[1], 's')
+local f = redis.call('HMGET', KEYS[1], 's', 'v', 'h', 'wf')
+local state = f[1]
 if not state then return 'missing' end
 if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then return 'finished' end
 local error = cjson.encode({kind = 'Revoked', message = ARGV[6], retryable = false})
@@ -29,13 +29,11 @@ if state == 'STARTED' then
 end
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error)
-local id = redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('RPUSH', KEYS[5], '{"id":' .. id .. ',"state":"REVOKED","at":' .. ARGV[2] .. '}')
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[5], ARGV[1])
+local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
+redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error, 'v', id, 'h', history(f[3], id .. ' REVOKED ' .. ARGV[2]))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-if redis.call('HEXISTS', KEYS[1], 'wf') == 1 then redis.call('LPUSH', KEYS[4], ARGV[1]) end
+if f[4] then redis.call('LPUSH', KEYS[4], ARGV[1]) end
 return 'revoked'
 

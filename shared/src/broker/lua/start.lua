@@ -2,12 +2,12 @@
 (revoked while queued, expired, gone, or poison: a record without a task name or arguments,
 which goes to the dead letters with the reason). Each start is a new delivery; its number
 fences every later write of this run (progress, finish). Every change is appended to the
-task's event log.
+task's history (field 'h', history.lua).
 
 KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
-KEYS[4..] per task, 2 keys: task hash, event log list; in the order of the ids in ARGV
+KEYS[4..] task hashes, in the order of the ids in ARGV
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -24,7 +24,7 @@ local now = tonumber(ARGV[2])
 -- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
 -- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
 local at = ARGV[2]
-local ttl = tonumber(ARGV[3])
+local ttl = ARGV[3]
 local out = {}
 local function skip(reason)
   out[#out + 1] = 'skip'; out[#out + 1] = reason
@@ -32,15 +32,12 @@ local function skip(reason)
   out[#out + 1] = ''; out[#out + 1] = ''
 end
 local changed = {}
-local function event(key, log, state)
-  local id = redis.call('HINCRBY', key, 'v', 1)
-  redis.call('RPUSH', log, '{"id":' .. id .. ',"state":"' .. state .. '","at":' .. at .. '}')
-end
-local function settle(key, log, suffix, state, error)
-  redis.call('HSET', key, 's', state, 'fa', at, 'e', error)
-  event(key, log, state)
+-- The next value of a counter field, as text (string.format('%d') is cheap; tostring is not).
+local function next_of(n) return string.format('%d', (tonumber(n) or 0) + 1) end
+local function settle(key, f, suffix, state, error)
+  local id = next_of(f[11])
+  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', history(f[12], id .. ' ' .. state .. ' ' .. at))
   redis.call('EXPIRE', key, ttl)
-  redis.call('EXPIRE', log, ttl)
   redis.call('SREM', KEYS[1], suffix)
   changed[#changed + 1] = ARGV[5] .. '-' .. suffix
   if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
@@ -49,8 +46,8 @@ end
 local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key, log = KEYS[4 + (i - 6) * 2], KEYS[5 + (i - 6) * 2]
-  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'v')
+  local key = KEYS[i - 2]
+  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'v', 'h')
   local state, expires = f[1], tonumber(f[6])
   if leased[i - 5] == 0 then
     skip('gone')
@@ -61,17 +58,16 @@ for i = 6, #ARGV do
     redis.call('SREM', KEYS[1], suffix)
     skip('revoked')
   elseif not f[2] or not f[3] then
-    settle(key, log, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
+    settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     redis.call('ZADD', KEYS[2], at, suffix)
     skip('poison')
   elseif expires and expires <= now then
-    settle(key, log, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
+    settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
   else
-    local delivery = tostring((tonumber(f[10]) or 0) + 1)
-    local version = tostring((tonumber(f[11]) or 0) + 1)
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version)
-    redis.call('RPUSH', log, '{"id":' .. version .. ',"state":"STARTED","at":' .. at .. '}')
+    local delivery, version = next_of(f[10]), next_of(f[11])
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version,
+      'h', history(f[12], version .. ' STARTED ' .. at))
     changed[#changed + 1] = ARGV[5] .. '-' .. suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
