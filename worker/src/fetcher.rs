@@ -61,15 +61,31 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
         };
         retry.reset();
         permits.truncate(ids.len());
-        let started = start_until_stored(&shared, &queue, &ids, &stop).await;
-        for (outcome, permit) in started.into_iter().zip(permits) {
-            match outcome {
-                Started::Run(delivery) => {
-                    (shared.metrics.lock().expect("metrics lock")).record_start(queue.as_str(), &delivery.name, delivery.waited);
-                    tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
-                }
-                Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
+        // Started on the side, so the next claim overlaps this start's round trip: Redis never
+        // waits for this loop. The permits travel with the tasks, so the claims stay within
+        // the free slots and a stopping worker still waits for these runs.
+        let start = start_and_run(Arc::clone(&shared), queue.clone(), ids, permits, settle.clone(), stop.clone());
+        tokio::spawn(start);
+    }
+}
+
+/// Marks claimed tasks started and runs each that may run, with its slot's permit.
+async fn start_and_run(
+    shared: Arc<Shared>,
+    queue: QueueName,
+    ids: Vec<String>,
+    permits: Vec<OwnedSemaphorePermit>,
+    settle: mpsc::UnboundedSender<Settlement>,
+    stop: CancellationToken,
+) {
+    let started = start_until_stored(&shared, &queue, &ids, &stop).await;
+    for (outcome, permit) in started.into_iter().zip(permits) {
+        match outcome {
+            Started::Run(delivery) => {
+                (shared.metrics.lock().expect("metrics lock")).record_start(queue.as_str(), &delivery.name, delivery.waited);
+                tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
             }
+            Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
         }
     }
 }
