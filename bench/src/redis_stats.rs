@@ -59,3 +59,55 @@ pub async fn reset(conn: &mut ConnectionManager) -> anyhow::Result<()> {
     redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(conn).await?;
     Ok(())
 }
+
+/// What Redis spent on one phase of a run: opened before it, read after it.
+pub struct Phase {
+    cpu_before: Duration,
+}
+
+/// Redis' cost of a phase, per task.
+pub struct PhaseCost {
+    /// CPU microseconds (user + system) per task.
+    pub cpu_us: f64,
+    /// Commands per task, counting those run inside scripts (not the scripts themselves).
+    pub commands: f64,
+    /// Per command: microseconds and calls per task, most expensive first.
+    pub profile: Vec<(String, f64, f64)>,
+}
+
+impl Phase {
+    pub async fn open(conn: &mut ConnectionManager) -> anyhow::Result<Self> {
+        reset(conn).await?;
+        Ok(Self {
+            cpu_before: cpu(conn).await?,
+        })
+    }
+
+    /// The cost of what ran since `open`, per task of `tasks`. The bench's own reads
+    /// (INFO, HGET of the counters, CONFIG) are left out of the command counts.
+    pub async fn close(self, conn: &mut ConnectionManager, tasks: usize) -> anyhow::Result<PhaseCost> {
+        let n = tasks.max(1) as f64;
+        let cpu_us = (cpu(conn).await? - self.cpu_before).as_secs_f64() * 1e6 / n;
+        let mut stats = commands(conn).await?;
+        stats.retain(|c| !["info", "hget", "config"].contains(&c.name.as_str()));
+        let commands = stats
+            .iter()
+            .filter(|c| c.name != "evalsha" && c.name != "eval")
+            .map(|c| c.calls as f64)
+            .sum::<f64>()
+            / n;
+        stats.sort_by(|a, b| b.usec.total_cmp(&a.usec));
+        let profile = stats.into_iter().map(|c| (c.name, c.usec / n, c.calls as f64 / n)).collect();
+        Ok(PhaseCost { cpu_us, commands, profile })
+    }
+}
+
+impl PhaseCost {
+    /// Prints where Redis spent its time, per task.
+    pub fn print_profile(&self, what: &str) {
+        println!("  profile: where Redis spent its time during {what}, per task");
+        for (name, us, calls) in self.profile.iter().take(14) {
+            println!("    {name:<14} {us:>7.2} µs  {calls:>5.2} calls");
+        }
+    }
+}

@@ -24,6 +24,8 @@ Returns
   {-2, suffix}        a task with this id exists already (deterministic ids)
 ]]
 local now = tonumber(ARGV[1])
+-- Timestamps go back to Redis as the caller's text: formatting a Lua number costs an snprintf.
+local at = ARGV[1]
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
 local index_max = tonumber(ARGV[5])
@@ -54,17 +56,17 @@ for i = 0, count - 1 do
   local due, expires = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local key = KEYS[6 + i]
   if due <= now then
-    redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', now)
+    redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', at)
     ready[#ready + 1] = suffix
   else
-    redis.call('HSET', key, 'n', name, 'a', args, 's', 'SCHEDULED', 'c', now, 'eta', due)
-    redis.call('ZADD', KEYS[2], due, suffix)
+    redis.call('HSET', key, 'n', name, 'a', args, 's', 'SCHEDULED', 'c', at, 'eta', ARGV[a + 4])
+    redis.call('ZADD', KEYS[2], ARGV[a + 4], suffix)
   end
   if options ~= '' then redis.call('HSET', key, 'o', options) end
-  if expires > 0 then redis.call('HSET', key, 'x', expires) end
+  if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 5]) end
   if ARGV[a + 6] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 6]) end
   if ARGV[a + 7] ~= '' then redis.call('HSET', key, 'tp', ARGV[a + 7]) end
-  indexed[#indexed + 1] = now
+  indexed[#indexed + 1] = at
   indexed[#indexed + 1] = suffix
 end
 if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
