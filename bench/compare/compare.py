@@ -146,6 +146,10 @@ def main():
          c("Redis CPU per task (fetch + start + ack)"), med(yard["fetch_ack_us"]),
          redis_cpu_us("celery", "drain pool=prefork c=2 prefetch=1"),
          redis_cpu_us("bullmq", "drain Worker concurrency=50"), " (prefork c=2)"),
+        ("lifecycle, one client, batches of 100 (the yardstick's method): fetch + start + ack", "tasks/s", False,
+         c("lifecycle, one client, batches of 100: rate of fetch + start + ack"), med(yard["drain"]), None, None, ""),
+        ("lifecycle, one client, batches of 100: Redis CPU per task, enqueue to result (lower is better)", "µs", True,
+         c("lifecycle, one client, batches of 100: Redis CPU per task, in all"), med(yard["total_us"]), None, None, ""),
         ("Redis bytes per pending task (lower is better)", "bytes", True,
          c("Redis memory per pending task (a 73-byte e-mail payload)"), med(yard["bytes"]), None, None, ""),
     ]
@@ -180,6 +184,9 @@ def main():
           f"({fmt(med(yard['fetch_ack_us']))} µs; enqueue {fmt(med(yard['enqueue_us']))} µs, total "
           f"{fmt(med(yard['total_us']))} µs); bytes = used_memory ÷ N (whole server, includes ~1 MB baseline, "
           f"i.e. ~10 bytes/task); Celeriac's is the used_memory delta ÷ tasks.")
+    print("- Lifecycle rows: `celeriac-bench`'s library lifecycle, measured as the yardstick measures itself: "
+          "one client, batches of 100, enqueue then claim + start + acknowledge through Celeriac's scripts, no "
+          "worker process and no task code; 'Redis CPU ... enqueue to result' = enqueue + fetch/start/ack parts.")
     print("- Redis CPU per task for Celery/BullMQ: redis-server CPU over their drain phase ÷ tasks (from "
           "peers_raw.jsonl); Celeriac's: over its drain (incl. worker start-up and its 5 ms progress polling).")
     print()

@@ -2,6 +2,7 @@
 //! redis-server: enqueue rates, drain rate, pickup latency, HTTP enqueue, resource costs.
 //! Prints one table and writes JSON. `--smoke` runs it in seconds, for CI (no assertions).
 
+mod lifecycle;
 mod measures;
 mod procs;
 mod redis_stats;
@@ -22,7 +23,7 @@ struct Args {
     #[arg(long, default_value = "target/bench.json")]
     json: String,
     /// Worker concurrency for the drain and latency runs.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 512)]
     concurrency: usize,
     /// Tasks drained.
     #[arg(long, default_value_t = 100_000)]
@@ -34,6 +35,10 @@ struct Args {
     /// Also measure reads and fetches with this many pending tasks (e.g. 1000000).
     #[arg(long)]
     scale: Option<usize>,
+    /// Only the library lifecycle of `--drain` tasks from one client (the yardstick's method):
+    /// the same commands every run, for a profiler.
+    #[arg(long)]
+    lifecycle_only: bool,
 }
 
 #[tokio::main]
@@ -82,14 +87,17 @@ async fn main() -> anyhow::Result<()> {
         sizes,
         report: report::Report::default(),
     };
-    bench.enqueue().await?;
-    let worker = bench.drain().await?;
-    bench.latency(&worker).await?;
-    worker.stop();
-    bench.http().await?;
-    let scale = args.scale.or(args.smoke.then_some(1_000));
-    if let Some(n) = scale {
-        scale::run(&bench.broker, &mut bench.report, n).await?;
+    bench.lifecycle().await?;
+    if !args.lifecycle_only {
+        bench.enqueue().await?;
+        let worker = bench.drain().await?;
+        bench.latency(&worker).await?;
+        worker.stop();
+        bench.http().await?;
+        let scale = args.scale.or(args.smoke.then_some(1_000));
+        if let Some(n) = scale {
+            scale::run(&bench.broker, &mut bench.report, n).await?;
+        }
     }
     println!("\n{}", bench.report.table());
     if let Some(dir) = std::path::Path::new(&args.json).parent() {

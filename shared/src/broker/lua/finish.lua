@@ -37,7 +37,6 @@ local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
 local out = {}
-local changed = {}
 local ended = {}
 -- One membership check for the whole batch (a redis.call costs more than the command).
 local suffixes = {}
@@ -70,7 +69,6 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
     end
     if keep then redis.call('EXPIRE', key, keep) end
     ended[#ended + 1] = suffix
-    changed[#changed + 1] = ARGV[4] .. '-' .. suffix
     counts[state] = counts[state] + 1
     if state ~= 'RETRY' and f[3] then
       redis.call('LPUSH', KEYS[5], suffix)
@@ -104,5 +102,7 @@ if counts.FAILURE > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
 if #ended > 0 then redis.call('SREM', KEYS[1], unpack(ended)) end
-if #changed > 0 then redis.call('PUBLISH', ARGV[3], table.concat(changed, ' ')) end
+-- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
+local prefix = ARGV[4] .. '-'
+if #ended > 0 then redis.call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end
 return out

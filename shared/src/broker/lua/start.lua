@@ -39,7 +39,7 @@ local function settle(key, f, suffix, state, error)
   redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', history(f[12], id .. ' ' .. state .. ' ' .. at))
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
-  changed[#changed + 1] = ARGV[5] .. '-' .. suffix
+  changed[#changed + 1] = suffix
   if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
 end
 -- One membership check for the whole batch (a redis.call costs more than the command).
@@ -68,11 +68,13 @@ for i = 6, #ARGV do
     local delivery, version = next_of(f[10]), next_of(f[11])
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version,
       'h', history(f[12], version .. ' STARTED ' .. at))
-    changed[#changed + 1] = ARGV[5] .. '-' .. suffix
+    changed[#changed + 1] = suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
     out[#out + 1] = f[7] or ''; out[#out + 1] = f[8] or f[9] or ''
   end
 end
-if #changed > 0 then redis.call('PUBLISH', ARGV[4], table.concat(changed, ' ')) end
+-- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
+local prefix = ARGV[5] .. '-'
+if #changed > 0 then redis.call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
 return out
