@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             idle: Duration::from_secs(1),
             concurrency: 16,
             connections: 8,
+            load_per_second: 2_000,
         }
     } else {
         measures::Sizes {
@@ -63,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             idle: Duration::from_secs(10),
             concurrency: args.concurrency,
             connections: 50,
+            load_per_second: 20_000,
         }
     };
     // Its own redis-server, unless told to use one (which it then fills under a fresh namespace).

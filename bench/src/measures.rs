@@ -22,6 +22,8 @@ pub struct Sizes {
     pub idle: Duration,
     pub concurrency: usize,
     pub connections: usize,
+    /// Tasks a second that other producers enqueue while latency is measured under load.
+    pub load_per_second: u32,
 }
 
 pub struct Bench {
@@ -181,7 +183,7 @@ impl Bench {
     }
 
     /// Idle worker: CPU over a quiet period, then enqueue-to-STARTED and enqueue-to-SUCCESS
-    /// of one task at a time.
+    /// of one task at a time; then the same while other producers keep the worker busy.
     pub async fn latency(&mut self, worker: &Proc) -> anyhow::Result<()> {
         let before = worker.cpu();
         tokio::time::sleep(self.sizes.idle).await;
@@ -197,16 +199,43 @@ impl Bench {
         let events = TaskEvents::spawn(&self.broker, stop.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let q = queue("bench");
+        let idle = self.probe(&events, &q).await?;
+        self.report_latency("idle worker", idle);
+
+        let rate = self.sizes.load_per_second;
+        let load_stop = CancellationToken::new();
+        let load_started = Instant::now();
+        let load = tokio::spawn(background_load(self.broker.clone(), q.clone(), rate, load_stop.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let loaded = self.probe(&events, &q).await;
+        load_stop.cancel();
+        let sent = load.await??;
+        let achieved = sent as f64 / load_started.elapsed().as_secs_f64();
+        self.report_latency(&format!("worker under load ({rate} other tasks/s)"), loaded?);
+        self.report.add("other tasks enqueued per second during that", achieved, "tasks/s");
+        stop.cancel();
+        Ok(())
+    }
+
+    /// Enqueues probe tasks one at a time and times each to its STARTED and SUCCESS events.
+    async fn probe(&self, events: &TaskEvents, q: &QueueName) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
         let (mut to_started, mut to_success) = (Vec::new(), Vec::new());
         for _ in 0..self.sizes.latency {
             let mut rx = events.subscribe();
-            let task = NewTask::new(&q, "noop", &Value::Null);
+            let task = NewTask::new(q, "noop", &Value::Null);
             let wanted: Arc<str> = Arc::from(task.id.to_string());
             let t0 = Instant::now();
-            self.broker.enqueue(&q, std::slice::from_ref(&task), 0, None).await?;
+            self.broker.enqueue(q, std::slice::from_ref(&task), 0, None).await?;
             let mut seen = 0;
             while seen < 2 {
-                let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await??;
+                let msg = loop {
+                    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await? {
+                        Ok(msg) => break msg,
+                        // Under load the event fan-out can outrun this receiver; skip ahead.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 if msg == wanted {
                     seen += 1;
                     if seen == 1 {
@@ -218,16 +247,15 @@ impl Bench {
             }
             check_success(&self.broker, &task.id).await?;
         }
-        stop.cancel();
-        for (name, mut samples) in [
-            ("enqueue to STARTED, idle worker", to_started),
-            ("enqueue to SUCCESS, idle worker", to_success),
-        ] {
+        Ok((to_started, to_success))
+    }
+
+    fn report_latency(&mut self, when: &str, (to_started, to_success): (Vec<Duration>, Vec<Duration>)) {
+        for (name, mut samples) in [("enqueue to STARTED", to_started), ("enqueue to SUCCESS", to_success)] {
             samples.sort();
-            self.report.add(&format!("{name}, p50"), percentile(&samples, 0.50), "ms");
-            self.report.add(&format!("{name}, p99"), percentile(&samples, 0.99), "ms");
+            self.report.add(&format!("{name}, {when}, p50"), percentile(&samples, 0.50), "ms");
+            self.report.add(&format!("{name}, {when}, p99"), percentile(&samples, 0.99), "ms");
         }
-        Ok(())
     }
 
     /// `POST /emails` against the gateway process at N connections.
@@ -276,6 +304,23 @@ impl Bench {
         self.report.add("gateway peak RSS under load", gateway.rss().1 as f64 / 1e6, "MB");
         gateway.stop();
         Ok(())
+    }
+}
+
+/// Other producers: no-op tasks on `q` at `per_second`, in batches of 100, until `stop`.
+/// Returns how many it enqueued.
+async fn background_load(broker: Broker, q: QueueName, per_second: u32, stop: CancellationToken) -> anyhow::Result<u64> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(100.0 / f64::from(per_second.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return Ok(sent),
+        }
+        let batch: Vec<NewTask> = (0..100).map(|_| NewTask::new(&q, "noop", &Value::Null)).collect();
+        broker.enqueue(&q, &batch, 0, None).await?;
+        sent += 100;
     }
 }
 
