@@ -156,7 +156,12 @@ impl Collector for Scrape {
             q.enqueued
         })?;
         self.queue_counter(e, "celeriac_queue_succeeded", "Runs stored as SUCCESS.", |q| q.succeeded)?;
-        self.queue_counter(e, "celeriac_queue_failed", "Runs stored as FAILURE (dead-lettered).", |q| q.failed)?;
+        self.queue_counter(
+            e,
+            "celeriac_queue_failed",
+            "Tasks that ended FAILURE (dead-lettered), poison records included.",
+            |q| q.failed,
+        )?;
         self.queue_counter(
             e,
             "celeriac_queue_retried",
@@ -166,7 +171,7 @@ impl Collector for Scrape {
         self.queue_counter(
             e,
             "celeriac_queue_revoked",
-            "Runs stored as REVOKED (revoked while running).",
+            "Tasks that ended REVOKED: revoked queued or running, purged, or expired before they started.",
             |q| q.revoked,
         )?;
         self.queue_gauge(e, "celeriac_queue_pending", "Tasks waiting in the queue's pending list.", |q| {

@@ -348,6 +348,8 @@ async fn a_poison_record_is_dead_lettered_and_the_claim_goes_on() {
     assert_eq!((record.state, record.error.unwrap().kind.as_str()), (TaskState::Failure, "Poison"));
     let dead: Vec<String> = conn.zrange(broker.keys().dead(&queue()), 0, -1).await.unwrap();
     assert_eq!(dead, [poison.id.suffix()]);
+    let stats = broker.queue_stats().await.unwrap();
+    assert_eq!(stats[0].failed, 1, "a poison record counts as failed");
 }
 
 #[tokio::test]
@@ -551,4 +553,58 @@ async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
     let last = events.last().unwrap();
     assert_eq!((last.id, last.state), (302, Some(TaskState::Success)));
     assert_eq!(events[events.len() - 2].progress.as_ref().map(|p| p.current), Some(300));
+}
+
+/// The queue's `revoked` counter.
+async fn revoked_count(broker: &Broker) -> u64 {
+    let stats = broker.queue_stats().await.unwrap();
+    stats.iter().find(|s| s.queue == "default").map_or(0, |s| s.revoked)
+}
+
+#[tokio::test]
+async fn every_way_of_ending_revoked_counts_in_the_queues_counter() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let now = broker.clock().now_ms();
+
+    // Revoked while queued.
+    let queued = NewTask::new(&queue(), "echo", &json!(1));
+    broker.enqueue(&queue(), std::slice::from_ref(&queued), 0, None).await.unwrap();
+    broker.revoke(&queued.id, false, "not needed").await.unwrap();
+    assert_eq!(revoked_count(&broker).await, 1, "revoked while queued");
+
+    // Purged.
+    let purged: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &purged, 0, None).await.unwrap();
+    assert_eq!(broker.purge(&queue()).await.unwrap(), 2);
+    assert_eq!(revoked_count(&broker).await, 3, "purged");
+
+    // Expired while scheduled (at promotion), and expired while pending (at start).
+    let mut scheduled = NewTask::new(&queue(), "echo", &json!(3));
+    (scheduled.due_ms, scheduled.expires_ms) = (Some(now + 60_000), Some(now + 30_000));
+    let mut pending = NewTask::new(&queue(), "echo", &json!(4));
+    pending.expires_ms = Some(now + 1_000);
+    broker
+        .enqueue(&queue(), &[scheduled.clone(), pending.clone()], 0, None)
+        .await
+        .unwrap();
+    broker.clock().advance(Duration::from_secs(61));
+    let ids = claim_ids(&broker, "w1", 10).await;
+    broker.start(&queue(), "w1", &ids).await.unwrap();
+    assert_eq!(revoked_count(&broker).await, 4, "expired at start");
+    assert_eq!(broker.promote_due(&queue(), 10).await.unwrap(), 0);
+    assert_eq!(revoked_count(&broker).await, 5, "expired at promotion");
+
+    // Revoked while running, and its worker stopped before storing an outcome.
+    let running = NewTask::new(&queue(), "sleep", &json!({"ms": 10_000}));
+    broker.enqueue(&queue(), std::slice::from_ref(&running), 0, None).await.unwrap();
+    let d = run_one(&broker, "w2").await;
+    broker.revoke(&running.id, true, "stop it").await.unwrap();
+    broker.requeue_own(&queue(), "w2", &[d.id.suffix().to_owned()]).await.unwrap();
+    assert_eq!(state(&broker, &running.id).await, TaskState::Revoked);
+    assert_eq!(revoked_count(&broker).await, 6, "revoked while running, then given back");
+
+    for id in [&queued.id, &purged[0].id, &scheduled.id, &pending.id] {
+        assert_eq!(state(&broker, id).await, TaskState::Revoked);
+    }
 }

@@ -127,7 +127,8 @@ impl Broker {
         let mut call = scripts::START.prepare_invoke();
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
-            .key(self.keys.workflow_outbox(queue));
+            .key(self.keys.workflow_outbox(queue))
+            .key(self.keys.stats(queue));
         let now = self.clock.now_ms();
         call.arg(worker)
             .arg(now)
@@ -242,7 +243,8 @@ impl Broker {
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.pending(queue))
             .key(self.keys.leases(queue))
-            .key(self.keys.workflow_outbox(queue));
+            .key(self.keys.workflow_outbox(queue))
+            .key(self.keys.stats(queue));
         call.arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(worker)
@@ -297,7 +299,8 @@ impl Broker {
         let mut call = scripts::PROMOTE.prepare_invoke();
         call.key(waiting)
             .key(self.keys.pending(queue))
-            .key(self.keys.workflow_outbox(queue));
+            .key(self.keys.workflow_outbox(queue))
+            .key(self.keys.stats(queue));
         call.arg(now)
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())

@@ -35,7 +35,7 @@ impl Broker {
                 return Ok(settled);
             }
             let mut call = scripts::PURGE.prepare_invoke();
-            call.key(&purging).key(self.keys.workflow_outbox(queue));
+            call.key(&purging).key(self.keys.workflow_outbox(queue)).key(self.keys.stats(queue));
             call.arg(self.clock.now_ms())
                 .arg(self.result_ttl_secs)
                 .arg(self.keys.events_channel())

@@ -8,7 +8,8 @@ history.lua).
 KEYS[1]   the waiting set: the queue's scheduled or retry sorted set
 KEYS[2]   pending list of the queue
 KEYS[3]   workflow outbox list of the queue (an expired workflow member goes there)
-KEYS[4..] task hashes, in the order of the ids in ARGV
+KEYS[4]   stats hash of the queue (counts 'revoked')
+KEYS[5..] task hashes, in the order of the ids in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -21,7 +22,7 @@ local now = tonumber(ARGV[1])
 local ready = {}
 for i = 5, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 1]
+  local key = KEYS[i]
   local due = redis.call('ZSCORE', KEYS[1], suffix)
   if due and tonumber(due) <= now then
     redis.call('ZREM', KEYS[1], suffix)
@@ -34,6 +35,7 @@ for i = 5, #ARGV do
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
         if f[5] then redis.call('LPUSH', KEYS[3], suffix) end
+        redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else
         redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', history(f[3], id .. ' PENDING ' .. ARGV[1]))
         ready[#ready + 1] = suffix

@@ -6,7 +6,8 @@ interrupted caller left behind.
 
 KEYS[1]   purging list of the queue
 KEYS[2]   workflow outbox list of the queue (a purged workflow member goes there)
-KEYS[3..] task hashes of the ids of ARGV, which must be the
+KEYS[3]   stats hash of the queue (counts 'revoked')
+KEYS[4..] task hashes of the ids of ARGV, which must be the
           purging list's tail in this order (LRANGE -n -1)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
@@ -23,10 +24,11 @@ if #tail ~= n then return -1 end
 for i = 1, n do
   if tail[i] ~= ARGV[4 + i] then return -1 end
 end
+local revoked = 0
 local error = '{"kind":"Purged","message":"its queue was purged","retryable":false}'
 for i = 1, n do
   local suffix = ARGV[4 + i]
-  local key = KEYS[2 + i]
+  local key = KEYS[3 + i]
   local f = redis.call('HMGET', key, 's', 'v', 'h', 'wf')
   if f[1] == 'PENDING' then
     local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
@@ -34,7 +36,9 @@ for i = 1, n do
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[4] then redis.call('LPUSH', KEYS[2], suffix) end
+    revoked = revoked + 1
   end
 end
+if revoked > 0 then redis.call('HINCRBY', KEYS[3], 'revoked', revoked) end
 redis.call('LTRIM', KEYS[1], 0, -n - 1)
 return n

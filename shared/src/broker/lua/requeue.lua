@@ -9,7 +9,8 @@ KEYS[1]   in-flight set the tasks are leased in
 KEYS[2]   pending list of the queue
 KEYS[3]   leases sorted set of the queue
 KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes there)
-KEYS[5..] task hashes, in the order of the ids in ARGV
+KEYS[5]   stats hash of the queue (counts 'revoked')
+KEYS[6..] task hashes, in the order of the ids in ARGV
 ARGV[1]   events channel
 ARGV[2]   queue name
 ARGV[3]   the worker whose tasks these are
@@ -29,7 +30,7 @@ end
 local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 2]
+  local key = KEYS[i - 1]
   local f = redis.call('HMGET', key, 's', 'v', 'h', 'rv', 'wf')
   if redis.call('SREM', KEYS[1], suffix) == 1 and f[1] then
     local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
@@ -37,6 +38,7 @@ for i = 7, #ARGV do
       redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', f[4], 'v', id, 'h', history(f[3], id .. ' REVOKED ' .. ARGV[5]))
       redis.call('EXPIRE', key, ARGV[6])
       if f[5] then redis.call('LPUSH', KEYS[4], suffix) end
+      redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else
       redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', history(f[3], id .. ' PENDING ' .. ARGV[5]))
       redis.call('HDEL', key, 'w', 'sa')

@@ -8,6 +8,7 @@ KEYS[2]  pending list of the task's queue
 KEYS[3]  scheduled sorted set of the task's queue
 KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
 KEYS[5]  retry sorted set of the task's queue
+KEYS[6]  stats hash of the task's queue (counts 'revoked')
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -33,6 +34,7 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error, 'v', id, 'h', history(f[3], id .. ' REVOKED ' .. ARGV[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HINCRBY', KEYS[6], 'revoked', 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if f[4] then redis.call('LPUSH', KEYS[4], ARGV[1]) end
 return 'revoked'

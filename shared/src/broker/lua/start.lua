@@ -7,7 +7,8 @@ task's history (field 'h', history.lua).
 KEYS[1]   in-flight set of this worker on this queue
 KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
-KEYS[4..] task hashes, in the order of the ids in ARGV
+KEYS[4]   stats hash of the queue (counts 'revoked' and 'failed' for tasks settled here)
+KEYS[5..] task hashes, in the order of the ids in ARGV
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -41,12 +42,13 @@ local function settle(key, f, suffix, state, error)
   redis.call('SREM', KEYS[1], suffix)
   changed[#changed + 1] = suffix
   if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
+  redis.call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
 end
 -- One membership check for the whole batch (a redis.call costs more than the command).
 local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 2]
+  local key = KEYS[i - 1]
   local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'v', 'h')
   local state, expires = f[1], tonumber(f[6])
   if leased[i - 5] == 0 then
