@@ -15,15 +15,15 @@ use crate::redis_stats;
 const BATCH: usize = 100;
 
 impl Bench {
-    pub async fn lifecycle(&mut self) -> anyhow::Result<()> {
+    pub async fn lifecycle(&mut self, broker: &celeriac::Broker) -> anyhow::Result<()> {
         let q = QueueName::parse("bench-lifecycle").map_err(anyhow::Error::msg)?;
         let n = self.sizes.drain;
-        let mut conn = self.broker.connection();
+        let mut conn = broker.connection();
         let payload = serde_json::json!({"to": "user@example.com", "subject": "hello", "body": "a short message"});
         let phase = redis_stats::Phase::open(&mut conn).await?;
         for chunk in (0..n).collect::<Vec<_>>().chunks(BATCH) {
             let batch: Vec<NewTask> = chunk.iter().map(|_| NewTask::new(&q, "noop", &payload)).collect();
-            self.broker.enqueue(&q, &batch, 0, None).await?;
+            broker.enqueue(&q, &batch, 0, None).await?;
         }
         let enqueued = phase.close(&mut conn, n).await?;
 
@@ -31,16 +31,14 @@ impl Bench {
         let started = Instant::now();
         let mut done = 0;
         while done < n {
-            let ids = match self
-                .broker
+            let ids = match broker
                 .claim(&q, "bench", BATCH, Duration::from_secs(60), &new_claim_token())
                 .await?
             {
                 Claim::Ids(ids) if !ids.is_empty() => ids,
                 other => anyhow::bail!("the lifecycle queue ran dry after {done} of {n} tasks: {other:?}"),
             };
-            let outcomes: Vec<Outcome> = self
-                .broker
+            let outcomes: Vec<Outcome> = broker
                 .start(&q, "bench", &ids)
                 .await?
                 .into_iter()
@@ -54,7 +52,7 @@ impl Bench {
                 })
                 .collect();
             anyhow::ensure!(outcomes.len() == ids.len(), "some claimed tasks did not start");
-            self.broker.finish(&q, "bench", &outcomes).await?;
+            broker.finish(&q, "bench", &outcomes).await?;
             done += ids.len();
         }
         let rate = n as f64 / started.elapsed().as_secs_f64();

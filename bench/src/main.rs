@@ -89,7 +89,16 @@ async fn main() -> anyhow::Result<()> {
         sizes,
         report: report::Report::default(),
     };
-    bench.lifecycle().await?;
+    {
+        // On a redis-server of its own when the bench owns Redis, as the yardstick runs: an
+        // empty keyspace, and no keys left behind for the measures after it.
+        let own = args.redis_url.is_none().then(celeriac_testkit::RedisServer::start);
+        let broker = match &own {
+            Some(redis) => celeriac::Broker::connect(&redis.url(), &bench.namespace, Duration::from_secs(3600))?,
+            None => bench.broker.clone(),
+        };
+        bench.lifecycle(&broker).await?;
+    }
     if !args.lifecycle_only {
         bench.enqueue().await?;
         let worker = bench.drain().await?;
