@@ -189,7 +189,7 @@ pub async fn enqueue_task(
 }
 
 /// The request's `traceparent` header; an invalid one is ignored, as W3C Trace Context asks.
-fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
     let parsed = headers.get("traceparent")?.to_str().ok().and_then(TraceParent::parse);
     if parsed.is_none() {
         tracing::debug!("ignoring an invalid traceparent header");

@@ -86,3 +86,35 @@ async fn invalid_traceparents_are_ignored() {
     let record = app.wait_terminal(&id).await;
     assert_eq!((record["trace_id"].clone(), record["result"].clone()), (Value::Null, Value::Null));
 }
+
+#[tokio::test]
+async fn every_member_of_a_workflow_continues_the_trace() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let chain = json!({"chain": [{"task": "trace_echo"}, {"task": "trace_echo"}]});
+    let r = app
+        .client
+        .post(app.url("/workflows"))
+        .header("traceparent", traceparent())
+        .json(&chain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let members: Vec<String> = body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(members.len(), 2);
+    // The second member is enqueued by the worker when the first ends.
+    for id in &members {
+        let record = app.wait_terminal(id).await;
+        assert_eq!(record["state"], "SUCCESS", "{record}");
+        assert_eq!(record["trace_id"], TRACE_ID, "{record}");
+        let passed = record["result"].as_str().expect("the handler saw a traceparent");
+        assert!(passed.starts_with(&format!("00-{TRACE_ID}-")), "{passed}");
+    }
+}

@@ -149,6 +149,10 @@ pub struct Plan {
     pub output: Output,
     /// The error callback's node (not counted among the members).
     pub on_error: Option<usize>,
+    /// The W3C `traceparent` that started the workflow (the request's, or a starting task's
+    /// `ctx.trace()`): every member's run continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Why a description cannot run, with where in it.
@@ -172,6 +176,7 @@ impl Plan {
             nodes: Vec::new(),
             output: Output::List(Vec::new()),
             on_error: None,
+            traceparent: None,
         };
         plan.output = plan.add(spec, None, "workflow", 0)?;
         if let Some(callback) = &spec.on_error {

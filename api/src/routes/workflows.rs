@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use celeriac::QueueName;
 use celeriac::broker::{WorkflowStarted, WorkflowStatus, parse_workflow_id};
@@ -30,6 +30,7 @@ pub struct WorkflowAccepted {
 /// optional `on_error` task that runs once if a member fails for good.
 #[utoipa::path(post, path = "/workflows", tag = "workflows",
     request_body(content = WorkflowSpec, example = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})),
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context; every member's run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored; its first tasks are queued", body = WorkflowAccepted, headers(("Location" = String, description = "The workflow's status URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -37,8 +38,13 @@ pub struct WorkflowAccepted {
         (status = 422, description = "An invalid description: unknown task, empty group, nesting too deep...", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn post_workflow(State(state): State<AppState>, ApiJson(spec): ApiJson<WorkflowSpec>) -> Result<Response, ApiError> {
+pub async fn post_workflow(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(spec): ApiJson<WorkflowSpec>,
+) -> Result<Response, ApiError> {
     let mut plan = Plan::compile(&spec).map_err(|e| ApiError::invalid(e.path, e.message))?;
+    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
     for (n, node) in plan.nodes.iter_mut().enumerate() {
         let where_ = format!("node {n} ({})", node.task);
         let task_spec = state

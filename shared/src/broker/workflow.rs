@@ -17,6 +17,7 @@ use super::{Broker, BrokerError, NewTask, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::{TaskRecord, WorkflowLink};
 use crate::state::TaskState;
+use crate::trace::TraceParent;
 use crate::workflow::{Plan, apply_input};
 
 /// A started workflow: its id and its members' task ids, by node.
@@ -153,6 +154,7 @@ impl Broker {
             task.id = node_task_id(workflow, plan, n)?;
             task.options = node.options.clone();
             task.workflow = Some(format!("{workflow} {n}"));
+            task.traceparent = plan.traceparent.as_deref().and_then(TraceParent::parse);
             by_queue.entry(queue).or_default().push(task);
         }
         for (queue, tasks) in by_queue {
