@@ -1,6 +1,6 @@
 --[[ progress: record a running task's progress, append it to the task's history (field 'h',
-history.lua, which keeps the last few KB) and announce it. Fenced like finish.lua: a run that lost its lease
-cannot write progress over the newer run.
+history.lua, which keeps the last few KB) and announce it. Fenced like finish.lua: a run that
+lost its lease cannot write progress over the newer run.
 
 KEYS[1]  in-flight set of the worker on the task's queue
 KEYS[2]  task hash

@@ -2,8 +2,8 @@
 that stops gracefully (its own tasks) and by the reaper for a worker whose lease expired
 (a crash). Not a failed attempt: the retry count is untouched. A task revoked while it ran is
 settled as REVOKED instead of going back. When the worker's in-flight set is empty
-afterwards, its lease on the queue ends. Every change is appended to the task's history (field 'h',
-history.lua).
+afterwards, its lease on the queue ends. Every change is appended to the task's history
+(field 'h', history.lua).
 
 KEYS[1]   in-flight set the tasks are leased in
 KEYS[2]   pending list of the queue
