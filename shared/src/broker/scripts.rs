@@ -9,7 +9,7 @@ macro_rules! script {
     ($name:ident, $file:literal) => {
         pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!($file)));
     };
-    // A script that logs task events gets the shared `history` function in front of it.
+    // A script that logs task events gets history.lua (`next_event`, `increment`) in front of it.
     ($name:ident, $file:literal, with_history) => {
         pub(crate) static $name: LazyLock<Script> =
             LazyLock::new(|| Script::new(concat!(include_str!("lua/history.lua"), include_str!($file))));

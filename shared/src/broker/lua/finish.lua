@@ -50,9 +50,8 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v', 'h')
   if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
-    local id = string.format('%d', (tonumber(f[4]) or 0) + 1)
     if f[2] then state = 'REVOKED' end
-    local h = history(f[5], id .. ' ' .. state .. ' ' .. at)
+    local id, h = next_event(f[4], f[5], state .. ' ' .. at)
     if state == 'REVOKED' then
       redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id, 'h', h)
     elseif state == 'SUCCESS' then

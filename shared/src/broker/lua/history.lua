@@ -1,17 +1,27 @@
 --[[ history: a task's event log lives in its own hash, field 'h': one line per event, oldest
 first, '<id> <STATE> <ms>' for a state change and '<id> P <ms> <progress JSON>' for progress.
-Keeping it in the hash (not a list key of its own) spares every transition a key lookup, an
-RPUSH and an EXPIRE, and every finished task a key. It is prepended to the scripts that log
-events (see scripts.rs). Capped at about 4 KB: the oldest lines go first.
+The id is the task's version, field 'v'. Keeping the log in the hash (not a list key of its
+own) spares every transition a key lookup, an RPUSH and an EXPIRE, and every finished task a
+key. This file is prepended to the scripts that log events (see scripts.rs). The log is
+capped at about 4 KB: the oldest lines go first.
 
-history(h, line) returns h (nil before the first event) with line appended.
+increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
+                      is cheap, while tostring() of a Lua number costs an snprintf
+next_event(v, h, what) for a task at version v with history h: the new version, and h with
+                      '<new version> <what>' appended; the caller writes both ('v' and 'h')
 ]]
-local function history(h, line)
-  if not h or h == '' then return line end
+local function increment(n)
+  return string.format('%d', (tonumber(n) or 0) + 1)
+end
+
+local function next_event(v, h, what)
+  local id = increment(v)
+  local line = id .. ' ' .. what
+  if not h or h == '' then return id, line end
   h = h .. '\n' .. line
   if #h > 4096 then
     local cut = string.find(h, '\n', #h - 4096, true)
     if cut then h = string.sub(h, cut + 1) end
   end
-  return h
+  return id, h
 end

@@ -31,8 +31,8 @@ for i = 1, n do
   local key = KEYS[3 + i]
   local f = redis.call('HMGET', key, 's', 'v', 'h', 'wf')
   if f[1] == 'PENDING' then
-    local id = string.format('%d', (tonumber(f[2]) or 0) + 1)
-    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'v', id, 'h', history(f[3], id .. ' REVOKED ' .. ARGV[1]))
+    local id, h = next_event(f[2], f[3], 'REVOKED ' .. ARGV[1])
+    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'v', id, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[4] then redis.call('LPUSH', KEYS[2], suffix) end

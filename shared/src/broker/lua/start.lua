@@ -33,11 +33,9 @@ local function skip(reason)
   out[#out + 1] = ''; out[#out + 1] = ''
 end
 local changed = {}
--- The next value of a counter field, as text (string.format('%d') is cheap; tostring is not).
-local function next_of(n) return string.format('%d', (tonumber(n) or 0) + 1) end
 local function settle(key, f, suffix, state, error)
-  local id = next_of(f[11])
-  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', history(f[12], id .. ' ' .. state .. ' ' .. at))
+  local id, h = next_event(f[11], f[12], state .. ' ' .. at)
+  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', h)
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
   changed[#changed + 1] = suffix
@@ -67,9 +65,9 @@ for i = 6, #ARGV do
     settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
   else
-    local delivery, version = next_of(f[10]), next_of(f[11])
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version,
-      'h', history(f[12], version .. ' STARTED ' .. at))
+    local delivery = increment(f[10])
+    local version, h = next_event(f[11], f[12], 'STARTED ' .. at)
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version, 'h', h)
     changed[#changed + 1] = suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
