@@ -51,7 +51,7 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
   if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
     if f[2] then state = 'REVOKED' end
-    local id, h = next_event(f[4], f[5], state .. ' ' .. at)
+    local id, h = next_event(f[4], f[5], state, at)
     if state == 'REVOKED' then
       redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id, 'h', h)
     elseif state == 'SUCCESS' then

@@ -7,16 +7,24 @@ capped at about 4 KB: the oldest lines go first.
 
 increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
                       is cheap, while tostring() of a Lua number costs an snprintf
-next_event(v, h, what) for a task at version v with history h: the new version, and h with
-                      '<new version> <what>' appended; the caller writes both ('v' and 'h')
+next_event(v, h, kind, at, detail)
+                      for a task at version v with history h: the new version, and h with
+                      '<new version> <kind> <at>[ <detail>]' appended (kind: a state, or P for
+                      progress with its JSON as detail); the caller writes both ('v' and 'h')
 ]]
 local function increment(n)
   return string.format('%d', (tonumber(n) or 0) + 1)
 end
 
-local function next_event(v, h, what)
-  local id = increment(v)
-  local line = id .. ' ' .. what
+local function next_event(v, h, kind, at, detail)
+  local id = string.format('%d', (tonumber(v) or 0) + 1) -- increment(v), without a call
+  -- one concatenation each: every intermediate Lua string would be hashed and interned
+  local line
+  if detail then
+    line = id .. ' ' .. kind .. ' ' .. at .. ' ' .. detail
+  else
+    line = id .. ' ' .. kind .. ' ' .. at
+  end
   if not h or h == '' then return id, line end
   h = h .. '\n' .. line
   if #h > 4096 then

@@ -30,14 +30,14 @@ for i = 5, #ARGV do
     if f[1] then
       local expires = tonumber(f[4])
       if expires and expires <= now then
-        local id, h = next_event(f[2], f[3], 'REVOKED ' .. ARGV[1])
+        local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[1])
         redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'v', id, 'h', h,
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
         if f[5] then redis.call('LPUSH', KEYS[3], suffix) end
         redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else
-        local id, h = next_event(f[2], f[3], 'PENDING ' .. ARGV[1])
+        local id, h = next_event(f[2], f[3], 'PENDING', ARGV[1])
         redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', h)
         ready[#ready + 1] = suffix
       end

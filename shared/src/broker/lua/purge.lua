@@ -31,7 +31,7 @@ for i = 1, n do
   local key = KEYS[3 + i]
   local f = redis.call('HMGET', key, 's', 'v', 'h', 'wf')
   if f[1] == 'PENDING' then
-    local id, h = next_event(f[2], f[3], 'REVOKED ' .. ARGV[1])
+    local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[1])
     redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'v', id, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)

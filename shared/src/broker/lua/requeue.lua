@@ -34,13 +34,13 @@ for i = 7, #ARGV do
   local f = redis.call('HMGET', key, 's', 'v', 'h', 'rv', 'wf')
   if redis.call('SREM', KEYS[1], suffix) == 1 and f[1] then
     if f[4] then
-      local id, h = next_event(f[2], f[3], 'REVOKED ' .. ARGV[5])
+      local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[5])
       redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', f[4], 'v', id, 'h', h)
       redis.call('EXPIRE', key, ARGV[6])
       if f[5] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else
-      local id, h = next_event(f[2], f[3], 'PENDING ' .. ARGV[5])
+      local id, h = next_event(f[2], f[3], 'PENDING', ARGV[5])
       redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', h)
       redis.call('HDEL', key, 'w', 'sa')
       redis.call('RPUSH', KEYS[2], suffix)

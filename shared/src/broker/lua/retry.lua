@@ -17,7 +17,7 @@ if not state then return 'missing' end
 if state ~= 'FAILURE' and state ~= 'REVOKED' then return state end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], 'e', 'r', 'fa', 'sa', 'w', 'p', 'rv', 'eta', 'x')
-local id, h = next_event(f[2], f[3], 'PENDING ' .. ARGV[4])
+local id, h = next_event(f[2], f[3], 'PENDING', ARGV[4])
 redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0, 'v', id, 'h', h)
 redis.call('PERSIST', KEYS[1])
 redis.call('LPUSH', KEYS[3], ARGV[1])

@@ -31,7 +31,7 @@ end
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
-local id, h = next_event(f[2], f[3], 'REVOKED ' .. ARGV[2])
+local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[2])
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error, 'v', id, 'h', h)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[6], 'revoked', 1)

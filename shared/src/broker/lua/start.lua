@@ -34,7 +34,7 @@ local function skip(reason)
 end
 local changed = {}
 local function settle(key, f, suffix, state, error)
-  local id, h = next_event(f[11], f[12], state .. ' ' .. at)
+  local id, h = next_event(f[11], f[12], state, at)
   redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', h)
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
@@ -66,7 +66,7 @@ for i = 6, #ARGV do
     skip('expired')
   else
     local delivery = increment(f[10])
-    local version, h = next_event(f[11], f[12], 'STARTED ' .. at)
+    local version, h = next_event(f[11], f[12], 'STARTED', at)
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version, 'h', h)
     changed[#changed + 1] = suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
