@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{Claim, Outcome, Started, Verdict, new_claim_token};
 
-use crate::measures::Bench;
+use crate::measures::{Bench, email_payload, enqueue_noops};
 use crate::redis_stats;
 
 const BATCH: usize = 100;
@@ -19,12 +19,8 @@ impl Bench {
         let q = QueueName::parse("bench-lifecycle").map_err(anyhow::Error::msg)?;
         let n = self.sizes.drain;
         let mut conn = broker.connection();
-        let payload = serde_json::json!({"to": "user@example.com", "subject": "hello", "body": "a short message"});
         let phase = redis_stats::Phase::open(&mut conn).await?;
-        for chunk in (0..n).collect::<Vec<_>>().chunks(BATCH) {
-            let batch: Vec<NewTask> = chunk.iter().map(|_| NewTask::new(&q, "noop", &payload)).collect();
-            broker.enqueue(&q, &batch, 0, None).await?;
-        }
+        enqueue_noops(broker, &q, n, BATCH, &email_payload()).await?;
         let enqueued = phase.close(&mut conn, n).await?;
 
         let phase = redis_stats::Phase::open(&mut conn).await?;

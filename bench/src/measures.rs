@@ -83,13 +83,7 @@ impl Bench {
             let started = Instant::now();
             let calls = (0..callers).map(|_| {
                 let (broker, q) = (self.broker.clone(), q.clone());
-                async move {
-                    for _ in 0..batches {
-                        let batch: Vec<NewTask> = (0..100).map(|_| NewTask::new(&q, "noop", &Value::Null)).collect();
-                        broker.enqueue(&q, &batch, 0, None).await?;
-                    }
-                    anyhow::Ok(())
-                }
+                async move { enqueue_noops(&broker, &q, batches * 100, 100, &Value::Null).await }
             });
             for r in futures::future::join_all(calls).await {
                 r?;
@@ -109,14 +103,10 @@ impl Bench {
         let n = self.sizes.drain;
         let mut conn = self.broker.connection();
         let memory_before = redis_stats::used_memory(&mut conn).await?;
-        // The yardstick's payload, a small e-mail, so memory per task compares like for like;
-        // and its batches of 100, so Redis' cost of an enqueue does too.
-        let payload = serde_json::json!({"to": "user@example.com", "subject": "hello", "body": "a short message"});
+        // The yardstick's payload and batches of 100, so memory and Redis' cost of an enqueue
+        // compare like for like.
         let phase = redis_stats::Phase::open(&mut conn).await?;
-        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let batch: Vec<NewTask> = chunk.iter().map(|_| NewTask::new(&q, "noop", &payload)).collect();
-            self.broker.enqueue(&q, &batch, 0, None).await?;
-        }
+        enqueue_noops(&self.broker, &q, n, 100, &email_payload()).await?;
         let enqueued = phase.close(&mut conn, n).await?;
         let memory_after = redis_stats::used_memory(&mut conn).await?;
         self.report.add(
@@ -318,10 +308,26 @@ async fn background_load(broker: Broker, q: QueueName, per_second: u32, stop: Ca
             _ = tick.tick() => {}
             _ = stop.cancelled() => return Ok(sent),
         }
-        let batch: Vec<NewTask> = (0..100).map(|_| NewTask::new(&q, "noop", &Value::Null)).collect();
-        broker.enqueue(&q, &batch, 0, None).await?;
+        enqueue_noops(&broker, &q, 100, 100, &Value::Null).await?;
         sent += 100;
     }
+}
+
+/// The yardstick's payload: a small e-mail (73 bytes of JSON).
+pub fn email_payload() -> Value {
+    serde_json::json!({"to": "user@example.com", "subject": "hello", "body": "a short message"})
+}
+
+/// Enqueues `n` no-op tasks with `args` on `q`, in batches of `batch`.
+pub async fn enqueue_noops(broker: &Broker, q: &QueueName, n: usize, batch: usize, args: &Value) -> anyhow::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        let size = left.min(batch);
+        let tasks: Vec<NewTask> = (0..size).map(|_| NewTask::new(q, "noop", args)).collect();
+        broker.enqueue(q, &tasks, 0, None).await?;
+        left -= size;
+    }
+    Ok(())
 }
 
 async fn check_success(broker: &Broker, id: &TaskId) -> anyhow::Result<()> {
