@@ -222,3 +222,27 @@ async fn a_failed_task_is_dead_lettered_and_can_be_retried_with_a_fresh_budget()
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn a_worker_never_holds_more_tasks_than_its_slots() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await; // concurrency 4
+    let ids: Vec<String> = futures::future::join_all((0..12).map(|_| post_task(&app, json!({"task": "sleep", "args": {"ms": 200}})))).await;
+    let queue = celeriac::QueueName::parse("default").unwrap();
+    let worker = celeriac_testkit::eventually(Duration::from_secs(10), "the worker registers", || async {
+        app.broker.live_workers().await.ok()?.first().map(|w| w.id.clone())
+    })
+    .await;
+    // Claims overlap the previous batch's start, so sample the lease while the queue drains.
+    let mut most = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        most = most.max(app.broker.leased(&queue, &worker).await.unwrap().len());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(most > 0, "the worker took tasks");
+    assert!(most <= 4, "{most} tasks leased to a worker with 4 slots");
+    for id in &ids {
+        assert_eq!(app.wait_terminal(id).await["state"], "SUCCESS");
+    }
+}
