@@ -168,6 +168,12 @@ impl TaskEvent {
         };
         Some(Self { id, state, progress, at })
     }
+
+    /// The id at the start of a history line (of its first line, for a whole history).
+    fn parse_id(line: &str) -> Option<u64> {
+        let end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(line.len());
+        line[..end].parse().ok()
+    }
 }
 
 impl Broker {
@@ -179,16 +185,17 @@ impl Broker {
             .as_deref()
             .unwrap_or_default()
             .lines()
+            .rev() // stored newest first (history.lua)
             .filter_map(TaskEvent::parse)
             .filter(|e| e.id > after)
             .collect())
     }
 
-    /// The id of the task's latest event (0 before any).
+    /// The id of the task's latest event (0 before any): the id of the history's first line.
     pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
         use redis::AsyncCommands;
-        let v: Option<u64> = self.conn.clone().hget(self.keys.task(id), "v").await?;
-        Ok(v.unwrap_or(0))
+        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), "h").await?;
+        Ok(history.as_deref().and_then(TaskEvent::parse_id).unwrap_or(0))
     }
 }
 
@@ -233,6 +240,13 @@ mod tests {
             })
         );
         assert_eq!((progress.id, progress.state, progress.at), (3, None, 17));
+    }
+
+    #[test]
+    fn the_version_is_the_id_of_the_newest_line_first() {
+        assert_eq!(TaskEvent::parse_id("12 SUCCESS 17\n11 STARTED 16"), Some(12));
+        assert_eq!(TaskEvent::parse_id("3 P 17 {}"), Some(3));
+        assert_eq!(TaskEvent::parse_id(""), None);
     }
 
     #[test]

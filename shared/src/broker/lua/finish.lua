@@ -47,21 +47,21 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local key = KEYS[7 + i]
-  local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'v', 'h')
+  local f = redis.call('HMGET', key, 'd', 'rv', 'wf', 'h')
   if leased[i + 1] == 1 and f[1] == delivery then
     local keep = ttl
     if f[2] then state = 'REVOKED' end
-    local id, h = next_event(f[4], f[5], state, at)
+    local h = next_event(f[4], state, at)
     if state == 'REVOKED' then
-      redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'v', id, 'h', h)
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'h', h)
     elseif state == 'SUCCESS' then
-      redis.call('HSET', key, 's', state, 'fa', at, 'r', payload, 'v', id, 'h', h)
+      redis.call('HSET', key, 's', state, 'fa', at, 'r', payload, 'h', h)
     elseif state == 'FAILURE' then
-      redis.call('HSET', key, 's', state, 'fa', at, 'e', payload, 'v', id, 'h', h)
+      redis.call('HSET', key, 's', state, 'fa', at, 'e', payload, 'h', h)
       if dead_age > tonumber(ttl) then keep = ARGV[6] end
       redis.call('ZADD', KEYS[4], at, suffix)
     else
-      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'v', id, 'h', h)
+      redis.call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'h', h)
       redis.call('HINCRBY', key, 'rt', 1)
       redis.call('ZADD', KEYS[3], due, suffix)
       keep = nil

@@ -1,35 +1,35 @@
---[[ history: a task's event log lives in its own hash, field 'h': one line per event, oldest
+--[[ history: a task's event log lives in its own hash, field 'h': one line per event, newest
 first, '<id> <STATE> <ms>' for a state change and '<id> P <ms> <progress JSON>' for progress.
-The id is the task's version, field 'v'. Keeping the log in the hash (not a list key of its
-own) spares every transition a key lookup, an RPUSH and an EXPIRE, and every finished task a
-key. This file is prepended to the scripts that log events (see scripts.rs). The log is
-capped at about 4 KB: the oldest lines go first.
+The ids count the task's events (1, 2, 3...): the id of the first line is the task's version,
+so no other field has to be read or written to know it. Keeping the log in the hash (not a
+list key of its own) spares every transition a key lookup, an RPUSH and an EXPIRE, and every
+finished task a key. This file is prepended to the scripts that log events (see scripts.rs).
+The log is capped at about 4 KB: the oldest lines go first.
 
 increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
                       is cheap, while tostring() of a Lua number costs an snprintf
-next_event(v, h, kind, at, detail)
-                      for a task at version v with history h: the new version, and h with
-                      '<new version> <kind> <at>[ <detail>]' appended (kind: a state, or P for
-                      progress with its JSON as detail); the caller writes both ('v' and 'h')
+next_event(h, kind, at, detail)
+                      history h with '<next id> <kind> <at>[ <detail>]' put in front (kind: a
+                      state, or P for progress with its JSON as detail); the caller writes it
+                      back to field 'h'
 ]]
 local function increment(n)
   return string.format('%d', (tonumber(n) or 0) + 1)
 end
 
-local function next_event(v, h, kind, at, detail)
-  local id = string.format('%d', (tonumber(v) or 0) + 1) -- increment(v), without a call
+local function next_event(h, kind, at, detail)
+  local id = string.format('%d', (h and tonumber(string.match(h, '^%d+')) or 0) + 1)
   -- one concatenation each: every intermediate Lua string would be hashed and interned
-  local line
+  if not h or h == '' then
+    if detail then return id .. ' ' .. kind .. ' ' .. at .. ' ' .. detail end
+    return id .. ' ' .. kind .. ' ' .. at
+  end
   if detail then
-    line = id .. ' ' .. kind .. ' ' .. at .. ' ' .. detail
+    h = id .. ' ' .. kind .. ' ' .. at .. ' ' .. detail .. '\n' .. h
   else
-    line = id .. ' ' .. kind .. ' ' .. at
+    h = id .. ' ' .. kind .. ' ' .. at .. '\n' .. h
   end
-  if not h or h == '' then return id, line end
-  h = h .. '\n' .. line
-  if #h > 4096 then
-    local cut = string.find(h, '\n', #h - 4096, true)
-    if cut then h = string.sub(h, cut + 1) end
-  end
-  return id, h
+  -- over the cap: keep the whole lines that fit in 4096 bytes (the newest, always)
+  if #h > 4096 then h = string.match(string.sub(h, 1, 4097), '^(.*)\n') or string.match(h, '^[^\n]*') end
+  return h
 end

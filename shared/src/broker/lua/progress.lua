@@ -14,9 +14,9 @@ ARGV[6]  now, ms
 Returns 1 (stored) or 0 (refused: stale lease)
 ]]
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
-local f = redis.call('HMGET', KEYS[2], 'd', 'v', 'h')
+local f = redis.call('HMGET', KEYS[2], 'd', 'h')
 if f[1] ~= ARGV[2] then return 0 end
-local id, h = next_event(f[2], f[3], 'P', ARGV[6], ARGV[3])
-redis.call('HSET', KEYS[2], 'p', ARGV[3], 'v', id, 'h', h)
+local h = next_event(f[2], 'P', ARGV[6], ARGV[3])
+redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1

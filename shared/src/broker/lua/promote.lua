@@ -26,19 +26,19 @@ for i = 5, #ARGV do
   local due = redis.call('ZSCORE', KEYS[1], suffix)
   if due and tonumber(due) <= now then
     redis.call('ZREM', KEYS[1], suffix)
-    local f = redis.call('HMGET', key, 's', 'v', 'h', 'x', 'wf')
+    local f = redis.call('HMGET', key, 's', 'h', 'x', 'wf')
     if f[1] then
-      local expires = tonumber(f[4])
+      local expires = tonumber(f[3])
       if expires and expires <= now then
-        local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[1])
-        redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'v', id, 'h', h,
+        local h = next_event(f[2], 'REVOKED', ARGV[1])
+        redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'h', h,
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
-        if f[5] then redis.call('LPUSH', KEYS[3], suffix) end
+        if f[4] then redis.call('LPUSH', KEYS[3], suffix) end
         redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else
-        local id, h = next_event(f[2], f[3], 'PENDING', ARGV[1])
-        redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', h)
+        local h = next_event(f[2], 'PENDING', ARGV[1])
+        redis.call('HSET', key, 's', 'PENDING', 'h', h)
         ready[#ready + 1] = suffix
       end
       redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)

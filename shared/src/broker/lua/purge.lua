@@ -29,13 +29,13 @@ local error = '{"kind":"Purged","message":"its queue was purged","retryable":fal
 for i = 1, n do
   local suffix = ARGV[4 + i]
   local key = KEYS[3 + i]
-  local f = redis.call('HMGET', key, 's', 'v', 'h', 'wf')
+  local f = redis.call('HMGET', key, 's', 'h', 'wf')
   if f[1] == 'PENDING' then
-    local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[1])
-    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'v', id, 'h', h)
+    local h = next_event(f[2], 'REVOKED', ARGV[1])
+    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
-    if f[4] then redis.call('LPUSH', KEYS[2], suffix) end
+    if f[3] then redis.call('LPUSH', KEYS[2], suffix) end
     revoked = revoked + 1
   end
 end

@@ -31,17 +31,17 @@ local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
-  local f = redis.call('HMGET', key, 's', 'v', 'h', 'rv', 'wf')
+  local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf')
   if redis.call('SREM', KEYS[1], suffix) == 1 and f[1] then
-    if f[4] then
-      local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[5])
-      redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', f[4], 'v', id, 'h', h)
+    if f[3] then
+      local h = next_event(f[2], 'REVOKED', ARGV[5])
+      redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', f[3], 'h', h)
       redis.call('EXPIRE', key, ARGV[6])
-      if f[5] then redis.call('LPUSH', KEYS[4], suffix) end
+      if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else
-      local id, h = next_event(f[2], f[3], 'PENDING', ARGV[5])
-      redis.call('HSET', key, 's', 'PENDING', 'v', id, 'h', h)
+      local h = next_event(f[2], 'PENDING', ARGV[5])
+      redis.call('HSET', key, 's', 'PENDING', 'h', h)
       redis.call('HDEL', key, 'w', 'sa')
       redis.call('RPUSH', KEYS[2], suffix)
       moved = moved + 1

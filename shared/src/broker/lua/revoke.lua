@@ -19,7 +19,7 @@ ARGV[6]  reason
 Returns  'revoked' (it will never run), 'signalled' (it is running; its worker must stop it),
          'finished' (already terminal: nothing done), 'missing' (no such task)
 ]]
-local f = redis.call('HMGET', KEYS[1], 's', 'v', 'h', 'wf')
+local f = redis.call('HMGET', KEYS[1], 's', 'h', 'wf')
 local state = f[1]
 if not state then return 'missing' end
 if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then return 'finished' end
@@ -31,11 +31,11 @@ end
 redis.call('LREM', KEYS[2], 1, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
-local id, h = next_event(f[2], f[3], 'REVOKED', ARGV[2])
-redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error, 'v', id, 'h', h)
+local h = next_event(f[2], 'REVOKED', ARGV[2])
+redis.call('HSET', KEYS[1], 's', 'REVOKED', 'fa', ARGV[2], 'e', error, 'h', h)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[6], 'revoked', 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-if f[4] then redis.call('LPUSH', KEYS[4], ARGV[1]) end
+if f[3] then redis.call('LPUSH', KEYS[4], ARGV[1]) end
 return 'revoked'
 

@@ -34,8 +34,8 @@ local function skip(reason)
 end
 local changed = {}
 local function settle(key, f, suffix, state, error)
-  local id, h = next_event(f[11], f[12], state, at)
-  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'v', id, 'h', h)
+  local h = next_event(f[11], state, at)
+  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
   changed[#changed + 1] = suffix
@@ -47,7 +47,7 @@ local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
-  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'v', 'h')
+  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'h')
   local state, expires = f[1], tonumber(f[6])
   if leased[i - 5] == 0 then
     skip('gone')
@@ -66,8 +66,8 @@ for i = 6, #ARGV do
     skip('expired')
   else
     local delivery = increment(f[10])
-    local version, h = next_event(f[11], f[12], 'STARTED', at)
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'v', version, 'h', h)
+    local h = next_event(f[11], 'STARTED', at)
+    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
     changed[#changed + 1] = suffix
     out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
     out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
