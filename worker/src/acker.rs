@@ -13,7 +13,7 @@ use celeriac::broker::{Ack, Outcome, Verdict};
 use celeriac::metrics::RunOutcome;
 use celeriac::reconnect::Backoff;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::executor::Execution;
 use crate::runtime::Shared;
@@ -31,6 +31,9 @@ pub(crate) struct Settlement {
     pub ran: Duration,
     /// A revoke reached the run: its outcome is stored as REVOKED whatever it was.
     pub revoked: bool,
+    /// The run's slot, freed once its outcome is stored: a finished task stays leased until
+    /// then, so the tasks leased to a worker never outnumber its slots.
+    pub slot: OwnedSemaphorePermit,
 }
 
 /// What the metrics need of a settled run, beside its outcome.
@@ -57,7 +60,9 @@ struct PerQueue {
 
 async fn store(shared: &Shared, batch: Vec<Settlement>) {
     let mut by_queue: BTreeMap<QueueName, PerQueue> = BTreeMap::new();
+    let mut slots = Vec::with_capacity(batch.len());
     for s in batch {
+        slots.push(s.slot);
         let entry = by_queue.entry(s.queue).or_default();
         match s.execution {
             Execution::Settled(outcome) => {
@@ -73,6 +78,7 @@ async fn store(shared: &Shared, batch: Vec<Settlement>) {
     }
     let writes = by_queue.iter().map(|(queue, work)| store_queue(shared, queue, work));
     futures::future::join_all(writes).await;
+    drop(slots);
 }
 
 async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {

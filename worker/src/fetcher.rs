@@ -170,8 +170,8 @@ async fn run_one(
         task,
         ran,
         revoked,
+        slot: permit,
     });
-    drop(permit);
 }
 
 async fn pause(stop: &CancellationToken, how_long: Duration) {
