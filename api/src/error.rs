@@ -126,7 +126,7 @@ impl From<BrokerError> for ApiError {
             },
             BrokerError::Duplicate(id) => Self::Conflict(format!("a task with id {id} exists already")),
             BrokerError::Redis(_) => Self::Unavailable(e),
-            BrokerError::Protocol(detail) => Self::Internal(detail),
+            BrokerError::Protocol(detail) | BrokerError::InvalidTask(detail) => Self::Internal(detail),
         }
     }
 }

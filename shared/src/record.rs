@@ -82,11 +82,9 @@ impl WorkflowLink {
 
 /// Field names of the task hash.
 pub(crate) mod field {
-    pub const NAME: &str = "n";
-    pub const ARGS: &str = "a";
     pub const STATE: &str = "s";
-    pub const CREATED: &str = "c";
-    pub const OPTIONS: &str = "o";
+    /// The task as enqueued, packed ([`super::StoredSpec`]).
+    pub const SPEC: &str = "t";
     pub const DELIVERIES: &str = "d";
     pub const RETRIES: &str = "rt";
     pub const WORKER: &str = "w";
@@ -98,7 +96,66 @@ pub(crate) mod field {
     pub const ETA: &str = "eta";
     pub const EXPIRES: &str = "x";
     pub const WORKFLOW: &str = "wf";
-    pub const TRACEPARENT: &str = "tp";
+    /// Records stored before the spec field existed kept its parts in fields of their own;
+    /// they are still read (start.lua does the same), so an upgrade loses no pending task.
+    pub mod legacy {
+        pub const NAME: &str = "n";
+        pub const ARGS: &str = "a";
+        pub const CREATED: &str = "c";
+        pub const OPTIONS: &str = "o";
+        pub const TRACEPARENT: &str = "tp";
+    }
+}
+
+/// What is fixed about a task at enqueue, packed in one hash field (`t`) so the scripts read
+/// and write it as one value, and Redis keeps one field instead of five:
+/// `<name>\n<created ms>\n<traceparent>\n<options JSON>\n<args JSON>`, each part empty when
+/// there is none. The arguments come last, so their text may hold anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSpec<'a> {
+    pub name: &'a str,
+    pub created_ms: Option<i64>,
+    pub traceparent: &'a str,
+    /// The task's options as JSON, or empty for none.
+    pub options: &'a str,
+    pub args: &'a str,
+}
+
+impl<'a> StoredSpec<'a> {
+    /// The stored form. A name holding a line break would not read back, so the caller
+    /// ([`crate::broker::Broker::enqueue`]) refuses one.
+    pub fn pack(&self) -> String {
+        let created = self.created_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        let (name, traceparent, options, args) = (self.name, self.traceparent, self.options, self.args);
+        format!("{name}\n{created}\n{traceparent}\n{options}\n{args}")
+    }
+
+    /// Reads the stored form. Never fails: a damaged spec gives empty parts, and the worker
+    /// then fails the run for good (no such task, or arguments that are not JSON).
+    pub fn parse(raw: &'a str) -> Self {
+        let mut parts = raw.splitn(5, '\n');
+        let mut next = || parts.next().unwrap_or_default();
+        Self {
+            name: next(),
+            created_ms: next().parse().ok(),
+            traceparent: next(),
+            options: next(),
+            args: next(),
+        }
+    }
+
+    /// The spec of a record stored before the spec field existed, packed from its old fields.
+    fn from_legacy_fields(h: &HashMap<String, String>) -> String {
+        let get = |f: &str| h.get(f).map(String::as_str).unwrap_or_default();
+        StoredSpec {
+            name: get(field::legacy::NAME),
+            created_ms: get(field::legacy::CREATED).parse().ok(),
+            traceparent: get(field::legacy::TRACEPARENT),
+            options: get(field::legacy::OPTIONS),
+            args: get(field::legacy::ARGS),
+        }
+        .pack()
+    }
 }
 
 impl TaskRecord {
@@ -108,32 +165,81 @@ impl TaskRecord {
         let int = |h: &HashMap<String, String>, f: &str| h.get(f).and_then(|v| v.parse::<i64>().ok());
         let time = |h: &HashMap<String, String>, f: &str| int(h, f).and_then(to_datetime);
         let json = |h: &mut HashMap<String, String>, f: &str| h.remove(f).and_then(|v| serde_json::from_str::<Value>(&v).ok());
-        let options: TaskOptions = h.get(field::OPTIONS).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default();
+        let packed = h.remove(field::SPEC).unwrap_or_else(|| StoredSpec::from_legacy_fields(&h));
+        let spec = StoredSpec::parse(&packed);
+        let options: TaskOptions = serde_json::from_str(spec.options).unwrap_or_default();
         Some(TaskRecord {
             queue: task_id.queue().to_string(),
-            task: h.remove(field::NAME).unwrap_or_default(),
+            task: spec.name.to_owned(),
             state,
             attempt: int(&h, field::RETRIES).unwrap_or(0) as u32 + 1,
             deliveries: int(&h, field::DELIVERIES).unwrap_or(0) as u32,
             max_retries: options.max_retries.or(TaskOptions::worker_defaults().max_retries).unwrap_or(0),
-            args: json(&mut h, field::ARGS).unwrap_or(Value::Null),
+            args: serde_json::from_str(spec.args).unwrap_or(Value::Null),
             progress: json(&mut h, field::PROGRESS).and_then(|v| serde_json::from_value(v).ok()),
             result: json(&mut h, field::RESULT),
             error: json(&mut h, field::ERROR).and_then(|v| serde_json::from_value(v).ok()),
-            created_at: time(&h, field::CREATED),
+            created_at: spec.created_ms.and_then(to_datetime),
             eta: time(&h, field::ETA),
             started_at: time(&h, field::STARTED),
             finished_at: time(&h, field::FINISHED),
             expires_at: time(&h, field::EXPIRES),
             worker: h.remove(field::WORKER),
             workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
-            trace_id: h
-                .get(field::TRACEPARENT)
-                .and_then(|tp| TraceParent::parse(tp))
-                .map(|tp| tp.trace_id().to_owned()),
+            trace_id: TraceParent::parse(spec.traceparent).map(|tp| tp.trace_id().to_owned()),
 
             options,
             task_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_reads_back_as_packed() {
+        let spec = StoredSpec {
+            name: "send_email",
+            created_ms: Some(1_764_626_000_123),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            options: r#"{"max_retries":2}"#,
+            args: "{\"body\":\"two\nlines\"}\n",
+        };
+        assert_eq!(StoredSpec::parse(&spec.pack()), spec);
+        let bare = StoredSpec {
+            name: "noop",
+            created_ms: None,
+            traceparent: "",
+            options: "",
+            args: "null",
+        };
+        assert_eq!(StoredSpec::parse(&bare.pack()), bare);
+    }
+
+    #[test]
+    fn a_damaged_spec_reads_as_empty_parts() {
+        let spec = StoredSpec::parse("echo");
+        assert_eq!((spec.name, spec.created_ms, spec.args), ("echo", None, ""));
+    }
+
+    #[test]
+    fn a_record_stored_before_the_spec_field_still_reads() {
+        let id = TaskId::parse("default-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
+        let fields = [
+            ("s", "PENDING"),
+            ("n", "echo"),
+            ("a", "[1]"),
+            ("c", "1764626000123"),
+            ("o", r#"{"max_retries":3}"#),
+        ];
+        let h = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let record = TaskRecord::from_hash(id, h).expect("a record");
+        assert_eq!(
+            (record.task.as_str(), record.args.clone(), record.max_retries),
+            ("echo", serde_json::json!([1]), 3)
+        );
+        assert_eq!(record.created_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
     }
 }

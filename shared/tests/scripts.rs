@@ -353,6 +353,49 @@ async fn a_poison_record_is_dead_lettered_and_the_claim_goes_on() {
 }
 
 #[tokio::test]
+async fn a_task_stored_in_the_layout_before_the_spec_field_still_runs() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let old = NewTask::new(&queue(), "echo", &json!(1));
+    let created = broker.clock().now_ms() - 5_000;
+    let fields = [
+        ("s", "PENDING".to_owned()),
+        ("n", "echo".to_owned()),
+        ("a", "[1]".to_owned()),
+        ("c", created.to_string()),
+        ("o", r#"{"max_retries":2}"#.to_owned()),
+    ];
+    let mut conn = broker.connection();
+    conn.hset_multiple::<_, _, _, ()>(broker.keys().task(&old.id), &fields)
+        .await
+        .unwrap();
+    conn.lpush::<_, _, ()>(broker.keys().pending(&queue()), old.id.suffix())
+        .await
+        .unwrap();
+
+    let d = run_one(&broker, "w1").await;
+    assert_eq!((d.id, d.name.as_str(), d.args.as_str()), (old.id.clone(), "echo", "[1]"));
+    assert_eq!(d.options.max_retries, Some(2));
+    assert!(
+        d.waited.is_some_and(|w| w >= Duration::from_secs(5)),
+        "waited since its creation: {:?}",
+        d.waited
+    );
+    let record = broker.get(&old.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.task.as_str()), (TaskState::Started, "echo"));
+}
+
+#[tokio::test]
+async fn a_task_name_with_a_line_break_is_refused_and_nothing_is_stored() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let bad = NewTask::new(&queue(), "echo\nnoop", &json!(1));
+    let refused = broker.enqueue(&queue(), std::slice::from_ref(&bad), 0, None).await;
+    assert!(matches!(refused, Err(BrokerError::InvalidTask(_))), "{refused:?}");
+    assert!(broker.get(&bad.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_purge_revokes_every_pending_task_and_leaves_others_alone() {
     let redis = RedisServer::start();
     let broker = broker(&redis);

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::{Broker, BrokerError};
 use crate::clock::to_datetime;
 use crate::id::{QueueName, TaskId};
+use crate::record::{StoredSpec, field};
 
 /// How many minutes of throughput a queue overview carries (the `minutes` hash keeps an hour).
 pub const THROUGHPUT_MINUTES: i64 = 60;
@@ -108,7 +109,11 @@ impl Broker {
             let suffix: Option<String> = redis::from_redis_value_ref(&r[7]).map_err(convert)?;
             let id = suffix.as_ref().and_then(|s| TaskId::parse(&format!("{q}-{s}")));
             match &id {
-                Some(id) => pipe.hget(self.keys.task(id), crate::record::field::CREATED),
+                Some(id) => pipe
+                    .cmd("HMGET")
+                    .arg(self.keys.task(id))
+                    .arg(field::SPEC)
+                    .arg(field::legacy::CREATED),
                 None => pipe.cmd("ECHO").arg(""),
             };
             oldest.push(suffix);
@@ -124,12 +129,15 @@ impl Broker {
         let mut second = second.iter();
         let mut out = Vec::with_capacity(queues.len());
         for (i, (q, r)) in queues.iter().zip(replies.chunks_exact(PER_QUEUE)).enumerate() {
-            let created: Option<String> = second
+            // [spec, creation ms of a record stored before the spec field]; "" without a task
+            let created: Option<i64> = second
                 .next()
-                .map(redis::from_redis_value_ref)
-                .transpose()
-                .map_err(convert)?
-                .flatten();
+                .and_then(|v| redis::from_redis_value_ref::<Vec<Option<String>>>(v).ok())
+                .and_then(|fields| match fields.as_slice() {
+                    [Some(spec), _] => StoredSpec::parse(spec).created_ms,
+                    [None, Some(legacy)] => legacy.parse().ok(),
+                    _ => None,
+                });
             let mut active = 0u64;
             for _ in &workers[i] {
                 let n: u64 = second
@@ -161,7 +169,7 @@ impl Broker {
                 // A pending entry whose record is gone has no age: 0 rather than null, since
                 // the list is not empty.
                 oldest_pending_age_secs: oldest[i].as_ref().map(|_| {
-                    let created = created.as_deref().and_then(|c| c.parse::<i64>().ok()).unwrap_or(now);
+                    let created = created.unwrap_or(now);
                     ((now - created).max(0) as f64) / 1000.0
                 }),
                 throughput,

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
+use crate::record::StoredSpec;
 use crate::task::TaskOptions;
 use crate::trace::TraceParent;
 
@@ -45,6 +46,32 @@ impl NewTask {
     }
 }
 
+impl NewTask {
+    /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
+    fn spec(&self, now_ms: i64) -> Result<String, BrokerError> {
+        if self.name.contains('\n') {
+            return Err(BrokerError::InvalidTask(format!(
+                "the task name {:?} holds a line break",
+                self.name
+            )));
+        }
+        let options = if self.options.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&self.options).expect("options serialize")
+        };
+        let traceparent = self.traceparent.as_ref().map(ToString::to_string).unwrap_or_default();
+        Ok(StoredSpec {
+            name: &self.name,
+            created_ms: Some(now_ms),
+            traceparent: &traceparent,
+            options: &options,
+            args: &self.args,
+        }
+        .pack())
+    }
+}
+
 /// An `Idempotency-Key` claim: repeats within the TTL get the first task's id back.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -82,7 +109,8 @@ impl Broker {
         };
         call.key(keys.index(queue));
         call.key(keys.stats(queue));
-        call.arg(self.clock.now_ms()).arg(max_pending);
+        let now = self.clock.now_ms();
+        call.arg(now).arg(max_pending);
         match (idempotency, tasks.first()) {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
             _ => call.arg(0).arg(""),
@@ -90,20 +118,12 @@ impl Broker {
         call.arg(INDEX_MAX);
         for task in tasks {
             debug_assert_eq!(task.id.queue(), queue);
-            let options = if task.options.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string(&task.options).expect("options serialize")
-            };
             call.key(keys.task(&task.id))
                 .arg(task.id.suffix())
-                .arg(&task.name)
-                .arg(&task.args)
-                .arg(options)
+                .arg(task.spec(now)?)
                 .arg(task.due_ms.unwrap_or(0))
                 .arg(task.expires_ms.unwrap_or(0))
-                .arg(task.workflow.as_deref().unwrap_or(""))
-                .arg(task.traceparent.as_ref().map(ToString::to_string).unwrap_or_default());
+                .arg(task.workflow.as_deref().unwrap_or(""));
         }
         let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
         let outcome = match reply {

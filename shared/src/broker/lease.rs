@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
-use crate::record::Progress;
+use crate::record::{Progress, StoredSpec};
 use crate::task::{TaskError, TaskOptions};
 use crate::trace::TraceParent;
 
@@ -140,7 +140,7 @@ impl Broker {
             call.key(self.keys.task(&id)).arg(suffix);
         }
         let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
-        const STRIDE: usize = 8;
+        const STRIDE: usize = 5;
         if flat.len() != suffixes.len() * STRIDE {
             return Err(BrokerError::Protocol(format!(
                 "start returned {} values for {} ids",
@@ -156,23 +156,22 @@ impl Broker {
                 if f[0] != "run" {
                     return Ok(Started::Skip { id, reason: f[1].clone() });
                 }
-                let options = if f[3].is_empty() {
+                let spec = StoredSpec::parse(&f[1]);
+                let options = if spec.options.is_empty() {
                     TaskOptions::default()
                 } else {
-                    serde_json::from_str(&f[3]).unwrap_or_default()
+                    serde_json::from_str(spec.options).unwrap_or_default()
                 };
-                let waited = f[7]
-                    .parse::<i64>()
-                    .ok()
-                    .map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
+                let queued_since = f[4].parse::<i64>().ok().or(spec.created_ms);
+                let waited = queued_since.map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
                 Ok(Started::Run(Delivery {
                     id,
-                    name: f[1].clone(),
-                    args: f[2].clone(),
+                    name: spec.name.to_owned(),
+                    args: spec.args.to_owned(),
                     options,
-                    delivery: f[4].parse().unwrap_or(0),
-                    retries: f[5].parse().unwrap_or(0),
-                    traceparent: TraceParent::parse(&f[6]),
+                    delivery: f[2].parse().unwrap_or(0),
+                    retries: f[3].parse().unwrap_or(0),
+                    traceparent: TraceParent::parse(spec.traceparent),
                     waited,
                 }))
             })

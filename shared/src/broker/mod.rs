@@ -52,6 +52,9 @@ pub enum BrokerError {
     Duplicate(TaskId),
     #[error("unexpected reply from a broker script: {0}")]
     Protocol(String),
+    /// A task the store cannot hold as given (a library caller's bug; the gateway checks first).
+    #[error("invalid task: {0}")]
+    InvalidTask(String),
 }
 
 impl From<redis::RedisError> for BrokerError {

@@ -13,9 +13,9 @@ ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
 ARGV[5]   most entries the time index keeps (the oldest go first)
-ARGV[6..] per task, 8 values: id suffix, task name, args JSON, options JSON ('' = none),
-          due ms (0 = now), expires ms (0 = never), workflow link ('' = none),
-          W3C traceparent ('' = none)
+ARGV[6..] per task, 5 values: id suffix, spec (name, creation, traceparent, options and
+          args, packed: record.rs), due ms (0 = now), expires ms (0 = never),
+          workflow link ('' = none)
 
 Returns
   {1, ''}             stored
@@ -29,7 +29,7 @@ local at = ARGV[1]
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
 local index_max = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 8
+local FIRST, STRIDE = 6, 5
 local count = (#ARGV - FIRST + 1) / STRIDE
 
 if idem_ttl > 0 then
@@ -39,7 +39,7 @@ end
 
 local immediate = 0
 for i = 0, count - 1 do
-  local due = tonumber(ARGV[FIRST + i * STRIDE + 4])
+  local due = tonumber(ARGV[FIRST + i * STRIDE + 2])
   if due <= now then immediate = immediate + 1 end
   if redis.call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
 end
@@ -52,20 +52,19 @@ local ready = {}
 local indexed = {}
 for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
-  local suffix, name, args, options = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local due, expires = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local suffix, spec = ARGV[a], ARGV[a + 1]
+  local due, expires = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local key = KEYS[6 + i]
+  -- the state first: every script reads it, and a hash finds a field by scanning from the start
   if due <= now then
-    redis.call('HSET', key, 'n', name, 'a', args, 's', 'PENDING', 'c', at)
+    redis.call('HSET', key, 's', 'PENDING', 't', spec)
     ready[#ready + 1] = suffix
   else
-    redis.call('HSET', key, 'n', name, 'a', args, 's', 'SCHEDULED', 'c', at, 'eta', ARGV[a + 4])
-    redis.call('ZADD', KEYS[2], ARGV[a + 4], suffix)
+    redis.call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', ARGV[a + 2])
+    redis.call('ZADD', KEYS[2], ARGV[a + 2], suffix)
   end
-  if options ~= '' then redis.call('HSET', key, 'o', options) end
-  if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 5]) end
-  if ARGV[a + 6] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 6]) end
-  if ARGV[a + 7] ~= '' then redis.call('HSET', key, 'tp', ARGV[a + 7]) end
+  if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 3]) end
+  if ARGV[a + 4] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 4]) end
   indexed[#indexed + 1] = at
   indexed[#indexed + 1] = suffix
 end

@@ -1,5 +1,5 @@
 --[[ start: mark claimed tasks STARTED by this worker, or settle the ones that must not run
-(revoked while queued, expired, gone, or poison: a record without a task name or arguments,
+(revoked while queued, expired, gone, or poison: a record without its spec, field 't',
 which goes to the dead letters with the reason). Each start is a new delivery; its number
 fences every later write of this run (progress, finish). Every change is appended to the
 task's history (field 'h', history.lua).
@@ -16,10 +16,11 @@ ARGV[4]   events channel (one message per call: the changed task ids, space-sepa
 ARGV[5]   queue name (task id = queue '-' suffix)
 ARGV[6..] id suffixes
 
-Returns a flat array of strings, 8 per task:
-  'run', name, args, options, delivery, retries, traceparent, queued ms   -- run it
-  'skip', reason, '', '', '0', '0', '', ''        -- do not run it (gone | revoked | expired | poison)
-  (queued ms: when it became runnable, its eta, else its creation; for the wait-time metric)
+Returns a flat array of strings, 5 per task:
+  'run', spec, delivery, retries, eta   -- run it (spec: field 't', packed as record.rs says;
+                                          eta: '' for none; with the creation time in the
+                                          spec, it gives the wait-time metric)
+  'skip', reason, '', '', ''            -- do not run it (gone | revoked | expired | poison)
 ]]
 local now = tonumber(ARGV[2])
 -- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
@@ -28,13 +29,20 @@ local at = ARGV[2]
 local ttl = ARGV[3]
 local out = {}
 local function skip(reason)
-  out[#out + 1] = 'skip'; out[#out + 1] = reason
-  out[#out + 1] = ''; out[#out + 1] = ''; out[#out + 1] = '0'; out[#out + 1] = '0'
-  out[#out + 1] = ''; out[#out + 1] = ''
+  out[#out + 1] = 'skip'; out[#out + 1] = reason; out[#out + 1] = ''; out[#out + 1] = ''
+  out[#out + 1] = ''
+end
+-- A record stored before the spec field existed keeps its parts in fields of their own: pack
+-- them the same way (record.rs), so an upgrade loses no pending task. Nil if it has no name
+-- or no arguments.
+local function legacy_spec(key)
+  local o = redis.call('HMGET', key, 'n', 'c', 'tp', 'o', 'a')
+  if not o[1] or not o[5] then return nil end
+  return o[1] .. '\n' .. (o[2] or '') .. '\n' .. (o[3] or '') .. '\n' .. (o[4] or '') .. '\n' .. o[5]
 end
 local changed = {}
 local function settle(key, f, suffix, state, error)
-  local h = next_event(f[11], state, at)
+  local h = next_event(f[7], state, at)
   redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
@@ -47,8 +55,9 @@ local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
-  local f = redis.call('HMGET', key, 's', 'n', 'a', 'o', 'rt', 'x', 'tp', 'eta', 'c', 'd', 'h')
-  local state, expires = f[1], tonumber(f[6])
+  local f = redis.call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h')
+  local state, spec, expires = f[1], f[2], tonumber(f[4])
+  if state and not spec then spec = legacy_spec(key) end
   if leased[i - 5] == 0 then
     skip('gone')
   elseif not state then
@@ -57,7 +66,7 @@ for i = 6, #ARGV do
   elseif state == 'REVOKED' then
     redis.call('SREM', KEYS[1], suffix)
     skip('revoked')
-  elseif not f[2] or not f[3] then
+  elseif not spec then
     settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     redis.call('ZADD', KEYS[2], at, suffix)
     skip('poison')
@@ -65,13 +74,12 @@ for i = 6, #ARGV do
     settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip('expired')
   else
-    local delivery = increment(f[10])
-    local h = next_event(f[11], 'STARTED', at)
+    local delivery = increment(f[6])
+    local h = next_event(f[7], 'STARTED', at)
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
     changed[#changed + 1] = suffix
-    out[#out + 1] = 'run'; out[#out + 1] = f[2]; out[#out + 1] = f[3]
-    out[#out + 1] = f[4] or ''; out[#out + 1] = delivery; out[#out + 1] = f[5] or '0'
-    out[#out + 1] = f[7] or ''; out[#out + 1] = f[8] or f[9] or ''
+    out[#out + 1] = 'run'; out[#out + 1] = spec; out[#out + 1] = delivery
+    out[#out + 1] = f[3] or '0'; out[#out + 1] = f[5] or ''
   end
 end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
