@@ -48,7 +48,8 @@ if max_pending > 0 and immediate > 0 then
   if depth + immediate > max_pending then return {-1, tostring(depth)} end
 end
 
-local ready = {}
+-- Tables are filled by index: '#t' is a search each time.
+local ready, n_ready = {}, 0
 local indexed = {}
 for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
@@ -58,17 +59,18 @@ for i = 0, count - 1 do
   -- the state first: every script reads it, and a hash finds a field by scanning from the start
   if due <= now then
     redis.call('HSET', key, 's', 'PENDING', 't', spec)
-    ready[#ready + 1] = suffix
+    n_ready = n_ready + 1
+    ready[n_ready] = suffix
   else
     redis.call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', ARGV[a + 2])
     redis.call('ZADD', KEYS[2], ARGV[a + 2], suffix)
   end
   if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 3]) end
   if ARGV[a + 4] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 4]) end
-  indexed[#indexed + 1] = at
-  indexed[#indexed + 1] = suffix
+  indexed[2 * i + 1] = at
+  indexed[2 * i + 2] = suffix
 end
-if #ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
+if n_ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
 redis.call('ZADD', KEYS[4], unpack(indexed))
 if redis.call('ZCARD', KEYS[4]) > index_max then
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -index_max - 1)

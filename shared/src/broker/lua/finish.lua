@@ -36,14 +36,16 @@ local now, ttl = tonumber(ARGV[1]), ARGV[2]
 local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 5
+local n = (#ARGV - 6) / STRIDE
+-- Tables are filled by index: '#t' is a search each time.
 local out = {}
-local ended = {}
+local ended, n_ended = {}, 0
 -- One membership check for the whole batch (a redis.call costs more than the command).
 local suffixes = {}
-for i = 0, (#ARGV - 6) / STRIDE - 1 do suffixes[#suffixes + 1] = ARGV[7 + i * STRIDE] end
+for i = 0, n - 1 do suffixes[i + 1] = ARGV[7 + i * STRIDE] end
 local leased = redis.call('SMISMEMBER', KEYS[1], unpack(suffixes))
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
-for i = 0, (#ARGV - 6) / STRIDE - 1 do
+for i = 0, n - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local key = KEYS[7 + i]
@@ -67,16 +69,17 @@ for i = 0, (#ARGV - 6) / STRIDE - 1 do
       keep = nil
     end
     if keep then redis.call('EXPIRE', key, keep) end
-    ended[#ended + 1] = suffix
+    n_ended = n_ended + 1
+    ended[n_ended] = suffix
     counts[state] = counts[state] + 1
     if state ~= 'RETRY' and f[3] then
       redis.call('LPUSH', KEYS[5], suffix)
-      out[#out + 1] = 2
+      out[i + 1] = 2
     else
-      out[#out + 1] = 1
+      out[i + 1] = 1
     end
   else
-    out[#out + 1] = 0
+    out[i + 1] = 0
   end
 end
 local minute = math.floor(now / 60000)
@@ -100,8 +103,8 @@ if counts.FAILURE > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
-if #ended > 0 then redis.call('SREM', KEYS[1], unpack(ended)) end
+if n_ended > 0 then redis.call('SREM', KEYS[1], unpack(ended)) end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
-if #ended > 0 then redis.call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end
+if n_ended > 0 then redis.call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end
 return out

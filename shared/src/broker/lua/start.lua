@@ -27,10 +27,10 @@ local now = tonumber(ARGV[2])
 -- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
 local at = ARGV[2]
 local ttl = ARGV[3]
+-- Tables are filled by index: '#t' is a search each time.
 local out = {}
-local function skip(reason)
-  out[#out + 1] = 'skip'; out[#out + 1] = reason; out[#out + 1] = ''; out[#out + 1] = ''
-  out[#out + 1] = ''
+local function skip(o, reason)
+  out[o + 1] = 'skip'; out[o + 2] = reason; out[o + 3] = ''; out[o + 4] = ''; out[o + 5] = ''
 end
 -- A record stored before the spec field existed keeps its parts in fields of their own: pack
 -- them the same way (record.rs), so an upgrade loses no pending task. Nil if it has no name
@@ -40,13 +40,14 @@ local function legacy_spec(key)
   if not o[1] or not o[5] then return nil end
   return o[1] .. '\n' .. (o[2] or '') .. '\n' .. (o[3] or '') .. '\n' .. (o[4] or '') .. '\n' .. o[5]
 end
-local changed = {}
+local changed, n_changed = {}, 0
 local function settle(key, f, suffix, state, error)
   local h = next_event(f[7], state, at)
   redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
   redis.call('EXPIRE', key, ttl)
   redis.call('SREM', KEYS[1], suffix)
-  changed[#changed + 1] = suffix
+  n_changed = n_changed + 1
+  changed[n_changed] = suffix
   if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
   redis.call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
 end
@@ -55,34 +56,36 @@ local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
+  local o = (i - 6) * 5 -- this task's place in out
   local f = redis.call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h')
   local state, spec, expires = f[1], f[2], tonumber(f[4])
   if state and not spec then spec = legacy_spec(key) end
   if leased[i - 5] == 0 then
-    skip('gone')
+    skip(o, 'gone')
   elseif not state then
     redis.call('SREM', KEYS[1], suffix)
-    skip('gone')
+    skip(o, 'gone')
   elseif state == 'REVOKED' then
     redis.call('SREM', KEYS[1], suffix)
-    skip('revoked')
+    skip(o, 'revoked')
   elseif not spec then
     settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     redis.call('ZADD', KEYS[2], at, suffix)
-    skip('poison')
+    skip(o, 'poison')
   elseif expires and expires <= now then
     settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
-    skip('expired')
+    skip(o, 'expired')
   else
     local delivery = increment(f[6])
     local h = next_event(f[7], 'STARTED', at)
     redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
-    changed[#changed + 1] = suffix
-    out[#out + 1] = 'run'; out[#out + 1] = spec; out[#out + 1] = delivery
-    out[#out + 1] = f[3] or '0'; out[#out + 1] = f[5] or ''
+    n_changed = n_changed + 1
+    changed[n_changed] = suffix
+    out[o + 1] = 'run'; out[o + 2] = spec; out[o + 3] = delivery; out[o + 4] = f[3] or '0'
+    out[o + 5] = f[5] or ''
   end
 end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
-if #changed > 0 then redis.call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
+if n_changed > 0 then redis.call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
 return out
