@@ -318,29 +318,97 @@ async fn with_tokens_the_admin_routes_need_the_admin_token_and_the_dashboard_fil
 #[tokio::test]
 async fn entries_of_the_same_millisecond_are_paged_without_duplicates_or_gaps() {
     let app = TestApp::spawn().await;
-    let mut ids = HashSet::new();
-    for _ in 0..9 {
-        ids.insert(post_task(&app, json!({"task": "noop", "args": null, "queue": "same-ms"})).await);
+    let mut posted = Vec::new();
+    for i in 0..10 {
+        let queue = if i % 2 == 0 { "same-ms" } else { "same-ms-b" };
+        posted.push(post_task(&app, json!({"task": "noop", "args": null, "queue": queue})).await);
     }
-    // Every entry at the same ms: the order within it is the suffix's, newest (highest) first.
-    let queue = celeriac::QueueName::parse("same-ms").unwrap();
-    let index = app.broker.keys().index(&queue);
+    // Every entry at the same ms: then the order is by queue name, and newest first within one.
     let mut conn = app.broker.connection();
-    for id in &ids {
-        let suffix = id.rsplit_once('-').unwrap().1;
-        let _: i64 = redis::cmd("ZADD")
-            .arg(&index)
-            .arg(1_000)
-            .arg(suffix)
-            .query_async(&mut conn)
+    for queue in ["same-ms", "same-ms-b"] {
+        let log = app.broker.keys().listing(&celeriac::QueueName::parse(queue).unwrap());
+        let entries: Vec<String> = redis::AsyncCommands::lrange(&mut conn, &log, 0, -1).await.unwrap();
+        for (i, entry) in entries.iter().enumerate() {
+            let suffix = entry.split_once('-').unwrap().1;
+            let () = redis::AsyncCommands::lset(&mut conn, &log, i as isize, format!("1000-{suffix}"))
+                .await
+                .unwrap();
+        }
+    }
+    let (tasks, pages) = all_pages(&app, "limit=3").await;
+    assert!(pages >= 4, "{pages}");
+    let newest_first = |queue: &'static str| {
+        posted
+            .iter()
+            .rev()
+            .filter(move |id| id.rsplit_once('-').unwrap().0 == queue)
+            .cloned()
+    };
+    let expected: Vec<String> = newest_first("same-ms").chain(newest_first("same-ms-b")).collect();
+    assert_eq!(ids_of(&tasks), expected, "no duplicates, no gaps, in order");
+}
+
+#[tokio::test]
+async fn tasks_enqueued_between_pages_neither_repeat_nor_hide_older_ones() {
+    let app = TestApp::spawn().await;
+    let mut older = HashSet::new();
+    for _ in 0..7 {
+        older.insert(post_task(&app, json!({"task": "noop", "args": null, "queue": "moving"})).await);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let url = match &cursor {
+            Some(c) => format!("/tasks?queue=moving&limit=2&cursor={c}"),
+            None => "/tasks?queue=moving&limit=2".to_owned(),
+        };
+        let page: Value = app.get(&url).await.json().await.unwrap();
+        seen.extend(ids_of(page["tasks"].as_array().unwrap()));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+        // A newer task lands while the client reads the pages.
+        post_task(&app, json!({"task": "noop", "args": null, "queue": "moving"})).await;
+    }
+    assert_eq!(cursor, None, "the listing ended");
+    assert_eq!(seen.len(), older.len(), "no duplicates: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), older, "exactly the older tasks");
+}
+
+#[tokio::test]
+async fn entries_dropped_by_the_cap_leave_the_others_in_place_even_mid_walk() {
+    let app = TestApp::spawn().await;
+    let mut posted = Vec::new();
+    for _ in 0..6 {
+        posted.push(post_task(&app, json!({"task": "noop", "args": null, "queue": "capped"})).await);
+    }
+    posted.reverse(); // newest first, as listed
+    let queue = celeriac::QueueName::parse("capped").unwrap();
+    let (log, stats) = (app.broker.keys().listing(&queue), app.broker.keys().stats(&queue));
+    let mut conn = app.broker.connection();
+    // What the enqueue script does at the cap: drop the oldest, and count them.
+    let mut cap = async |keep: isize, dropped: i64| {
+        let () = redis::AsyncCommands::ltrim(&mut conn, &log, 0, keep - 1).await.unwrap();
+        let _: i64 = redis::AsyncCommands::hincr(&mut conn, &stats, "listing_dropped", dropped)
             .await
             .unwrap();
-    }
-    let (tasks, pages) = all_pages(&app, "queue=same-ms&limit=2").await;
-    let listed = ids_of(&tasks);
-    assert!(pages >= 5, "{pages}");
-    assert_eq!(listed.iter().collect::<HashSet<_>>(), ids.iter().collect(), "no gaps");
-    assert_eq!(listed.len(), ids.len(), "no duplicates");
-    let suffixes: Vec<&str> = listed.iter().map(|id| id.rsplit_once('-').unwrap().1).collect();
-    assert!(suffixes.windows(2).all(|w| w[0] > w[1]), "reverse order of suffix: {suffixes:?}");
+    };
+    cap(4, 2).await;
+    let first: Value = app.get("/tasks?queue=capped&limit=2").await.json().await.unwrap();
+    assert_eq!(ids_of(first["tasks"].as_array().unwrap()), posted[..2]);
+    cap(3, 1).await; // one more dropped while the client reads
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get(&format!("/tasks?queue=capped&limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(second["tasks"].as_array().unwrap()),
+        posted[2..3],
+        "the one left after the first page"
+    );
+    assert_eq!(second["next_cursor"], Value::Null);
 }

@@ -94,9 +94,10 @@ impl Keys {
         self.queue_key(queue, &format!("idem:{key}"))
     }
 
-    /// Sorted set of the queue's tasks by creation time (ms), newest last: the listing index.
-    pub fn index(&self, queue: &QueueName) -> String {
-        self.queue_key(queue, "index")
+    /// List of the queue's tasks, newest first, one `<created ms>-<suffix>` entry each: the
+    /// listing log (listing.rs). Earlier versions kept a sorted set under `index` instead.
+    pub fn listing(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "listing")
     }
 
     /// Hash of finished (`s:<minute>`) and failed (`f:<minute>`) counts of the last hour.

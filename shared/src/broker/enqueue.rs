@@ -9,8 +9,8 @@ use crate::record::StoredSpec;
 use crate::task::TaskOptions;
 use crate::trace::TraceParent;
 
-/// Most tasks a queue's listing index keeps; the oldest entries go first.
-pub const INDEX_MAX: u64 = 1_000_000;
+/// Most tasks a queue's listing log keeps; the oldest entries go first.
+pub const LISTING_MAX: u64 = 1_000_000;
 
 /// A task to store.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ impl Broker {
             Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
             None => call.key(keys.pending(queue)),
         };
-        call.key(keys.index(queue));
+        call.key(keys.listing(queue));
         call.key(keys.stats(queue));
         let now = self.clock.now_ms();
         call.arg(now).arg(max_pending);
@@ -115,7 +115,7 @@ impl Broker {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
             _ => call.arg(0).arg(""),
         };
-        call.arg(INDEX_MAX);
+        call.arg(LISTING_MAX);
         for task in tasks {
             debug_assert_eq!(task.id.queue(), queue);
             call.key(keys.task(&task.id))

@@ -1,46 +1,53 @@
 //! The task listing behind `GET /tasks` and the dead letters behind `GET /queues/{q}/dead`.
 //!
-//! Tasks are listed newest first from the queues' time indexes (`index` sorted sets: id suffix
-//! by creation ms), merged by score across queues; same-ms entries come in reverse
-//! lexicographic order of suffix. A [`ListCursor`] `(score, suffix)` marks the last entry
-//! examined, so the next page starts right after it, with no duplicate and no gap. The work per
-//! page is bounded (`budget` index entries examined), so a rare filter may answer a short or
-//! even empty page with a cursor to go on. Index entries whose record expired are dropped.
+//! Each queue keeps a listing log: a list with one `<created ms>-<suffix>` entry per task,
+//! pushed at its head by the enqueue script (one variadic `LPUSH` per call, far cheaper than a
+//! sorted set's per-task insert). An entry's sequence number counts the queue's tasks before it,
+//! so it never changes; the log is capped at [`LISTING_MAX`](super::enqueue::LISTING_MAX) entries,
+//! the oldest going first. Tasks are listed newest first: the queues' logs are merged by creation
+//! ms (ties by queue name). A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
+//! number of its next entry to examine, so the next page starts right after the last entry
+//! examined, with no duplicate and no gap, whatever was enqueued meanwhile. The work per page is
+//! bounded (`budget` entries examined), so a rare filter may answer a short or even empty page
+//! with a cursor to go on. Entries whose record expired are skipped (the cap removes them).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use redis::AsyncCommands;
 
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::TaskRecord;
 use crate::state::TaskState;
 
-/// A position in the newest-first order: the creation ms and the id suffix of an entry.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a listing goes on: per queue, the sequence number of the next entry to examine.
+/// Queues missing from it are exhausted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListCursor {
-    pub score: i64,
-    pub suffix: String,
+    next: BTreeMap<QueueName, u64>,
 }
 
 impl ListCursor {
-    /// Parses `<ms>-<32 hex>`, the form [`ListCursor::to_string`] writes.
+    /// Parses `<seq>.<queue>,<seq>.<queue>...`, the form [`ListCursor::to_string`] writes.
     pub fn parse(raw: &str) -> Option<Self> {
-        let (score, suffix) = raw.split_once('-')?;
-        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
-        if suffix.len() != 32 || !suffix.chars().all(hex) {
-            return None;
+        let mut next = BTreeMap::new();
+        for part in raw.split(',') {
+            let (seq, queue) = part.split_once('.')?;
+            if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            next.insert(QueueName::parse(queue).ok()?, seq.parse().ok()?);
         }
-        Some(Self {
-            score: score.parse().ok().filter(|s: &i64| *s >= 0)?,
-            suffix: suffix.to_owned(),
-        })
+        Some(Self { next })
     }
 }
 
 impl std::fmt::Display for ListCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.score, self.suffix)
+        for (i, (queue, seq)) in self.next.iter().enumerate() {
+            write!(f, "{}{seq}.{queue}", if i == 0 { "" } else { "," })?;
+        }
+        Ok(())
     }
 }
 
@@ -61,16 +68,38 @@ pub struct TaskPage {
     pub next: Option<ListCursor>,
 }
 
-/// One index entry, in a queue.
-#[derive(Debug, Clone)]
+/// One entry of a queue's listing log.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
-    key: ListCursor,
+    created_ms: i64,
     queue: QueueName,
+    seq: u64,
+    suffix: String,
+}
+
+impl Entry {
+    /// Reads `<created ms>-<suffix>`. A damaged entry still takes its place in the order (its
+    /// record is then not found), so the walk goes on past it.
+    fn parse(queue: &QueueName, seq: u64, raw: &str) -> Self {
+        let (ms, suffix) = raw.split_once('-').unwrap_or(("", raw));
+        Self {
+            created_ms: ms.parse().unwrap_or(0),
+            queue: queue.clone(),
+            seq,
+            suffix: suffix.to_owned(),
+        }
+    }
+}
+
+/// A queue's entries fetched from its listing log, oldest last, and whether its log ends there.
+struct Fetched {
+    entries: VecDeque<Entry>,
+    ends: bool,
 }
 
 impl Broker {
     /// Up to `limit` records matching `filter`, newest first, after `after`; examines at most
-    /// `budget` index entries.
+    /// `budget` listing entries.
     pub async fn list_tasks(
         &self,
         filter: &ListFilter,
@@ -82,106 +111,93 @@ impl Broker {
             Some(q) => vec![q.clone()],
             None => self.queues().await?,
         };
+        // Each queue's next sequence number to examine; `None`: from its newest entry.
+        let mut next: BTreeMap<QueueName, Option<u64>> = match &after {
+            None => queues.into_iter().map(|q| (q, None)).collect(),
+            Some(c) => queues.into_iter().filter_map(|q| c.next.get(&q).map(|&s| (q, Some(s)))).collect(),
+        };
         let chunk = limit.max(10);
-        let mut cursor = after;
         let mut tasks = Vec::new();
         let mut examined = 0;
-        loop {
-            let (entries, exhausted) = self.next_entries(&queues, cursor.as_ref(), chunk).await?;
-            if entries.is_empty() {
-                return Ok(TaskPage { tasks, next: None });
+        while !next.is_empty() && examined < budget {
+            let mut fetched = self.fetch_logs(&next, chunk).await?;
+            for (queue, f) in &fetched {
+                match f.entries.front() {
+                    Some(first) => next.insert(queue.clone(), Some(first.seq)),
+                    None => next.remove(queue),
+                };
             }
-            let take = entries.len().min(budget - examined);
-            let records = self.records(&entries[..take]).await?;
-            for (entry, record) in entries[..take].iter().zip(records) {
+            let picks = merge(&mut fetched, budget - examined);
+            let records = self.records(&picks).await?;
+            for (i, (entry, record)) in picks.iter().zip(records).enumerate() {
                 examined += 1;
-                cursor = Some(entry.key.clone());
-                if let Some(r) = record.filter(|r| matches(filter, r)) {
-                    tasks.push(r);
-                    if tasks.len() == limit {
-                        return Ok(TaskPage { tasks, next: cursor });
-                    }
+                match entry.seq.checked_sub(1) {
+                    Some(older) => next.insert(entry.queue.clone(), Some(older)),
+                    None => next.remove(&entry.queue), // its first task: nothing is older
+                };
+                let taken = record.filter(|r| matches(filter, r)).map(|r| tasks.push(r)).is_some();
+                if taken && tasks.len() == limit {
+                    drop_exhausted(&mut next, &fetched, &picks[i + 1..]);
+                    return Ok(TaskPage {
+                        tasks,
+                        next: cursor(&next),
+                    });
                 }
             }
-            if exhausted && take == entries.len() {
-                return Ok(TaskPage { tasks, next: None });
-            }
-            if examined >= budget {
-                return Ok(TaskPage { tasks, next: cursor });
-            }
+            drop_exhausted(&mut next, &fetched, &[]);
         }
+        Ok(TaskPage {
+            tasks,
+            next: cursor(&next),
+        })
     }
 
-    /// The next entries after `cursor` in the merged order that are certainly in order (the
-    /// merge stops where a queue's fetched chunk ends), and whether every queue is exhausted.
-    async fn next_entries(
-        &self,
-        queues: &[QueueName],
-        cursor: Option<&ListCursor>,
-        chunk: usize,
-    ) -> Result<(Vec<Entry>, bool), BrokerError> {
-        if queues.is_empty() {
-            return Ok((Vec::new(), true));
-        }
-        let mut conn = self.conn.clone();
-        // Entries sharing the cursor's ms must be fetched too, to skip the ones already seen.
-        let ties: Vec<usize> = match cursor {
-            Some(c) => {
-                let mut pipe = redis::pipe();
-                for q in queues {
-                    pipe.zcount(self.keys.index(q), c.score, c.score);
-                }
-                pipe.query_async(&mut conn).await?
-            }
-            None => vec![0; queues.len()],
-        };
+    /// Up to `chunk` entries of each queue's log from its next sequence number (one pipeline of
+    /// listing.lua calls; a queue's length and its entries must be read in one step).
+    async fn fetch_logs(&self, next: &BTreeMap<QueueName, Option<u64>>, chunk: usize) -> Result<BTreeMap<QueueName, Fetched>, BrokerError> {
+        // A pipeline does not load a script on NOSCRIPT by itself: load it first (cheap).
         let mut pipe = redis::pipe();
-        for (q, ties) in queues.iter().zip(&ties) {
-            let max = cursor.map_or("+inf".to_owned(), |c| c.score.to_string());
-            pipe.zrevrangebyscore_limit_withscores(self.keys.index(q), max, "-inf", 0, (chunk + ties) as isize);
+        pipe.load_script(&scripts::LISTING).ignore();
+        let calls: Vec<_> = next
+            .iter()
+            .map(|(q, seq)| {
+                let mut call = scripts::LISTING.key(self.keys.listing(q));
+                call.key(self.keys.stats(q)).arg(seq.map_or(-1, |s| s as i64)).arg(chunk);
+                call
+            })
+            .collect();
+        for call in &calls {
+            pipe.invoke_script(call);
         }
-        let replies: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
-        let mut merged = Vec::new();
-        let mut watermark: Option<ListCursor> = None;
-        for ((q, ties), reply) in queues.iter().zip(&ties).zip(replies) {
-            let full = reply.len() == chunk + ties;
-            let entries: Vec<Entry> = reply
-                .into_iter()
-                .map(|(suffix, score)| Entry {
-                    key: ListCursor {
-                        score: score as i64,
-                        suffix,
-                    },
-                    queue: q.clone(),
-                })
-                .filter(|e| cursor.is_none_or(|c| e.key < *c))
+        let replies: Vec<Vec<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let mut out = BTreeMap::new();
+        for (q, reply) in next.keys().zip(replies) {
+            let Some((first, raw)) = reply.split_first() else {
+                return Err(BrokerError::Protocol("listing returned nothing".into()));
+            };
+            // -1 for an empty log: no entries then.
+            let first: i64 = first
+                .parse()
+                .map_err(|_| BrokerError::Protocol(format!("listing sequence {first:?}")))?;
+            let entries = raw
+                .iter()
+                .zip((0..=first).rev())
+                .map(|(raw, seq)| Entry::parse(q, seq as u64, raw))
                 .collect();
-            if let (true, Some(last)) = (full, entries.last()) {
-                // Older entries of this queue were not fetched: nothing older than its last
-                // fetched one can be placed yet.
-                if watermark.as_ref().is_none_or(|w| last.key > *w) {
-                    watermark = Some(last.key.clone());
-                }
-            }
-            merged.extend(entries);
+            let ends = raw.len() < chunk;
+            out.insert(q.clone(), Fetched { entries, ends });
         }
-        merged.sort_by(|a, b| b.key.cmp(&a.key));
-        let exhausted = watermark.is_none();
-        if let Some(w) = watermark {
-            merged.retain(|e| e.key >= w);
-        }
-        Ok((merged, exhausted))
+        Ok(out)
     }
 
-    /// The records of `entries` (one pipeline); entries whose record is gone are dropped from
-    /// their index.
+    /// The records of `entries` (one pipeline); `None` where the record is gone.
     async fn records(&self, entries: &[Entry]) -> Result<Vec<Option<TaskRecord>>, BrokerError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Option<TaskId>> = entries
             .iter()
-            .map(|e| TaskId::parse(&format!("{}-{}", e.queue, e.key.suffix)))
+            .map(|e| TaskId::parse(&format!("{}-{}", e.queue, e.suffix)))
             .collect();
         let mut pipe = redis::pipe();
         for id in &ids {
@@ -191,28 +207,14 @@ impl Broker {
             };
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
-        let mut gone = redis::pipe();
-        let mut any_gone = false;
-        let mut out = Vec::with_capacity(entries.len());
-        for ((entry, id), reply) in entries.iter().zip(ids).zip(replies) {
-            let fields: HashMap<String, String> = redis::from_redis_value(reply).unwrap_or_default();
-            let record = id.and_then(|id| {
-                if fields.is_empty() {
-                    None
-                } else {
-                    TaskRecord::from_hash(id, fields)
-                }
-            });
-            if record.is_none() {
-                gone.zrem(self.keys.index(&entry.queue), &entry.key.suffix).ignore();
-                any_gone = true;
-            }
-            out.push(record);
-        }
-        if any_gone {
-            let () = gone.query_async(&mut self.conn.clone()).await?;
-        }
-        Ok(out)
+        Ok(ids
+            .into_iter()
+            .zip(replies)
+            .map(|(id, reply)| {
+                let fields: HashMap<String, String> = redis::from_redis_value(reply).unwrap_or_default();
+                id.filter(|_| !fields.is_empty()).and_then(|id| TaskRecord::from_hash(id, fields))
+            })
+            .collect())
     }
 
     /// The queue's dead letters, newest first, with their records (those whose record expired
@@ -241,6 +243,43 @@ impl Broker {
     }
 }
 
+/// Takes up to `most` entries from the fetched logs, newest first (by creation ms, then queue
+/// name). Stops where a queue whose log goes on has no fetched entry left: its next ones
+/// could be newer than any other queue's.
+fn merge(fetched: &mut BTreeMap<QueueName, Fetched>, most: usize) -> Vec<Entry> {
+    let mut picks = Vec::new();
+    while picks.len() < most {
+        if fetched.values().any(|f| f.entries.is_empty() && !f.ends) {
+            break;
+        }
+        let newest = fetched.values_mut().filter(|f| !f.entries.is_empty()).max_by(|a, b| {
+            let (a, b) = (&a.entries[0], &b.entries[0]);
+            a.created_ms.cmp(&b.created_ms).then_with(|| b.queue.cmp(&a.queue))
+        });
+        match newest.and_then(|f| f.entries.pop_front()) {
+            Some(entry) => picks.push(entry),
+            None => break,
+        }
+    }
+    picks
+}
+
+/// Forgets the queues whose log ended with the fetched entries, once none of those is left
+/// to examine (in the merge's leftovers or in `unexamined` picks).
+fn drop_exhausted(next: &mut BTreeMap<QueueName, Option<u64>>, fetched: &BTreeMap<QueueName, Fetched>, unexamined: &[Entry]) {
+    for (queue, f) in fetched {
+        if f.ends && f.entries.is_empty() && !unexamined.iter().any(|e| e.queue == *queue) {
+            next.remove(queue);
+        }
+    }
+}
+
+/// The cursor of what is left; `None` when every queue is exhausted.
+fn cursor(next: &BTreeMap<QueueName, Option<u64>>) -> Option<ListCursor> {
+    let next: BTreeMap<QueueName, u64> = next.iter().filter_map(|(q, s)| s.map(|s| (q.clone(), s))).collect();
+    (!next.is_empty()).then_some(ListCursor { next })
+}
+
 fn matches(filter: &ListFilter, record: &TaskRecord) -> bool {
     filter.state.is_none_or(|s| record.state == s) && filter.task.as_ref().is_none_or(|t| record.task == *t)
 }
@@ -249,32 +288,55 @@ fn matches(filter: &ListFilter, record: &TaskRecord) -> bool {
 mod tests {
     use super::*;
 
+    fn q(name: &str) -> QueueName {
+        QueueName::parse(name).unwrap()
+    }
+
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {
         let c = ListCursor {
-            score: 1_732_480_000_000,
-            suffix: "0193a1b2c3d4e5f60718293a4b5c6d7e".into(),
+            next: [(q("emails"), 12), (q("re.ports-2"), 0)].into_iter().collect(),
         };
+        assert_eq!(c.to_string(), "12.emails,0.re.ports-2");
         assert_eq!(ListCursor::parse(&c.to_string()), Some(c));
-        for bad in [
-            "",
-            "x",
-            "12-zz",
-            "-1-0193a1b2c3d4e5f60718293a4b5c6d7e",
-            "abc-0193a1b2c3d4e5f60718293a4b5c6d7e",
-        ] {
+        for bad in ["", "x", "12", ".emails", "-1.emails", "1.", "1.bad queue", "1.a,,2.b", "abc.emails"] {
             assert!(ListCursor::parse(bad).is_none(), "{bad}");
         }
     }
 
+    fn fetched(queue: &str, entries: &[(i64, u64)], ends: bool) -> (QueueName, Fetched) {
+        let entries = entries
+            .iter()
+            .map(|&(created_ms, seq)| Entry {
+                created_ms,
+                queue: q(queue),
+                seq,
+                suffix: format!("{seq:032x}"),
+            })
+            .collect();
+        (q(queue), Fetched { entries, ends })
+    }
+
     #[test]
-    fn newer_entries_order_first_and_same_ms_ties_by_suffix() {
-        let at = |score, suffix: &str| ListCursor {
-            score,
-            suffix: suffix.into(),
-        };
-        let mut keys = vec![at(1, "a"), at(2, "a"), at(2, "b"), at(3, "a")];
-        keys.sort_by(|a, b| b.cmp(a));
-        assert_eq!(keys, [at(3, "a"), at(2, "b"), at(2, "a"), at(1, "a")]);
+    fn the_merge_takes_the_newest_first_and_stops_where_a_log_goes_on_unfetched() {
+        let mut logs: BTreeMap<_, _> = [
+            fetched("a", &[(30, 5), (10, 4)], false),
+            fetched("b", &[(20, 9), (20, 8), (5, 7)], true),
+        ]
+        .into_iter()
+        .collect();
+        let picks: Vec<(i64, String)> = merge(&mut logs, 100)
+            .into_iter()
+            .map(|e| (e.created_ms, e.queue.to_string()))
+            .collect();
+        // After a's (10, 4), a's log goes on unfetched: b's (5, 7) must wait.
+        assert_eq!(picks, [(30, "a".into()), (20, "b".into()), (20, "b".into()), (10, "a".into())]);
+    }
+
+    #[test]
+    fn same_ms_entries_of_two_queues_go_by_queue_name() {
+        let mut logs: BTreeMap<_, _> = [fetched("b", &[(7, 1)], true), fetched("a", &[(7, 3)], true)].into_iter().collect();
+        let order: Vec<String> = merge(&mut logs, 100).into_iter().map(|e| e.queue.to_string()).collect();
+        assert_eq!(order, ["a", "b"]);
     }
 }

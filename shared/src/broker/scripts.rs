@@ -34,3 +34,4 @@ script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
 script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
 script!(PURGE, "lua/purge.lua", with_history);
 script!(PURGE_START, "lua/purge_start.lua");
+script!(LISTING, "lua/listing.lua");

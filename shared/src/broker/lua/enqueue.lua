@@ -1,18 +1,19 @@
 --[[ enqueue: store new tasks and put each in its queue (pending list) or, when it has a
-future due time, in the scheduled set; list each in the queue's time index (for listings).
+future due time, in the scheduled set; add each to the queue's listing log (listing.rs).
 All or nothing: on any refusal nothing is written.
 
 KEYS[1]   pending list of the queue
 KEYS[2]   scheduled sorted set of the queue
 KEYS[3]   idempotency key (read only when ARGV[3] > 0)
-KEYS[4]   time index of the queue (sorted set: id suffix by creation ms)
-KEYS[5]   stats hash of the queue (counts 'enqueued' once per call)
+KEYS[4]   listing log of the queue (list, newest first: '<creation ms>-<id suffix>' entries)
+KEYS[5]   stats hash of the queue (counts 'enqueued' once per call, and 'listing_dropped':
+          the listing entries the cap removed, which keeps the log's sequence numbers)
 KEYS[6..] one task hash per task, in the order of the task groups in ARGV
 ARGV[1]   now, ms since the epoch
 ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
-ARGV[5]   most entries the time index keeps (the oldest go first)
+ARGV[5]   most entries the listing log keeps (the oldest go first)
 ARGV[6..] per task, 5 values: id suffix, spec (name, creation, traceparent, options and
           args, packed: record.rs), due ms (0 = now), expires ms (0 = never),
           workflow link ('' = none)
@@ -28,7 +29,7 @@ local now = tonumber(ARGV[1])
 local at = ARGV[1]
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
-local index_max = tonumber(ARGV[5])
+local listing_max = tonumber(ARGV[5])
 local FIRST, STRIDE = 6, 5
 local count = (#ARGV - FIRST + 1) / STRIDE
 
@@ -50,7 +51,7 @@ end
 
 -- Tables are filled by index: '#t' is a search each time.
 local ready, n_ready = {}, 0
-local indexed = {}
+local listed = {}
 for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
   local suffix, spec = ARGV[a], ARGV[a + 1]
@@ -67,13 +68,13 @@ for i = 0, count - 1 do
   end
   if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 3]) end
   if ARGV[a + 4] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 4]) end
-  indexed[2 * i + 1] = at
-  indexed[2 * i + 2] = suffix
+  listed[i + 1] = at .. '-' .. suffix
 end
 if n_ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
-redis.call('ZADD', KEYS[4], unpack(indexed))
-if redis.call('ZCARD', KEYS[4]) > index_max then
-  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -index_max - 1)
+local over = redis.call('LPUSH', KEYS[4], unpack(listed)) - listing_max
+if over > 0 then
+  redis.call('LTRIM', KEYS[4], 0, listing_max - 1)
+  redis.call('HINCRBY', KEYS[5], 'listing_dropped', over)
 end
 if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
 redis.call('HINCRBY', KEYS[5], 'enqueued', count)
