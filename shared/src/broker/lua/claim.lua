@@ -19,7 +19,8 @@ ARGV[4]  claim token (new for every claim; the same when asking again after an e
 
 Returns  -1 when the queue is paused; otherwise the ids taken, oldest first (maybe none)
 ]]
-local last = redis.call('GET', KEYS[5])
+local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
+local last = call('GET', KEYS[5])
 if last then
   local ids, token = {}, nil
   for word in string.gmatch(last, '%S+') do
@@ -27,10 +28,10 @@ if last then
   end
   if token == ARGV[4] then return ids end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
+if call('EXISTS', KEYS[3]) == 1 then return -1 end
+local ids = call('RPOP', KEYS[1], tonumber(ARGV[1]))
 if not ids then return {} end
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-redis.call('SADD', KEYS[2], unpack(ids))
-redis.call('SET', KEYS[5], ARGV[4] .. ' ' .. table.concat(ids, ' '), 'EX', 600)
+call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+call('SADD', KEYS[2], unpack(ids))
+call('SET', KEYS[5], ARGV[4] .. ' ' .. table.concat(ids, ' '), 'EX', 600)
 return ids

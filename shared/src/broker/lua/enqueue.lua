@@ -24,6 +24,7 @@ Returns
   {-1, depth}         the queue is full (backpressure); depth as text
   {-2, suffix}        a task with this id exists already (deterministic ids)
 ]]
+local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[1])
 -- Timestamps go back to Redis as the caller's text: formatting a Lua number costs an snprintf.
 local at = ARGV[1]
@@ -34,7 +35,7 @@ local FIRST, STRIDE = 6, 5
 local count = (#ARGV - FIRST + 1) / STRIDE
 
 if idem_ttl > 0 then
-  local first = redis.call('GET', KEYS[3])
+  local first = call('GET', KEYS[3])
   if first then return {0, first} end
 end
 
@@ -42,10 +43,10 @@ local immediate = 0
 for i = 0, count - 1 do
   local due = tonumber(ARGV[FIRST + i * STRIDE + 2])
   if due <= now then immediate = immediate + 1 end
-  if redis.call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
+  if call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
 end
 if max_pending > 0 and immediate > 0 then
-  local depth = redis.call('LLEN', KEYS[1])
+  local depth = call('LLEN', KEYS[1])
   if depth + immediate > max_pending then return {-1, tostring(depth)} end
 end
 
@@ -59,23 +60,23 @@ for i = 0, count - 1 do
   local key = KEYS[6 + i]
   -- the state first: every script reads it, and a hash finds a field by scanning from the start
   if due <= now then
-    redis.call('HSET', key, 's', 'PENDING', 't', spec)
+    call('HSET', key, 's', 'PENDING', 't', spec)
     n_ready = n_ready + 1
     ready[n_ready] = suffix
   else
-    redis.call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', ARGV[a + 2])
-    redis.call('ZADD', KEYS[2], ARGV[a + 2], suffix)
+    call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', ARGV[a + 2])
+    call('ZADD', KEYS[2], ARGV[a + 2], suffix)
   end
-  if expires > 0 then redis.call('HSET', key, 'x', ARGV[a + 3]) end
-  if ARGV[a + 4] ~= '' then redis.call('HSET', key, 'wf', ARGV[a + 4]) end
+  if expires > 0 then call('HSET', key, 'x', ARGV[a + 3]) end
+  if ARGV[a + 4] ~= '' then call('HSET', key, 'wf', ARGV[a + 4]) end
   listed[i + 1] = at .. '-' .. suffix
 end
-if n_ready > 0 then redis.call('LPUSH', KEYS[1], unpack(ready)) end
-local over = redis.call('LPUSH', KEYS[4], unpack(listed)) - listing_max
+if n_ready > 0 then call('LPUSH', KEYS[1], unpack(ready)) end
+local over = call('LPUSH', KEYS[4], unpack(listed)) - listing_max
 if over > 0 then
-  redis.call('LTRIM', KEYS[4], 0, listing_max - 1)
-  redis.call('HINCRBY', KEYS[5], 'listing_dropped', over)
+  call('LTRIM', KEYS[4], 0, listing_max - 1)
+  call('HINCRBY', KEYS[5], 'listing_dropped', over)
 end
-if idem_ttl > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
-redis.call('HINCRBY', KEYS[5], 'enqueued', count)
+if idem_ttl > 0 then call('SET', KEYS[3], ARGV[4], 'EX', idem_ttl) end
+call('HINCRBY', KEYS[5], 'enqueued', count)
 return {1, ''}

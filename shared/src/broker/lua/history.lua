@@ -13,12 +13,13 @@ next_event(h, kind, at, detail)
                       state, or P for progress with its JSON as detail); the caller writes it
                       back to field 'h'
 ]]
+local format, match = string.format, string.match -- locals: cheaper than table lookups
 local function increment(n)
-  return string.format('%d', (tonumber(n) or 0) + 1)
+  return format('%d', (tonumber(n) or 0) + 1)
 end
 
 local function next_event(h, kind, at, detail)
-  local id = string.format('%d', (h and tonumber(string.match(h, '^%d+')) or 0) + 1)
+  local id = format('%d', (h and tonumber(match(h, '^%d+')) or 0) + 1)
   -- one concatenation each: every intermediate Lua string would be hashed and interned
   if not h or h == '' then
     if detail then return id .. ' ' .. kind .. ' ' .. at .. ' ' .. detail end
@@ -30,6 +31,6 @@ local function next_event(h, kind, at, detail)
     h = id .. ' ' .. kind .. ' ' .. at .. '\n' .. h
   end
   -- over the cap: keep the whole lines that fit in 4096 bytes (the newest, always)
-  if #h > 4096 then h = string.match(string.sub(h, 1, 4097), '^(.*)\n') or string.match(h, '^[^\n]*') end
+  if #h > 4096 then h = match(string.sub(h, 1, 4097), '^(.*)\n') or match(h, '^[^\n]*') end
   return h
 end

@@ -22,6 +22,7 @@ Returns a flat array of strings, 5 per task:
                                           spec, it gives the wait-time metric)
   'skip', reason, '', '', ''            -- do not run it (gone | revoked | expired | poison)
 ]]
+local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[2])
 -- Timestamps and counters go back to Redis as strings: formatting a Lua number (a double)
 -- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
@@ -36,41 +37,41 @@ end
 -- them the same way (record.rs), so an upgrade loses no pending task. Nil if it has no name
 -- or no arguments.
 local function legacy_spec(key)
-  local o = redis.call('HMGET', key, 'n', 'c', 'tp', 'o', 'a')
+  local o = call('HMGET', key, 'n', 'c', 'tp', 'o', 'a')
   if not o[1] or not o[5] then return nil end
   return o[1] .. '\n' .. (o[2] or '') .. '\n' .. (o[3] or '') .. '\n' .. (o[4] or '') .. '\n' .. o[5]
 end
 local changed, n_changed = {}, 0
 local function settle(key, f, suffix, state, error)
   local h = next_event(f[7], state, at)
-  redis.call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
-  redis.call('EXPIRE', key, ttl)
-  redis.call('SREM', KEYS[1], suffix)
+  call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
+  call('EXPIRE', key, ttl)
+  call('SREM', KEYS[1], suffix)
   n_changed = n_changed + 1
   changed[n_changed] = suffix
-  if redis.call('HEXISTS', key, 'wf') == 1 then redis.call('LPUSH', KEYS[3], suffix) end
-  redis.call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
+  if call('HEXISTS', key, 'wf') == 1 then call('LPUSH', KEYS[3], suffix) end
+  call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
 end
 -- One membership check for the whole batch (a redis.call costs more than the command).
-local leased = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
+local leased = call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
   local o = (i - 6) * 5 -- this task's place in out
-  local f = redis.call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h')
+  local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h')
   local state, spec, expires = f[1], f[2], tonumber(f[4])
   if state and not spec then spec = legacy_spec(key) end
   if leased[i - 5] == 0 then
     skip(o, 'gone')
   elseif not state then
-    redis.call('SREM', KEYS[1], suffix)
+    call('SREM', KEYS[1], suffix)
     skip(o, 'gone')
   elseif state == 'REVOKED' then
-    redis.call('SREM', KEYS[1], suffix)
+    call('SREM', KEYS[1], suffix)
     skip(o, 'revoked')
   elseif not spec then
     settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
-    redis.call('ZADD', KEYS[2], at, suffix)
+    call('ZADD', KEYS[2], at, suffix)
     skip(o, 'poison')
   elseif expires and expires <= now then
     settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
@@ -78,7 +79,7 @@ for i = 6, #ARGV do
   else
     local delivery = increment(f[6])
     local h = next_event(f[7], 'STARTED', at)
-    redis.call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
+    call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
     n_changed = n_changed + 1
     changed[n_changed] = suffix
     out[o + 1] = 'run'; out[o + 2] = spec; out[o + 3] = delivery; out[o + 4] = f[3] or '0'
@@ -87,5 +88,5 @@ for i = 6, #ARGV do
 end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
-if n_changed > 0 then redis.call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
+if n_changed > 0 then call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
 return out
