@@ -436,6 +436,8 @@ async fn a_claim_asked_again_with_its_token_returns_the_same_ids() {
     assert_eq!(broker.leased(&queue(), "w1").await.unwrap().len(), 3);
     let next = broker.claim(&queue(), "w1", 3, LEASE, "token-b").await.unwrap();
     assert_eq!(next, Claim::Ids(tasks[3..].iter().map(|t| t.id.suffix().to_owned()).collect()));
+    // A token that only starts like the last one is a new claim (nothing is left to take).
+    assert_eq!(broker.claim(&queue(), "w1", 3, LEASE, "token").await.unwrap(), Claim::Ids(vec![]));
 }
 
 #[tokio::test]
