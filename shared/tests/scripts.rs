@@ -293,6 +293,13 @@ async fn a_full_queue_refuses_the_whole_batch_and_duplicate_ids_are_refused() {
         Err(BrokerError::Duplicate(id)) => assert_eq!(id, two[0].id),
         other => panic!("{other:?}"),
     }
+    // A batch with one taken id among new ones: that id is named, and nothing is stored.
+    let fresh = NewTask::new(&queue(), "echo", &json!(9));
+    match broker.enqueue(&queue(), &[fresh.clone(), two[1].clone()], 0, None).await {
+        Err(BrokerError::Duplicate(id)) => assert_eq!(id, two[1].id),
+        other => panic!("{other:?}"),
+    }
+    assert!(broker.get(&fresh.id).await.unwrap().is_none(), "nothing of the batch was stored");
 }
 
 #[tokio::test]

@@ -39,11 +39,16 @@ if idem_ttl > 0 then
   if first then return {0, first} end
 end
 
+-- One EXISTS for the whole batch (a call costs more than the lookups); which id is taken is
+-- only looked for when one is.
+if call('EXISTS', unpack(KEYS, 6)) > 0 then
+  for i = 0, count - 1 do
+    if call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
+  end
+end
 local immediate = 0
 for i = 0, count - 1 do
-  local due = tonumber(ARGV[FIRST + i * STRIDE + 2])
-  if due <= now then immediate = immediate + 1 end
-  if call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
+  if tonumber(ARGV[FIRST + i * STRIDE + 2]) <= now then immediate = immediate + 1 end
 end
 if max_pending > 0 and immediate > 0 then
   local depth = call('LLEN', KEYS[1])
