@@ -89,13 +89,14 @@ pub(crate) mod field {
     pub const RETRIES: &str = "rt";
     pub const WORKER: &str = "w";
     pub const STARTED: &str = "sa";
-    pub const FINISHED: &str = "fa";
     pub const RESULT: &str = "r";
     pub const ERROR: &str = "e";
     pub const PROGRESS: &str = "p";
     pub const ETA: &str = "eta";
     pub const EXPIRES: &str = "x";
     pub const WORKFLOW: &str = "wf";
+    /// The event log, newest line first (history.lua).
+    pub const HISTORY: &str = "h";
     /// Records stored before the spec field existed kept its parts in fields of their own;
     /// they are still read (start.lua does the same), so an upgrade loses no pending task.
     pub mod legacy {
@@ -104,6 +105,8 @@ pub(crate) mod field {
         pub const CREATED: &str = "c";
         pub const OPTIONS: &str = "o";
         pub const TRACEPARENT: &str = "tp";
+        /// The finish time, now read off the history's newest line.
+        pub const FINISHED: &str = "fa";
     }
 }
 
@@ -182,7 +185,11 @@ impl TaskRecord {
             created_at: spec.created_ms.and_then(to_datetime),
             eta: time(&h, field::ETA),
             started_at: time(&h, field::STARTED),
-            finished_at: time(&h, field::FINISHED),
+            finished_at: time(&h, field::legacy::FINISHED).or_else(|| {
+                // The log's newest line is the ending (its time is the finish time).
+                let ended = state.is_terminal().then(|| h.get(field::HISTORY)).flatten()?;
+                newest_event_ms(ended).and_then(to_datetime)
+            }),
             expires_at: time(&h, field::EXPIRES),
             worker: h.remove(field::WORKER),
             workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
@@ -192,6 +199,11 @@ impl TaskRecord {
             task_id,
         })
     }
+}
+
+/// The time of a history's newest line (`<id> <kind> <ms>...`, the first).
+fn newest_event_ms(history: &str) -> Option<i64> {
+    history.lines().next()?.split(' ').nth(2)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -216,6 +228,18 @@ mod tests {
             args: "null",
         };
         assert_eq!(StoredSpec::parse(&bare.pack()), bare);
+    }
+
+    #[test]
+    fn a_finished_task_finished_at_its_newest_event() {
+        let id = TaskId::parse("default-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
+        let record = |state: &str, history: &str| {
+            let fields = [("s", state), ("t", "echo\n1\n\n\n[1]"), ("h", history)];
+            TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+        };
+        let done = record("SUCCESS", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000");
+        assert_eq!(done.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
+        assert_eq!(record("STARTED", "1 STARTED 1764626000000").finished_at, None);
     }
 
     #[test]

@@ -56,11 +56,11 @@ for i = 0, n - 1 do
     if f[2] then state = 'REVOKED' end
     local h = next_event(f[4], state, at)
     if state == 'REVOKED' then
-      call('HSET', key, 's', state, 'fa', at, 'e', f[2], 'h', h)
+      call('HSET', key, 's', state, 'e', f[2], 'h', h)
     elseif state == 'SUCCESS' then
-      call('HSET', key, 's', state, 'fa', at, 'r', payload, 'h', h)
+      call('HSET', key, 's', state, 'r', payload, 'h', h)
     elseif state == 'FAILURE' then
-      call('HSET', key, 's', state, 'fa', at, 'e', payload, 'h', h)
+      call('HSET', key, 's', state, 'e', payload, 'h', h)
       if dead_age > tonumber(ttl) then keep = ARGV[6] end
       call('ZADD', KEYS[4], at, suffix)
     else

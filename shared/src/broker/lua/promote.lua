@@ -31,7 +31,7 @@ for i = 5, #ARGV do
       local expires = tonumber(f[3])
       if expires and expires <= now then
         local h = next_event(f[2], 'REVOKED', ARGV[1])
-        redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'h', h,
+        redis.call('HSET', key, 's', 'REVOKED', 'h', h,
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
         if f[4] then redis.call('LPUSH', KEYS[3], suffix) end

@@ -32,7 +32,7 @@ for i = 1, n do
   local f = redis.call('HMGET', key, 's', 'h', 'wf')
   if f[1] == 'PENDING' then
     local h = next_event(f[2], 'REVOKED', ARGV[1])
-    redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[1], 'e', error, 'h', h)
+    redis.call('HSET', key, 's', 'REVOKED', 'e', error, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[3] then redis.call('LPUSH', KEYS[2], suffix) end

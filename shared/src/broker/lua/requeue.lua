@@ -35,7 +35,7 @@ for i = 7, #ARGV do
   if redis.call('SREM', KEYS[1], suffix) == 1 and f[1] then
     if f[3] then
       local h = next_event(f[2], 'REVOKED', ARGV[5])
-      redis.call('HSET', key, 's', 'REVOKED', 'fa', ARGV[5], 'e', f[3], 'h', h)
+      redis.call('HSET', key, 's', 'REVOKED', 'e', f[3], 'h', h)
       redis.call('EXPIRE', key, ARGV[6])
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)

@@ -44,7 +44,7 @@ end
 local changed, n_changed = {}, 0
 local function settle(key, f, suffix, state, error)
   local h = next_event(f[7], state, at)
-  call('HSET', key, 's', state, 'fa', at, 'e', error, 'h', h)
+  call('HSET', key, 's', state, 'e', error, 'h', h)
   call('EXPIRE', key, ttl)
   call('SREM', KEYS[1], suffix)
   n_changed = n_changed + 1
