@@ -16,6 +16,7 @@ local state = f[1]
 if not state then return 'missing' end
 if state ~= 'FAILURE' and state ~= 'REVOKED' then return state end
 redis.call('ZREM', KEYS[2], ARGV[1])
+-- ('fa' only exists in records stored before the finish time was read off the history)
 redis.call('HDEL', KEYS[1], 'e', 'r', 'fa', 'sa', 'w', 'p', 'rv', 'eta', 'x')
 local h = next_event(f[2], 'PENDING', ARGV[4])
 redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0, 'h', h)
