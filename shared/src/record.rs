@@ -87,8 +87,9 @@ pub(crate) mod field {
     pub const SPEC: &str = "t";
     pub const DELIVERIES: &str = "d";
     pub const RETRIES: &str = "rt";
-    pub const WORKER: &str = "w";
-    pub const STARTED: &str = "sa";
+    /// The current or last run: `<started ms> <worker id>`, one field (fewer fields is
+    /// cheaper for every script that reads or writes the hash).
+    pub const RUN: &str = "w";
     pub const RESULT: &str = "r";
     pub const ERROR: &str = "e";
     pub const PROGRESS: &str = "p";
@@ -107,6 +108,8 @@ pub(crate) mod field {
         pub const TRACEPARENT: &str = "tp";
         /// The finish time, now read off the history's newest line.
         pub const FINISHED: &str = "fa";
+        /// The start time, now the first part of [`super::RUN`] (then holding only the worker).
+        pub const STARTED: &str = "sa";
     }
 }
 
@@ -171,6 +174,9 @@ impl TaskRecord {
         let packed = h.remove(field::SPEC).unwrap_or_else(|| StoredSpec::from_legacy_fields(&h));
         let spec = StoredSpec::parse(&packed);
         let options: TaskOptions = serde_json::from_str(spec.options).unwrap_or_default();
+        let run = h
+            .remove(field::RUN)
+            .map(|run| StoredRun::parse(&run, int(&h, field::legacy::STARTED)));
         Some(TaskRecord {
             queue: task_id.queue().to_string(),
             task: spec.name.to_owned(),
@@ -184,20 +190,43 @@ impl TaskRecord {
             error: json(&mut h, field::ERROR).and_then(|v| serde_json::from_value(v).ok()),
             created_at: spec.created_ms.and_then(to_datetime),
             eta: time(&h, field::ETA),
-            started_at: time(&h, field::STARTED),
+            started_at: run.as_ref().and_then(|r| r.started_ms).and_then(to_datetime),
             finished_at: time(&h, field::legacy::FINISHED).or_else(|| {
                 // The log's newest line is the ending (its time is the finish time).
                 let ended = state.is_terminal().then(|| h.get(field::HISTORY)).flatten()?;
                 newest_event_ms(ended).and_then(to_datetime)
             }),
             expires_at: time(&h, field::EXPIRES),
-            worker: h.remove(field::WORKER),
+            worker: run.map(|r| r.worker),
             workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
             trace_id: TraceParent::parse(spec.traceparent).map(|tp| tp.trace_id().to_owned()),
 
             options,
             task_id,
         })
+    }
+}
+
+/// Who runs (or ran) a task, and since when: field `w`.
+struct StoredRun {
+    started_ms: Option<i64>,
+    worker: String,
+}
+
+impl StoredRun {
+    /// Reads `<started ms> <worker id>`; a record stored before the start time moved here
+    /// holds only the worker id, and its start time in `legacy_started`.
+    fn parse(raw: &str, legacy_started: Option<i64>) -> Self {
+        match raw.split_once(' ').and_then(|(ms, worker)| Some((ms.parse().ok()?, worker))) {
+            Some((started, worker)) => Self {
+                started_ms: Some(started),
+                worker: worker.to_owned(),
+            },
+            None => Self {
+                started_ms: legacy_started,
+                worker: raw.to_owned(),
+            },
+        }
     }
 }
 
@@ -240,6 +269,16 @@ mod tests {
         let done = record("SUCCESS", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000");
         assert_eq!(done.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
         assert_eq!(record("STARTED", "1 STARTED 1764626000000").finished_at, None);
+    }
+
+    #[test]
+    fn the_run_field_holds_the_start_time_and_the_worker_and_older_records_still_read() {
+        let run = StoredRun::parse("1764626000000 vm.12.ab", None);
+        assert_eq!((run.started_ms, run.worker.as_str()), (Some(1_764_626_000_000), "vm.12.ab"));
+        let old = StoredRun::parse("vm.12.ab", Some(17));
+        assert_eq!((old.started_ms, old.worker.as_str()), (Some(17), "vm.12.ab"));
+        let spaced = StoredRun::parse("my worker", Some(17));
+        assert_eq!((spaced.started_ms, spaced.worker.as_str()), (Some(17), "my worker"));
     }
 
     #[test]

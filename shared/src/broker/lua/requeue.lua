@@ -42,7 +42,7 @@ for i = 7, #ARGV do
     else
       local h = next_event(f[2], 'PENDING', ARGV[5])
       redis.call('HSET', key, 's', 'PENDING', 'h', h)
-      redis.call('HDEL', key, 'w', 'sa')
+      redis.call('HDEL', key, 'w', 'sa') -- 'sa': records from before the start time moved into 'w'
       redis.call('RPUSH', KEYS[2], suffix)
       moved = moved + 1
     end

@@ -79,7 +79,7 @@ for i = 6, #ARGV do
   else
     local delivery = increment(f[6])
     local h = next_event(f[7], 'STARTED', at)
-    call('HSET', key, 's', 'STARTED', 'w', ARGV[1], 'sa', at, 'd', delivery, 'h', h)
+    call('HSET', key, 's', 'STARTED', 'w', at .. ' ' .. ARGV[1], 'd', delivery, 'h', h)
     n_changed = n_changed + 1
     changed[n_changed] = suffix
     out[o + 1] = 'run'; out[o + 2] = spec; out[o + 3] = delivery; out[o + 4] = f[3] or '0'
