@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::broker::TaskEvent;
 use crate::clock::to_datetime;
 use crate::id::TaskId;
 use crate::state::TaskState;
@@ -192,9 +193,9 @@ impl TaskRecord {
             eta: time(&h, field::ETA),
             started_at: run.as_ref().and_then(|r| r.started_ms).and_then(to_datetime),
             finished_at: time(&h, field::legacy::FINISHED).or_else(|| {
-                // The log's newest line is the ending (its time is the finish time).
-                let ended = state.is_terminal().then(|| h.get(field::HISTORY)).flatten()?;
-                newest_event_ms(ended).and_then(to_datetime)
+                // A finished task's newest logged event is its ending: its time is the finish time.
+                let newest = TaskEvent::newest(h.get(field::HISTORY)?)?;
+                (state.is_terminal() && newest.state == Some(state)).then(|| to_datetime(newest.at))?
             }),
             expires_at: time(&h, field::EXPIRES),
             worker: run.map(|r| r.worker),
@@ -228,11 +229,6 @@ impl StoredRun {
             },
         }
     }
-}
-
-/// The time of a history's newest line (`<id> <kind> <ms>...`, the first).
-fn newest_event_ms(history: &str) -> Option<i64> {
-    history.lines().next()?.split(' ').nth(2)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -269,6 +265,15 @@ mod tests {
         let done = record("SUCCESS", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000");
         assert_eq!(done.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
         assert_eq!(record("STARTED", "1 STARTED 1764626000000").finished_at, None);
+        // A record from before: its own finish-time field is read first.
+        let fields = [
+            ("s", "SUCCESS"),
+            ("t", "echo\n1\n\n\n[1]"),
+            ("fa", "1764626000999"),
+            ("h", "2 SUCCESS 5\n1 STARTED 4"),
+        ];
+        let old = TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+        assert_eq!(old.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_999));
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl TaskEvent {
         Some(Self { id, state, progress, at })
     }
 
+    /// The newest event of a history (its first line).
+    pub(crate) fn newest(history: &str) -> Option<Self> {
+        Self::parse(history.lines().next()?)
+    }
+
     /// The id at the start of a history line (of its first line, for a whole history).
     fn parse_id(line: &str) -> Option<u64> {
         let end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(line.len());
@@ -180,7 +185,7 @@ impl Broker {
     /// The task's logged events with an id above `after`, oldest first.
     pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
         use redis::AsyncCommands;
-        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), "h").await?;
+        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), crate::record::field::HISTORY).await?;
         Ok(history
             .as_deref()
             .unwrap_or_default()
@@ -194,7 +199,7 @@ impl Broker {
     /// The id of the task's latest event (0 before any): the id of the history's first line.
     pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
         use redis::AsyncCommands;
-        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), "h").await?;
+        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), crate::record::field::HISTORY).await?;
         Ok(history.as_deref().and_then(TaskEvent::parse_id).unwrap_or(0))
     }
 }
