@@ -37,6 +37,16 @@ async fn run_one(broker: &Broker, worker: &str) -> celeriac::broker::Delivery {
     }
 }
 
+/// Stores `verdict` for the run `d` by `worker`, as its acker would.
+async fn finish_run(broker: &Broker, worker: &str, d: &celeriac::broker::Delivery, verdict: Verdict) -> Vec<Ack> {
+    let outcome = Outcome {
+        id: d.id.clone(),
+        delivery: d.delivery,
+        verdict,
+    };
+    broker.finish(&queue(), worker, &[outcome]).await.unwrap()
+}
+
 async fn state(broker: &Broker, id: &celeriac::TaskId) -> TaskState {
     broker.get(id).await.unwrap().unwrap().state
 }
@@ -108,12 +118,8 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
     assert_eq!(new.delivery, 2);
     assert_eq!(new.retries, 0, "a crash redelivery does not use the retry budget");
 
-    let late = Outcome {
-        id: task.id.clone(),
-        delivery: old.delivery,
-        verdict: Verdict::Failure(TaskError::permanent("late")),
-    };
-    assert_eq!(broker.finish(&queue(), "old", &[late]).await.unwrap(), [Ack::Refused]);
+    let late = Verdict::Failure(TaskError::permanent("late"));
+    assert_eq!(finish_run(&broker, "old", &old, late).await, [Ack::Refused]);
     let stale_progress = celeriac::Progress {
         current: 1,
         total: 2,
@@ -125,12 +131,7 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
             .await
             .unwrap()
     );
-    let ok = Outcome {
-        id: task.id.clone(),
-        delivery: new.delivery,
-        verdict: Verdict::Success("1".into()),
-    };
-    assert_eq!(broker.finish(&queue(), "new", &[ok]).await.unwrap(), [Ack::Stored]);
+    assert_eq!(finish_run(&broker, "new", &new, Verdict::Success("1".into())).await, [Ack::Stored]);
     assert_eq!(state(&broker, &task.id).await, TaskState::Success);
 }
 
@@ -170,15 +171,11 @@ async fn retries_wait_in_the_scheduled_set_and_are_promoted_when_due() {
     broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
     let d = run_one(&broker, "w1").await;
     let due = broker.clock().now_ms() + 60_000;
-    let retry = Outcome {
-        id: task.id.clone(),
-        delivery: d.delivery,
-        verdict: Verdict::Retry {
-            error: TaskError::retryable("flaky"),
-            due_ms: due,
-        },
+    let retry = Verdict::Retry {
+        error: TaskError::retryable("flaky"),
+        due_ms: due,
     };
-    assert_eq!(broker.finish(&queue(), "w1", &[retry]).await.unwrap(), [Ack::Stored]);
+    assert_eq!(finish_run(&broker, "w1", &d, retry).await, [Ack::Stored]);
     let record = broker.get(&task.id).await.unwrap().unwrap();
     assert_eq!((record.state, record.attempt), (TaskState::Retry, 2));
     assert_eq!(record.error.unwrap().message, "flaky");
@@ -199,12 +196,7 @@ async fn a_failure_is_dead_lettered() {
     let task = NewTask::new(&queue(), "fail", &json!({}));
     broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
     let d = run_one(&broker, "w1").await;
-    let failure = Outcome {
-        id: task.id.clone(),
-        delivery: d.delivery,
-        verdict: Verdict::Failure(TaskError::permanent("no").with_kind("Fail")),
-    };
-    broker.finish(&queue(), "w1", &[failure]).await.unwrap();
+    finish_run(&broker, "w1", &d, Verdict::Failure(TaskError::permanent("no").with_kind("Fail"))).await;
     let dead: Vec<String> = broker.connection().zrange(broker.keys().dead(&queue()), 0, -1).await.unwrap();
     assert_eq!(dead, [task.id.suffix()]);
     assert_eq!(state(&broker, &task.id).await, TaskState::Failure);
@@ -543,20 +535,10 @@ async fn every_transition_is_logged_in_order_with_consecutive_ids() {
         error: TaskError::retryable("flaky"),
         due_ms: broker.clock().now_ms(),
     };
-    let outcome = Outcome {
-        id: task.id.clone(),
-        delivery: d.delivery,
-        verdict: retry,
-    };
-    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+    finish_run(&broker, "w1", &d, retry).await;
     broker.promote_due(&queue(), 10).await.unwrap();
     let d = run_one(&broker, "w1").await;
-    let outcome = Outcome {
-        id: task.id.clone(),
-        delivery: d.delivery,
-        verdict: Verdict::Success("1".into()),
-    };
-    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
 
     let (states, consecutive) = logged_states(&broker, &task.id).await;
     use TaskState::*;
@@ -590,12 +572,7 @@ async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
         };
         broker.report_progress(&task.id, "w1", d.delivery, &progress).await.unwrap();
     }
-    let outcome = Outcome {
-        id: task.id.clone(),
-        delivery: d.delivery,
-        verdict: Verdict::Success("1".into()),
-    };
-    broker.finish(&queue(), "w1", &[outcome]).await.unwrap();
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
 
     let history: String = broker.connection().hget(broker.keys().task(&task.id), "h").await.unwrap();
     assert!(history.len() <= 4096, "{} bytes", history.len());
