@@ -17,6 +17,15 @@ async fn post_task(app: &TestApp, body: Value) -> String {
     response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned()
 }
 
+/// Posts `n` no-op tasks on `queue`, one at a time; their ids in the order posted.
+async fn post_noops(app: &TestApp, queue: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(post_task(app, json!({"task": "noop", "args": null, "queue": queue})).await);
+    }
+    ids
+}
+
 async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> Value {
     eventually(Duration::from_secs(20), &format!("{id} reaches {state}"), || async {
         let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
@@ -54,9 +63,7 @@ async fn queue_counts_match_a_known_setup() {
     .await;
     let dead = post_task(&app, json!({"task": "fail", "args": {"message": "boom"}})).await;
     post_task(&app, json!({"task": "noop", "args": null, "countdown": 60})).await;
-    for _ in 0..3 {
-        post_task(&app, json!({"task": "noop", "args": null, "queue": "parked"})).await;
-    }
+    post_noops(&app, "parked", 3).await;
     wait_for_state(&app, &running, "STARTED").await;
     wait_for_state(&app, &retrying, "RETRY").await;
     wait_for_state(&app, &dead, "FAILURE").await;
@@ -117,10 +124,7 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed() {
 #[tokio::test]
 async fn purge_answers_the_count_and_revokes_the_tasks() {
     let app = TestApp::spawn().await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(post_task(&app, json!({"task": "noop", "args": null, "queue": "parked"})).await);
-    }
+    let ids = post_noops(&app, "parked", 3).await;
     let purged: Value = app
         .client
         .delete(app.url("/queues/parked/pending"))
@@ -262,9 +266,7 @@ async fn the_listing_filters_and_pages_without_duplicates_or_gaps() {
 async fn a_rare_filter_is_answered_in_bounded_pages_that_go_on() {
     let app = TestApp::spawn().await;
     let rare = post_task(&app, json!({"task": "echo", "args": 1, "queue": "mixed"})).await;
-    for _ in 0..30 {
-        post_task(&app, json!({"task": "noop", "args": null, "queue": "mixed"})).await;
-    }
+    post_noops(&app, "mixed", 30).await;
     // limit 1 examines at most 10 entries a page: the echo (the oldest) is four pages away.
     let (found, pages) = all_pages(&app, "task=echo&limit=1").await;
     assert_eq!(ids_of(&found), [rare]);
@@ -351,10 +353,7 @@ async fn entries_of_the_same_millisecond_are_paged_without_duplicates_or_gaps() 
 #[tokio::test]
 async fn tasks_enqueued_between_pages_neither_repeat_nor_hide_older_ones() {
     let app = TestApp::spawn().await;
-    let mut older = HashSet::new();
-    for _ in 0..7 {
-        older.insert(post_task(&app, json!({"task": "noop", "args": null, "queue": "moving"})).await);
-    }
+    let older: HashSet<String> = post_noops(&app, "moving", 7).await.into_iter().collect();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..20 {
@@ -369,7 +368,7 @@ async fn tasks_enqueued_between_pages_neither_repeat_nor_hide_older_ones() {
             break;
         }
         // A newer task lands while the client reads the pages.
-        post_task(&app, json!({"task": "noop", "args": null, "queue": "moving"})).await;
+        post_noops(&app, "moving", 1).await;
     }
     assert_eq!(cursor, None, "the listing ended");
     assert_eq!(seen.len(), older.len(), "no duplicates: {seen:?}");
@@ -379,10 +378,7 @@ async fn tasks_enqueued_between_pages_neither_repeat_nor_hide_older_ones() {
 #[tokio::test]
 async fn entries_dropped_by_the_cap_leave_the_others_in_place_even_mid_walk() {
     let app = TestApp::spawn().await;
-    let mut posted = Vec::new();
-    for _ in 0..6 {
-        posted.push(post_task(&app, json!({"task": "noop", "args": null, "queue": "capped"})).await);
-    }
+    let mut posted = post_noops(&app, "capped", 6).await;
     posted.reverse(); // newest first, as listed
     let queue = celeriac::QueueName::parse("capped").unwrap();
     let (log, stats) = (app.broker.keys().listing(&queue), app.broker.keys().stats(&queue));
