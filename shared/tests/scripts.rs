@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use celeriac::broker::{Ack, Claim, EnqueueOutcome, Idempotency, NewTask, Outcome, Started, Verdict};
+use celeriac::broker::{Ack, Claim, EnqueueOutcome, Idempotency, ListFilter, NewTask, Outcome, Started, Verdict};
 use celeriac::{Broker, BrokerError, QueueName, TaskError, TaskState};
 use celeriac_testkit::{RedisServer, unique_namespace};
 use redis::AsyncCommands;
@@ -392,6 +392,32 @@ async fn a_task_name_with_a_line_break_is_refused_and_nothing_is_stored() {
     let refused = broker.enqueue(&queue(), std::slice::from_ref(&bad), 0, None).await;
     assert!(matches!(refused, Err(BrokerError::InvalidTask(_))), "{refused:?}");
     assert!(broker.get(&bad.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_listing_cap_drops_the_oldest_and_a_walk_goes_on_past_it() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis).with_listing_max(4);
+    let tasks: Vec<NewTask> = (0..7).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    for task in &tasks[..6] {
+        broker.enqueue(&queue(), std::slice::from_ref(task), 0, None).await.unwrap();
+    }
+    let filter = ListFilter {
+        queue: Some(queue()),
+        ..Default::default()
+    };
+    let ids = |page: &celeriac::broker::TaskPage| page.tasks.iter().map(|r| r.task_id.clone()).collect::<Vec<_>>();
+    let first = broker.list_tasks(&filter, 2, 100, None).await.unwrap();
+    assert_eq!(
+        ids(&first),
+        [tasks[5].id.clone(), tasks[4].id.clone()],
+        "the newest two of the four kept"
+    );
+    // One more enqueue drops another of the oldest while a client walks the pages.
+    broker.enqueue(&queue(), &tasks[6..], 0, None).await.unwrap();
+    let second = broker.list_tasks(&filter, 2, 100, first.next).await.unwrap();
+    assert_eq!(ids(&second), [tasks[3].id.clone()], "what is left of the older ones, once");
+    assert!(second.next.is_none());
 }
 
 #[tokio::test]

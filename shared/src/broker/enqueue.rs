@@ -115,7 +115,7 @@ impl Broker {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
             _ => call.arg(0).arg(""),
         };
-        call.arg(LISTING_MAX);
+        call.arg(self.listing_max);
         for task in tasks {
             debug_assert_eq!(task.id.queue(), queue);
             call.key(keys.task(&task.id))

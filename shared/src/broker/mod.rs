@@ -81,6 +81,8 @@ pub struct Broker {
     keys: Keys,
     clock: Clock,
     result_ttl_secs: u64,
+    /// Most entries each queue's listing log keeps ([`enqueue::LISTING_MAX`] unless set).
+    listing_max: u64,
     /// Queues this process has already added to the namespace's queue set.
     known_queues: Arc<Mutex<HashSet<QueueName>>>,
 }
@@ -108,8 +110,15 @@ impl Broker {
             keys: Keys::new(namespace),
             clock: Clock::default(),
             result_ttl_secs: result_ttl.as_secs().max(1),
+            listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
         })
+    }
+
+    /// Keeps at most `max` entries in each queue's listing log (the oldest go first).
+    pub fn with_listing_max(mut self, max: u64) -> Self {
+        self.listing_max = max.max(1);
+        self
     }
 
     pub fn keys(&self) -> &Keys {
