@@ -37,6 +37,13 @@ async fn run_one(broker: &Broker, worker: &str) -> celeriac::broker::Delivery {
     }
 }
 
+/// Enqueues one task and starts it on worker `w1`.
+async fn enqueue_and_start(broker: &Broker, name: &str, args: &serde_json::Value) -> (NewTask, celeriac::broker::Delivery) {
+    let task = NewTask::new(&queue(), name, args);
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    (task, run_one(broker, "w1").await)
+}
+
 /// Stores `verdict` for the run `d` by `worker`, as its acker would.
 async fn finish_run(broker: &Broker, worker: &str, d: &celeriac::broker::Delivery, verdict: Verdict) -> Vec<Ack> {
     let outcome = Outcome {
@@ -167,9 +174,7 @@ async fn a_graceful_requeue_puts_the_task_first_in_line_without_using_a_retry() 
 async fn retries_wait_in_the_scheduled_set_and_are_promoted_when_due() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let task = NewTask::new(&queue(), "fail", &json!({}));
-    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
-    let d = run_one(&broker, "w1").await;
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
     let due = broker.clock().now_ms() + 60_000;
     let retry = Verdict::Retry {
         error: TaskError::retryable("flaky"),
@@ -193,9 +198,7 @@ async fn retries_wait_in_the_scheduled_set_and_are_promoted_when_due() {
 async fn a_failure_is_dead_lettered() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let task = NewTask::new(&queue(), "fail", &json!({}));
-    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
-    let d = run_one(&broker, "w1").await;
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
     finish_run(&broker, "w1", &d, Verdict::Failure(TaskError::permanent("no").with_kind("Fail"))).await;
     let dead: Vec<String> = broker.connection().zrange(broker.keys().dead(&queue()), 0, -1).await.unwrap();
     assert_eq!(dead, [task.id.suffix()]);
@@ -548,9 +551,7 @@ async fn logged_states(broker: &Broker, id: &celeriac::TaskId) -> (Vec<Option<Ta
 async fn every_transition_is_logged_in_order_with_consecutive_ids() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let task = NewTask::new(&queue(), "fail", &json!({}));
-    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
-    let d = run_one(&broker, "w1").await;
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
     let progress = celeriac::Progress {
         current: 1,
         total: 2,
@@ -587,9 +588,7 @@ async fn every_transition_is_logged_in_order_with_consecutive_ids() {
 async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let task = NewTask::new(&queue(), "report", &json!({}));
-    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
-    let d = run_one(&broker, "w1").await;
+    let (task, d) = enqueue_and_start(&broker, "report", &json!({})).await;
     for current in 1..=300 {
         let progress = celeriac::Progress {
             current,
