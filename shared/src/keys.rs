@@ -46,9 +46,22 @@ impl Keys {
         self.queue_key(queue, "purging")
     }
 
-    /// Set of ids leased to one worker process on this queue.
+    /// Hash of the ids leased to one worker process on this queue, each to its fencing token:
+    /// `""` when claimed, then the delivery it started, `w<delivery>` for a workflow member
+    /// (claim.lua, start.lua). finish.lua fences a run with it without reading the task.
     pub fn inflight(&self, queue: &QueueName, worker: &str) -> String {
+        self.queue_key(queue, &format!("held:{worker}"))
+    }
+
+    /// Set of the ids leased to a worker of an earlier build (no tokens). Only read to give a
+    /// crashed one's tasks back after an upgrade, and by the audit.
+    pub fn legacy_inflight(&self, queue: &QueueName, worker: &str) -> String {
         self.queue_key(queue, &format!("inflight:{worker}"))
+    }
+
+    /// Set of ids revoked while they ran (revoke.lua): finish.lua stores those as REVOKED.
+    pub fn revoking(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "revoking")
     }
 
     /// A worker's last claim on this queue (token and ids), so a claim whose reply was lost
@@ -175,6 +188,8 @@ mod tests {
             keys.pending(&queue),
             keys.scheduled(&queue),
             keys.inflight(&queue, "w1"),
+            keys.legacy_inflight(&queue, "w1"),
+            keys.revoking(&queue),
             keys.leases(&queue),
             keys.dead(&queue),
             keys.stats(&queue),

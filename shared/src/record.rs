@@ -99,6 +99,9 @@ pub(crate) mod field {
     pub const WORKFLOW: &str = "wf";
     /// The event log, newest line first (history.lua).
     pub const HISTORY: &str = "h";
+    /// When a SUCCESS or FAILURE run ended (ms; finish.lua). That ending is the history's
+    /// newest event, kept out of [`HISTORY`] so the acknowledgement need not read the log.
+    pub const ENDED: &str = "z";
     /// Records stored before the spec field existed kept its parts in fields of their own;
     /// they are still read (start.lua does the same), so an upgrade loses no pending task.
     pub mod legacy {
@@ -192,7 +195,7 @@ impl TaskRecord {
             created_at: spec.created_ms.and_then(to_datetime),
             eta: time(&h, field::ETA),
             started_at: run.as_ref().and_then(|r| r.started_ms).and_then(to_datetime),
-            finished_at: time(&h, field::legacy::FINISHED).or_else(|| {
+            finished_at: time(&h, field::ENDED).or_else(|| time(&h, field::legacy::FINISHED)).or_else(|| {
                 // A finished task's newest logged event is its ending: its time is the finish time.
                 let newest = TaskEvent::newest(h.get(field::HISTORY)?)?;
                 (state.is_terminal() && newest.state == Some(state)).then(|| to_datetime(newest.at))?
@@ -264,6 +267,15 @@ mod tests {
         };
         let done = record("SUCCESS", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000");
         assert_eq!(done.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
+        // As finish.lua stores it: the ending's time in its own field, not in the log.
+        let fields = [
+            ("s", "SUCCESS"),
+            ("t", "echo\n1\n\n\n[1]"),
+            ("z", "1764626000456"),
+            ("h", "1 STARTED 1764626000000"),
+        ];
+        let ended = TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+        assert_eq!(ended.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_456));
         assert_eq!(record("STARTED", "1 STARTED 1764626000000").finished_at, None);
         // A record from before: its own finish-time field is read first.
         let fields = [

@@ -143,6 +143,84 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
 }
 
 #[tokio::test]
+async fn a_worker_that_claims_its_lost_task_again_fences_its_own_older_run() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let (task, old) = enqueue_and_start(&broker, "echo", &json!(1)).await;
+    // w1 stalls past its lease: the reaper gives the task back, and w1 itself takes it again.
+    broker
+        .connection()
+        .zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "w1", 0)
+        .await
+        .unwrap();
+    assert_eq!(broker.recover_expired(&queue(), "w1").await.unwrap(), Some(1));
+    let new = run_one(&broker, "w1").await;
+    assert_eq!((new.id.clone(), new.delivery), (task.id.clone(), 2));
+    // The id is leased to w1 again, but for delivery 2: the first run is refused.
+    let late = Verdict::Failure(TaskError::permanent("late"));
+    assert_eq!(finish_run(&broker, "w1", &old, late).await, [Ack::Refused]);
+    let progress = celeriac::Progress {
+        current: 1,
+        total: 2,
+        message: None,
+    };
+    assert!(!broker.report_progress(&task.id, "w1", old.delivery, &progress).await.unwrap());
+    assert!(broker.report_progress(&task.id, "w1", new.delivery, &progress).await.unwrap());
+    assert_eq!(finish_run(&broker, "w1", &new, Verdict::Success("1".into())).await, [Ack::Stored]);
+    assert_eq!(state(&broker, &task.id).await, TaskState::Success);
+}
+
+#[tokio::test]
+async fn the_in_flight_hash_is_a_hash_table_and_holds_only_ids_for_readers() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let tasks: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
+    let ids = claim_ids(&broker, "w1", 3).await;
+    let key = broker.keys().inflight(&queue(), "w1");
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(&key)
+        .query_async(&mut broker.connection())
+        .await
+        .unwrap();
+    assert_eq!(encoding, "hashtable", "a listpack would make each token lookup a scan");
+    let mut leased = broker.leased(&queue(), "w1").await.unwrap();
+    leased.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(leased, expected);
+    assert!(broker.audit().await.unwrap().is_clean());
+    // Given back, the lease ends and the hash goes.
+    assert_eq!(broker.requeue_own(&queue(), "w1", &ids).await.unwrap(), 3);
+    let exists: bool = broker.connection().exists(&key).await.unwrap();
+    assert!(!exists);
+    assert!(broker.expired_leases(&queue()).await.unwrap().is_empty());
+    let leases: Vec<String> = broker.connection().zrange(broker.keys().leases(&queue()), 0, -1).await.unwrap();
+    assert!(leases.is_empty(), "{leases:?}");
+}
+
+#[tokio::test]
+async fn a_crashed_worker_of_an_earlier_build_gets_its_tasks_back() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let (task, _) = enqueue_and_start(&broker, "echo", &json!(1)).await;
+    // As an earlier build left it: the id in a plain set under the old key, the task STARTED.
+    let mut conn = broker.connection();
+    let suffix = task.id.suffix().to_owned();
+    conn.del::<_, ()>(broker.keys().inflight(&queue(), "w1")).await.unwrap();
+    conn.sadd::<_, _, ()>(broker.keys().legacy_inflight(&queue(), "old"), &suffix)
+        .await
+        .unwrap();
+    conn.zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "old", 0).await.unwrap();
+    assert_eq!(broker.recover_expired(&queue(), "old").await.unwrap(), Some(1));
+    assert_eq!(state(&broker, &task.id).await, TaskState::Pending);
+    let exists: bool = conn.exists(broker.keys().legacy_inflight(&queue(), "old")).await.unwrap();
+    assert!(!exists);
+    assert_eq!(run_one(&broker, "w2").await.delivery, 2);
+}
+
+#[tokio::test]
 async fn recovery_leaves_a_live_lease_alone() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
@@ -585,6 +663,31 @@ async fn every_transition_is_logged_in_order_with_consecutive_ids() {
 }
 
 #[tokio::test]
+async fn a_failure_retried_by_hand_keeps_its_ending_in_the_log() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
+    finish_run(&broker, "w1", &d, Verdict::Failure(TaskError::permanent("no"))).await;
+    let ended = broker.get(&task.id).await.unwrap().unwrap().finished_at;
+    assert!(ended.is_some());
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), 2);
+    broker.retry(&task.id).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
+    let (states, consecutive) = logged_states(&broker, &task.id).await;
+    use TaskState::*;
+    assert_eq!(states, [Some(Started), Some(Failure), Some(Pending), Some(Started), Some(Success)]);
+    assert!(consecutive);
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert_eq!(
+        Some(events[1].at),
+        ended.map(|t| t.timestamp_millis()),
+        "the failure keeps its time"
+    );
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), 5);
+}
+
+#[tokio::test]
 async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
@@ -610,6 +713,27 @@ async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
 }
 
 /// The queue's `revoked` counter.
+#[tokio::test]
+async fn a_run_revoked_while_it_ran_ends_revoked_whatever_it_reports() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let (task, d) = enqueue_and_start(&broker, "echo", &json!(1)).await;
+    let (other, other_run) = enqueue_and_start(&broker, "echo", &json!(2)).await;
+    broker.revoke(&task.id, false, "not wanted").await.unwrap();
+    let outcomes = [d, other_run].map(|d| Outcome {
+        id: d.id,
+        delivery: d.delivery,
+        verdict: Verdict::Success("1".into()),
+    });
+    assert_eq!(broker.finish(&queue(), "w1", &outcomes).await.unwrap(), [Ack::Stored, Ack::Stored]);
+    let record = broker.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(record.state, TaskState::Revoked);
+    assert_eq!(record.error.map(|e| e.message), Some("not wanted".into()));
+    assert_eq!(state(&broker, &other.id).await, TaskState::Success, "only the revoked one");
+    let revoking: bool = broker.connection().exists(broker.keys().revoking(&queue())).await.unwrap();
+    assert!(!revoking, "settled, it leaves the revoking set");
+}
+
 async fn revoked_count(broker: &Broker) -> u64 {
     let stats = broker.queue_stats().await.unwrap();
     stats.iter().find(|s| s.queue == "default").map_or(0, |s| s.revoked)
@@ -657,6 +781,8 @@ async fn every_way_of_ending_revoked_counts_in_the_queues_counter() {
     broker.requeue_own(&queue(), "w2", &[d.id.suffix().to_owned()]).await.unwrap();
     assert_eq!(state(&broker, &running.id).await, TaskState::Revoked);
     assert_eq!(revoked_count(&broker).await, 6, "revoked while running, then given back");
+    let revoking: bool = broker.connection().exists(broker.keys().revoking(&queue())).await.unwrap();
+    assert!(!revoking, "given back revoked, it leaves the revoking set");
 
     for id in [&queued.id, &purged[0].id, &scheduled.id, &pending.id] {
         assert_eq!(state(&broker, id).await, TaskState::Revoked);

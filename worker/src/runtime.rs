@@ -19,7 +19,7 @@ use crate::{acker, control, fetcher, health, promoter, reaper};
 /// How a worker process runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Unique among live workers; names its in-flight sets and leases.
+    /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,

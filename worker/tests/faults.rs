@@ -19,13 +19,10 @@ async fn a_killed_workers_tasks_come_back_and_run_once_more_without_using_a_retr
     let ids = setup.enqueue_many("sleep", &vec![json!({"ms": 400}); 24]).await;
     let mut first = setup.worker(4);
     let first_id = setup.live_worker_id().await;
-    let inflight_key = setup
-        .broker
-        .keys()
-        .inflight(&celeriac::QueueName::parse("default").unwrap(), &first_id);
+    let queue = celeriac::QueueName::parse("default").unwrap();
     let by_suffix = |suffix: &str| ids.iter().find(|id| id.suffix() == suffix).cloned();
     celeriac_testkit::eventually(DEADLINE, "the first worker runs tasks", || async {
-        let leased: Vec<String> = setup.broker.connection().smembers(&inflight_key).await.ok()?;
+        let leased = setup.broker.leased(&queue, &first_id).await.ok()?;
         for suffix in leased {
             let record = setup.broker.get(&by_suffix(&suffix)?).await.ok()??;
             if record.state == TaskState::Started {
@@ -39,7 +36,7 @@ async fn a_killed_workers_tasks_come_back_and_run_once_more_without_using_a_retr
     // A request the worker had sent just before it died still runs: let Redis read it first.
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Leased at the kill: started (one delivery) or only claimed, its start not yet stored.
-    let in_flight: HashSet<String> = setup.broker.connection().smembers(&inflight_key).await.unwrap();
+    let in_flight: HashSet<String> = setup.broker.leased(&queue, &first_id).await.unwrap().into_iter().collect();
     let mut deliveries_at_kill = HashMap::new();
     for suffix in &in_flight {
         let id = by_suffix(suffix).expect("a leased id is one of ours");

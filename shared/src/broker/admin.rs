@@ -103,7 +103,7 @@ impl Broker {
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let mut oldest: Vec<Option<String>> = Vec::with_capacity(queues.len());
         let mut workers: Vec<Vec<String>> = Vec::with_capacity(queues.len());
-        // Second round: the oldest pending task's creation time and the in-flight set sizes.
+        // Second round: the oldest pending task's creation time and the in-flight hash sizes.
         let mut pipe = redis::pipe();
         for (q, r) in queues.iter().zip(replies.chunks_exact(PER_QUEUE)) {
             let suffix: Option<String> = redis::from_redis_value_ref(&r[7]).map_err(convert)?;
@@ -119,7 +119,7 @@ impl Broker {
             oldest.push(suffix);
             let leased: Vec<String> = redis::from_redis_value_ref(&r[8]).map_err(convert)?;
             for w in &leased {
-                pipe.scard(self.keys.inflight(q, w));
+                pipe.hlen(self.keys.inflight(q, w));
             }
             workers.push(leased);
         }
@@ -146,7 +146,7 @@ impl Broker {
                     .transpose()
                     .map_err(convert)?
                     .unwrap_or(0);
-                active += n;
+                active += n.saturating_sub(1); // the hash's filler field holds no id (claim.lua)
             }
             let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
             let minutes: HashMap<String, u64> = redis::from_redis_value_ref(&r[6]).map_err(convert)?;

@@ -47,7 +47,12 @@ impl Broker {
                 "pending" => conn.lrange(key, 0, -1).await?,
                 "scheduled" | "retry" => conn.zrange(key, 0, -1).await?,
                 "purging" => conn.lrange(key, 0, -1).await?,
-                k if k.starts_with("inflight:") => conn.smembers(key).await?,
+                k if k.starts_with("held:") => {
+                    let mut ids: Vec<String> = conn.hkeys(key).await?;
+                    ids.retain(|id| id != super::lease::INFLIGHT_FILLER);
+                    ids
+                }
+                k if k.starts_with("inflight:") => conn.smembers(key).await?, // an earlier build's
                 k if k.starts_with("t:") => {
                     records.push((tag.to_owned(), k[2..].to_owned()));
                     continue;
@@ -76,10 +81,10 @@ impl Broker {
                     }
                     true
                 }
-                ("PENDING", [p]) => p == "pending" || p == "purging" || p.starts_with("inflight:"),
+                ("PENDING", [p]) => p == "pending" || p == "purging" || is_held(p),
                 ("SCHEDULED", [p]) => p == "scheduled",
                 ("RETRY", [p]) => p == "retry",
-                ("STARTED", [p]) => p.starts_with("inflight:"),
+                ("STARTED", [p]) => is_held(p),
                 _ => false,
             };
             if !place_ok {
@@ -93,6 +98,11 @@ impl Broker {
         }
         Ok(report)
     }
+}
+
+/// Whether a place is a worker's in-flight hash (or an earlier build's in-flight set).
+fn is_held(place: &str) -> bool {
+    place.starts_with("held:") || place.starts_with("inflight:")
 }
 
 /// `ns:{queue}:kind...` -> (queue, kind...)

@@ -1,6 +1,7 @@
-//! The worker's side of the broker: claim tasks into its in-flight set, start them, report
-//! progress, finish them, or give them back. Every write of a run is fenced by its delivery
-//! number and by the lease (the id still being in this worker's in-flight set), invariant 4.
+//! The worker's side of the broker: claim tasks into its in-flight hash, start them, report
+//! progress, finish them, or give them back. Every write of a run is fenced by its token in
+//! this worker's in-flight hash: the id is still leased to it, for the delivery it started
+//! (invariant 4). The hash holds the token, so the acknowledgement reads nothing of the task.
 
 use std::time::Duration;
 
@@ -89,6 +90,10 @@ pub enum Ack {
 /// How many dead letters a queue keeps, by count and by age.
 pub const DEAD_LETTERS_MAX: u64 = 10_000;
 pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
+
+/// The in-flight hash's field that holds no id: a long value that keeps the hash a hash table
+/// (claim.lua).
+pub const INFLIGHT_FILLER: &str = "~";
 
 fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
     TaskId::parse(&format!("{queue}-{suffix}")).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
@@ -190,7 +195,8 @@ impl Broker {
             .key(self.keys.retrying(queue))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
-            .key(self.keys.minutes(queue));
+            .key(self.keys.minutes(queue))
+            .key(self.keys.revoking(queue));
         call.arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
@@ -225,25 +231,38 @@ impl Broker {
     /// Puts `worker`'s own leased tasks back at the front of their queue (graceful stop).
     /// Returns how many were put back.
     pub async fn requeue_own(&self, queue: &QueueName, worker: &str, suffixes: &[String]) -> Result<usize, BrokerError> {
-        let moved = self.requeue(queue, worker, "own".into(), suffixes).await?;
+        let moved = self
+            .requeue(&self.keys.inflight(queue, worker), queue, worker, "own".into(), suffixes)
+            .await?;
         Ok(moved.max(0) as usize)
     }
 
     /// Recovers the tasks of `worker` on `queue` if its lease has expired (it crashed): they go
     /// back to the front of the queue. `None` when the lease turned out to be alive.
+    /// A worker of an earlier build kept its leased ids in a set of another name: those come
+    /// back too.
     pub async fn recover_expired(&self, queue: &QueueName, worker: &str) -> Result<Option<usize>, BrokerError> {
+        use redis::AsyncCommands;
+        let guard = self.clock.now_ms().to_string();
         let leased = self.leased(queue, worker).await?;
-        let moved = self.requeue(queue, worker, self.clock.now_ms().to_string(), &leased).await?;
+        let held = self.keys.inflight(queue, worker);
+        let mut moved = self.requeue(&held, queue, worker, guard.clone(), &leased).await?;
+        let legacy = self.keys.legacy_inflight(queue, worker);
+        let legacy_leased: Vec<String> = self.conn.clone().smembers(&legacy).await?;
+        if moved >= 0 && !legacy_leased.is_empty() {
+            moved += self.requeue(&legacy, queue, worker, guard, &legacy_leased).await?.max(0);
+        }
         Ok((moved >= 0).then_some(moved as usize))
     }
 
-    async fn requeue(&self, queue: &QueueName, worker: &str, guard: String, suffixes: &[String]) -> Result<i64, BrokerError> {
+    async fn requeue(&self, held: &str, queue: &QueueName, worker: &str, guard: String, suffixes: &[String]) -> Result<i64, BrokerError> {
         let mut call = scripts::REQUEUE.prepare_invoke();
-        call.key(self.keys.inflight(queue, worker))
+        call.key(held)
             .key(self.keys.pending(queue))
             .key(self.keys.leases(queue))
             .key(self.keys.workflow_outbox(queue))
-            .key(self.keys.stats(queue));
+            .key(self.keys.stats(queue))
+            .key(self.keys.revoking(queue));
         call.arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(worker)
@@ -314,7 +333,9 @@ impl Broker {
     /// Ids leased to `worker` on `queue`.
     pub async fn leased(&self, queue: &QueueName, worker: &str) -> Result<Vec<String>, BrokerError> {
         use redis::AsyncCommands;
-        Ok(self.conn.clone().smembers(self.keys.inflight(queue, worker)).await?)
+        let mut ids: Vec<String> = self.conn.clone().hkeys(self.keys.inflight(queue, worker)).await?;
+        ids.retain(|id| id != INFLIGHT_FILLER);
+        Ok(ids)
     }
 
     /// Records progress of a running task; `false` when this run no longer holds the lease.

@@ -44,6 +44,7 @@ impl Broker {
             .key(self.keys.workflow_outbox(id.queue()))
             .key(self.keys.retrying(id.queue()))
             .key(self.keys.stats(id.queue()))
+            .key(self.keys.revoking(id.queue()))
             .arg(id.suffix())
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)

@@ -169,6 +169,25 @@ impl TaskEvent {
         Some(Self { id, state, progress, at })
     }
 
+    /// A task's events, oldest first, from its fields: the log `h` (newest line first) and,
+    /// when the task's SUCCESS or FAILURE ending is kept in field `z` (finish.lua), that
+    /// ending as the next event.
+    fn log(history: Option<&str>, state: Option<&str>, ended: Option<&str>) -> Vec<Self> {
+        let mut events: Vec<Self> = history.unwrap_or_default().lines().rev().filter_map(Self::parse).collect();
+        events.extend(Self::ending(history, state, ended));
+        events
+    }
+
+    /// The ending kept in field `z`: the event after the log's newest.
+    fn ending(history: Option<&str>, state: Option<&str>, ended: Option<&str>) -> Option<Self> {
+        Some(Self {
+            id: history.and_then(Self::parse_id).unwrap_or(0) + 1,
+            state: Some(crate::state::TaskState::parse(state?)?),
+            progress: None,
+            at: ended?.parse().ok()?,
+        })
+    }
+
     /// The newest event of a history (its first line).
     pub(crate) fn newest(history: &str) -> Option<Self> {
         Self::parse(history.lines().next()?)
@@ -184,23 +203,31 @@ impl TaskEvent {
 impl Broker {
     /// The task's logged events with an id above `after`, oldest first.
     pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
-        use redis::AsyncCommands;
-        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), crate::record::field::HISTORY).await?;
-        Ok(history
-            .as_deref()
-            .unwrap_or_default()
-            .lines()
-            .rev() // stored newest first (history.lua)
-            .filter_map(TaskEvent::parse)
-            .filter(|e| e.id > after)
-            .collect())
+        use crate::record::field;
+        let (history, state, ended): (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.task(id))
+            .arg(field::HISTORY)
+            .arg(field::STATE)
+            .arg(field::ENDED)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut events = TaskEvent::log(history.as_deref(), state.as_deref(), ended.as_deref());
+        events.retain(|e| e.id > after);
+        Ok(events)
     }
 
-    /// The id of the task's latest event (0 before any): the id of the history's first line.
+    /// The id of the task's latest event (0 before any): the id of the history's first line,
+    /// or the next one when the ending is kept in field `z`.
     pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
-        use redis::AsyncCommands;
-        let history: Option<String> = self.conn.clone().hget(self.keys.task(id), crate::record::field::HISTORY).await?;
-        Ok(history.as_deref().and_then(TaskEvent::parse_id).unwrap_or(0))
+        use crate::record::field;
+        let (history, ended): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.task(id))
+            .arg(field::HISTORY)
+            .arg(field::ENDED)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let newest = history.as_deref().and_then(TaskEvent::parse_id).unwrap_or(0);
+        Ok(newest + u64::from(ended.is_some()))
     }
 }
 
@@ -252,6 +279,19 @@ mod tests {
         assert_eq!(TaskEvent::parse_id("12 SUCCESS 17\n11 STARTED 16"), Some(12));
         assert_eq!(TaskEvent::parse_id("3 P 17 {}"), Some(3));
         assert_eq!(TaskEvent::parse_id(""), None);
+    }
+
+    #[test]
+    fn an_ending_kept_in_its_own_field_is_the_next_event() {
+        let log = TaskEvent::log(Some("2 P 5 {\"current\":1,\"total\":2}\n1 STARTED 4"), Some("SUCCESS"), Some("9"));
+        let ids: Vec<_> = log.iter().map(|e| (e.id, e.state, e.at)).collect();
+        assert_eq!(
+            ids,
+            [(1, Some(TaskState::Started), 4), (2, None, 5), (3, Some(TaskState::Success), 9)]
+        );
+        // No ending field: the log as it is.
+        assert_eq!(TaskEvent::log(Some("1 STARTED 4"), Some("STARTED"), None).len(), 1);
+        assert_eq!(TaskEvent::log(None, Some("FAILURE"), Some("9"))[0].id, 1);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 --[[ claim: lease up to N pending tasks to one worker by moving their ids from the queue's
-pending list into the worker's in-flight set, and renew the worker's lease on the queue, in
+pending list into the worker's in-flight hash, and renew the worker's lease on the queue, in
 one step: a task is never held without a lease the reaper can see (invariants 2 and 3).
+The in-flight hash maps each leased id to its fencing token: '' until start.lua runs it, then
+the delivery it started (see start.lua); its field '~' is no id (see below).
 The worker then marks them started with start.lua, which needs their keys.
 
 Replayable: the ids taken are remembered with the caller's claim token, so a worker whose
@@ -8,7 +10,7 @@ connection broke before the reply arrived asks again with the same token and get
 ids, instead of leaving them leased to itself and unknown to it.
 
 KEYS[1]  pending list of the queue
-KEYS[2]  in-flight set of this worker on this queue
+KEYS[2]  in-flight hash of this worker on this queue (id suffix -> fencing token)
 KEYS[3]  pause flag of the queue
 KEYS[4]  leases sorted set of the queue (worker id -> lease expiry, ms)
 KEYS[5]  this worker's last claim on this queue ('<token> <id> <id>...')
@@ -31,7 +33,14 @@ end
 if call('EXISTS', KEYS[3]) == 1 then return -1 end
 local ids = call('RPOP', KEYS[1], tonumber(ARGV[1]))
 if not ids then return {} end
+-- A hash of up to 128 short fields is kept as a listpack, where finding a field scans the
+-- whole hash: every batch read or write of tokens would cost O(n^2). A field longer than
+-- hash-max-listpack-value makes it a hash table for good (Redis never turns one back), so
+-- the in-flight hash starts with one ('~', which holds no id), whatever the server's settings.
+if call('EXISTS', KEYS[2]) == 0 then call('HSET', KEYS[2], '~', string.rep('~', 4096)) end
 call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-call('SADD', KEYS[2], unpack(ids))
+local claimed = {}
+for i = 1, #ids do claimed[2 * i - 1] = ids[i]; claimed[2 * i] = '' end
+call('HSET', KEYS[2], unpack(claimed))
 call('SET', KEYS[5], ARGV[4] .. ' ' .. table.concat(ids, ' '), 'EX', 600)
 return ids

@@ -3,21 +3,25 @@
   FAILURE  store the error; the id joins the queue's dead letters (capped by count and age)
            and the record lives as long as a dead letter may
   RETRY    store the error, count the retry, and schedule the next attempt at its due time
-A run revoked while it ran (field 'rv' set by revoke.lua) is stored as REVOKED instead.
-A workflow member that ended (not RETRY) is also put in the queue's workflow outbox, in the
-same step, so the workflow hears of it even if this worker dies right after. Every change is
-appended to the task's history (field 'h', history.lua); per-minute counts feed throughput
-charts.
-Fenced: a run whose lease was lost (id no longer in this worker's in-flight set, or a newer
-delivery started) is refused, so the newer run's outcome stands.
+A run revoked while it ran (in the queue's revoking set, its reason in the task's field 'rv',
+both set by revoke.lua) is stored as REVOKED instead. A workflow member that ended (not
+RETRY) is also put in the queue's workflow outbox, in the same step, so the workflow hears of
+it even if this worker dies right after. Per-minute counts feed throughput charts.
+Fenced: a run is stored only if the worker's in-flight hash still holds its token (start.lua:
+'<delivery>', or 'w<delivery>' for a workflow member); a run whose lease was lost (the id
+taken back, or a newer delivery started) is refused, so the newer run's outcome stands.
+Reads nothing of a SUCCESS or FAILURE run's task: its ending goes to field 'z' (its time; the
+event's kind is the state), which readers and the next writer of the history fold in as the
+newest event (history.lua). RETRY and REVOKED, rare, are appended to the history ('h') here.
 
-KEYS[1]   in-flight set of this worker on this queue
+KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing token)
 KEYS[2]   stats hash of the queue
 KEYS[3]   retry sorted set of the queue (ids waiting for their next attempt)
 KEYS[4]   dead-letter sorted set of the queue
 KEYS[5]   workflow outbox list of the queue
 KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
-KEYS[7..] task hashes, in the order of the task groups in ARGV
+KEYS[7]   revoking set of the queue (ids revoked while they ran)
+KEYS[8..] task hashes, in the order of the task groups in ARGV
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel (one message per call: the changed task ids, space-separated)
@@ -41,29 +45,37 @@ local n = (#ARGV - 6) / STRIDE
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local ended, n_ended = {}, 0
--- One membership check for the whole batch (a redis.call costs more than the command).
+-- One read of the fencing tokens and one of the revoking set for the whole batch (a
+-- redis.call costs more than the command); the set is only looked into when it exists.
 local suffixes = {}
 for i = 0, n - 1 do suffixes[i + 1] = ARGV[7 + i * STRIDE] end
-local leased = call('SMISMEMBER', KEYS[1], unpack(suffixes))
+local tokens = call('HMGET', KEYS[1], unpack(suffixes))
+local revoking = call('EXISTS', KEYS[7]) == 1 and call('SMISMEMBER', KEYS[7], unpack(suffixes))
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
 for i = 0, n - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local key = KEYS[7 + i]
-  local f = call('HMGET', key, 'd', 'rv', 'wf', 'h')
-  if leased[i + 1] == 1 and f[1] == delivery then
+  local key = KEYS[8 + i]
+  local token = tokens[i + 1]
+  local member = token and token ~= delivery and token == 'w' .. delivery
+  if token == delivery or member then
     local keep = ttl
-    if f[2] then state = 'REVOKED' end
-    local h = next_event(f[4], state, at)
-    if state == 'REVOKED' then
-      call('HSET', key, 's', state, 'e', f[2], 'h', h)
+    local revoked = revoking and revoking[i + 1] == 1
+    if revoked then
+      call('SREM', KEYS[7], suffix)
+      revoked = call('HGET', key, 'rv')
+    end
+    if revoked then
+      state = 'REVOKED'
+      call('HSET', key, 's', state, 'e', revoked, 'h', next_event(call('HGET', key, 'h'), state, at))
     elseif state == 'SUCCESS' then
-      call('HSET', key, 's', state, 'r', payload, 'h', h)
+      call('HSET', key, 's', state, 'r', payload, 'z', at)
     elseif state == 'FAILURE' then
-      call('HSET', key, 's', state, 'e', payload, 'h', h)
+      call('HSET', key, 's', state, 'e', payload, 'z', at)
       if dead_age > tonumber(ttl) then keep = ARGV[6] end
       call('ZADD', KEYS[4], at, suffix)
     else
+      local h = next_event(call('HGET', key, 'h'), 'RETRY', at)
       call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'h', h)
       call('HINCRBY', key, 'rt', 1)
       call('ZADD', KEYS[3], due, suffix)
@@ -73,7 +85,7 @@ for i = 0, n - 1 do
     n_ended = n_ended + 1
     ended[n_ended] = suffix
     counts[state] = counts[state] + 1
-    if state ~= 'RETRY' and f[3] then
+    if state ~= 'RETRY' and member then
       call('LPUSH', KEYS[5], suffix)
       out[i + 1] = 2
     else
@@ -104,7 +116,7 @@ if counts.FAILURE > 0 then
   call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_age * 1000)
   call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
-if n_ended > 0 then call('SREM', KEYS[1], unpack(ended)) end
+if n_ended > 0 then call('HDEL', KEYS[1], unpack(ended)) end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
 if n_ended > 0 then call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end

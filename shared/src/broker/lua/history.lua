@@ -5,6 +5,13 @@ so no other field has to be read or written to know it. Keeping the log in the h
 list key of its own) spares every transition a key lookup, an RPUSH and an EXPIRE, and every
 finished task a key. This file is prepended to the scripts that log events (see scripts.rs).
 The log is capped at about 4 KB: the oldest lines go first.
+A SUCCESS or FAILURE ending is not in 'h': finish.lua writes only its time, field 'z' (the
+kind is the state), to spare every finished task a read and a rewrite of its log. It is the
+newest event, with the next id; readers fold it in (wait.rs), and so must any script that
+appends to such a task's log (fold_ending).
+
+fold_ending(h, state, z)
+                      history h with the ending kept in field 'z' (nil: none) folded in
 
 increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
                       is cheap, while tostring() of a Lua number costs an snprintf
@@ -33,4 +40,9 @@ local function next_event(h, kind, at, detail)
   -- over the cap: keep the whole lines that fit in 4096 bytes (the newest, always)
   if #h > 4096 then h = match(string.sub(h, 1, 4097), '^(.*)\n') or match(h, '^[^\n]*') end
   return h
+end
+
+local function fold_ending(h, state, z)
+  if not z then return h end
+  return next_event(h, state, z)
 end

@@ -1,8 +1,9 @@
 --[[ progress: record a running task's progress, append it to the task's history (field 'h',
-history.lua, which keeps the last few KB) and announce it. Fenced like finish.lua: a run that
-lost its lease cannot write progress over the newer run.
+history.lua, which keeps the last few KB) and announce it. Fenced like finish.lua, by the
+run's token in the worker's in-flight hash: a run that lost its lease cannot write progress
+over the newer run.
 
-KEYS[1]  in-flight set of the worker on the task's queue
+KEYS[1]  in-flight hash of the worker on the task's queue (id suffix -> fencing token)
 KEYS[2]  task hash
 ARGV[1]  id suffix
 ARGV[2]  delivery
@@ -13,10 +14,9 @@ ARGV[6]  now, ms
 
 Returns 1 (stored) or 0 (refused: stale lease)
 ]]
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
-local f = redis.call('HMGET', KEYS[2], 'd', 'h')
-if f[1] ~= ARGV[2] then return 0 end
-local h = next_event(f[2], 'P', ARGV[6], ARGV[3])
+local token = redis.call('HGET', KEYS[1], ARGV[1])
+if token ~= ARGV[2] and token ~= 'w' .. ARGV[2] then return 0 end
+local h = next_event(redis.call('HGET', KEYS[2], 'h'), 'P', ARGV[6], ARGV[3])
 redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1

@@ -1,16 +1,19 @@
 --[[ requeue: give leased tasks back to the front of their queue, unchanged. Used by a worker
 that stops gracefully (its own tasks) and by the reaper for a worker whose lease expired
 (a crash). Not a failed attempt: the retry count is untouched. A task revoked while it ran is
-settled as REVOKED instead of going back. When the worker's in-flight set is empty
-afterwards, its lease on the queue ends. Every change is appended to the task's history
-(field 'h', history.lua).
+settled as REVOKED instead of going back. When the worker's in-flight hash holds no id
+afterwards, it is deleted and the worker's lease on the queue ends. Every change is appended
+to the task's history (field 'h', history.lua).
 
-KEYS[1]   in-flight set the tasks are leased in
+KEYS[1]   in-flight hash the tasks are leased in (or the in-flight set of a worker of an
+          earlier build, which kept its leased ids in a set: a crashed one's tasks still
+          come back)
 KEYS[2]   pending list of the queue
 KEYS[3]   leases sorted set of the queue
 KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes there)
 KEYS[5]   stats hash of the queue (counts 'revoked')
-KEYS[6..] task hashes, in the order of the ids in ARGV
+KEYS[6]   revoking set of the queue (ids revoked while they ran)
+KEYS[7..] task hashes, in the order of the ids in ARGV
 ARGV[1]   events channel
 ARGV[2]   queue name
 ARGV[3]   the worker whose tasks these are
@@ -27,13 +30,16 @@ if ARGV[4] ~= 'own' then
   local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])
   if lease and tonumber(lease) > tonumber(ARGV[4]) then return -1 end
 end
+local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
 local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 1]
+  local key = KEYS[i]
   local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf')
-  if redis.call('SREM', KEYS[1], suffix) == 1 and f[1] then
+  local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
+  if held and f[1] then
     if f[3] then
+      redis.call('SREM', KEYS[6], suffix)
       local h = next_event(f[2], 'REVOKED', ARGV[5])
       redis.call('HSET', key, 's', 'REVOKED', 'e', f[3], 'h', h)
       redis.call('EXPIRE', key, ARGV[6])
@@ -49,5 +55,9 @@ for i = 7, #ARGV do
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
   end
 end
-if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[3]) end
+-- Nothing left but the hash's '~' field (claim.lua): the lease ends, and the hash goes.
+if legacy and redis.call('SCARD', KEYS[1]) == 0 or not legacy and redis.call('HLEN', KEYS[1]) <= 1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
 return moved

@@ -1,7 +1,8 @@
 --[[ revoke: stop a task from running. A queued or scheduled task leaves its list or set and
-is REVOKED at once: it never starts. A running task is marked (field 'rv'); its worker is
-told on the control channel to cancel it, and whatever the run then reports is stored as
-REVOKED (finish.lua), also if its worker dies first (requeue.lua).
+is REVOKED at once: it never starts. A running task is marked (field 'rv', the reason, and
+the queue's revoking set, which finish.lua looks into once per batch); its worker is told on
+the control channel to cancel it, and whatever the run then reports is stored as REVOKED
+(finish.lua), also if its worker dies first (requeue.lua).
 
 KEYS[1]  task hash
 KEYS[2]  pending list of the task's queue
@@ -9,6 +10,7 @@ KEYS[3]  scheduled sorted set of the task's queue
 KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goes there)
 KEYS[5]  retry sorted set of the task's queue
 KEYS[6]  stats hash of the task's queue (counts 'revoked')
+KEYS[7]  revoking set of the task's queue (ids revoked while they ran)
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -26,6 +28,7 @@ if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then return 'f
 local error = cjson.encode({kind = 'Revoked', message = ARGV[6], retryable = false})
 if state == 'STARTED' then
   redis.call('HSET', KEYS[1], 'rv', error)
+  redis.call('SADD', KEYS[7], ARGV[1])
   return 'signalled'
 end
 redis.call('LREM', KEYS[2], 1, ARGV[1])

@@ -1,10 +1,12 @@
 --[[ start: mark claimed tasks STARTED by this worker, or settle the ones that must not run
 (revoked while queued, expired, gone, or poison: a record without its spec, field 't',
 which goes to the dead letters with the reason). Each start is a new delivery; its number
-fences every later write of this run (progress, finish). Every change is appended to the
-task's history (field 'h', history.lua).
+fences every later write of this run (progress, finish): it becomes the task's token in the
+worker's in-flight hash, '<delivery>', or 'w<delivery>' for a workflow member, so finish.lua
+needs to read nothing of the task to fence it or to find its workflow. Every change is
+appended to the task's history (field 'h', history.lua).
 
-KEYS[1]   in-flight set of this worker on this queue
+KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing token)
 KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
 KEYS[4]   stats hash of the queue (counts 'revoked' and 'failed' for tasks settled here)
@@ -46,28 +48,30 @@ local function settle(key, f, suffix, state, error)
   local h = next_event(f[7], state, at)
   call('HSET', key, 's', state, 'e', error, 'h', h)
   call('EXPIRE', key, ttl)
-  call('SREM', KEYS[1], suffix)
+  call('HDEL', KEYS[1], suffix)
   n_changed = n_changed + 1
   changed[n_changed] = suffix
-  if call('HEXISTS', key, 'wf') == 1 then call('LPUSH', KEYS[3], suffix) end
+  if f[8] then call('LPUSH', KEYS[3], suffix) end
   call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
 end
--- One membership check for the whole batch (a redis.call costs more than the command).
-local leased = call('SMISMEMBER', KEYS[1], unpack(ARGV, 6))
+-- One read of the tokens for the whole batch (a redis.call costs more than the command).
+local leased = call('HMGET', KEYS[1], unpack(ARGV, 6))
+-- The new tokens, written in one step at the end: suffix, token, suffix, token...
+local tokens, n_tokens = {}, 0
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
   local o = (i - 6) * 5 -- this task's place in out
-  local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h')
+  local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf')
   local state, spec, expires = f[1], f[2], tonumber(f[4])
   if state and not spec then spec = legacy_spec(key) end
-  if leased[i - 5] == 0 then
+  if not leased[i - 5] then
     skip(o, 'gone')
   elseif not state then
-    call('SREM', KEYS[1], suffix)
+    call('HDEL', KEYS[1], suffix)
     skip(o, 'gone')
   elseif state == 'REVOKED' then
-    call('SREM', KEYS[1], suffix)
+    call('HDEL', KEYS[1], suffix)
     skip(o, 'revoked')
   elseif not spec then
     settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
@@ -80,12 +84,16 @@ for i = 6, #ARGV do
     local delivery = increment(f[6])
     local h = next_event(f[7], 'STARTED', at)
     call('HSET', key, 's', 'STARTED', 'w', at .. ' ' .. ARGV[1], 'd', delivery, 'h', h)
+    tokens[n_tokens + 1] = suffix
+    tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
+    n_tokens = n_tokens + 2
     n_changed = n_changed + 1
     changed[n_changed] = suffix
     out[o + 1] = 'run'; out[o + 2] = spec; out[o + 3] = delivery; out[o + 4] = f[3] or '0'
     out[o + 5] = f[5] or ''
   end
 end
+if n_tokens > 0 then call('HSET', KEYS[1], unpack(tokens)) end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
 if n_changed > 0 then call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
