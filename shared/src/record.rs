@@ -89,7 +89,8 @@ pub(crate) mod field {
     pub const DELIVERIES: &str = "d";
     pub const RETRIES: &str = "rt";
     /// The current or last run: `<started ms> <worker id>`, one field (fewer fields is
-    /// cheaper for every script that reads or writes the hash).
+    /// cheaper for every script that reads or writes the hash). Marked `*` in front while its
+    /// STARTED event is not in [`HISTORY`] yet (history.lua).
     pub const RUN: &str = "w";
     pub const RESULT: &str = "r";
     pub const ERROR: &str = "e";
@@ -218,9 +219,10 @@ struct StoredRun {
 }
 
 impl StoredRun {
-    /// Reads `<started ms> <worker id>`; a record stored before the start time moved here
+    /// Reads `[*]<started ms> <worker id>`; a record stored before the start time moved here
     /// holds only the worker id, and its start time in `legacy_started`.
     fn parse(raw: &str, legacy_started: Option<i64>) -> Self {
+        let raw = raw.strip_prefix('*').unwrap_or(raw);
         match raw.split_once(' ').and_then(|(ms, worker)| Some((ms.parse().ok()?, worker))) {
             Some((started, worker)) => Self {
                 started_ms: Some(started),
@@ -292,6 +294,11 @@ mod tests {
     fn the_run_field_holds_the_start_time_and_the_worker_and_older_records_still_read() {
         let run = StoredRun::parse("1764626000000 vm.12.ab", None);
         assert_eq!((run.started_ms, run.worker.as_str()), (Some(1_764_626_000_000), "vm.12.ab"));
+        let unlogged = StoredRun::parse("*1764626000000 vm.12.ab", None);
+        assert_eq!(
+            (unlogged.started_ms, unlogged.worker.as_str()),
+            (Some(1_764_626_000_000), "vm.12.ab")
+        );
         let old = StoredRun::parse("vm.12.ab", Some(17));
         assert_eq!((old.started_ms, old.worker.as_str()), (Some(17), "vm.12.ab"));
         let spaced = StoredRun::parse("my worker", Some(17));

@@ -245,7 +245,13 @@ async fn a_graceful_requeue_puts_the_task_first_in_line_without_using_a_retry() 
     assert_eq!(d.id, a.id);
     assert_eq!(broker.requeue_own(&queue(), "w1", &[a.id.suffix().to_owned()]).await.unwrap(), 1);
     let again = run_one(&broker, "w2").await;
-    assert_eq!((again.id, again.delivery, again.retries), (a.id, 2, 0));
+    assert_eq!((again.id.clone(), again.delivery, again.retries), (a.id.clone(), 2, 0));
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &a.id).await,
+        (vec![Some(Started), Some(Pending), Some(Started)], true),
+        "the first start is logged before the requeue"
+    );
 }
 
 #[tokio::test]
@@ -688,6 +694,27 @@ async fn a_failure_retried_by_hand_keeps_its_ending_in_the_log() {
 }
 
 #[tokio::test]
+async fn a_start_asked_again_logs_both_starts() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    let task = NewTask::new(&queue(), "echo", &json!(1));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let ids = claim_ids(&broker, "w1", 1).await;
+    // The first start's reply was lost: the worker asks again, which is a newer delivery.
+    broker.start(&queue(), "w1", &ids).await.unwrap();
+    let Some(celeriac::broker::Started::Run(d)) = broker.start(&queue(), "w1", &ids).await.unwrap().pop() else {
+        panic!("the second start runs it")
+    };
+    assert_eq!(d.delivery, 2);
+    assert_eq!(finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await, [Ack::Stored]);
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (vec![Some(Started), Some(Started), Some(Success)], true)
+    );
+}
+
+#[tokio::test]
 async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
@@ -729,6 +756,10 @@ async fn a_run_revoked_while_it_ran_ends_revoked_whatever_it_reports() {
     let record = broker.get(&task.id).await.unwrap().unwrap();
     assert_eq!(record.state, TaskState::Revoked);
     assert_eq!(record.error.map(|e| e.message), Some("not wanted".into()));
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (vec![Some(TaskState::Started), Some(TaskState::Revoked)], true)
+    );
     assert_eq!(state(&broker, &other.id).await, TaskState::Success, "only the revoked one");
     let revoking: bool = broker.connection().exists(broker.keys().revoking(&queue())).await.unwrap();
     assert!(!revoking, "settled, it leaves the revoking set");

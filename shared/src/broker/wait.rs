@@ -169,23 +169,33 @@ impl TaskEvent {
         Some(Self { id, state, progress, at })
     }
 
-    /// A task's events, oldest first, from its fields: the log `h` (newest line first) and,
-    /// when the task's SUCCESS or FAILURE ending is kept in field `z` (finish.lua), that
-    /// ending as the next event.
-    fn log(history: Option<&str>, state: Option<&str>, ended: Option<&str>) -> Vec<Self> {
+    /// A task's events, oldest first, from its fields: the log `h` (newest line first), then
+    /// the events kept out of it (history.lua): the start, when the run field `w` is marked
+    /// `*`, and the SUCCESS or FAILURE ending whose time is in field `z`.
+    fn log(fields: &LogFields) -> Vec<Self> {
+        let history = fields.history.as_deref();
         let mut events: Vec<Self> = history.unwrap_or_default().lines().rev().filter_map(Self::parse).collect();
-        events.extend(Self::ending(history, state, ended));
+        let mut next_id = history.and_then(Self::parse_id).unwrap_or(0) + 1;
+        let started = fields.run.as_deref().and_then(|w| w.strip_prefix('*'));
+        if let Some(at) = started.and_then(|w| w.split(' ').next()?.parse().ok()) {
+            events.push(Self {
+                id: next_id,
+                state: Some(crate::state::TaskState::Started),
+                progress: None,
+                at,
+            });
+            next_id += 1;
+        }
+        let ending = fields.state.as_deref().and_then(crate::state::TaskState::parse);
+        if let (Some(state), Some(at)) = (ending, fields.ended.as_deref().and_then(|z| z.parse().ok())) {
+            events.push(Self {
+                id: next_id,
+                state: Some(state),
+                progress: None,
+                at,
+            });
+        }
         events
-    }
-
-    /// The ending kept in field `z`: the event after the log's newest.
-    fn ending(history: Option<&str>, state: Option<&str>, ended: Option<&str>) -> Option<Self> {
-        Some(Self {
-            id: history.and_then(Self::parse_id).unwrap_or(0) + 1,
-            state: Some(crate::state::TaskState::parse(state?)?),
-            progress: None,
-            at: ended?.parse().ok()?,
-        })
     }
 
     /// The newest event of a history (its first line).
@@ -203,32 +213,46 @@ impl TaskEvent {
 impl Broker {
     /// The task's logged events with an id above `after`, oldest first.
     pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
-        use crate::record::field;
-        let (history, state, ended): (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.task(id))
-            .arg(field::HISTORY)
-            .arg(field::STATE)
-            .arg(field::ENDED)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        let mut events = TaskEvent::log(history.as_deref(), state.as_deref(), ended.as_deref());
+        let mut events = TaskEvent::log(&self.log_fields(id).await?);
         events.retain(|e| e.id > after);
         Ok(events)
     }
 
-    /// The id of the task's latest event (0 before any): the id of the history's first line,
-    /// or the next one when the ending is kept in field `z`.
+    /// The id of the task's latest event (0 before any).
     pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
+        Ok(TaskEvent::log(&self.log_fields(id).await?).last().map_or(0, |e| e.id))
+    }
+
+    async fn log_fields(&self, id: &TaskId) -> Result<LogFields, BrokerError> {
         use crate::record::field;
-        let (history, ended): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        let (history, run, state, ended) = redis::cmd("HMGET")
             .arg(self.keys.task(id))
             .arg(field::HISTORY)
+            .arg(field::RUN)
+            .arg(field::STATE)
             .arg(field::ENDED)
             .query_async(&mut self.conn.clone())
             .await?;
-        let newest = history.as_deref().and_then(TaskEvent::parse_id).unwrap_or(0);
-        Ok(newest + u64::from(ended.is_some()))
+        Ok(LogFields {
+            history,
+            run,
+            state,
+            ended,
+        })
     }
+}
+
+/// The fields of a task hash its event log is read from (history.lua).
+#[derive(Debug, Default)]
+struct LogFields {
+    /// `h`: the logged events, newest line first.
+    history: Option<String>,
+    /// `w`: the run, marked `*` while its start is not in `h`.
+    run: Option<String>,
+    /// `s`: the state, the kind of an ending kept in `z`.
+    state: Option<String>,
+    /// `z`: the time of a SUCCESS or FAILURE ending not in `h`.
+    ended: Option<String>,
 }
 
 /// Waits until `rx` carries news about `id` (or a resync marker, or a lag: then something
@@ -246,7 +270,7 @@ pub async fn broadcast_recv(rx: &mut broadcast::Receiver<Arc<str>>, id: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::TaskEvent;
+    use super::{LogFields, TaskEvent};
     use crate::record::Progress;
     use crate::state::TaskState;
 
@@ -282,16 +306,37 @@ mod tests {
     }
 
     #[test]
-    fn an_ending_kept_in_its_own_field_is_the_next_event() {
-        let log = TaskEvent::log(Some("2 P 5 {\"current\":1,\"total\":2}\n1 STARTED 4"), Some("SUCCESS"), Some("9"));
-        let ids: Vec<_> = log.iter().map(|e| (e.id, e.state, e.at)).collect();
+    fn the_events_kept_out_of_the_log_come_after_it() {
+        let fields = |h: Option<&str>, w: Option<&str>, s: &str, z: Option<&str>| LogFields {
+            history: h.map(Into::into),
+            run: w.map(Into::into),
+            state: Some(s.into()),
+            ended: z.map(Into::into),
+        };
+        let summary = |f: &LogFields| TaskEvent::log(f).iter().map(|e| (e.id, e.state, e.at)).collect::<Vec<_>>();
+        use TaskState::*;
+        // A retried task's log, its second start in the run field and its ending in z.
+        let done = fields(Some("2 RETRY 5\n1 STARTED 4"), Some("*7 w1"), "SUCCESS", Some("9"));
         assert_eq!(
-            ids,
-            [(1, Some(TaskState::Started), 4), (2, None, 5), (3, Some(TaskState::Success), 9)]
+            summary(&done),
+            [
+                (1, Some(Started), 4),
+                (2, Some(Retry), 5),
+                (3, Some(Started), 7),
+                (4, Some(Success), 9)
+            ]
         );
-        // No ending field: the log as it is.
-        assert_eq!(TaskEvent::log(Some("1 STARTED 4"), Some("STARTED"), None).len(), 1);
-        assert_eq!(TaskEvent::log(None, Some("FAILURE"), Some("9"))[0].id, 1);
+        // Running, nothing logged yet.
+        assert_eq!(summary(&fields(None, Some("*7 w1"), "STARTED", None)), [(1, Some(Started), 7)]);
+        // The start already logged (no mark): the log as it is.
+        let progressed = fields(
+            Some("2 P 8 {\"current\":1,\"total\":2}\n1 STARTED 7"),
+            Some("7 w1"),
+            "STARTED",
+            None,
+        );
+        assert_eq!(summary(&progressed), [(1, Some(Started), 7), (2, None, 8)]);
+        assert_eq!(summary(&fields(None, None, "FAILURE", Some("9"))), [(1, Some(Failure), 9)]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ Fenced: a run is stored only if the worker's in-flight hash still holds its toke
 taken back, or a newer delivery started) is refused, so the newer run's outcome stands.
 Reads nothing of a SUCCESS or FAILURE run's task: its ending goes to field 'z' (its time; the
 event's kind is the state), which readers and the next writer of the history fold in as the
-newest event (history.lua). RETRY and REVOKED, rare, are appended to the history ('h') here.
+newest event (history.lua). RETRY and REVOKED, rare, are logged in the history ('h') here.
 
 KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing token)
 KEYS[2]   stats hash of the queue
@@ -52,6 +52,17 @@ for i = 0, n - 1 do suffixes[i + 1] = ARGV[7 + i * STRIDE] end
 local tokens = call('HMGET', KEYS[1], unpack(suffixes))
 local revoking = call('EXISTS', KEYS[7]) == 1 and call('SMISMEMBER', KEYS[7], unpack(suffixes))
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
+-- A RETRY or REVOKED run (rare) is logged in 'h', its start folded in first (history.lua):
+-- writes the fields given (state first, then the rest) with the new log and run field.
+local function log_ending(key, ...)
+  local fields = {...}
+  local g = call('HMGET', key, 'h', 'w')
+  local h, run = folded(g[1], g[2])
+  local n = #fields
+  fields[n + 1] = 'h'; fields[n + 2] = next_event(h, fields[2], at)
+  if run then fields[n + 3] = 'w'; fields[n + 4] = run end
+  call('HSET', key, unpack(fields))
+end
 for i = 0, n - 1 do
   local a = 7 + i * STRIDE
   local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -67,7 +78,7 @@ for i = 0, n - 1 do
     end
     if revoked then
       state = 'REVOKED'
-      call('HSET', key, 's', state, 'e', revoked, 'h', next_event(call('HGET', key, 'h'), state, at))
+      log_ending(key, 's', state, 'e', revoked)
     elseif state == 'SUCCESS' then
       call('HSET', key, 's', state, 'r', payload, 'z', at)
     elseif state == 'FAILURE' then
@@ -75,8 +86,7 @@ for i = 0, n - 1 do
       if dead_age > tonumber(ttl) then keep = ARGV[6] end
       call('ZADD', KEYS[4], at, suffix)
     else
-      local h = next_event(call('HGET', key, 'h'), 'RETRY', at)
-      call('HSET', key, 's', 'RETRY', 'e', payload, 'eta', due, 'h', h)
+      log_ending(key, 's', 'RETRY', 'e', payload, 'eta', due)
       call('HINCRBY', key, 'rt', 1)
       call('ZADD', KEYS[3], due, suffix)
       keep = nil

@@ -5,14 +5,21 @@ so no other field has to be read or written to know it. Keeping the log in the h
 list key of its own) spares every transition a key lookup, an RPUSH and an EXPIRE, and every
 finished task a key. This file is prepended to the scripts that log events (see scripts.rs).
 The log is capped at about 4 KB: the oldest lines go first.
-A SUCCESS or FAILURE ending is not in 'h': finish.lua writes only its time, field 'z' (the
-kind is the state), to spare every finished task a read and a rewrite of its log. It is the
-newest event, with the next id; readers fold it in (wait.rs), and so must any script that
-appends to such a task's log (fold_ending).
+Two events are kept out of 'h', each in a field the transition writes anyway, to spare the
+hot path (start.lua, then finish.lua) a read and a rewrite of the log:
+- a start: start.lua writes the run field 'w' as '*<ms> <worker>'; the '*' says its STARTED
+  event is not in 'h' yet;
+- a SUCCESS or FAILURE ending: finish.lua writes only its time, field 'z' (the kind is the
+  state).
+They come after the log's newest event, in that order, with the next ids. Readers fold them
+in (wait.rs). They exist only while a task is STARTED, SUCCESS or FAILURE, since every
+transition out of those states folds them first: a script that appends to the log of such a
+task calls folded() and writes back what it returns.
 
-fold_ending(h, state, z)
-                      history h with the ending kept in field 'z' (nil: none) folded in
-
+folded(h, w, state, z)
+                      history h with the events kept outside it folded in (w: the run field,
+                      z: the ending's time, nil for none), and the run field to write back
+                      without its mark (nil: unchanged)
 increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
                       is cheap, while tostring() of a Lua number costs an snprintf
 next_event(h, kind, at, detail)
@@ -42,7 +49,12 @@ local function next_event(h, kind, at, detail)
   return h
 end
 
-local function fold_ending(h, state, z)
-  if not z then return h end
-  return next_event(h, state, z)
+local function folded(h, w, state, z)
+  local run
+  if w and string.byte(w, 1) == 42 then -- '*': the start is not in the log yet
+    run = string.sub(w, 2)
+    h = next_event(h, 'STARTED', match(run, '^%d+'))
+  end
+  if z then h = next_event(h, state, z) end
+  return h, run
 end

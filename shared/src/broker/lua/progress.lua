@@ -16,7 +16,13 @@ Returns 1 (stored) or 0 (refused: stale lease)
 ]]
 local token = redis.call('HGET', KEYS[1], ARGV[1])
 if token ~= ARGV[2] and token ~= 'w' .. ARGV[2] then return 0 end
-local h = next_event(redis.call('HGET', KEYS[2], 'h'), 'P', ARGV[6], ARGV[3])
-redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h)
+local f = redis.call('HMGET', KEYS[2], 'h', 'w')
+local h, run = folded(f[1], f[2]) -- the start first, if it is not in the log yet
+h = next_event(h, 'P', ARGV[6], ARGV[3])
+if run then
+  redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h, 'w', run)
+else
+  redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h)
+end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1

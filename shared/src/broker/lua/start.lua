@@ -4,7 +4,7 @@ which goes to the dead letters with the reason). Each start is a new delivery; i
 fences every later write of this run (progress, finish): it becomes the task's token in the
 worker's in-flight hash, '<delivery>', or 'w<delivery>' for a workflow member, so finish.lua
 needs to read nothing of the task to fence it or to find its workflow. Every change is
-appended to the task's history (field 'h', history.lua).
+logged in the task's history (history.lua); the start itself only in the run field 'w'.
 
 KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing token)
 KEYS[2]   dead-letter sorted set of the queue
@@ -44,9 +44,14 @@ local function legacy_spec(key)
   return o[1] .. '\n' .. (o[2] or '') .. '\n' .. (o[3] or '') .. '\n' .. (o[4] or '') .. '\n' .. o[5]
 end
 local changed, n_changed = {}, 0
-local function settle(key, f, suffix, state, error)
-  local h = next_event(f[7], state, at)
-  call('HSET', key, 's', state, 'e', error, 'h', h)
+local function settle(key, f, w, suffix, state, error)
+  local h, run = folded(f[7], w)
+  h = next_event(h, state, at)
+  if run then
+    call('HSET', key, 's', state, 'e', error, 'h', h, 'w', run)
+  else
+    call('HSET', key, 's', state, 'e', error, 'h', h)
+  end
   call('EXPIRE', key, ttl)
   call('HDEL', KEYS[1], suffix)
   n_changed = n_changed + 1
@@ -63,6 +68,8 @@ for i = 6, #ARGV do
   local key = KEYS[i - 1]
   local o = (i - 6) * 5 -- this task's place in out
   local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf')
+  -- Only a task delivered before has a run field, maybe with its start not logged yet.
+  local w = f[6] and call('HGET', key, 'w')
   local state, spec, expires = f[1], f[2], tonumber(f[4])
   if state and not spec then spec = legacy_spec(key) end
   if not leased[i - 5] then
@@ -74,16 +81,23 @@ for i = 6, #ARGV do
     call('HDEL', KEYS[1], suffix)
     skip(o, 'revoked')
   elseif not spec then
-    settle(key, f, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
+    settle(key, f, w, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     call('ZADD', KEYS[2], at, suffix)
     skip(o, 'poison')
   elseif expires and expires <= now then
-    settle(key, f, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
+    settle(key, f, w, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip(o, 'expired')
   else
     local delivery = increment(f[6])
-    local h = next_event(f[7], 'STARTED', at)
-    call('HSET', key, 's', 'STARTED', 'w', at .. ' ' .. ARGV[1], 'd', delivery, 'h', h)
+    -- The STARTED event stays out of the log, marked in the run field (history.lua); a start
+    -- asked again while the first one's event is still out folds that one in first.
+    local h, run
+    if w then h, run = folded(f[7], w) end
+    if run then
+      call('HSET', key, 's', 'STARTED', 'w', '*' .. at .. ' ' .. ARGV[1], 'd', delivery, 'h', h)
+    else
+      call('HSET', key, 's', 'STARTED', 'w', '*' .. at .. ' ' .. ARGV[1], 'd', delivery)
+    end
     tokens[n_tokens + 1] = suffix
     tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
     n_tokens = n_tokens + 2
