@@ -60,7 +60,7 @@ impl TaskId {
     pub fn generate(queue: &QueueName) -> Self {
         Self {
             queue: queue.clone(),
-            suffix: uuid::Uuid::now_v7().simple().to_string(),
+            suffix: hex_of(uuid::Uuid::now_v7()),
         }
     }
 
@@ -69,19 +69,25 @@ impl TaskId {
         let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes());
         Self {
             queue: queue.clone(),
-            suffix: uuid.simple().to_string(),
+            suffix: hex_of(uuid),
         }
     }
 
     /// Parses an id as given in a URL. `None` when it cannot be one of ours.
     pub fn parse(raw: &str) -> Option<Self> {
         let (queue, suffix) = raw.rsplit_once('-')?;
-        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
-        if suffix.len() != 32 || !suffix.chars().all(hex) {
+        Self::on(&QueueName::parse(queue).ok()?, suffix)
+    }
+
+    /// The id with this suffix on `queue` (as the scripts name tasks); `None` when the suffix
+    /// is not 32 lowercase hex digits.
+    pub fn on(queue: &QueueName, suffix: &str) -> Option<Self> {
+        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+        if suffix.len() != 32 || !suffix.bytes().all(hex) {
             return None;
         }
         Some(Self {
-            queue: QueueName::parse(queue).ok()?,
+            queue: queue.clone(),
             suffix: suffix.to_owned(),
         })
     }
@@ -93,6 +99,12 @@ impl TaskId {
     pub fn suffix(&self) -> &str {
         &self.suffix
     }
+}
+
+/// The 32 lowercase hex digits of a uuid (without the formatting machinery: ids are made
+/// for every task).
+fn hex_of(uuid: uuid::Uuid) -> String {
+    uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
 }
 
 impl fmt::Display for TaskId {
@@ -124,6 +136,7 @@ mod tests {
         let id = TaskId::generate(&queue);
         let parsed = TaskId::parse(&id.to_string()).unwrap();
         assert_eq!(parsed, id);
+        assert_eq!(TaskId::on(&queue, id.suffix()), Some(id.clone()), "32 lowercase hex digits");
         assert_eq!(parsed.queue().as_str(), "high-priority.v2");
     }
 
@@ -145,6 +158,10 @@ mod tests {
         ] {
             assert!(TaskId::parse(raw).is_none(), "{raw}");
         }
+        let queue = QueueName::parse("emails").unwrap();
+        assert!(TaskId::on(&queue, "0193A1B2C3D4E5F60718293A4B5C6D7E").is_none());
+        assert!(TaskId::on(&queue, "0193a1b2").is_none());
+        assert!(TaskId::on(&queue, "0193a1b2c3d4e5f60718293a4b5c6d7e").is_some());
         assert!(QueueName::parse("a{b}").is_err());
         assert!(QueueName::parse(&"q".repeat(65)).is_err());
     }

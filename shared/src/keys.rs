@@ -22,7 +22,19 @@ impl Keys {
     }
 
     fn queue_key(&self, queue: &QueueName, what: &str) -> String {
-        format!("{}:{{{}}}:{}", self.ns, queue, what)
+        self.queue_key_of(queue, &[what])
+    }
+
+    /// `<ns>:{<queue>}:<parts...>`, built without the formatting machinery: task keys are
+    /// built for every task at every step.
+    fn queue_key_of(&self, queue: &QueueName, parts: &[&str]) -> String {
+        let queue = queue.as_str();
+        let len = self.ns.len() + queue.len() + 4 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(len);
+        for part in [self.ns.as_str(), ":{", queue, "}:"].iter().chain(parts) {
+            key.push_str(part);
+        }
+        key
     }
 
     /// List of ids waiting to run; producers push left, workers take from the right.
@@ -120,7 +132,7 @@ impl Keys {
 
     /// The task's record (a hash).
     pub fn task(&self, id: &TaskId) -> String {
-        self.queue_key(id.queue(), &format!("t:{}", id.suffix()))
+        self.queue_key_of(id.queue(), &["t:", id.suffix()])
     }
 
     /// Set of every queue name that has ever been used in this namespace.
@@ -197,5 +209,15 @@ mod tests {
             assert_eq!(tag(&k), t, "{k}");
         }
         assert_eq!(tag(&keys.schedules()), tag(&keys.schedule_state("nightly")));
+    }
+
+    #[test]
+    fn key_names_are_the_namespace_the_tag_and_the_kind() {
+        let keys = Keys::new("ns");
+        let queue = QueueName::parse("emails").unwrap();
+        let id = TaskId::parse("emails-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
+        assert_eq!(keys.task(&id), "ns:{emails}:t:0193a1b2c3d4e5f60718293a4b5c6d7e");
+        assert_eq!(keys.pending(&queue), "ns:{emails}:pending");
+        assert_eq!(keys.inflight(&queue, "w1"), "ns:{emails}:held:w1");
     }
 }

@@ -137,8 +137,8 @@ impl<'a> StoredSpec<'a> {
     /// ([`crate::broker::Broker::enqueue`]) refuses one.
     pub fn pack(&self) -> String {
         let created = self.created_ms.map(|ms| ms.to_string()).unwrap_or_default();
-        let (name, traceparent, options, args) = (self.name, self.traceparent, self.options, self.args);
-        format!("{name}\n{created}\n{traceparent}\n{options}\n{args}")
+        let parts = [self.name, &created, self.traceparent, self.options, self.args];
+        parts.join("\n")
     }
 
     /// Reads the stored form. Never fails: a damaged spec gives empty parts, and the worker

@@ -36,7 +36,7 @@ impl NewTask {
         Self {
             id: TaskId::generate(queue),
             name: name.to_owned(),
-            args: args.to_string(),
+            args: serde_json::to_string(args).expect("a JSON value serializes"),
             options: TaskOptions::default(),
             due_ms: None,
             expires_ms: None,

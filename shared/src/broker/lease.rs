@@ -96,7 +96,7 @@ pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
 pub const INFLIGHT_FILLER: &str = "~";
 
 fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
-    TaskId::parse(&format!("{queue}-{suffix}")).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
+    TaskId::on(queue, suffix).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
 }
 
 impl Broker {
@@ -145,7 +145,9 @@ impl Broker {
             call.key(self.keys.task(&id)).arg(suffix);
         }
         let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
-        const STRIDE: usize = 5;
+        // Two values a task (start.lua): '<delivery> <retries> <eta>' and the spec, or
+        // 'skip' and the reason.
+        const STRIDE: usize = 2;
         if flat.len() != suffixes.len() * STRIDE {
             return Err(BrokerError::Protocol(format!(
                 "start returned {} values for {} ids",
@@ -158,24 +160,27 @@ impl Broker {
             .zip(flat.chunks_exact(STRIDE))
             .map(|(suffix, f)| {
                 let id = id_on(queue, suffix)?;
-                if f[0] != "run" {
+                if f[0] == "skip" {
                     return Ok(Started::Skip { id, reason: f[1].clone() });
                 }
+                let mut run = f[0].split(' ');
+                let mut number = || run.next().and_then(|n| n.parse::<i64>().ok());
+                let (delivery, retries, eta) = (number(), number(), number());
                 let spec = StoredSpec::parse(&f[1]);
                 let options = if spec.options.is_empty() {
                     TaskOptions::default()
                 } else {
                     serde_json::from_str(spec.options).unwrap_or_default()
                 };
-                let queued_since = f[4].parse::<i64>().ok().or(spec.created_ms);
+                let queued_since = eta.or(spec.created_ms);
                 let waited = queued_since.map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
                 Ok(Started::Run(Delivery {
                     id,
                     name: spec.name.to_owned(),
                     args: spec.args.to_owned(),
                     options,
-                    delivery: f[2].parse().unwrap_or(0),
-                    retries: f[3].parse().unwrap_or(0),
+                    delivery: delivery.unwrap_or(0) as u32,
+                    retries: retries.unwrap_or(0) as u32,
                     traceparent: TraceParent::parse(spec.traceparent),
                     waited,
                 }))

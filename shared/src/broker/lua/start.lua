@@ -18,11 +18,11 @@ ARGV[4]   events channel (one message per call: the changed task ids, space-sepa
 ARGV[5]   queue name (task id = queue '-' suffix)
 ARGV[6..] id suffixes
 
-Returns a flat array of strings, 5 per task:
-  'run', spec, delivery, retries, eta   -- run it (spec: field 't', packed as record.rs says;
+Returns a flat array of strings, 2 per task (few values: each costs the client a parse):
+  '<delivery> <retries> <eta>', spec   -- run it (spec: field 't', packed as record.rs says;
                                           eta: '' for none; with the creation time in the
                                           spec, it gives the wait-time metric)
-  'skip', reason, '', '', ''            -- do not run it (gone | revoked | expired | poison)
+  'skip', reason                        -- do not run it (gone | revoked | expired | poison)
 ]]
 local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[2])
@@ -33,7 +33,7 @@ local ttl = ARGV[3]
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local function skip(o, reason)
-  out[o + 1] = 'skip'; out[o + 2] = reason; out[o + 3] = ''; out[o + 4] = ''; out[o + 5] = ''
+  out[o + 1] = 'skip'; out[o + 2] = reason
 end
 -- A record stored before the spec field existed keeps its parts in fields of their own: pack
 -- them the same way (record.rs), so an upgrade loses no pending task. Nil if it has no name
@@ -66,7 +66,7 @@ local tokens, n_tokens = {}, 0
 for i = 6, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i - 1]
-  local o = (i - 6) * 5 -- this task's place in out
+  local o = (i - 6) * 2 -- this task's place in out
   local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf')
   -- Only a task delivered before has a run field, maybe with its start not logged yet.
   local w = f[6] and call('HGET', key, 'w')
@@ -103,8 +103,7 @@ for i = 6, #ARGV do
     n_tokens = n_tokens + 2
     n_changed = n_changed + 1
     changed[n_changed] = suffix
-    out[o + 1] = 'run'; out[o + 2] = spec; out[o + 3] = delivery; out[o + 4] = f[3] or '0'
-    out[o + 5] = f[5] or ''
+    out[o + 1] = delivery .. ' ' .. (f[3] or '0') .. ' ' .. (f[5] or ''); out[o + 2] = spec
   end
 end
 if n_tokens > 0 then call('HSET', KEYS[1], unpack(tokens)) end
