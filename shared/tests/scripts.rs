@@ -95,6 +95,25 @@ async fn a_task_goes_from_pending_to_started_to_success_with_a_ttl() {
 }
 
 #[tokio::test]
+async fn scripts_flushed_from_redis_are_loaded_again() {
+    let redis = RedisServer::start();
+    let broker = broker(&redis);
+    // As after a Redis restart: the server has none of the scripts.
+    let flush = || async {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut broker.connection())
+            .await
+            .unwrap()
+    };
+    flush().await;
+    let (task, d) = enqueue_and_start(&broker, "echo", &json!(1)).await;
+    flush().await;
+    assert_eq!(finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await, [Ack::Stored]);
+    assert_eq!(state(&broker, &task.id).await, TaskState::Success);
+}
+
+#[tokio::test]
 async fn claims_take_at_most_what_was_asked_oldest_first() {
     let redis = RedisServer::start();
     let broker = broker(&redis);

@@ -101,7 +101,7 @@ impl Broker {
         idempotency: Option<&Idempotency>,
     ) -> Result<EnqueueOutcome, BrokerError> {
         let keys = &self.keys;
-        let mut call = scripts::ENQUEUE.prepare_invoke();
+        let mut call = scripts::BatchCall::new(&scripts::ENQUEUE, 5 + tasks.len());
         call.key(keys.pending(queue)).key(keys.scheduled(queue));
         match idempotency {
             Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
@@ -109,6 +109,10 @@ impl Broker {
         };
         call.key(keys.listing(queue));
         call.key(keys.stats(queue));
+        for task in tasks {
+            debug_assert_eq!(task.id.queue(), queue);
+            call.key(keys.task(&task.id));
+        }
         let now = self.clock.now_ms();
         call.arg(now).arg(max_pending);
         match (idempotency, tasks.first()) {
@@ -117,15 +121,13 @@ impl Broker {
         };
         call.arg(self.listing_max);
         for task in tasks {
-            debug_assert_eq!(task.id.queue(), queue);
-            call.key(keys.task(&task.id))
-                .arg(task.id.suffix())
+            call.arg(task.id.suffix())
                 .arg(task.spec(now)?)
                 .arg(task.due_ms.unwrap_or(0))
                 .arg(task.expires_ms.unwrap_or(0))
                 .arg(task.workflow.as_deref().unwrap_or(""));
         }
-        let reply: (i64, Option<String>) = call.invoke_async(&mut self.conn.clone()).await?;
+        let reply: (i64, Option<String>) = call.invoke(&mut self.conn.clone()).await?;
         let outcome = match reply {
             (1, _) => EnqueueOutcome::Stored,
             (0, Some(first)) => {

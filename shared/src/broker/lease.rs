@@ -3,6 +3,7 @@
 //! this worker's in-flight hash: the id is still leased to it, for the delivery it started
 //! (invariant 4). The hash holds the token, so the acknowledgement reads nothing of the task.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use redis::Value;
@@ -129,11 +130,14 @@ impl Broker {
         if suffixes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = scripts::START.prepare_invoke();
+        let mut call = scripts::BatchCall::new(&scripts::START, 4 + suffixes.len());
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.stats(queue));
+        for suffix in suffixes {
+            call.key(self.keys.task(&id_on(queue, suffix)?));
+        }
         let now = self.clock.now_ms();
         call.arg(worker)
             .arg(now)
@@ -141,10 +145,9 @@ impl Broker {
             .arg(self.keys.events_channel())
             .arg(queue.as_str());
         for suffix in suffixes {
-            let id = id_on(queue, suffix)?;
-            call.key(self.keys.task(&id)).arg(suffix);
+            call.arg(suffix);
         }
-        let flat: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
+        let flat: Vec<String> = call.invoke(&mut self.conn.clone()).await?;
         // Two values a task (start.lua): '<delivery> <retries> <eta>' and the spec, or
         // 'skip' and the reason.
         const STRIDE: usize = 2;
@@ -194,7 +197,7 @@ impl Broker {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = scripts::FINISH.prepare_invoke();
+        let mut call = scripts::BatchCall::new(&scripts::FINISH, 7 + outcomes.len());
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.retrying(queue))
@@ -202,27 +205,29 @@ impl Broker {
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.minutes(queue))
             .key(self.keys.revoking(queue));
+        for outcome in outcomes {
+            call.key(self.keys.task(&outcome.id));
+        }
         call.arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(DEAD_LETTERS_MAX)
             .arg(DEAD_LETTERS_MAX_AGE_SECS);
-        let error_json = |e: &TaskError| serde_json::to_string(e).expect("error serializes");
+        let error_json = |e: &TaskError| Cow::Owned(serde_json::to_string(e).expect("error serializes"));
         for outcome in outcomes {
             let (state, payload, due) = match &outcome.verdict {
-                Verdict::Success(json) => ("SUCCESS", json.clone(), 0),
+                Verdict::Success(json) => ("SUCCESS", Cow::Borrowed(json.as_str()), 0),
                 Verdict::Failure(error) => ("FAILURE", error_json(error), 0),
                 Verdict::Retry { error, due_ms } => ("RETRY", error_json(error), *due_ms),
             };
-            call.key(self.keys.task(&outcome.id))
-                .arg(outcome.id.suffix())
+            call.arg(outcome.id.suffix())
                 .arg(outcome.delivery)
                 .arg(state)
-                .arg(payload)
+                .arg(payload.as_ref())
                 .arg(due);
         }
-        let stored: Vec<i64> = call.invoke_async(&mut self.conn.clone()).await?;
+        let stored: Vec<i64> = call.invoke(&mut self.conn.clone()).await?;
         Ok(stored
             .into_iter()
             .map(|s| match s {
