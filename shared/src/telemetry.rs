@@ -11,19 +11,23 @@ use crate::settings::LogSettings;
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
-    let _ = subscriber(filter, settings.format == "json", std::io::stdout).try_init();
+    // Colours only on a terminal: a log file or collector gets plain text (and the process
+    // spares the escape codes, which cost a worker more than its no-op tasks).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = subscriber(filter, settings.format == "json", std::io::stdout, ansi).try_init();
 }
 
 /// The subscriber [`init`] installs, writing to `writer`. A JSON line holds the event's fields
 /// at the top level, the innermost span's fields under `span` and every enclosing span's
 /// under `spans`.
-pub fn subscriber<W>(filter: EnvFilter, json: bool, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+pub fn subscriber<W>(filter: EnvFilter, json: bool, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
         .with_writer(writer);
     if json {
         Box::new(
@@ -74,7 +78,7 @@ mod tests {
 
     fn log_in_a_task_span(json: bool) -> String {
         let buffer = LogCapture::default();
-        let subscriber = subscriber(EnvFilter::new("info"), json, buffer.clone());
+        let subscriber = subscriber(EnvFilter::new("info"), json, buffer.clone(), false);
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("task", task_id = "default-0123", trace_id = "4bf92f3577b34da6a3ce929d0e0e4736");
             let _entered = span.enter();
@@ -98,5 +102,6 @@ mod tests {
     fn text_lines_carry_the_fields_of_their_spans() {
         let text = log_in_a_task_span(false);
         assert!(text.contains("task_id") && text.contains("\"default-0123\""), "{text}");
+        assert!(!text.contains('\x1b'), "no colour codes off a terminal: {text:?}");
     }
 }

@@ -218,7 +218,7 @@ mod tests {
     /// handler's task too); returns the JSON log lines and the stored result.
     async fn run_logged(delivery: Delivery) -> (Vec<Value>, String) {
         let buffer = celeriac::telemetry::LogCapture::default();
-        let subscriber = celeriac::telemetry::subscriber(tracing_subscriber::EnvFilter::new("debug"), true, buffer.clone());
+        let subscriber = celeriac::telemetry::subscriber(tracing_subscriber::EnvFilter::new("debug"), true, buffer.clone(), false);
         let _default = tracing::subscriber::set_default(subscriber);
         let mut registry = Registry::new();
         registry.register(Chatty);
