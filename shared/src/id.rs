@@ -109,7 +109,9 @@ fn hex_of(uuid: uuid::Uuid) -> String {
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.queue, self.suffix)
+        f.write_str(self.queue.as_str())?;
+        f.write_str("-")?;
+        f.write_str(&self.suffix)
     }
 }
 

@@ -119,9 +119,10 @@ impl Broker {
             .await?;
         match reply {
             Value::Int(-1) => Ok(Claim::Paused),
-            other => Ok(Claim::Ids(
-                redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?,
-            )),
+            other => {
+                let taken: String = redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                Ok(Claim::Ids(taken.split_ascii_whitespace().map(str::to_owned).collect()))
+            }
         }
     }
 
@@ -227,12 +228,18 @@ impl Broker {
                 .arg(payload.as_ref())
                 .arg(due);
         }
-        let stored: Vec<i64> = call.invoke(&mut self.conn.clone()).await?;
+        let stored: String = call.invoke(&mut self.conn.clone()).await?;
+        if stored.len() != outcomes.len() {
+            return Err(BrokerError::Protocol(format!(
+                "finish answered {stored:?} for {} outcomes",
+                outcomes.len()
+            )));
+        }
         Ok(stored
-            .into_iter()
+            .bytes()
             .map(|s| match s {
-                1 => Ack::Stored,
-                2 => Ack::StoredWorkflowMember,
+                b'1' => Ack::Stored,
+                b'2' => Ack::StoredWorkflowMember,
                 _ => Ack::Refused,
             })
             .collect())

@@ -19,20 +19,19 @@ ARGV[2]  worker id
 ARGV[3]  lease expiry, ms
 ARGV[4]  claim token (new for every claim; the same when asking again after an error)
 
-Returns  -1 when the queue is paused; otherwise the ids taken, oldest first (maybe none)
+Returns  -1 when the queue is paused; otherwise the ids taken, oldest first, in one string,
+         space-separated ('' for none): one value to parse instead of one per id
 ]]
 local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local last = call('GET', KEYS[5])
--- Asked again with the same token (the reply was lost): the same ids. The words are split
--- only then: a new claim, the common case, just compares the token.
+-- Asked again with the same token (the reply was lost): the same ids. A new claim, the
+-- common case, just compares the token.
 if last and string.sub(last, 1, #ARGV[4] + 1) == ARGV[4] .. ' ' then
-  local ids = {}
-  for word in string.gmatch(string.sub(last, #ARGV[4] + 2), '%S+') do ids[#ids + 1] = word end
-  return ids
+  return string.sub(last, #ARGV[4] + 2)
 end
 if call('EXISTS', KEYS[3]) == 1 then return -1 end
 local ids = call('RPOP', KEYS[1], tonumber(ARGV[1]))
-if not ids then return {} end
+if not ids then return '' end
 -- A hash of up to 128 short fields is kept as a listpack, where finding a field scans the
 -- whole hash: every batch read or write of tokens would cost O(n^2). A field longer than
 -- hash-max-listpack-value makes it a hash table for good (Redis never turns one back), so
@@ -42,5 +41,6 @@ call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 local claimed = {}
 for i = 1, #ids do claimed[2 * i - 1] = ids[i]; claimed[2 * i] = '' end
 call('HSET', KEYS[2], unpack(claimed))
-call('SET', KEYS[5], ARGV[4] .. ' ' .. table.concat(ids, ' '), 'EX', 600)
-return ids
+local taken = table.concat(ids, ' ')
+call('SET', KEYS[5], ARGV[4] .. ' ' .. taken, 'EX', 600)
+return taken

@@ -31,8 +31,9 @@ ARGV[6]   dead letters kept at most (age, seconds)
 ARGV[7..] per task, 5 values: id suffix, delivery, state (SUCCESS | FAILURE | RETRY),
           result or error JSON, due ms (RETRY only, else 0)
 
-Returns an array with, per task, 1 (stored), 2 (stored, and it is a workflow member in the
-outbox) or 0 (refused: stale lease)
+Returns one string with a digit per task, in order: 1 (stored), 2 (stored, and it is a
+workflow member in the outbox) or 0 (refused: stale lease). One value to parse, not one per
+task.
 ]]
 local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local now, ttl = tonumber(ARGV[1]), ARGV[2]
@@ -97,12 +98,12 @@ for i = 0, n - 1 do
     counts[state] = counts[state] + 1
     if state ~= 'RETRY' and member then
       call('LPUSH', KEYS[5], suffix)
-      out[i + 1] = 2
+      out[i + 1] = '2'
     else
-      out[i + 1] = 1
+      out[i + 1] = '1'
     end
   else
-    out[i + 1] = 0
+    out[i + 1] = '0'
   end
 end
 local minute = math.floor(now / 60000)
@@ -130,4 +131,4 @@ if n_ended > 0 then call('HDEL', KEYS[1], unpack(ended)) end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
 if n_ended > 0 then call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end
-return out
+return table.concat(out)
