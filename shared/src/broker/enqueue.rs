@@ -47,6 +47,20 @@ impl NewTask {
 }
 
 impl NewTask {
+    /// What enqueue.lua needs beyond the id and the spec: `""` for a task to run now that never
+    /// expires and is no workflow member, else `<due ms> <expires ms> <workflow link>`.
+    fn extras(&self) -> String {
+        match (self.due_ms, self.expires_ms, &self.workflow) {
+            (None, None, None) => String::new(),
+            (due, expires, link) => format!(
+                "{} {} {}",
+                due.unwrap_or(0).max(0),
+                expires.unwrap_or(0).max(0),
+                link.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
     /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
     fn spec(&self, now_ms: i64) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
@@ -121,11 +135,7 @@ impl Broker {
         };
         call.arg(self.listing_max);
         for task in tasks {
-            call.arg(task.id.suffix())
-                .arg(task.spec(now)?)
-                .arg(task.due_ms.unwrap_or(0))
-                .arg(task.expires_ms.unwrap_or(0))
-                .arg(task.workflow.as_deref().unwrap_or(""));
+            call.arg(task.id.suffix()).arg(task.spec(now)?).arg(task.extras());
         }
         let reply: (i64, Option<String>) = call.invoke(&mut self.conn.clone()).await?;
         let outcome = match reply {
@@ -151,5 +161,22 @@ impl Broker {
         };
         self.remember_queue(queue).await?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_task_sends_no_extras() {
+        let queue = QueueName::parse("default").unwrap();
+        let mut task = NewTask::new(&queue, "noop", &Value::Null);
+        assert_eq!(task.extras(), "");
+        task.due_ms = Some(17);
+        assert_eq!(task.extras(), "17 0 ");
+        task.expires_ms = Some(-3);
+        task.workflow = Some("wf1 2".into());
+        assert_eq!(task.extras(), "17 0 wf1 2", "a past expiry reads as none, as before");
     }
 }

@@ -14,9 +14,11 @@ ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
 ARGV[4]   idempotency value: '<task id> <request fingerprint>'
 ARGV[5]   most entries the listing log keeps (the oldest go first)
-ARGV[6..] per task, 5 values: id suffix, spec (name, creation, traceparent, options and
-          args, packed: record.rs), due ms (0 = now), expires ms (0 = never),
-          workflow link ('' = none)
+ARGV[6..] per task, 3 values: id suffix, spec (name, creation, traceparent, options and
+          args, packed: record.rs), and the extras: '' for a task to run now that never
+          expires and is no workflow member (the common case, which then costs no more
+          arguments), else '<due ms> <expires ms> <workflow link>' (0 = now, 0 = never,
+          nothing after the second space = none)
 
 Returns
   {1, ''}             stored
@@ -31,8 +33,16 @@ local at = ARGV[1]
 local max_pending = tonumber(ARGV[2])
 local idem_ttl = tonumber(ARGV[3])
 local listing_max = tonumber(ARGV[5])
-local FIRST, STRIDE = 6, 5
+local FIRST, STRIDE = 6, 3
 local count = (#ARGV - FIRST + 1) / STRIDE
+-- A task's extras: its due time (a number, 0 = now, and as the caller's text), its expiry
+-- (text, nil = never) and its workflow link (nil = none).
+local function extras(i)
+  local e = ARGV[FIRST + i * STRIDE + 2]
+  if e == '' then return 0 end
+  local due, expires, link = string.match(e, '^(%d+) (%d+) ?(.*)$')
+  return tonumber(due), due, expires ~= '0' and expires or nil, link ~= '' and link or nil
+end
 
 if idem_ttl > 0 then
   local first = call('GET', KEYS[3])
@@ -46,13 +56,13 @@ if call('EXISTS', unpack(KEYS, 6)) > 0 then
     if call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
   end
 end
-local immediate = 0
-for i = 0, count - 1 do
-  if tonumber(ARGV[FIRST + i * STRIDE + 2]) <= now then immediate = immediate + 1 end
-end
-if max_pending > 0 and immediate > 0 then
+if max_pending > 0 then
+  local immediate = 0
+  for i = 0, count - 1 do
+    if extras(i) <= now then immediate = immediate + 1 end
+  end
   local depth = call('LLEN', KEYS[1])
-  if depth + immediate > max_pending then return {-1, tostring(depth)} end
+  if immediate > 0 and depth + immediate > max_pending then return {-1, tostring(depth)} end
 end
 
 -- Tables are filled by index: '#t' is a search each time.
@@ -61,7 +71,7 @@ local listed = {}
 for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
   local suffix, spec = ARGV[a], ARGV[a + 1]
-  local due, expires = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local due, due_text, expires, link = extras(i)
   local key = KEYS[6 + i]
   -- the state first: every script reads it, and a hash finds a field by scanning from the start
   if due <= now then
@@ -69,11 +79,11 @@ for i = 0, count - 1 do
     n_ready = n_ready + 1
     ready[n_ready] = suffix
   else
-    call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', ARGV[a + 2])
-    call('ZADD', KEYS[2], ARGV[a + 2], suffix)
+    call('HSET', key, 's', 'SCHEDULED', 't', spec, 'eta', due_text)
+    call('ZADD', KEYS[2], due_text, suffix)
   end
-  if expires > 0 then call('HSET', key, 'x', ARGV[a + 3]) end
-  if ARGV[a + 4] ~= '' then call('HSET', key, 'wf', ARGV[a + 4]) end
+  if expires then call('HSET', key, 'x', expires) end
+  if link then call('HSET', key, 'wf', link) end
   listed[i + 1] = at .. '-' .. suffix
 end
 if n_ready > 0 then call('LPUSH', KEYS[1], unpack(ready)) end
