@@ -47,7 +47,7 @@ impl Bench {
     }
 
     /// Enqueue through the library: single tasks from concurrent callers (pipelined on one
-    /// connection), then batches of 100.
+    /// connection), then batches of 100 and of 1000.
     pub async fn enqueue(&mut self) -> anyhow::Result<()> {
         let q = queue("bench-enqueue");
         let total = self.sizes.enqueue;
@@ -78,19 +78,20 @@ impl Bench {
         self.report
             .add("enqueue, one per call, 1 caller (as the peers measure it)", rate, "tasks/s");
 
-        for callers in [1usize, 4] {
-            let batches = total / 100 / callers;
+        // Batches of 100 (the yardstick's size), and of 1000 (BullMQ's addBulk in the peers).
+        for (batch, callers) in [(100usize, 1usize), (100, 4), (1000, 1)] {
+            let batches = (total / batch / callers).max(1);
             let started = Instant::now();
             let calls = (0..callers).map(|_| {
                 let (broker, q) = (self.broker.clone(), q.clone());
-                async move { enqueue_noops(&broker, &q, batches * 100, 100, &Value::Null).await }
+                async move { enqueue_noops(&broker, &q, batches * batch, batch, &Value::Null).await }
             });
             for r in futures::future::join_all(calls).await {
                 r?;
             }
-            let rate = (batches * callers * 100) as f64 / started.elapsed().as_secs_f64();
+            let rate = (batches * callers * batch) as f64 / started.elapsed().as_secs_f64();
             self.report
-                .add(&format!("enqueue, batches of 100, {callers} caller(s)"), rate, "tasks/s");
+                .add(&format!("enqueue, batches of {batch}, {callers} caller(s)"), rate, "tasks/s");
         }
         Ok(())
     }

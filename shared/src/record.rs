@@ -263,31 +263,27 @@ mod tests {
     #[test]
     fn a_finished_task_finished_at_its_newest_event() {
         let id = TaskId::parse("default-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
-        let record = |state: &str, history: &str| {
-            let fields = [("s", state), ("t", "echo\n1\n\n\n[1]"), ("h", history)];
-            TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+        let finished_at = |fields: &[(&str, &str)]| {
+            let h = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            TaskRecord::from_hash(id.clone(), h)
+                .unwrap()
+                .finished_at
+                .map(|t| t.timestamp_millis())
         };
-        let done = record("SUCCESS", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000");
-        assert_eq!(done.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_123));
+        let spec = ("t", "echo\n1\n\n\n[1]");
+        let logged = [
+            ("s", "SUCCESS"),
+            spec,
+            ("h", "3 SUCCESS 1764626000123\n2 P 1764626000100 {}\n1 STARTED 1764626000000"),
+        ];
+        assert_eq!(finished_at(&logged), Some(1_764_626_000_123));
         // As finish.lua stores it: the ending's time in its own field, not in the log.
-        let fields = [
-            ("s", "SUCCESS"),
-            ("t", "echo\n1\n\n\n[1]"),
-            ("z", "1764626000456"),
-            ("h", "1 STARTED 1764626000000"),
-        ];
-        let ended = TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
-        assert_eq!(ended.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_456));
-        assert_eq!(record("STARTED", "1 STARTED 1764626000000").finished_at, None);
+        let ended = [("s", "SUCCESS"), spec, ("z", "1764626000456"), ("h", "1 STARTED 1764626000000")];
+        assert_eq!(finished_at(&ended), Some(1_764_626_000_456));
+        assert_eq!(finished_at(&[("s", "STARTED"), spec, ("h", "1 STARTED 1764626000000")]), None);
         // A record from before: its own finish-time field is read first.
-        let fields = [
-            ("s", "SUCCESS"),
-            ("t", "echo\n1\n\n\n[1]"),
-            ("fa", "1764626000999"),
-            ("h", "2 SUCCESS 5\n1 STARTED 4"),
-        ];
-        let old = TaskRecord::from_hash(id.clone(), fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
-        assert_eq!(old.finished_at.map(|t| t.timestamp_millis()), Some(1_764_626_000_999));
+        let old = [("s", "SUCCESS"), spec, ("fa", "1764626000999"), ("h", "2 SUCCESS 5\n1 STARTED 4")];
+        assert_eq!(finished_at(&old), Some(1_764_626_000_999));
     }
 
     #[test]
