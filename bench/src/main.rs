@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         let worker = bench.drain().await?;
         bench.latency(&worker).await?;
         worker.stop();
+        bench.enqueue_bulk().await?;
         bench.http().await?;
         let scale = args.scale.or(args.smoke.then_some(1_000));
         if let Some(n) = scale {
