@@ -149,7 +149,7 @@ impl Broker {
             call.arg(suffix);
         }
         let flat: Vec<String> = call.invoke(&mut self.conn.clone()).await?;
-        // Two values a task (start.lua): '<delivery> <retries> <eta>' and the spec, or
+        // Two values a task (start.lua): '<delivery>[ <retries> <eta>]' and the spec, or
         // 'skip' and the reason.
         const STRIDE: usize = 2;
         if flat.len() != suffixes.len() * STRIDE {

@@ -19,7 +19,7 @@ ARGV[5]   queue name (task id = queue '-' suffix)
 ARGV[6..] id suffixes
 
 Returns a flat array of strings, 2 per task (few values: each costs the client a parse):
-  '<delivery> <retries> <eta>', spec   -- run it (spec: field 't', packed as record.rs says;
+  '<delivery>[ <retries> <eta>]', spec -- run it (spec: field 't', packed as record.rs says;
                                           eta: '' for none; with the creation time in the
                                           spec, it gives the wait-time metric)
   'skip', reason                        -- do not run it (gone | revoked | expired | poison)
@@ -43,6 +43,8 @@ local function legacy_spec(key)
   if not o[1] or not o[5] then return nil end
   return o[1] .. '\n' .. (o[2] or '') .. '\n' .. (o[3] or '') .. '\n' .. (o[4] or '') .. '\n' .. o[5]
 end
+-- The run field of every task started here: the same for the whole batch, built once.
+local run_field = '*' .. at .. ' ' .. ARGV[1]
 local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
   local h, run = folded(f[7], w)
@@ -88,22 +90,28 @@ for i = 6, #ARGV do
     settle(key, f, w, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip(o, 'expired')
   else
-    local delivery = increment(f[6])
+    local delivery = f[6] and increment(f[6]) or '1'
     -- The STARTED event stays out of the log, marked in the run field (history.lua); a start
     -- asked again while the first one's event is still out folds that one in first.
     local h, run
     if w then h, run = folded(f[7], w) end
     if run then
-      call('HSET', key, 's', 'STARTED', 'w', '*' .. at .. ' ' .. ARGV[1], 'd', delivery, 'h', h)
+      call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
     else
-      call('HSET', key, 's', 'STARTED', 'w', '*' .. at .. ' ' .. ARGV[1], 'd', delivery)
+      call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
     end
     tokens[n_tokens + 1] = suffix
     tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
     n_tokens = n_tokens + 2
     n_changed = n_changed + 1
     changed[n_changed] = suffix
-    out[o + 1] = delivery .. ' ' .. (f[3] or '0') .. ' ' .. (f[5] or ''); out[o + 2] = spec
+    -- a first delivery that never failed and had no due time: just its number (no new string)
+    if f[3] or f[5] then
+      out[o + 1] = delivery .. ' ' .. (f[3] or '0') .. ' ' .. (f[5] or '')
+    else
+      out[o + 1] = delivery
+    end
+    out[o + 2] = spec
   end
 end
 if n_tokens > 0 then call('HSET', KEYS[1], unpack(tokens)) end
