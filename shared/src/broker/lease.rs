@@ -217,16 +217,15 @@ impl Broker {
             .arg(DEAD_LETTERS_MAX_AGE_SECS);
         let error_json = |e: &TaskError| Cow::Owned(serde_json::to_string(e).expect("error serializes"));
         for outcome in outcomes {
-            let (state, payload, due) = match &outcome.verdict {
-                Verdict::Success(json) => ("SUCCESS", Cow::Borrowed(json.as_str()), 0),
-                Verdict::Failure(error) => ("FAILURE", error_json(error), 0),
-                Verdict::Retry { error, due_ms } => ("RETRY", error_json(error), *due_ms),
+            let (state, payload) = match &outcome.verdict {
+                Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), Cow::Borrowed(json.as_str())),
+                Verdict::Failure(error) => (Cow::Borrowed("FAILURE"), error_json(error)),
+                Verdict::Retry { error, due_ms } => (Cow::Owned(format!("RETRY {}", due_ms.max(&0))), error_json(error)),
             };
             call.arg(outcome.id.suffix())
                 .arg(outcome.delivery)
-                .arg(state)
-                .arg(payload.as_ref())
-                .arg(due);
+                .arg(state.as_ref())
+                .arg(payload.as_ref());
         }
         let stored: String = call.invoke(&mut self.conn.clone()).await?;
         if stored.len() != outcomes.len() {

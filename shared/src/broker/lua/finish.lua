@@ -28,8 +28,8 @@ ARGV[3]   events channel (one message per call: the changed task ids, space-sepa
 ARGV[4]   queue name
 ARGV[5]   dead letters kept at most (count)
 ARGV[6]   dead letters kept at most (age, seconds)
-ARGV[7..] per task, 5 values: id suffix, delivery, state (SUCCESS | FAILURE | RETRY),
-          result or error JSON, due ms (RETRY only, else 0)
+ARGV[7..] per task, 4 values: id suffix, delivery, outcome (SUCCESS | FAILURE |
+          'RETRY <due ms>'), result or error JSON
 
 Returns one string with a digit per task, in order: 1 (stored), 2 (stored, and it is a
 workflow member in the outbox) or 0 (refused: stale lease). One value to parse, not one per
@@ -41,7 +41,7 @@ local now, ttl = tonumber(ARGV[1]), ARGV[2]
 -- costs an snprintf each time, which profiling showed as a tenth of Redis' work.
 local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
-local STRIDE = 5
+local STRIDE = 4
 local n = (#ARGV - 6) / STRIDE
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
@@ -66,7 +66,9 @@ local function log_ending(key, ...)
 end
 for i = 0, n - 1 do
   local a = 7 + i * STRIDE
-  local suffix, delivery, state, payload, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local suffix, delivery, state, payload = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local due
+  if state ~= 'SUCCESS' and state ~= 'FAILURE' then state, due = 'RETRY', string.match(state, '^RETRY (%d+)$') end
   local key = KEYS[8 + i]
   local token = tokens[i + 1]
   local member = token and token ~= delivery and token == 'w' .. delivery
