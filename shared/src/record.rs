@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::broker::TaskEvent;
+use crate::broker::LogFields;
 use crate::clock::to_datetime;
 use crate::id::TaskId;
 use crate::state::TaskState;
@@ -179,6 +179,17 @@ impl TaskRecord {
         let packed = h.remove(field::SPEC).unwrap_or_else(|| StoredSpec::from_legacy_fields(&h));
         let spec = StoredSpec::parse(&packed);
         let options: TaskOptions = serde_json::from_str(spec.options).unwrap_or_default();
+        let log = LogFields {
+            history: h.get(field::HISTORY).map(String::as_str),
+            run: h.get(field::RUN).map(String::as_str),
+            state: h.get(field::STATE).map(String::as_str),
+            ended: h.get(field::ENDED).map(String::as_str),
+        };
+        // A finished task's newest event is its ending: its time is the finish time.
+        let finished_ms = int(&h, field::legacy::FINISHED).or_else(|| {
+            let newest = log.newest()?;
+            (state.is_terminal() && newest.state == Some(state)).then_some(newest.at)
+        });
         let run = h
             .remove(field::RUN)
             .map(|run| StoredRun::parse(&run, int(&h, field::legacy::STARTED)));
@@ -196,11 +207,7 @@ impl TaskRecord {
             created_at: spec.created_ms.and_then(to_datetime),
             eta: time(&h, field::ETA),
             started_at: run.as_ref().and_then(|r| r.started_ms).and_then(to_datetime),
-            finished_at: time(&h, field::ENDED).or_else(|| time(&h, field::legacy::FINISHED)).or_else(|| {
-                // A finished task's newest logged event is its ending: its time is the finish time.
-                let newest = TaskEvent::newest(h.get(field::HISTORY)?)?;
-                (state.is_terminal() && newest.state == Some(state)).then(|| to_datetime(newest.at))?
-            }),
+            finished_at: finished_ms.and_then(to_datetime),
             expires_at: time(&h, field::EXPIRES),
             worker: run.map(|r| r.worker),
             workflow: h.get(field::WORKFLOW).and_then(|w| WorkflowLink::parse(w)),
@@ -213,24 +220,31 @@ impl TaskRecord {
 }
 
 /// Who runs (or ran) a task, and since when: field `w`.
-struct StoredRun {
-    started_ms: Option<i64>,
-    worker: String,
+pub(crate) struct StoredRun {
+    pub started_ms: Option<i64>,
+    pub worker: String,
+    /// Marked `*`: this start's STARTED event is not in the history yet (history.lua).
+    pub unlogged: bool,
 }
 
 impl StoredRun {
     /// Reads `[*]<started ms> <worker id>`; a record stored before the start time moved here
     /// holds only the worker id, and its start time in `legacy_started`.
-    fn parse(raw: &str, legacy_started: Option<i64>) -> Self {
-        let raw = raw.strip_prefix('*').unwrap_or(raw);
+    pub(crate) fn parse(raw: &str, legacy_started: Option<i64>) -> Self {
+        let (unlogged, raw) = match raw.strip_prefix('*') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
         match raw.split_once(' ').and_then(|(ms, worker)| Some((ms.parse().ok()?, worker))) {
             Some((started, worker)) => Self {
                 started_ms: Some(started),
                 worker: worker.to_owned(),
+                unlogged,
             },
             None => Self {
                 started_ms: legacy_started,
                 worker: raw.to_owned(),
+                unlogged,
             },
         }
     }

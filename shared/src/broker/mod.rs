@@ -31,6 +31,7 @@ pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
+pub(crate) use wait::LogFields;
 pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowStarted, WorkflowStatus, parse_workflow_id};

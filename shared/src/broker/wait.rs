@@ -169,40 +169,6 @@ impl TaskEvent {
         Some(Self { id, state, progress, at })
     }
 
-    /// A task's events, oldest first, from its fields: the log `h` (newest line first), then
-    /// the events kept out of it (history.lua): the start, when the run field `w` is marked
-    /// `*`, and the SUCCESS or FAILURE ending whose time is in field `z`.
-    fn log(fields: &LogFields) -> Vec<Self> {
-        let history = fields.history.as_deref();
-        let mut events: Vec<Self> = history.unwrap_or_default().lines().rev().filter_map(Self::parse).collect();
-        let mut next_id = history.and_then(Self::parse_id).unwrap_or(0) + 1;
-        let started = fields.run.as_deref().and_then(|w| w.strip_prefix('*'));
-        if let Some(at) = started.and_then(|w| w.split(' ').next()?.parse().ok()) {
-            events.push(Self {
-                id: next_id,
-                state: Some(crate::state::TaskState::Started),
-                progress: None,
-                at,
-            });
-            next_id += 1;
-        }
-        let ending = fields.state.as_deref().and_then(crate::state::TaskState::parse);
-        if let (Some(state), Some(at)) = (ending, fields.ended.as_deref().and_then(|z| z.parse().ok())) {
-            events.push(Self {
-                id: next_id,
-                state: Some(state),
-                progress: None,
-                at,
-            });
-        }
-        events
-    }
-
-    /// The newest event of a history (its first line).
-    pub(crate) fn newest(history: &str) -> Option<Self> {
-        Self::parse(history.lines().next()?)
-    }
-
     /// The id at the start of a history line (of its first line, for a whole history).
     fn parse_id(line: &str) -> Option<u64> {
         let end = line.find(|c: char| !c.is_ascii_digit()).unwrap_or(line.len());
@@ -213,46 +179,104 @@ impl TaskEvent {
 impl Broker {
     /// The task's logged events with an id above `after`, oldest first.
     pub async fn task_events(&self, id: &TaskId, after: u64) -> Result<Vec<TaskEvent>, BrokerError> {
-        let mut events = TaskEvent::log(&self.log_fields(id).await?);
+        let fields = self.log_fields(id).await?;
+        let mut events = view(&fields).events();
         events.retain(|e| e.id > after);
         Ok(events)
     }
 
     /// The id of the task's latest event (0 before any).
     pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
-        Ok(TaskEvent::log(&self.log_fields(id).await?).last().map_or(0, |e| e.id))
+        Ok(view(&self.log_fields(id).await?).last_id())
     }
 
-    async fn log_fields(&self, id: &TaskId) -> Result<LogFields, BrokerError> {
+    async fn log_fields(&self, id: &TaskId) -> Result<OwnedLogFields, BrokerError> {
         use crate::record::field;
-        let (history, run, state, ended) = redis::cmd("HMGET")
+        Ok(redis::cmd("HMGET")
             .arg(self.keys.task(id))
             .arg(field::HISTORY)
             .arg(field::RUN)
             .arg(field::STATE)
             .arg(field::ENDED)
             .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(LogFields {
-            history,
-            run,
-            state,
-            ended,
-        })
+            .await?)
     }
 }
 
-/// The fields of a task hash its event log is read from (history.lua).
-#[derive(Debug, Default)]
-struct LogFields {
+/// The fields `h`, `w`, `s` and `z` as read from Redis.
+type OwnedLogFields = (Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn view((history, run, state, ended): &OwnedLogFields) -> LogFields<'_> {
+    LogFields {
+        history: history.as_deref(),
+        run: run.as_deref(),
+        state: state.as_deref(),
+        ended: ended.as_deref(),
+    }
+}
+
+/// The fields of a task hash its event log is read from (history.lua): the one place that
+/// knows how the events kept out of the log come after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogFields<'a> {
     /// `h`: the logged events, newest line first.
-    history: Option<String>,
+    pub history: Option<&'a str>,
     /// `w`: the run, marked `*` while its start is not in `h`.
-    run: Option<String>,
+    pub run: Option<&'a str>,
     /// `s`: the state, the kind of an ending kept in `z`.
-    state: Option<String>,
+    pub state: Option<&'a str>,
     /// `z`: the time of a SUCCESS or FAILURE ending not in `h`.
-    ended: Option<String>,
+    pub ended: Option<&'a str>,
+}
+
+impl LogFields<'_> {
+    /// The events kept out of `h`, in their order: the marked start, then the ending.
+    fn kept_out(&self) -> impl Iterator<Item = (crate::state::TaskState, i64)> {
+        let started = self
+            .run
+            .map(|w| crate::record::StoredRun::parse(w, None))
+            .filter(|run| run.unlogged)
+            .and_then(|run| Some((crate::state::TaskState::Started, run.started_ms?)));
+        let ending = self
+            .state
+            .and_then(crate::state::TaskState::parse)
+            .zip(self.ended.and_then(|z| z.parse().ok()));
+        started.into_iter().chain(ending)
+    }
+
+    /// The id of the newest line of `h` (0 for none).
+    fn logged_id(&self) -> u64 {
+        self.history.and_then(TaskEvent::parse_id).unwrap_or(0)
+    }
+
+    /// The task's events kept out of `h`, with the ids that follow its newest line.
+    fn kept_out_events(&self) -> impl Iterator<Item = TaskEvent> {
+        let first = self.logged_id() + 1;
+        self.kept_out().zip(first..).map(|((state, at), id)| TaskEvent {
+            id,
+            state: Some(state),
+            progress: None,
+            at,
+        })
+    }
+
+    /// All the task's events, oldest first: `h`'s lines, then the events kept out of it.
+    fn events(&self) -> Vec<TaskEvent> {
+        let logged = self.history.unwrap_or_default().lines().rev().filter_map(TaskEvent::parse);
+        logged.chain(self.kept_out_events()).collect()
+    }
+
+    /// The task's newest event, without reading the rest of the log.
+    pub(crate) fn newest(&self) -> Option<TaskEvent> {
+        self.kept_out_events()
+            .last()
+            .or_else(|| TaskEvent::parse(self.history?.lines().next()?))
+    }
+
+    /// The id of the task's newest event (0 before any).
+    fn last_id(&self) -> u64 {
+        self.logged_id() + self.kept_out().count() as u64
+    }
 }
 
 /// Waits until `rx` carries news about `id` (or a resync marker, or a lag: then something
@@ -307,13 +331,13 @@ mod tests {
 
     #[test]
     fn the_events_kept_out_of_the_log_come_after_it() {
-        let fields = |h: Option<&str>, w: Option<&str>, s: &str, z: Option<&str>| LogFields {
-            history: h.map(Into::into),
-            run: w.map(Into::into),
-            state: Some(s.into()),
-            ended: z.map(Into::into),
+        let fields = |history, run, state, ended| LogFields {
+            history,
+            run,
+            state: Some(state),
+            ended,
         };
-        let summary = |f: &LogFields| TaskEvent::log(f).iter().map(|e| (e.id, e.state, e.at)).collect::<Vec<_>>();
+        let summary = |f: &LogFields| f.events().iter().map(|e| (e.id, e.state, e.at)).collect::<Vec<_>>();
         use TaskState::*;
         // A retried task's log, its second start in the run field and its ending in z.
         let done = fields(Some("2 RETRY 5\n1 STARTED 4"), Some("*7 w1"), "SUCCESS", Some("9"));
@@ -337,6 +361,12 @@ mod tests {
         );
         assert_eq!(summary(&progressed), [(1, Some(Started), 7), (2, None, 8)]);
         assert_eq!(summary(&fields(None, None, "FAILURE", Some("9"))), [(1, Some(Failure), 9)]);
+        // The newest event and its id, read without the rest of the log.
+        for f in [done, progressed, fields(None, None, "PENDING", None)] {
+            let events = f.events();
+            assert_eq!(f.newest(), events.last().cloned(), "{f:?}");
+            assert_eq!(f.last_id(), events.last().map_or(0, |e| e.id), "{f:?}");
+        }
     }
 
     #[test]
