@@ -47,11 +47,7 @@ impl Broker {
                 "pending" => conn.lrange(key, 0, -1).await?,
                 "scheduled" | "retry" => conn.zrange(key, 0, -1).await?,
                 "purging" => conn.lrange(key, 0, -1).await?,
-                k if k.starts_with("held:") => {
-                    let mut ids: Vec<String> = conn.hkeys(key).await?;
-                    ids.retain(|id| id != super::lease::INFLIGHT_FILLER);
-                    ids
-                }
+                k if k.starts_with("held:") => super::lease::held_ids(&mut conn, key).await?,
                 k if k.starts_with("inflight:") => conn.smembers(key).await?, // an earlier build's
                 k if k.starts_with("t:") => {
                     records.push((tag.to_owned(), k[2..].to_owned()));

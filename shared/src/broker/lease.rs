@@ -94,7 +94,15 @@ pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
 
 /// The in-flight hash's field that holds no id: a long value that keeps the hash a hash table
 /// (claim.lua).
-pub const INFLIGHT_FILLER: &str = "~";
+const INFLIGHT_FILLER: &str = "~";
+
+/// The ids an in-flight hash (`key`) holds: its fields but the filler.
+pub(crate) async fn held_ids(conn: &mut redis::aio::ConnectionManager, key: &str) -> Result<Vec<String>, BrokerError> {
+    use redis::AsyncCommands;
+    let mut ids: Vec<String> = conn.hkeys(key).await?;
+    ids.retain(|id| id != INFLIGHT_FILLER);
+    Ok(ids)
+}
 
 fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
     TaskId::on(queue, suffix).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
@@ -131,13 +139,14 @@ impl Broker {
         if suffixes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = scripts::BatchCall::new(&scripts::START, 4 + suffixes.len());
+        let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
+        let mut call = scripts::BatchCall::new(&scripts::START, 4 + ids.len());
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.stats(queue));
-        for suffix in suffixes {
-            call.key(self.keys.task(&id_on(queue, suffix)?));
+        for id in &ids {
+            call.key(self.keys.task(id));
         }
         let now = self.clock.now_ms();
         call.arg(worker)
@@ -159,11 +168,9 @@ impl Broker {
                 suffixes.len()
             )));
         }
-        suffixes
-            .iter()
+        ids.into_iter()
             .zip(flat.chunks_exact(STRIDE))
-            .map(|(suffix, f)| {
-                let id = id_on(queue, suffix)?;
+            .map(|(id, f)| {
                 if f[0] == "skip" {
                     return Ok(Started::Skip { id, reason: f[1].clone() });
                 }
@@ -348,10 +355,7 @@ impl Broker {
 
     /// Ids leased to `worker` on `queue`.
     pub async fn leased(&self, queue: &QueueName, worker: &str) -> Result<Vec<String>, BrokerError> {
-        use redis::AsyncCommands;
-        let mut ids: Vec<String> = self.conn.clone().hkeys(self.keys.inflight(queue, worker)).await?;
-        ids.retain(|id| id != INFLIGHT_FILLER);
-        Ok(ids)
+        held_ids(&mut self.conn.clone(), &self.keys.inflight(queue, worker)).await
     }
 
     /// Records progress of a running task; `false` when this run no longer holds the lease.
