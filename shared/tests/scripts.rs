@@ -54,6 +54,22 @@ async fn finish_run(broker: &Broker, worker: &str, d: &celeriac::broker::Deliver
     broker.finish(&queue(), worker, &[outcome]).await.unwrap()
 }
 
+/// Lets `worker`'s lease on the queue run out (as after a crash or a stall), then runs the
+/// reaper's recovery: how many of its tasks went back.
+async fn expire_and_recover(broker: &Broker, worker: &str) -> Option<usize> {
+    broker
+        .connection()
+        .zadd::<_, _, _, ()>(broker.keys().leases(&queue()), worker, 0)
+        .await
+        .unwrap();
+    broker.recover_expired(&queue(), worker).await.unwrap()
+}
+
+/// `n` echo tasks on the queue, with arguments 0, 1, ...
+fn echoes(n: usize) -> Vec<NewTask> {
+    (0..n).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect()
+}
+
 async fn state(broker: &Broker, id: &celeriac::TaskId) -> TaskState {
     broker.get(id).await.unwrap().unwrap().state
 }
@@ -117,7 +133,7 @@ async fn scripts_flushed_from_redis_are_loaded_again() {
 async fn claims_take_at_most_what_was_asked_oldest_first() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let tasks: Vec<NewTask> = (0..5).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let tasks = echoes(5);
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
     let first = claim_ids(&broker, "w1", 3).await;
     assert_eq!(first, tasks[..3].iter().map(|t| t.id.suffix().to_owned()).collect::<Vec<_>>());
@@ -133,12 +149,7 @@ async fn a_run_that_lost_its_lease_cannot_overwrite_the_newer_run() {
     broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
     let old = run_one(&broker, "old").await;
     // The old worker's lease is recovered (as after a crash), and another worker runs it.
-    broker
-        .connection()
-        .zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "old", 0)
-        .await
-        .unwrap();
-    assert_eq!(broker.recover_expired(&queue(), "old").await.unwrap(), Some(1));
+    assert_eq!(expire_and_recover(&broker, "old").await, Some(1));
     assert_eq!(state(&broker, &task.id).await, TaskState::Pending);
     let new = run_one(&broker, "new").await;
     assert_eq!(new.delivery, 2);
@@ -167,12 +178,7 @@ async fn a_worker_that_claims_its_lost_task_again_fences_its_own_older_run() {
     let broker = broker(&redis);
     let (task, old) = enqueue_and_start(&broker, "echo", &json!(1)).await;
     // w1 stalls past its lease: the reaper gives the task back, and w1 itself takes it again.
-    broker
-        .connection()
-        .zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "w1", 0)
-        .await
-        .unwrap();
-    assert_eq!(broker.recover_expired(&queue(), "w1").await.unwrap(), Some(1));
+    assert_eq!(expire_and_recover(&broker, "w1").await, Some(1));
     let new = run_one(&broker, "w1").await;
     assert_eq!((new.id.clone(), new.delivery), (task.id.clone(), 2));
     // The id is leased to w1 again, but for delivery 2: the first run is refused.
@@ -193,7 +199,7 @@ async fn a_worker_that_claims_its_lost_task_again_fences_its_own_older_run() {
 async fn the_in_flight_hash_is_a_hash_table_and_holds_only_ids_for_readers() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let tasks: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let tasks = echoes(3);
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
     let ids = claim_ids(&broker, "w1", 3).await;
     let key = broker.keys().inflight(&queue(), "w1");
@@ -231,8 +237,7 @@ async fn a_crashed_worker_of_an_earlier_build_gets_its_tasks_back() {
     conn.sadd::<_, _, ()>(broker.keys().legacy_inflight(&queue(), "old"), &suffix)
         .await
         .unwrap();
-    conn.zadd::<_, _, _, ()>(broker.keys().leases(&queue()), "old", 0).await.unwrap();
-    assert_eq!(broker.recover_expired(&queue(), "old").await.unwrap(), Some(1));
+    assert_eq!(expire_and_recover(&broker, "old").await, Some(1));
     assert_eq!(state(&broker, &task.id).await, TaskState::Pending);
     let exists: bool = conn.exists(broker.keys().legacy_inflight(&queue(), "old")).await.unwrap();
     assert!(!exists);
@@ -379,9 +384,9 @@ async fn idempotency_keys_return_the_first_task_and_detect_reuse() {
 async fn a_full_queue_refuses_the_whole_batch_and_duplicate_ids_are_refused() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let two: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let two = echoes(2);
     broker.enqueue(&queue(), &two, 3, None).await.unwrap();
-    let more: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let more = echoes(2);
     match broker.enqueue(&queue(), &more, 3, None).await {
         Err(BrokerError::QueueFull { depth: 2, .. }) => {}
         other => panic!("{other:?}"),
@@ -504,7 +509,7 @@ async fn a_task_name_with_a_line_break_is_refused_and_nothing_is_stored() {
 async fn the_listing_cap_drops_the_oldest_and_a_walk_goes_on_past_it() {
     let redis = RedisServer::start();
     let broker = broker(&redis).with_listing_max(4);
-    let tasks: Vec<NewTask> = (0..7).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let tasks = echoes(7);
     for task in &tasks[..6] {
         broker.enqueue(&queue(), std::slice::from_ref(task), 0, None).await.unwrap();
     }
@@ -530,7 +535,7 @@ async fn the_listing_cap_drops_the_oldest_and_a_walk_goes_on_past_it() {
 async fn a_purge_revokes_every_pending_task_and_leaves_others_alone() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let tasks: Vec<NewTask> = (0..1234).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let tasks = echoes(1234);
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
     let mut later = NewTask::new(&queue(), "echo", &json!("later"));
     later.due_ms = Some(broker.clock().now_ms() + 60_000);
@@ -559,7 +564,7 @@ async fn a_purge_revokes_every_pending_task_and_leaves_others_alone() {
 async fn a_claim_asked_again_with_its_token_returns_the_same_ids() {
     let redis = RedisServer::start();
     let broker = broker(&redis);
-    let tasks: Vec<NewTask> = (0..5).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let tasks = echoes(5);
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
     let first = broker.claim(&queue(), "w1", 3, LEASE, "token-a").await.unwrap();
     // The reply was lost: asking again with the same token gives the same ids, nothing more.
@@ -582,7 +587,7 @@ async fn enqueue_counts_the_tasks_it_stores_once_per_call_and_nothing_it_refuses
             n.unwrap_or(0)
         }
     };
-    let three: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let three = echoes(3);
     let idem = Idempotency {
         key: "k".into(),
         fingerprint: "f".into(),
@@ -590,7 +595,7 @@ async fn enqueue_counts_the_tasks_it_stores_once_per_call_and_nothing_it_refuses
     };
     broker.enqueue(&queue(), &three, 0, Some(&idem)).await.unwrap();
     assert_eq!(enqueued(&broker).await, 3);
-    let repeat: Vec<NewTask> = (0..3).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let repeat = echoes(3);
     broker.enqueue(&queue(), &repeat, 0, Some(&idem)).await.unwrap();
     assert_eq!(enqueued(&broker).await, 3, "a replay stores nothing");
     let full = broker
@@ -802,7 +807,7 @@ async fn every_way_of_ending_revoked_counts_in_the_queues_counter() {
     assert_eq!(revoked_count(&broker).await, 1, "revoked while queued");
 
     // Purged.
-    let purged: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect();
+    let purged = echoes(2);
     broker.enqueue(&queue(), &purged, 0, None).await.unwrap();
     assert_eq!(broker.purge(&queue()).await.unwrap(), 2);
     assert_eq!(revoked_count(&broker).await, 3, "purged");

@@ -227,7 +227,7 @@ impl Broker {
             let (state, payload) = match &outcome.verdict {
                 Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), Cow::Borrowed(json.as_str())),
                 Verdict::Failure(error) => (Cow::Borrowed("FAILURE"), error_json(error)),
-                Verdict::Retry { error, due_ms } => (Cow::Owned(format!("RETRY {}", due_ms.max(&0))), error_json(error)),
+                Verdict::Retry { error, due_ms } => (Cow::Owned(format!("RETRY {}", (*due_ms).max(0))), error_json(error)),
             };
             call.arg(outcome.id.suffix())
                 .arg(outcome.delivery)

@@ -61,8 +61,10 @@ if max_pending > 0 then
   for i = 0, count - 1 do
     if extras(i) <= now then immediate = immediate + 1 end
   end
-  local depth = call('LLEN', KEYS[1])
-  if immediate > 0 and depth + immediate > max_pending then return {-1, tostring(depth)} end
+  if immediate > 0 then
+    local depth = call('LLEN', KEYS[1])
+    if depth + immediate > max_pending then return {-1, tostring(depth)} end
+  end
 end
 
 -- Tables are filled by index: '#t' is a search each time.
