@@ -19,7 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{Auth, check_exposure};
 use crate::catalog::Catalog;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 pub struct Application {
     listener: TcpListener,
@@ -40,7 +40,7 @@ impl Application {
         let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
-        let state = AppState {
+        let state = AppState::new(Shared {
             broker,
             events,
             catalog: Arc::new(Catalog::new(settings.tasks.routes.clone())),
@@ -48,7 +48,7 @@ impl Application {
             auth: Arc::new(auth),
             worker_metrics: Arc::default(),
             shutdown: shutdown.clone(),
-        };
+        });
         Ok(Self {
             listener,
             router: app(state),
