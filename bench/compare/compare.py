@@ -3,9 +3,9 @@
 
     python3 bench/compare/compare.py RESULTS_DIR
 
-Reads RESULTS_DIR/peers_raw.jsonl (JSON lines of the peer scripts), RESULTS_DIR/yardstick.rep*.txt
-(the line lifecycle_lean.py prints) and RESULTS_DIR/celeriac.rep*.json (celeriac-bench --json),
-and prints one markdown table. With several repetitions every cell is the median. Standard
+Reads RESULTS_DIR/peers_raw.jsonl (JSON lines of the peer scripts and of celeriac_http.py),
+RESULTS_DIR/yardstick.rep*.txt (the line lifecycle_lean.py prints) and
+RESULTS_DIR/celeriac.rep*.json (celeriac-bench --json), and prints one markdown table. With several repetitions every cell is the median. Standard
 library only.
 """
 import glob
@@ -139,12 +139,16 @@ def main():
         ("e2e latency p99 (lower is better)", "ms", True,
          c("enqueue to SUCCESS, idle worker, p99"), None,
          p("celery", "e2e latency p99 (pool=solo)"), p("bullmq", "e2e latency p99 (QueueEvents)"), ""),
-        ("HTTP POST /emails (Celery = seed FastAPI app)", "req/s", False,
-         c(http_rps) if http_rps else None, None,
+        ("HTTP POST /emails, wrk -t2 -c50 (Celery = seed FastAPI app)", "req/s", False,
+         p("celeriac", "POST /emails req/s (wrk -t2 -c50)"), None,
          p("seed FastAPI+Celery", "POST /emails req/s (uvicorn workers=1)"), None, ""),
-        ("HTTP POST /emails p99 (lower is better)", "ms", True,
-         c(http_p99) if http_p99 else None, None,
+        ("HTTP POST /emails, wrk -t2 -c50, p99 (lower is better)", "ms", True,
+         p("celeriac", "POST /emails p99 (wrk -t2 -c50)"), None,
          p("seed FastAPI+Celery", "POST /emails p99 (uvicorn workers=1)"), None, ""),
+        ("HTTP POST /emails, celeriac-bench's own client, 50 connections", "req/s", False,
+         c(http_rps) if http_rps else None, None, None, None, ""),
+        ("HTTP POST /emails, celeriac-bench's own client, p99 (lower is better)", "ms", True,
+         c(http_p99) if http_p99 else None, None, None, None, ""),
         ("Redis CPU per task, drain (lower is better)", "µs", True,
          c("Redis CPU per task (fetch + start + ack)"), med(yard["fetch_ack_us"]),
          redis_cpu_us("celery", "drain pool=prefork c=2 prefetch=1"),
@@ -177,8 +181,10 @@ def main():
     print(f"- Celeriac: `celeriac-bench` full mode. Enqueue one per call = 1 sequential caller, as the peers; "
           f"connection (peers: one sequential client, `.delay()` / `await queue.add()`); batch = batches of 100, "
           f"then of 1000, 1 caller (BullMQ: `addBulk` of 1000). Drain = `{drain_key or 'n/a'}`; latency = enqueue to SUCCESS, "
-          f"idle worker; HTTP = in-process client, 50 connections, 10 s (seed app: `wrk -t2 -c50 -d10s`, "
-          f"uvicorn workers=1, no worker running).")
+          f"idle worker; HTTP (own client) = celeriac-bench's in-process client, 50 connections, 10 s.")
+    print("- HTTP, wrk rows: the seed app (uvicorn workers=1) and Celeriac's gateway (`celeriac_http.py`) each "
+          "under `wrk -t2 -c50 -d10s` with the seed's `post_emails.lua`, on the same redis-server, no worker "
+          "running, the queue purged afterwards.")
     print(f"- Celery drain: prefork c=2 prefetch 1 = {fmt(cp)} tasks/s, solo = {fmt(cs)} tasks/s; the faster is in "
           f"the table. Celery latency: solo pool, 300 tasks. BullMQ drain: one Worker, concurrency 50; latency via "
           f"QueueEvents, 500 tasks.")

@@ -136,6 +136,10 @@ for rep in $(seq "$REPS"); do
   # 3. seed FastAPI + Celery app under wrk
   if [ "$HAVE_WRK" = 1 ]; then
     (cd "$P" && step "$rep" seed-http 150 "$PY" fastapi_seed/bench_http.py --workers 1 --reps 1)
+    # Celeriac's gateway under the very same wrk load, on the same redis-server (like for like)
+    if [ "$HAVE_CELERIAC" = 1 ]; then
+      step "$rep" celeriac-http 150 env PEERS="$P" "$PY" "$HERE/celeriac_http.py" --api "$WORK/bin/celeriac-api"
+    fi
   else
     printf '%s\t%s\t%s\t%s\n' "$rep" seed-http skipped-no-wrk 0 >> "$OUT/steps.tsv"
   fi
