@@ -14,7 +14,8 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 PROFILE="${PROFILE:-release}"
 
-ensure_packages redis-server
+# make: the gateway's allocator (jemalloc) is built from C source with it.
+ensure_packages redis-server make
 
 echo "building ($PROFILE)..."
 if [ "$PROFILE" = release ]; then

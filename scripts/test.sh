@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the full test suite: installs redis-server from apt if missing, builds everything once
-# (debug profile), then runs every test. Tests start their own redis-server (and SMTP sink)
-# on free loopback ports; nothing else needs to be running.
+# Runs the full test suite: installs redis-server and make from apt if missing, builds
+# everything once (debug profile), then runs every test. Tests start their own redis-server
+# (and SMTP sink) on free loopback ports; nothing else needs to be running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages redis-server
+# make: the gateway's allocator (jemalloc) is built from C source with it.
+ensure_packages redis-server make
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
