@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole system locally: redis-server (installed from apt if missing; data in
 # data/redis), an SMTP sink for development (mail in data/mail), the gateway, a worker for
-# the emails, reports and default queues, and one beat (periodic schedules). Ctrl-C stops
-# everything it started.
+# the emails, reports and default queues (started again if it dies), and one beat (periodic
+# schedules). Ctrl-C stops everything it started.
 #
 #   PORT=8000 REDIS_PORT=6379 SMTP_PORT=1025 PROFILE=release scripts/run.sh
 set -euo pipefail
@@ -57,7 +57,22 @@ export CELERIAC__REPORTS__DIR="$PWD/data/reports"
 pids+=($!)
 "$BIN/celeriac-api" &
 pids+=($!)
-"$BIN/celeriac-worker" --queues emails,reports,default &
+# The worker is kept running, as docker-compose's restart policy keeps it: killed or crashed,
+# it is started again, and the new worker takes back the old one's tasks once their lease
+# expires (worker.lease_secs, 30 s by default). Stopping this script stops it for good.
+supervise_worker() {
+  local pid="" status
+  trap '[ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; exit 0' TERM
+  while true; do
+    "$BIN/celeriac-worker" --queues emails,reports,default &
+    pid=$!
+    status=0
+    wait "$pid" || status=$?
+    echo "celeriac-worker exited (status $status); starting a new one, which takes back its tasks when their lease expires"
+    sleep 1
+  done
+}
+supervise_worker &
 pids+=($!)
 "$BIN/celeriac-beat" &
 pids+=($!)
