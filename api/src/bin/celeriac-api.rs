@@ -5,7 +5,7 @@ use celeriac_api::Application;
 
 /// jemalloc instead of glibc's allocator: under `POST /emails` load glibc's malloc and free
 /// were 17% of the gateway's CPU; with jemalloc a request costs 25 µs of CPU instead of 30,
-/// and the gateway answers 10-14% more requests a second (peak RSS 21 MB instead of 19).
+/// and the gateway answers about 12% more requests a second (peak RSS 21 MB instead of 19).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
