@@ -118,6 +118,28 @@ async fn a_full_queue_is_429_with_retry_after_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn an_enqueue_whose_redis_reply_is_lost_is_accepted_once() {
+    let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
+    let email = |to: &str| json!({"to": to, "subject": "s", "body": "b"});
+    // A first request loads the script, so the one cut below runs it.
+    assert_eq!(app.post_json("/emails", &email("first@example.com")).await.status(), 202);
+    proxy.cut_reply_to(b"lost-reply@example.com");
+    let response = app.post_json("/emails", &email("lost-reply@example.com")).await;
+    assert_eq!(response.status(), 202, "stored, though Redis' first answer was lost");
+    assert_eq!(proxy.cuts(), 1);
+    let accepted: Value = response.json().await.unwrap();
+    let task = app.get(&format!("/tasks/{}", accepted["task_id"].as_str().unwrap())).await;
+    assert_eq!(task.status(), 200);
+    let depth: u64 = redis::AsyncCommands::llen(
+        &mut app.broker.connection(),
+        app.broker.keys().pending(&celeriac::QueueName::parse("emails").unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(depth, 2, "each accepted task is queued once");
+}
+
+#[tokio::test]
 async fn redis_down_is_503_without_internal_details_and_readiness_turns_false() {
     let mut app = TestApp::spawn().await;
     assert_eq!(app.get("/readyz").await.status(), 200);

@@ -843,3 +843,35 @@ async fn every_way_of_ending_revoked_counts_in_the_queues_counter() {
         assert_eq!(state(&broker, id).await, TaskState::Revoked);
     }
 }
+
+#[tokio::test]
+async fn an_enqueue_whose_reply_is_lost_is_asked_again_and_stored_once() {
+    let redis = RedisServer::start();
+    let proxy = celeriac_testkit::ReplyCutter::start(redis.port());
+    let broker = Broker::connect(&proxy.url(), &unique_namespace(), Duration::from_secs(3600)).unwrap();
+    // The scripts are loaded first, so the requests cut below run a script.
+    broker
+        .enqueue(&queue(), &[NewTask::new(&queue(), "warm_up", &json!(0))], 0, None)
+        .await
+        .unwrap();
+    claim_ids(&broker, "w0", 1).await;
+
+    // The plain enqueue cannot tell: its reply is lost, yet the task was stored.
+    let plain = NewTask::new(&queue(), "lost_reply_plain", &json!(1));
+    proxy.cut_reply_to(b"lost_reply_plain");
+    let lost = broker.enqueue(&queue(), std::slice::from_ref(&plain), 0, None).await;
+    assert!(matches!(lost, Err(BrokerError::Redis(_))), "{lost:?}");
+    assert!(broker.get(&plain.id).await.unwrap().is_some(), "the script ran");
+
+    // enqueue_new asks again with the same id and finds it stored: one copy, and an answer.
+    let fresh = NewTask::new(&queue(), "lost_reply_fresh", &json!(2));
+    proxy.cut_reply_to(b"lost_reply_fresh");
+    let outcome = broker.enqueue_new(&queue(), std::slice::from_ref(&fresh), 0, None).await.unwrap();
+    assert_eq!(outcome, EnqueueOutcome::Stored);
+    assert_eq!(proxy.cuts(), 2);
+    let mut pending = claim_ids(&broker, "w1", 10).await;
+    pending.sort();
+    let mut expected = vec![plain.id.suffix().to_owned(), fresh.id.suffix().to_owned()];
+    expected.sort();
+    assert_eq!(pending, expected, "each task is queued exactly once");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use celeriac::{Broker, Settings, Task, TaskContext, TaskError, TaskSpec};
 use celeriac_api::Application;
-use celeriac_testkit::{RedisServer, unique_namespace};
+use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
 use celeriac_worker::{Registry, Worker, WorkerConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +63,25 @@ impl TestApp {
             stop,
             reports_dir,
         }
+    }
+
+    /// The gateway talking to Redis through a proxy that can lose a reply on demand.
+    pub async fn spawn_behind_reply_cutter() -> (Self, ReplyCutter) {
+        let mut cutter = None;
+        let app = Self::spawn_with(|settings| {
+            let port = settings
+                .redis
+                .url
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("a redis port");
+            let proxy = ReplyCutter::start(port);
+            settings.redis.url = proxy.url();
+            cutter = Some(proxy);
+        })
+        .await;
+        (app, cutter.expect("the proxy started"))
     }
 
     /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.

@@ -1,6 +1,8 @@
 //! Enqueue: one script call stores the records and queue entries of one or many tasks of a
 //! queue, so `202 Accepted` is only ever sent for tasks that are in Redis (invariant 1).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{Broker, BrokerError, scripts};
@@ -162,6 +164,53 @@ impl Broker {
         self.remember_queue(queue).await?;
         Ok(outcome)
     }
+}
+
+/// How long to wait before each new attempt of [`Broker::enqueue_new`] (then it gives up).
+const LOST_REPLY_RETRIES: [Duration; 3] = [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500)];
+
+impl Broker {
+    /// [`Broker::enqueue`] for tasks made with fresh ids ([`NewTask::new`]), which asks again
+    /// when an answer is lost. A connection that breaks (or times out) after the request was
+    /// sent leaves it unknown whether Redis stored the batch; the same batch is sent again,
+    /// with the same ids, and the script tells: stored now, or found stored (a fresh id can only
+    /// be taken by the earlier attempt, so [`BrokerError::Duplicate`] of one of them means the
+    /// earlier attempt stored them all, as every enqueue is all or nothing). An idempotency key
+    /// answers the same way through [`EnqueueOutcome::Replayed`]. Without this, a caller would
+    /// see an outage for a task that runs, and its retry would run the work twice.
+    pub async fn enqueue_new(
+        &self,
+        queue: &QueueName,
+        tasks: &[NewTask],
+        max_pending: u64,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<EnqueueOutcome, BrokerError> {
+        let mut waits = LOST_REPLY_RETRIES.iter();
+        let mut asked_before = false;
+        loop {
+            match self.enqueue(queue, tasks, max_pending, idempotency).await {
+                Err(BrokerError::Duplicate(id)) if asked_before && tasks.iter().any(|t| t.id == id) => {
+                    return Ok(EnqueueOutcome::Stored);
+                }
+                Err(BrokerError::Redis(e)) if reply_may_be_lost(&e) => {
+                    let Some(wait) = waits.next() else {
+                        return Err(BrokerError::Redis(e));
+                    };
+                    tracing::warn!(queue = %queue, error = %e, "enqueue answer lost; asking again with the same ids");
+                    asked_before = true;
+                    tokio::time::sleep(*wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Whether the request may have reached Redis and run, with its reply lost on the way back:
+/// a broken connection or a timeout; not an error Redis answered, nor a refused connection
+/// (nothing was sent: the outage is answered at once).
+fn reply_may_be_lost(e: &redis::RedisError) -> bool {
+    !e.is_connection_refusal() && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
 }
 
 #[cfg(test)]

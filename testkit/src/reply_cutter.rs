@@ -1,0 +1,122 @@
+//! A TCP proxy in front of a redis-server that loses one reply on demand. Armed with a byte
+//! pattern, it passes the next request containing it on to Redis, lets Redis run it, and then
+//! closes the client's connection instead of passing the answer back: the command ran, but
+//! its caller cannot know. Everything else is forwarded as is. For tests of what a client does
+//! when a reply is lost (a network cut, a timeout), which a healthy local Redis never does.
+//!
+//! The pattern is looked for in each chunk read from the client, so it must be short enough
+//! to arrive in one read: a task name inside a command, not a whole payload.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long Redis is given to run the request before the client's connection is closed.
+const RUN_TIME: Duration = Duration::from_millis(200);
+
+pub struct ReplyCutter {
+    port: u16,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The pattern of the next request whose reply is lost; `None` when disarmed.
+    armed: Mutex<Option<Vec<u8>>>,
+    /// Requests whose reply was (or is being) lost so far.
+    cuts: AtomicUsize,
+}
+
+impl ReplyCutter {
+    /// Listens on a free loopback port and forwards every connection to `upstream_port`.
+    /// Call it inside a Tokio runtime, which runs the proxy.
+    pub fn start(upstream_port: u16) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let listener = TcpListener::from_std(listener).expect("inside a Tokio runtime");
+        let shared = Arc::new(Shared::default());
+        let accepting = Arc::clone(&shared);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                    continue;
+                };
+                tokio::spawn(forward(client, server, Arc::clone(&accepting)));
+            }
+        });
+        Self { port, shared }
+    }
+
+    /// The URL to give clients instead of the redis-server's.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Loses the reply to the next request that contains `pattern`.
+    pub fn cut_reply_to(&self, pattern: &[u8]) {
+        *self.shared.armed.lock().expect("proxy lock") = Some(pattern.to_vec());
+    }
+
+    /// How many requests had their reply cut so far.
+    pub fn cuts(&self) -> usize {
+        self.shared.cuts.load(Ordering::SeqCst)
+    }
+}
+
+/// One client connection: requests go up as they come; replies come down until a cut.
+async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let cutting = Arc::new(AtomicBool::new(false));
+    let replies_cut = Arc::clone(&cutting);
+    let replies = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if replies_cut.load(Ordering::SeqCst) || client_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match client_rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let cut = take_if_armed(&shared, &buf[..n]);
+        if cut {
+            // Set before Redis can answer, so no byte of the answer reaches the client.
+            cutting.store(true, Ordering::SeqCst);
+        }
+        if server_tx.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        if cut {
+            tokio::time::sleep(RUN_TIME).await;
+            break;
+        }
+    }
+    // Dropping both halves closes the client's connection (and ours to Redis).
+    replies.abort();
+}
+
+/// Whether `chunk` holds the armed pattern; disarms when it does.
+fn take_if_armed(shared: &Shared, chunk: &[u8]) -> bool {
+    let mut armed = shared.armed.lock().expect("proxy lock");
+    let hit = armed
+        .as_deref()
+        .is_some_and(|pattern| chunk.windows(pattern.len()).any(|w| w == pattern));
+    if hit {
+        *armed = None;
+        shared.cuts.fetch_add(1, Ordering::SeqCst);
+    }
+    hit
+}
