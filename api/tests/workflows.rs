@@ -178,3 +178,26 @@ async fn a_task_can_start_a_workflow_and_finished_workflows_expire() {
         .unwrap();
     assert!(ttl > 0 && ttl <= 86_400, "a finished workflow's key expires: ttl {ttl}");
 }
+
+#[tokio::test]
+async fn a_workflow_whose_first_enqueue_loses_its_reply_starts_and_finishes() {
+    let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
+    // A first enqueue loads the script, so the one cut below runs it.
+    app.enqueue("add", json!([1, 1])).await;
+    // Only an enqueue on the default queue names its listing log.
+    let listing = app.broker.keys().listing(&celeriac::QueueName::parse("default").unwrap());
+    proxy.cut_reply_to(listing.as_bytes());
+    let id = start(
+        &app,
+        json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]}),
+    )
+    .await;
+    assert_eq!(proxy.cuts(), 1);
+    app.start_worker(test_registry()).await;
+    let status = finished(&app, &id).await;
+    assert_eq!(
+        (status["state"].as_str(), &status["result"]),
+        (Some("SUCCESS"), &json!(8)),
+        "{status}"
+    );
+}
