@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use celeriac::workflow::{Plan, Step};
 use common::{TestApp, test_registry};
 use serde_json::{Value, json};
 
@@ -200,4 +201,38 @@ async fn a_workflow_whose_first_enqueue_loses_its_reply_starts_and_finishes() {
         (Some("SUCCESS"), &json!(8)),
         "{status}"
     );
+}
+
+#[tokio::test]
+async fn a_workers_reaper_revokes_a_workflow_whose_start_was_cut_short() {
+    let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
+    start(
+        &app,
+        json!({"chain": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [1]}]}),
+    )
+    .await;
+    // Another start, through a connection of its own, stops after storing the workflow.
+    let starter = celeriac::Broker::connect(&proxy.url(), &app.settings.redis.namespace, app.settings.result_ttl()).unwrap();
+    let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([2, 2])), Step::task("add", json!([2]))])).unwrap();
+    proxy.stall_reply_to(b"left:1");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), starter.start_workflow(&plan))
+            .await
+            .is_err()
+    );
+    let starting: Vec<String> = redis::AsyncCommands::zrange(&mut app.broker.connection(), app.broker.keys().workflows_starting(), 0, -1)
+        .await
+        .unwrap();
+    let [cut] = starting.as_slice() else {
+        panic!("one start left unfinished: {starting:?}")
+    };
+
+    // Ten minutes on, a worker's reaper finds it and revokes it.
+    app.broker.clock().advance(Duration::from_secs(601));
+    app.start_worker(test_registry()).await;
+    celeriac_testkit::eventually(Duration::from_secs(30), "the abandoned workflow is revoked", || async {
+        let status: Value = app.get(&format!("/workflows/{cut}")).await.json().await.ok()?;
+        (status["state"] == "REVOKED").then_some(())
+    })
+    .await;
 }

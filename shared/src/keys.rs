@@ -103,6 +103,12 @@ impl Keys {
         format!("{}:{{{id}}}:wf", self.ns)
     }
 
+    /// Sorted set of workflow ids whose start is under way, scored by when it began (ms): an
+    /// id left there (its starter died) is revoked by the workers' reapers.
+    pub fn workflows_starting(&self) -> String {
+        format!("{}:workflows:starting", self.ns)
+    }
+
     /// Hash of counters for the queue: enqueued (enqueue.lua), succeeded, failed, retried,
     /// revoked (finish.lua).
     pub fn stats(&self, queue: &QueueName) -> String {

@@ -1,8 +1,9 @@
-//! A TCP proxy in front of a redis-server that loses one reply on demand. Armed with a byte
+//! A TCP proxy in front of a redis-server that loses replies on demand. Armed with a byte
 //! pattern, it passes the next request containing it on to Redis, lets Redis run it, and then
-//! closes the client's connection instead of passing the answer back: the command ran, but
-//! its caller cannot know. Everything else is forwarded as is. For tests of what a client does
-//! when a reply is lost (a network cut, a timeout), which a healthy local Redis never does.
+//! either closes the client's connection instead of passing the answer back (a cut), or keeps
+//! it open and passes no answer any more (a stall: the caller waits, as on a dead network):
+//! the command ran, but its caller cannot know. Everything else is forwarded as is. For tests
+//! of what a client does when a reply is lost, which a healthy local Redis never does.
 //!
 //! The pattern is looked for in each chunk read from the client, so it must be short enough
 //! to arrive in one read: a task name inside a command, not a whole payload.
@@ -22,10 +23,19 @@ pub struct ReplyCutter {
     shared: Arc<Shared>,
 }
 
+/// What happens to the connection of the request whose reply is lost.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// Closed at once.
+    Cut,
+    /// Kept open, answering nothing any more.
+    Stall,
+}
+
 #[derive(Default)]
 struct Shared {
-    /// The pattern of the next request whose reply is lost; `None` when disarmed.
-    armed: Mutex<Option<Vec<u8>>>,
+    /// The pattern of the next request whose reply is lost, and how; `None` when disarmed.
+    armed: Mutex<Option<(Vec<u8>, Loss)>>,
     /// Requests whose reply was (or is being) lost so far.
     cuts: AtomicUsize,
 }
@@ -56,12 +66,18 @@ impl ReplyCutter {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Loses the reply to the next request that contains `pattern`.
+    /// Loses the reply to the next request that contains `pattern`, closing its connection.
     pub fn cut_reply_to(&self, pattern: &[u8]) {
-        *self.shared.armed.lock().expect("proxy lock") = Some(pattern.to_vec());
+        *self.shared.armed.lock().expect("proxy lock") = Some((pattern.to_vec(), Loss::Cut));
     }
 
-    /// How many requests had their reply cut so far.
+    /// Loses the reply to the next request that contains `pattern`, and every later reply on
+    /// its connection, which stays open: its caller waits until it gives up.
+    pub fn stall_reply_to(&self, pattern: &[u8]) {
+        *self.shared.armed.lock().expect("proxy lock") = Some((pattern.to_vec(), Loss::Stall));
+    }
+
+    /// How many requests had their reply lost so far.
     pub fn cuts(&self) -> usize {
         self.shared.cuts.load(Ordering::SeqCst)
     }
@@ -80,7 +96,12 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if replies_cut.load(Ordering::SeqCst) || client_tx.write_all(&buf[..n]).await.is_err() {
+            // Once a reply is lost, none passes any more: a cut closes the connection (when
+            // `forward` ends), a stall keeps it open and silent.
+            if replies_cut.load(Ordering::SeqCst) {
+                continue;
+            }
+            if client_tx.write_all(&buf[..n]).await.is_err() {
                 return;
             }
         }
@@ -91,15 +112,15 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let cut = take_if_armed(&shared, &buf[..n]);
-        if cut {
+        let loss = take_if_armed(&shared, &buf[..n]);
+        if loss.is_some() {
             // Set before Redis can answer, so no byte of the answer reaches the client.
             cutting.store(true, Ordering::SeqCst);
         }
         if server_tx.write_all(&buf[..n]).await.is_err() {
             break;
         }
-        if cut {
+        if loss == Some(Loss::Cut) {
             tokio::time::sleep(RUN_TIME).await;
             break;
         }
@@ -108,15 +129,16 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
     replies.abort();
 }
 
-/// Whether `chunk` holds the armed pattern; disarms when it does.
-fn take_if_armed(shared: &Shared, chunk: &[u8]) -> bool {
+/// How the reply to `chunk` is lost, if it holds the armed pattern; disarms when it does.
+fn take_if_armed(shared: &Shared, chunk: &[u8]) -> Option<Loss> {
     let mut armed = shared.armed.lock().expect("proxy lock");
-    let hit = armed
-        .as_deref()
-        .is_some_and(|pattern| chunk.windows(pattern.len()).any(|w| w == pattern));
-    if hit {
+    let loss = armed
+        .as_ref()
+        .filter(|(pattern, _)| chunk.windows(pattern.len()).any(|w| w == pattern.as_slice()))
+        .map(|(_, loss)| *loss);
+    if loss.is_some() {
         *armed = None;
         shared.cuts.fetch_add(1, Ordering::SeqCst);
     }
-    hit
+    loss
 }

@@ -7,6 +7,7 @@
 //! stores it once. So a chord's callback runs exactly once, and nothing hangs or polls.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -82,8 +83,15 @@ fn node_task_id(workflow: &str, plan: &Plan, node: usize) -> Result<TaskId, Brok
 impl Broker {
     /// Stores the workflow and enqueues its first members. Each node's queue must be set
     /// (`None` means `default`).
+    ///
+    /// The start is marked from before the workflow is stored until its first members are
+    /// enqueued, so a start cut short (its process died, or its request was dropped) is found
+    /// and revoked by [`Broker::revoke_abandoned_workflows`] instead of staying RUNNING with
+    /// no member to move it: a workflow runs only if its start completed.
     pub async fn start_workflow(&self, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
         let id = format!("wf-{}", uuid::Uuid::now_v7().simple());
+        let starting = self.keys.workflows_starting();
+        let _: () = self.conn.clone().zadd(&starting, &id, self.clock.now_ms()).await?;
         let mut fields: Vec<String> = Vec::new();
         let mut successors: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (n, node) in plan.nodes.iter().enumerate() {
@@ -116,6 +124,7 @@ impl Broker {
             .filter(|n| plan.nodes[*n].deps.is_empty() && Some(*n) != plan.on_error)
             .collect();
         self.enqueue_nodes(&id, plan, &first, &HashMap::new(), None).await?;
+        let _: () = self.conn.clone().zrem(&starting, &id).await?;
         let tasks = (0..plan.nodes.len())
             .map(|n| {
                 Ok(MemberRef {
@@ -294,6 +303,23 @@ impl Broker {
             result,
             failed,
         }))
+    }
+
+    /// Revokes the workflows whose start began more than `older_than` ago and never completed
+    /// (see [`Broker::start_workflow`]): their starter died or was cancelled between storing
+    /// the workflow and enqueuing its first members, so it never answered `202`, and without
+    /// this they would stay RUNNING forever. Members enqueued before the cut are revoked with
+    /// them. Any number of callers may run this at once. Returns the ids revoked (at most 100
+    /// a call).
+    pub async fn revoke_abandoned_workflows(&self, older_than: Duration) -> Result<Vec<String>, BrokerError> {
+        let starting = self.keys.workflows_starting();
+        let before = self.clock.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<String> = self.conn.clone().zrangebyscore_limit(&starting, "-inf", before, 0, 100).await?;
+        for id in &ids {
+            self.revoke_workflow(id).await?;
+            let _: () = self.conn.clone().zrem(&starting, id).await?;
+        }
+        Ok(ids)
     }
 
     /// Revokes a running workflow: no member starts any more, and the members not finished are
