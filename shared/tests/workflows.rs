@@ -2,11 +2,13 @@
 //! workflow and enqueuing its first members), driven through the library against a real
 //! redis-server and a proxy that loses replies.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use celeriac::workflow::{Plan, Step};
-use celeriac::{Broker, TaskId, TaskState};
+use celeriac::{Broker, QueueName, TaskId};
 use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
+use redis::AsyncCommands;
 use serde_json::json;
 
 const TTL: Duration = Duration::from_secs(3600);
@@ -20,69 +22,84 @@ fn chain(first: i64) -> Plan {
     .unwrap()
 }
 
-/// Starts `plan` through a fresh connection via `proxy`, and drops the start as its process
-/// would stop: after half a second, while it waits for a reply the proxy stalls.
-async fn start_cut_short(proxy: &ReplyCutter, namespace: &str, plan: &Plan) {
-    let broker = Broker::connect(&proxy.url(), namespace, TTL).unwrap();
-    let started = tokio::time::timeout(Duration::from_millis(500), broker.start_workflow(plan)).await;
+async fn starting(broker: &Broker) -> BTreeSet<String> {
+    broker.connection().zrange(broker.keys().workflows_starting(), 0, -1).await.unwrap()
+}
+
+/// Starts `plan` through a fresh connection via `proxy`, armed to stall on `pattern`, and
+/// drops the start as its process would stop: after half a second of waiting for the stalled
+/// reply. Returns the id of the workflow it began.
+async fn start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan) -> String {
+    let before = starting(broker).await;
+    let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
+    proxy.stall_reply_to(pattern);
+    let started = tokio::time::timeout(Duration::from_millis(500), starter.start_workflow(plan)).await;
     assert!(started.is_err(), "the start was cut short: {started:?}");
+    let after = starting(broker).await;
+    let mut new = after.difference(&before);
+    let id = new.next().expect("the start was marked").clone();
+    assert_eq!(new.next(), None);
+    id
+}
+
+/// The first member's record of workflow `id`, if it was enqueued.
+async fn first_member(broker: &Broker, id: &str) -> Option<celeriac::TaskRecord> {
+    let status = broker.workflow_status(id).await.unwrap().expect("stored");
+    broker.get(&TaskId::parse(&status.members[0].task_id).unwrap()).await.unwrap()
 }
 
 #[tokio::test]
-async fn a_workflow_whose_start_was_cut_short_is_revoked_and_a_started_one_is_left_alone() {
+async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_stored_once() {
     let redis = RedisServer::start();
     let proxy = ReplyCutter::start(redis.port());
-    let namespace = unique_namespace();
-    let broker = Broker::connect(&redis.url(), &namespace, TTL).unwrap();
-    // Started in full (this also loads the scripts): never revoked, however old its start.
-    let started = broker.start_workflow(&chain(1)).await.unwrap();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let default = QueueName::parse("default").unwrap();
+    // Started in full (this also loads the scripts): nothing left to finish.
+    let whole = broker.start_workflow(&chain(1)).await.unwrap();
 
-    // Cut after the workflow was stored, before any member was: stalled on its creation.
-    proxy.stall_reply_to(b"left:1");
-    start_cut_short(&proxy, &namespace, &chain(2)).await;
-    // Cut after its first member was enqueued, before the start was marked complete.
-    proxy.stall_reply_to(broker.keys().listing(&celeriac::QueueName::parse("default").unwrap()).as_bytes());
-    start_cut_short(&proxy, &namespace, &chain(3)).await;
-    assert_eq!(proxy.cuts(), 2);
+    let marked = broker.keys().workflows_starting();
+    let unstored = start_cut_short(&broker, &proxy, marked.as_bytes(), &chain(2)).await;
+    let membership = start_cut_short(&broker, &proxy, b"left:1", &chain(3)).await;
+    let listing = broker.keys().listing(&default);
+    let unmarked = start_cut_short(&broker, &proxy, listing.as_bytes(), &chain(4)).await;
+    let revoked = start_cut_short(&broker, &proxy, b"left:1", &chain(5)).await;
+    assert_eq!(proxy.cuts(), 4);
+    assert!(
+        broker.workflow_status(&unstored).await.unwrap().is_none(),
+        "cut before it was stored"
+    );
+    assert!(first_member(&broker, &membership).await.is_none(), "cut before its members were");
+    assert!(
+        first_member(&broker, &unmarked).await.is_some(),
+        "cut after its first member was enqueued"
+    );
+    broker.revoke_workflow(&revoked).await.unwrap();
 
     assert_eq!(
-        broker.revoke_abandoned_workflows(Duration::from_secs(60)).await.unwrap(),
+        broker.finish_abandoned_starts(Duration::from_secs(60)).await.unwrap(),
         Vec::<String>::new(),
         "too young"
     );
-    let mut revoked = broker.revoke_abandoned_workflows(Duration::ZERO).await.unwrap();
-    revoked.sort();
-    assert_eq!(revoked.len(), 2, "{revoked:?}");
-    assert!(!revoked.contains(&started.workflow_id));
-    for id in &revoked {
-        let status = broker.workflow_status(id).await.unwrap().expect("stored");
-        assert_eq!(status.state, "REVOKED", "{id}");
-        for member in &status.members {
-            let task = broker.get(&TaskId::parse(&member.task_id).unwrap()).await.unwrap();
-            let state = task.map(|t| t.state);
-            assert!(
-                matches!(state, None | Some(TaskState::Revoked)),
-                "a member of an abandoned start never runs: {state:?}"
-            );
-        }
-    }
-    // The one whose member was enqueued: that member is revoked, not left to run.
-    let enqueued = revoked.last().unwrap();
-    let first = &broker.workflow_status(enqueued).await.unwrap().unwrap().members[0];
-    let record = broker
-        .get(&TaskId::parse(&first.task_id).unwrap())
-        .await
-        .unwrap()
-        .expect("enqueued before the cut");
-    assert_eq!(record.state, TaskState::Revoked);
+    let mut finished = broker.finish_abandoned_starts(Duration::ZERO).await.unwrap();
+    finished.sort();
+    assert_eq!(finished, vec![membership.clone(), unmarked.clone()]);
+    assert!(starting(&broker).await.is_empty(), "every start is settled");
+    assert_eq!(broker.finish_abandoned_starts(Duration::ZERO).await.unwrap(), Vec::<String>::new());
 
-    assert_eq!(
-        broker.workflow_status(&started.workflow_id).await.unwrap().unwrap().state,
-        "RUNNING"
+    assert!(
+        first_member(&broker, &revoked).await.is_none(),
+        "a workflow revoked meanwhile stays so"
     );
-    assert_eq!(
-        broker.revoke_abandoned_workflows(Duration::ZERO).await.unwrap(),
-        Vec::<String>::new(),
-        "each once"
-    );
+    // Each first member is queued exactly once, the unmarked one's too (enqueued twice).
+    let pending: Vec<String> = broker.connection().lrange(broker.keys().pending(&default), 0, -1).await.unwrap();
+    let mut expected = Vec::new();
+    for id in [&whole.workflow_id, &membership, &unmarked] {
+        let status = broker.workflow_status(id).await.unwrap().unwrap();
+        assert_eq!(status.state, "RUNNING");
+        expected.push(TaskId::parse(&status.members[0].task_id).unwrap().suffix().to_owned());
+    }
+    let (mut pending, mut expected) = (pending, expected);
+    pending.sort();
+    expected.sort();
+    assert_eq!(pending, expected);
 }

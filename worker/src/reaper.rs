@@ -1,7 +1,8 @@
 //! Crash recovery, run by every worker: tasks leased to a worker whose lease expired (it was
 //! killed, lost power or its network) go back to the front of their queue, and workflows whose
-//! start was cut short are revoked. Safe with any number of reapers at once: recovery is one
-//! guarded script per (worker, queue), and revoking a workflow twice changes nothing.
+//! start was cut short get their first members. Safe with any number of reapers at once:
+//! recovery is one guarded script per (worker, queue), and a member is stored once however
+//! often it is enqueued.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Shared;
 
-/// How long a workflow's start may last before it is taken as abandoned. A start is a few
-/// Redis calls, each bounded by the client's reply timeout: far less than this.
-const ABANDONED_WORKFLOW_START: Duration = Duration::from_secs(600);
+/// How long a workflow's start may last before a reaper finishes it. A start is a few Redis
+/// calls, so this is only ever reached by a start cut short (finishing one still under way
+/// would be harmless too: its members are stored once).
+const ABANDONED_WORKFLOW_START: Duration = Duration::from_secs(30);
 
 /// Checks at start (a worker restarted after a crash recovers at once), then every tenth of
 /// a lease with some jitter: a crashed worker's tasks are back within one lease after its
@@ -31,11 +33,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Recovers every expired lease on this worker's queues, and revokes abandoned workflow
+/// Recovers every expired lease on this worker's queues, and finishes abandoned workflow
 /// starts. Returns how many tasks went back.
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
-    for workflow in shared.broker.revoke_abandoned_workflows(ABANDONED_WORKFLOW_START).await? {
-        tracing::warn!(workflow = %workflow, "revoked a workflow whose start was cut short (it never answered 202)");
+    for workflow in shared.broker.finish_abandoned_starts(ABANDONED_WORKFLOW_START).await? {
+        tracing::warn!(workflow = %workflow, "enqueued the first members of a workflow whose start was cut short");
     }
     let mut recovered = 0;
     for queue in &shared.config.queues {

@@ -66,6 +66,14 @@ pub struct FailedMember {
     pub error: Value,
 }
 
+/// The nodes a workflow starts with: those that wait for no other (the error callback waits
+/// for a failure).
+fn first_nodes(plan: &Plan) -> Vec<usize> {
+    (0..plan.nodes.len())
+        .filter(|n| plan.nodes[*n].deps.is_empty() && Some(*n) != plan.on_error)
+        .collect()
+}
+
 /// A workflow id: `wf-` and 32 hex digits.
 pub fn parse_workflow_id(raw: &str) -> Option<&str> {
     let hex = raw.strip_prefix("wf-")?;
@@ -86,8 +94,9 @@ impl Broker {
     ///
     /// The start is marked from before the workflow is stored until its first members are
     /// enqueued, so a start cut short (its process died, or its request was dropped) is found
-    /// and revoked by [`Broker::revoke_abandoned_workflows`] instead of staying RUNNING with
-    /// no member to move it: a workflow runs only if its start completed.
+    /// and finished by [`Broker::finish_abandoned_starts`] instead of staying RUNNING with no
+    /// member to move it. A stored workflow runs, as a stored task does, whether or not the
+    /// answer reached its caller.
     pub async fn start_workflow(&self, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
         let id = format!("wf-{}", uuid::Uuid::now_v7().simple());
         let starting = self.keys.workflows_starting();
@@ -120,10 +129,7 @@ impl Broker {
         if created != 1 {
             return Err(BrokerError::Protocol(format!("workflow {id} exists already")));
         }
-        let first: Vec<usize> = (0..plan.nodes.len())
-            .filter(|n| plan.nodes[*n].deps.is_empty() && Some(*n) != plan.on_error)
-            .collect();
-        self.enqueue_nodes(&id, plan, &first, &HashMap::new(), None).await?;
+        self.enqueue_nodes(&id, plan, &first_nodes(plan), &HashMap::new(), None).await?;
         let _: () = self.conn.clone().zrem(&starting, &id).await?;
         let tasks = (0..plan.nodes.len())
             .map(|n| {
@@ -305,21 +311,29 @@ impl Broker {
         }))
     }
 
-    /// Revokes the workflows whose start began more than `older_than` ago and never completed
+    /// Finishes the workflow starts that began more than `older_than` ago and never completed
     /// (see [`Broker::start_workflow`]): their starter died or was cancelled between storing
-    /// the workflow and enqueuing its first members, so it never answered `202`, and without
-    /// this they would stay RUNNING forever. Members enqueued before the cut are revoked with
-    /// them. Any number of callers may run this at once. Returns the ids revoked (at most 100
-    /// a call).
-    pub async fn revoke_abandoned_workflows(&self, older_than: Duration) -> Result<Vec<String>, BrokerError> {
+    /// the workflow and enqueuing its first members, and without this they would stay RUNNING
+    /// forever. Their first members are enqueued, which stores each once however many times
+    /// it is done (deterministic ids), so this is safe at any time, with any number of callers,
+    /// even while the starter is still at it. A start cut before the workflow was stored is
+    /// just forgotten; a workflow revoked meanwhile is left alone. Returns the ids of the
+    /// workflows started here (at most 100 looked at a call).
+    pub async fn finish_abandoned_starts(&self, older_than: Duration) -> Result<Vec<String>, BrokerError> {
         let starting = self.keys.workflows_starting();
         let before = self.clock.now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let ids: Vec<String> = self.conn.clone().zrangebyscore_limit(&starting, "-inf", before, 0, 100).await?;
-        for id in &ids {
-            self.revoke_workflow(id).await?;
-            let _: () = self.conn.clone().zrem(&starting, id).await?;
+        let mut started = Vec::new();
+        for id in ids {
+            let (state, plan): (Option<String>, Option<String>) = self.conn.clone().hmget(self.keys.workflow(&id), &["s", "plan"]).await?;
+            if let (Some("RUNNING"), Some(plan)) = (state.as_deref(), plan) {
+                let plan: Plan = serde_json::from_str(&plan).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                self.enqueue_nodes(&id, &plan, &first_nodes(&plan), &HashMap::new(), None).await?;
+                started.push(id.clone());
+            }
+            let _: () = self.conn.clone().zrem(&starting, &id).await?;
         }
-        Ok(ids)
+        Ok(started)
     }
 
     /// Revokes a running workflow: no member starts any more, and the members not finished are
