@@ -32,6 +32,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What [`AppState`] refers to, built once at start-up.
 pub struct Shared {
     pub broker: Broker,
     pub events: TaskEvents,
