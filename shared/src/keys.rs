@@ -104,7 +104,7 @@ impl Keys {
     }
 
     /// Sorted set of workflow ids whose start is under way, scored by when it began (ms): an
-    /// id left there (its starter died) is revoked by the workers' reapers.
+    /// id left there (its starter died) is finished by the workers' reapers.
     pub fn workflows_starting(&self) -> String {
         format!("{}:workflows:starting", self.ns)
     }

@@ -74,6 +74,18 @@ async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_s
         "cut after its first member was enqueued"
     );
     broker.revoke_workflow(&revoked).await.unwrap();
+    // A start whose stored plan is broken can never be finished: it must not hold up the rest.
+    let broken = "wf-00000000000000000000000000000000";
+    let _: () = broker
+        .connection()
+        .hset_multiple(broker.keys().workflow(broken), &[("s", "RUNNING"), ("plan", "{")])
+        .await
+        .unwrap();
+    let _: () = broker
+        .connection()
+        .zadd(broker.keys().workflows_starting(), broken, 0)
+        .await
+        .unwrap();
 
     assert_eq!(
         broker.finish_abandoned_starts(Duration::from_secs(60)).await.unwrap(),

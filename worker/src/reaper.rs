@@ -25,6 +25,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         if let Err(e) = reap_once(&shared).await {
             tracing::warn!(error = %e, "reaper could not check leases; will retry");
         }
+        if let Err(e) = finish_abandoned_workflow_starts(&shared).await {
+            tracing::warn!(error = %e, "reaper could not check workflow starts; will retry");
+        }
         let jitter = Duration::from_millis(fastrand::u64(0..=period.as_millis() as u64 / 2 + 1));
         tokio::select! {
             _ = tokio::time::sleep(period / 2 + jitter) => {}
@@ -33,12 +36,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Recovers every expired lease on this worker's queues, and finishes abandoned workflow
-/// starts. Returns how many tasks went back.
+/// Recovers every expired lease on this worker's queues. Returns how many tasks went back.
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
-    for workflow in shared.broker.finish_abandoned_starts(ABANDONED_WORKFLOW_START).await? {
-        tracing::warn!(workflow = %workflow, "enqueued the first members of a workflow whose start was cut short");
-    }
     let mut recovered = 0;
     for queue in &shared.config.queues {
         for worker in shared.broker.expired_leases(queue).await? {
@@ -54,4 +53,12 @@ pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::Broker
         }
     }
     Ok(recovered)
+}
+
+/// Enqueues the first members of the workflows whose start was cut short.
+async fn finish_abandoned_workflow_starts(shared: &Shared) -> Result<(), celeriac::BrokerError> {
+    for workflow in shared.broker.finish_abandoned_starts(ABANDONED_WORKFLOW_START).await? {
+        tracing::warn!(workflow = %workflow, "enqueued the first members of a workflow whose start was cut short");
+    }
+    Ok(())
 }

@@ -325,15 +325,30 @@ impl Broker {
         let ids: Vec<String> = self.conn.clone().zrangebyscore_limit(&starting, "-inf", before, 0, 100).await?;
         let mut started = Vec::new();
         for id in ids {
-            let (state, plan): (Option<String>, Option<String>) = self.conn.clone().hmget(self.keys.workflow(&id), &["s", "plan"]).await?;
-            if let (Some("RUNNING"), Some(plan)) = (state.as_deref(), plan) {
-                let plan: Plan = serde_json::from_str(&plan).map_err(|e| BrokerError::Protocol(e.to_string()))?;
-                self.enqueue_nodes(&id, &plan, &first_nodes(&plan), &HashMap::new(), None).await?;
-                started.push(id.clone());
+            match self.finish_start(&id).await {
+                Ok(true) => started.push(id.clone()),
+                Ok(false) => {}
+                Err(e @ BrokerError::Redis(_)) => return Err(e),
+                // Never startable (its stored plan is broken): forgotten, so that it cannot
+                // hold up the others.
+                Err(e) => {
+                    tracing::error!(workflow = %id, error = %e, "a workflow's first members cannot be enqueued; its start is given up")
+                }
             }
             let _: () = self.conn.clone().zrem(&starting, &id).await?;
         }
         Ok(started)
+    }
+
+    /// Enqueues the first members of workflow `id` if it is stored and running; whether it did.
+    async fn finish_start(&self, id: &str) -> Result<bool, BrokerError> {
+        let (state, plan): (Option<String>, Option<String>) = self.conn.clone().hmget(self.keys.workflow(id), &["s", "plan"]).await?;
+        let (Some("RUNNING"), Some(plan)) = (state.as_deref(), plan) else {
+            return Ok(false);
+        };
+        let plan: Plan = serde_json::from_str(&plan).map_err(|e| BrokerError::Protocol(format!("workflow {id}'s plan: {e}")))?;
+        self.enqueue_nodes(id, &plan, &first_nodes(&plan), &HashMap::new(), None).await?;
+        Ok(true)
     }
 
     /// Revokes a running workflow: no member starts any more, and the members not finished are
