@@ -61,15 +61,20 @@ pids+=($!)
 # it is started again, and the new worker takes back the old one's tasks once their lease
 # expires (worker.lease_secs, 30 s by default). Stopping this script stops it for good.
 supervise_worker() {
-  local pid="" status
-  trap '[ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; exit 0' TERM
+  local pid="" nap="" status started delay=1
+  trap '[ -z "$nap" ] || kill "$nap" 2>/dev/null; [ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; exit 0' TERM
   while true; do
+    started=$SECONDS
     "$BIN/celeriac-worker" --queues emails,reports,default &
     pid=$!
     status=0
     wait "$pid" || status=$?
-    echo "celeriac-worker exited (status $status); starting a new one, which takes back its tasks when their lease expires"
-    sleep 1
+    # One that keeps failing at once (a bad setting) is retried ever more slowly, up to 30 s.
+    if [ $((SECONDS - started)) -lt 10 ]; then delay=$((delay * 2 > 30 ? 30 : delay * 2)); else delay=1; fi
+    echo "celeriac-worker exited (status $status); starting a new one in ${delay} s, which takes back its tasks when their lease expires"
+    sleep "$delay" &
+    nap=$!
+    wait "$nap" # not a plain sleep: a stop signal must not wait for it to end
   done
 }
 supervise_worker &
