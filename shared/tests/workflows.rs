@@ -27,14 +27,16 @@ async fn starting(broker: &Broker) -> BTreeSet<String> {
 }
 
 /// Starts `plan` through a fresh connection via `proxy`, armed to stall on `pattern`, and
-/// drops the start as its process would stop: after half a second of waiting for the stalled
-/// reply. Returns the id of the workflow it began.
+/// drops the start as its process would stop, once the stalled request ran. Returns the id of
+/// the workflow it began.
 async fn start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan) -> String {
     let before = starting(broker).await;
     let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
     proxy.stall_reply_to(pattern);
-    let started = tokio::time::timeout(Duration::from_millis(500), starter.start_workflow(plan)).await;
-    assert!(started.is_err(), "the start was cut short: {started:?}");
+    tokio::select! {
+        started = starter.start_workflow(plan) => panic!("the start was not cut short: {started:?}"),
+        () = proxy.lost(proxy.cuts() + 1) => {}
+    }
     let after = starting(broker).await;
     let mut new = after.difference(&before);
     let id = new.next().expect("the start was marked").clone();

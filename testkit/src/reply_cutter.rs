@@ -81,6 +81,18 @@ impl ReplyCutter {
     pub fn cuts(&self) -> usize {
         self.shared.cuts.load(Ordering::SeqCst)
     }
+
+    /// Resolves once `count` replies in all have been lost and Redis has had the time to run
+    /// the last request (panics after 10 s): race it against the call that should stall, so
+    /// the call is dropped only once its request ran, however slow the machine.
+    pub async fn lost(&self, count: usize) {
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.cuts() < count {
+            assert!(tokio::time::Instant::now() < until, "no reply was lost within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(RUN_TIME).await;
+    }
 }
 
 /// One client connection: requests go up as they come; replies come down until a cut.
