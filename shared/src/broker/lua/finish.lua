@@ -53,16 +53,11 @@ for i = 0, n - 1 do suffixes[i + 1] = ARGV[7 + i * STRIDE] end
 local tokens = call('HMGET', KEYS[1], unpack(suffixes))
 local revoking = call('EXISTS', KEYS[7]) == 1 and call('SMISMEMBER', KEYS[7], unpack(suffixes))
 local counts = {SUCCESS = 0, FAILURE = 0, RETRY = 0, REVOKED = 0}
--- A RETRY or REVOKED run (rare) is logged in 'h', its start folded in first (history.lua):
--- writes the fields given (state first, then the rest) with the new log and run field.
-local function log_ending(key, ...)
-  local fields = {...}
+-- A RETRY or REVOKED run (rare) is logged in 'h', its start folded in first (history.lua),
+-- with the fields given (state first).
+local function log_ending(key, state, ...)
   local g = call('HMGET', key, 'h', 'w')
-  local h, run = folded(g[1], g[2])
-  local n = #fields
-  fields[n + 1] = 'h'; fields[n + 2] = next_event(h, fields[2], at)
-  if run then fields[n + 3] = 'w'; fields[n + 4] = run end
-  call('HSET', key, unpack(fields))
+  log_event(key, g[1], g[2], state, at, nil, 's', state, ...)
 end
 for i = 0, n - 1 do
   local a = 7 + i * STRIDE
@@ -81,7 +76,7 @@ for i = 0, n - 1 do
     end
     if revoked then
       state = 'REVOKED'
-      log_ending(key, 's', state, 'e', revoked)
+      log_ending(key, state, 'e', revoked)
     elseif state == 'SUCCESS' then
       call('HSET', key, 's', state, 'r', payload, 'z', at)
     elseif state == 'FAILURE' then
@@ -89,7 +84,7 @@ for i = 0, n - 1 do
       if dead_age > tonumber(ttl) then keep = ARGV[6] end
       call('ZADD', KEYS[4], at, suffix)
     else
-      log_ending(key, 's', 'RETRY', 'e', payload, 'eta', due)
+      log_ending(key, 'RETRY', 'e', payload, 'eta', due)
       call('HINCRBY', key, 'rt', 1)
       call('ZADD', KEYS[3], due, suffix)
       keep = nil

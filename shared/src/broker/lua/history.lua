@@ -26,6 +26,11 @@ next_event(h, kind, at, detail)
                       history h with '<next id> <kind> <at>[ <detail>]' put in front (kind: a
                       state, or P for progress with its JSON as detail); the caller writes it
                       back to field 'h'
+log_event(key, h, w, kind, at, detail, field, value, ...)
+                      for a task that may be STARTED: appends the event to its log h after
+                      the start kept out of it (w: its run field, as read with h), and writes
+                      the fields given with the new 'h' (and 'w' unmarked, if it was marked) in
+                      one HSET
 ]]
 local format, match = string.format, string.match -- locals: cheaper than table lookups
 local function increment(n)
@@ -57,4 +62,13 @@ local function folded(h, w, state, z)
   end
   if z then h = next_event(h, state, z) end
   return h, run
+end
+
+local function log_event(key, h, w, kind, at, detail, ...)
+  local log, run = folded(h, w)
+  local fields = {...}
+  local n = #fields
+  fields[n + 1] = 'h'; fields[n + 2] = next_event(log, kind, at, detail)
+  if run then fields[n + 3] = 'w'; fields[n + 4] = run end
+  redis.call('HSET', key, unpack(fields))
 end

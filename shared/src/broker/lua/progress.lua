@@ -17,12 +17,6 @@ Returns 1 (stored) or 0 (refused: stale lease)
 local token = redis.call('HGET', KEYS[1], ARGV[1])
 if token ~= ARGV[2] and token ~= 'w' .. ARGV[2] then return 0 end
 local f = redis.call('HMGET', KEYS[2], 'h', 'w')
-local h, run = folded(f[1], f[2]) -- the start first, if it is not in the log yet
-h = next_event(h, 'P', ARGV[6], ARGV[3])
-if run then
-  redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h, 'w', run)
-else
-  redis.call('HSET', KEYS[2], 'p', ARGV[3], 'h', h)
-end
+log_event(KEYS[2], f[1], f[2], 'P', ARGV[6], ARGV[3], 'p', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1

@@ -38,17 +38,15 @@ for i = 7, #ARGV do
   local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w')
   local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
   if held and f[1] then
-    local log, run = folded(f[2], f[5]) -- its start first, if not in the log yet
     if f[3] then
       redis.call('SREM', KEYS[6], suffix)
-      local h = next_event(log, 'REVOKED', ARGV[5])
-      redis.call('HSET', key, 's', 'REVOKED', 'e', f[3], 'h', h)
-      if run then redis.call('HSET', key, 'w', run) end
+      log_event(key, f[2], f[5], 'REVOKED', ARGV[5], nil, 's', 'REVOKED', 'e', f[3])
       redis.call('EXPIRE', key, ARGV[6])
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else
-      local h = next_event(log, 'PENDING', ARGV[5])
+      -- its start first, if not in the log yet; the run field goes
+      local h = next_event((folded(f[2], f[5])), 'PENDING', ARGV[5])
       redis.call('HSET', key, 's', 'PENDING', 'h', h)
       redis.call('HDEL', key, 'w', 'sa') -- 'sa': records from before the start time moved into 'w'
       redis.call('RPUSH', KEYS[2], suffix)

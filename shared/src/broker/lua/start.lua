@@ -47,13 +47,7 @@ end
 local run_field = '*' .. at .. ' ' .. ARGV[1]
 local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
-  local h, run = folded(f[7], w)
-  h = next_event(h, state, at)
-  if run then
-    call('HSET', key, 's', state, 'e', error, 'h', h, 'w', run)
-  else
-    call('HSET', key, 's', state, 'e', error, 'h', h)
-  end
+  log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
   call('EXPIRE', key, ttl)
   call('HDEL', KEYS[1], suffix)
   n_changed = n_changed + 1
