@@ -158,7 +158,7 @@ pub async fn enqueue_task(
     let max_pending = state.settings.tasks.max_pending.get(&queue).copied().unwrap_or(0);
     let outcome = state
         .broker
-        .enqueue_new(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref())
+        .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref())
         .await?;
     let (id, state_now) = match outcome {
         EnqueueOutcome::Stored => (

@@ -856,22 +856,39 @@ async fn an_enqueue_whose_reply_is_lost_is_asked_again_and_stored_once() {
         .unwrap();
     claim_ids(&broker, "w0", 1).await;
 
-    // The plain enqueue cannot tell: its reply is lost, yet the task was stored.
-    let plain = NewTask::new(&queue(), "lost_reply_plain", &json!(1));
-    proxy.cut_reply_to(b"lost_reply_plain");
-    let lost = broker.enqueue(&queue(), std::slice::from_ref(&plain), 0, None).await;
-    assert!(matches!(lost, Err(BrokerError::Redis(_))), "{lost:?}");
-    assert!(broker.get(&plain.id).await.unwrap().is_some(), "the script ran");
+    // A batch whose reply is lost: asked again with the same ids, it is found stored (the
+    // script ran, and refuses the ids it holds): one answer, one copy of each.
+    let batch = [
+        NewTask::new(&queue(), "lost_reply_batch", &json!(1)),
+        NewTask::new(&queue(), "lost_reply_batch", &json!(2)),
+    ];
+    proxy.cut_reply_to(b"lost_reply_batch");
+    assert_eq!(broker.enqueue(&queue(), &batch, 0, None).await.unwrap(), EnqueueOutcome::Stored);
+    assert!(broker.get(&batch[0].id).await.unwrap().is_some(), "the script ran");
 
-    // enqueue_new asks again with the same id and finds it stored: one copy, and an answer.
-    let fresh = NewTask::new(&queue(), "lost_reply_fresh", &json!(2));
-    proxy.cut_reply_to(b"lost_reply_fresh");
-    let outcome = broker.enqueue_new(&queue(), std::slice::from_ref(&fresh), 0, None).await.unwrap();
-    assert_eq!(outcome, EnqueueOutcome::Stored);
+    // With an idempotency key, asking again meets the key the lost attempt stored.
+    let keyed = NewTask::new(&queue(), "lost_reply_keyed", &json!(3));
+    let idempotency = Idempotency {
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+        ttl_secs: 60,
+    };
+    proxy.cut_reply_to(b"lost_reply_keyed");
+    let outcome = broker
+        .enqueue(&queue(), std::slice::from_ref(&keyed), 0, Some(&idempotency))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        EnqueueOutcome::Replayed {
+            task_id: keyed.id.clone(),
+            same_request: true
+        }
+    );
     assert_eq!(proxy.cuts(), 2);
     let mut pending = claim_ids(&broker, "w1", 10).await;
     pending.sort();
-    let mut expected = vec![plain.id.suffix().to_owned(), fresh.id.suffix().to_owned()];
+    let mut expected: Vec<String> = batch.iter().chain([&keyed]).map(|t| t.id.suffix().to_owned()).collect();
     expected.sort();
     assert_eq!(pending, expected, "each task is queued exactly once");
 }

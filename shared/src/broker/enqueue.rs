@@ -106,10 +106,52 @@ pub enum EnqueueOutcome {
     Replayed { task_id: TaskId, same_request: bool },
 }
 
+/// How long to wait before each new attempt after a lost reply (then the enqueue gives up).
+const LOST_REPLY_RETRIES: [Duration; 3] = [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500)];
+
 impl Broker {
     /// Stores `tasks` (all on `queue`) in one atomic step. `max_pending` > 0 refuses the whole
     /// batch with [`BrokerError::QueueFull`] when it would push the queue past that length.
+    ///
+    /// Asks again when the answer is lost: a connection that breaks (or times out) after the
+    /// request was sent leaves it unknown whether Redis stored the batch, so the same batch is
+    /// sent again, with the same ids, up to three more times, and the script tells: stored now,
+    /// or found stored. As every enqueue is all or nothing, [`BrokerError::Duplicate`] of one
+    /// of the batch's ids after a lost answer means the earlier attempt stored it all, and is
+    /// answered [`EnqueueOutcome::Stored`] (ids that other callers may store too, as beat's
+    /// occurrence ids, may have been stored by one of them instead: either way the task is
+    /// there, once). An idempotency key answers the same way through
+    /// [`EnqueueOutcome::Replayed`]. Without this a caller would see an outage for a task
+    /// that runs, and its retry would run the work twice.
     pub async fn enqueue(
+        &self,
+        queue: &QueueName,
+        tasks: &[NewTask],
+        max_pending: u64,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<EnqueueOutcome, BrokerError> {
+        let mut waits = LOST_REPLY_RETRIES.iter();
+        let mut asked_before = false;
+        loop {
+            match self.enqueue_once(queue, tasks, max_pending, idempotency).await {
+                Err(BrokerError::Duplicate(id)) if asked_before && tasks.iter().any(|t| t.id == id) => {
+                    return Ok(EnqueueOutcome::Stored);
+                }
+                Err(BrokerError::Redis(e)) if reply_may_be_lost(&e) => {
+                    let Some(wait) = waits.next() else {
+                        return Err(BrokerError::Redis(e));
+                    };
+                    tracing::warn!(queue = %queue, error = %e, "enqueue answer lost; asking again with the same ids");
+                    asked_before = true;
+                    tokio::time::sleep(*wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One call of the enqueue script.
+    async fn enqueue_once(
         &self,
         queue: &QueueName,
         tasks: &[NewTask],
@@ -166,46 +208,6 @@ impl Broker {
     }
 }
 
-/// How long to wait before each new attempt of [`Broker::enqueue_new`] (then it gives up).
-const LOST_REPLY_RETRIES: [Duration; 3] = [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500)];
-
-impl Broker {
-    /// [`Broker::enqueue`] for tasks made with fresh ids ([`NewTask::new`]), which asks again
-    /// when an answer is lost. A connection that breaks (or times out) after the request was
-    /// sent leaves it unknown whether Redis stored the batch; the same batch is sent again,
-    /// with the same ids, and the script tells: stored now, or found stored (a fresh id can only
-    /// be taken by the earlier attempt, so [`BrokerError::Duplicate`] of one of them means the
-    /// earlier attempt stored them all, as every enqueue is all or nothing). An idempotency key
-    /// answers the same way through [`EnqueueOutcome::Replayed`]. Without this, a caller would
-    /// see an outage for a task that runs, and its retry would run the work twice.
-    pub async fn enqueue_new(
-        &self,
-        queue: &QueueName,
-        tasks: &[NewTask],
-        max_pending: u64,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<EnqueueOutcome, BrokerError> {
-        let mut waits = LOST_REPLY_RETRIES.iter();
-        let mut asked_before = false;
-        loop {
-            match self.enqueue(queue, tasks, max_pending, idempotency).await {
-                Err(BrokerError::Duplicate(id)) if asked_before && tasks.iter().any(|t| t.id == id) => {
-                    return Ok(EnqueueOutcome::Stored);
-                }
-                Err(BrokerError::Redis(e)) if reply_may_be_lost(&e) => {
-                    let Some(wait) = waits.next() else {
-                        return Err(BrokerError::Redis(e));
-                    };
-                    tracing::warn!(queue = %queue, error = %e, "enqueue answer lost; asking again with the same ids");
-                    asked_before = true;
-                    tokio::time::sleep(*wait).await;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
 /// Whether the request may have reached Redis and run, with its reply lost on the way back:
 /// a broken connection or a timeout; not an error Redis answered, nor a refused connection
 /// (nothing was sent: the outage is answered at once).
@@ -227,5 +229,17 @@ mod tests {
         task.expires_ms = Some(-3);
         task.workflow = Some("wf1 2".into());
         assert_eq!(task.extras(), "17 0 wf1 2", "a past expiry reads as none, as before");
+    }
+
+    #[test]
+    fn only_an_answer_that_may_have_been_lost_is_asked_again() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| redis::RedisError::from(Error::new(kind, "test"));
+        assert!(reply_may_be_lost(&io(ErrorKind::BrokenPipe)));
+        assert!(reply_may_be_lost(&io(ErrorKind::ConnectionReset)));
+        assert!(reply_may_be_lost(&io(ErrorKind::TimedOut)));
+        assert!(!reply_may_be_lost(&io(ErrorKind::ConnectionRefused)), "nothing was sent");
+        let answered = redis::RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "ERR oom"));
+        assert!(!reply_may_be_lost(&answered), "Redis answered");
     }
 }

@@ -145,8 +145,8 @@ impl Broker {
 
     /// Enqueues `nodes` of the workflow with their inputs, grouped by queue. A batch whose
     /// tasks exist already was stored by an earlier run of this step: that is success. A lost
-    /// reply is asked again ([`Broker::enqueue_new`]: a member's id is new to Redis until this
-    /// step stores it), so a broken connection does not leave a workflow without its tasks.
+    /// reply is asked again ([`Broker::enqueue`]), so a broken connection does not leave a
+    /// workflow without its tasks.
     async fn enqueue_nodes(
         &self,
         workflow: &str,
@@ -175,7 +175,7 @@ impl Broker {
             by_queue.entry(queue).or_default().push(task);
         }
         for (queue, tasks) in by_queue {
-            match self.enqueue_new(&queue, &tasks, 0, None).await {
+            match self.enqueue(&queue, &tasks, 0, None).await {
                 Ok(_) | Err(BrokerError::Duplicate(_)) => {}
                 Err(e) => return Err(e),
             }
