@@ -146,7 +146,7 @@ impl Broker {
                     .transpose()
                     .map_err(convert)?
                     .unwrap_or(0);
-                active += n.saturating_sub(1); // the hash's filler field holds no id (claim.lua)
+                active += super::lease::held_count(n);
             }
             let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
             let minutes: HashMap<String, u64> = redis::from_redis_value_ref(&r[6]).map_err(convert)?;

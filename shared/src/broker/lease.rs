@@ -96,6 +96,12 @@ pub const DEAD_LETTERS_MAX_AGE_SECS: u64 = 7 * 86_400;
 /// (claim.lua).
 const INFLIGHT_FILLER: &str = "~";
 
+/// How many ids an in-flight hash of `fields` fields (`HLEN`) holds: all but the filler,
+/// which every such hash has.
+pub(crate) fn held_count(fields: u64) -> u64 {
+    fields.saturating_sub(1)
+}
+
 /// The ids an in-flight hash (`key`) holds: its fields but the filler.
 pub(crate) async fn held_ids(conn: &mut redis::aio::ConnectionManager, key: &str) -> Result<Vec<String>, BrokerError> {
     use redis::AsyncCommands;
