@@ -241,3 +241,64 @@ async fn a_workers_reaper_finishes_a_workflow_whose_start_was_cut_short() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_workflow_and_rejects_reuse() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/workflows"))
+            .header("idempotency-key", "monthly-7")
+            .json(&body)
+            .send()
+    };
+    let chain = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]});
+    let first = post(chain.clone()).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let id = first["workflow_id"].as_str().unwrap();
+    assert_eq!(finished(&app, id).await["result"], 8);
+
+    let again = post(chain).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["location"], format!("/workflows/{id}").as_str());
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        (&again["workflow_id"], again["state"].as_str(), &again["tasks"]),
+        (&first["workflow_id"], Some("SUCCESS"), &first["tasks"]),
+        "the first workflow, as it is now"
+    );
+    let reused = post(json!({"chain": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [4]}]}))
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 422);
+    let error: Value = reused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "idempotency_key_reused", "{error}");
+    let bad = app
+        .client
+        .post(app.url("/workflows"))
+        .header("idempotency-key", "")
+        .json(&json!({"task": "add", "args": [1, 1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let error: Value = bad.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("Idempotency-Key"), "{error}");
+}
+
+#[tokio::test]
+async fn a_workflow_whose_store_loses_its_reply_is_accepted_once() {
+    let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
+    start(&app, json!({"task": "add", "args": [0, 0]})).await;
+    proxy.cut_reply_to(b"left:1");
+    let id = start(
+        &app,
+        json!({"chain": [{"task": "add", "args": [3, 3]}, {"task": "add", "args": [4]}]}),
+    )
+    .await;
+    assert_eq!(proxy.cuts(), 1);
+    app.start_worker(test_registry()).await;
+    assert_eq!(finished(&app, &id).await["result"], 10);
+}

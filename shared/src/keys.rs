@@ -109,6 +109,11 @@ impl Keys {
         format!("{}:workflows:starting", self.ns)
     }
 
+    /// A workflow `Idempotency-Key`'s claim: `<workflow id> <request fingerprint>`.
+    pub fn workflow_idempotency(&self, key: &str) -> String {
+        format!("{}:workflows:idem:{key}", self.ns)
+    }
+
     /// Hash of counters for the queue: enqueued (enqueue.lua), succeeded, failed, retried,
     /// revoked (finish.lua).
     pub fn stats(&self, queue: &QueueName) -> String {

@@ -1,10 +1,11 @@
 //! Workflow starts cut short (the starter died, or its request was dropped, between storing a
 //! workflow and enqueuing its first members), driven through the library against a real
-//! redis-server and a proxy that loses replies.
+//! redis-server and a proxy that loses replies; and starts under an `Idempotency-Key`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use celeriac::broker::{Idempotency, WorkflowOutcome};
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, QueueName, TaskId};
 use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
@@ -116,4 +117,92 @@ async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_s
     pending.sort();
     expected.sort();
     assert_eq!(pending, expected);
+}
+
+fn key(key: &str, fingerprint: &str) -> Idempotency {
+    Idempotency {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        ttl_secs: 3600,
+    }
+}
+
+/// The started workflow's id and whether it was a repeat; panics on a reused key.
+fn accepted(outcome: WorkflowOutcome) -> (String, bool) {
+    match outcome {
+        WorkflowOutcome::Accepted { started, replayed, .. } => (started.workflow_id, replayed),
+        other => panic!("not accepted: {other:?}"),
+    }
+}
+
+/// [`start_cut_short`] for a start under an idempotency key.
+async fn keyed_start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan, idempotency: &Idempotency) {
+    let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
+    proxy.stall_reply_to(pattern);
+    tokio::select! {
+        started = starter.start_workflow_with_key(plan, idempotency) => panic!("the start was not cut short: {started:?}"),
+        () = proxy.lost(proxy.cuts() + 1) => {}
+    }
+}
+
+async fn pending_suffixes(broker: &Broker) -> Vec<String> {
+    let default = QueueName::parse("default").unwrap();
+    let mut pending: Vec<String> = broker.connection().lrange(broker.keys().pending(&default), 0, -1).await.unwrap();
+    pending.sort();
+    pending
+}
+
+#[tokio::test]
+async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_start() {
+    let redis = RedisServer::start();
+    let proxy = ReplyCutter::start(redis.port());
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+
+    // A repeat gets the first workflow; the same key for another request starts nothing.
+    let (first, replayed) = accepted(broker.start_workflow_with_key(&chain(1), &key("k1", "a")).await.unwrap());
+    assert!(!replayed);
+    let (again, replayed) = accepted(broker.start_workflow_with_key(&chain(1), &key("k1", "a")).await.unwrap());
+    assert_eq!((again.as_str(), replayed), (first.as_str(), true));
+    match broker.start_workflow_with_key(&chain(9), &key("k1", "b")).await.unwrap() {
+        WorkflowOutcome::KeyReused { workflow_id } => assert_eq!(workflow_id, first),
+        other => panic!("a reused key started something: {other:?}"),
+    }
+    assert_eq!(pending_suffixes(&broker).await.len(), 1, "one workflow's first member");
+
+    // A start cut right after claiming its key (its process stopped): the repeat stores and
+    // starts the workflow the key names.
+    let claim = broker.keys().workflow_idempotency("k2");
+    keyed_start_cut_short(&broker, &proxy, claim.as_bytes(), &chain(2), &key("k2", "a")).await;
+    let claimed: String = broker.connection().get(&claim).await.unwrap();
+    let (cut, replayed) = accepted(broker.start_workflow_with_key(&chain(2), &key("k2", "a")).await.unwrap());
+    assert_eq!((claimed.split(' ').next(), replayed), (Some(cut.as_str()), true));
+    assert!(first_member(&broker, &cut).await.is_some(), "the repeat enqueued its first member");
+
+    // A start cut after storing the workflow: the repeat enqueues its first member.
+    keyed_start_cut_short(&broker, &proxy, b"left:1", &chain(3), &key("k3", "a")).await;
+    let (stored, _) = accepted(broker.start_workflow_with_key(&chain(3), &key("k3", "a")).await.unwrap());
+    assert!(first_member(&broker, &stored).await.is_some());
+    assert!(starting(&broker).await.is_empty(), "both starts are complete");
+
+    let mut expected = Vec::new();
+    for id in [&first, &cut, &stored] {
+        let status = broker.workflow_status(id).await.unwrap().unwrap();
+        expected.push(TaskId::parse(&status.members[0].task_id).unwrap().suffix().to_owned());
+    }
+    expected.sort();
+    assert_eq!(pending_suffixes(&broker).await, expected, "each first member queued once");
+}
+
+#[tokio::test]
+async fn a_workflow_whose_store_loses_its_answer_is_asked_again_and_started_once() {
+    let redis = RedisServer::start();
+    let proxy = ReplyCutter::start(redis.port());
+    let broker = Broker::connect(&proxy.url(), &unique_namespace(), TTL).unwrap();
+    broker.start_workflow(&chain(1)).await.unwrap();
+    proxy.cut_reply_to(b"left:1");
+    let started = broker.start_workflow(&chain(2)).await.unwrap();
+    assert_eq!(proxy.cuts(), 1);
+    assert!(first_member(&broker, &started.workflow_id).await.is_some());
+    assert!(starting(&broker).await.is_empty());
+    assert_eq!(pending_suffixes(&broker).await.len(), 2);
 }

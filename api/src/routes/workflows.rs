@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use celeriac::QueueName;
-use celeriac::broker::{WorkflowStarted, WorkflowStatus, parse_workflow_id};
+use celeriac::broker::{WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 use celeriac::workflow::{Plan, WorkflowSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,12 +30,15 @@ pub struct WorkflowAccepted {
 /// optional `on_error` task that runs once if a member fails for good.
 #[utoipa::path(post, path = "/workflows", tag = "workflows",
     request_body(content = WorkflowSpec, example = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})),
-    params(("traceparent" = Option<String>, Header, description = "W3C trace context; every member's run continues the trace (an invalid one is ignored)")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h (at most the result TTL) return the first workflow"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context; every member's run continues the trace (an invalid one is ignored)"),
+    ),
     responses(
         (status = 202, description = "Stored; its first tasks are queued", body = WorkflowAccepted, headers(("Location" = String, description = "The workflow's status URL"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "An invalid description: unknown task, empty group, nesting too deep...", body = ErrorBody),
+        (status = 422, description = "An invalid description (unknown task, empty group, nesting too deep...), or an Idempotency-Key used for a different request", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
 pub async fn post_workflow(
@@ -44,7 +47,6 @@ pub async fn post_workflow(
     ApiJson(spec): ApiJson<WorkflowSpec>,
 ) -> Result<Response, ApiError> {
     let mut plan = Plan::compile(&spec).map_err(|e| ApiError::invalid(e.path, e.message))?;
-    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
     for (n, node) in plan.nodes.iter_mut().enumerate() {
         let where_ = format!("node {n} ({})", node.task);
         let task_spec = state
@@ -65,12 +67,26 @@ pub async fn post_workflow(
             .map_err(|(field, message)| ApiError::invalid(format!("{where_}.options.{field}"), message))?;
         node.options = node.options.or(&task_spec.options);
     }
-    let started = state.broker.start_workflow(&plan).await?;
+    // What the request asks for, before the trace context, which differs between repeats.
+    let canonical = serde_json::to_string(&plan).expect("a plan serializes");
+    let idempotency = crate::enqueue::idempotency(&headers, &canonical)?;
+    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
+    let (started, state_now) = match idempotency {
+        None => (state.broker.start_workflow(&plan).await?, "RUNNING".to_owned()),
+        Some(idempotency) => match state.broker.start_workflow_with_key(&plan, &idempotency).await? {
+            WorkflowOutcome::Accepted { started, state, .. } => (started, state),
+            WorkflowOutcome::KeyReused { workflow_id } => {
+                return Err(ApiError::IdempotencyKeyReused(format!(
+                    "this Idempotency-Key was used for a different request (workflow {workflow_id})"
+                )));
+            }
+        },
+    };
     let status_url = format!("/workflows/{}", started.workflow_id);
     let location = HeaderValue::from_str(&status_url).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = WorkflowAccepted {
         started,
-        state: "RUNNING".into(),
+        state: state_now,
         status_url,
     };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())

@@ -1,10 +1,9 @@
 //! Enqueue: one script call stores the records and queue entries of one or many tasks of a
 //! queue, so `202 Accepted` is only ever sent for tasks that are in Redis (invariant 1).
 
-use std::time::Duration;
-
 use serde_json::Value;
 
+use super::lost_reply::ask_until_answered;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::StoredSpec;
@@ -106,9 +105,6 @@ pub enum EnqueueOutcome {
     Replayed { task_id: TaskId, same_request: bool },
 }
 
-/// How long to wait before each new attempt after a lost reply (then the enqueue gives up).
-const LOST_REPLY_RETRIES: [Duration; 3] = [Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(500)];
-
 impl Broker {
     /// Stores `tasks` (all on `queue`) in one atomic step. `max_pending` > 0 refuses the whole
     /// batch with [`BrokerError::QueueFull`] when it would push the queue past that length.
@@ -130,24 +126,13 @@ impl Broker {
         max_pending: u64,
         idempotency: Option<&Idempotency>,
     ) -> Result<EnqueueOutcome, BrokerError> {
-        let mut waits = LOST_REPLY_RETRIES.iter();
-        let mut asked_before = false;
-        loop {
+        ask_until_answered("enqueue", queue, |sent_before| async move {
             match self.enqueue_once(queue, tasks, max_pending, idempotency).await {
-                Err(BrokerError::Duplicate(id)) if asked_before && tasks.iter().any(|t| t.id == id) => {
-                    return Ok(EnqueueOutcome::Stored);
-                }
-                Err(BrokerError::Redis(e)) if reply_may_be_lost(&e) => {
-                    let Some(wait) = waits.next() else {
-                        return Err(BrokerError::Redis(e));
-                    };
-                    tracing::warn!(queue = %queue, error = %e, "enqueue answer lost; asking again with the same ids");
-                    asked_before = true;
-                    tokio::time::sleep(*wait).await;
-                }
-                other => return other,
+                Err(BrokerError::Duplicate(id)) if sent_before && tasks.iter().any(|t| t.id == id) => Ok(EnqueueOutcome::Stored),
+                other => other,
             }
-        }
+        })
+        .await
     }
 
     /// One call of the enqueue script.
@@ -208,13 +193,6 @@ impl Broker {
     }
 }
 
-/// Whether the request may have reached Redis and run, with its reply lost on the way back:
-/// a broken connection or a timeout; not an error Redis answered, nor a refused connection
-/// (nothing was sent: the outage is answered at once).
-fn reply_may_be_lost(e: &redis::RedisError) -> bool {
-    !e.is_connection_refusal() && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,17 +207,5 @@ mod tests {
         task.expires_ms = Some(-3);
         task.workflow = Some("wf1 2".into());
         assert_eq!(task.extras(), "17 0 wf1 2", "a past expiry reads as none, as before");
-    }
-
-    #[test]
-    fn only_an_answer_that_may_have_been_lost_is_asked_again() {
-        use std::io::{Error, ErrorKind};
-        let io = |kind| redis::RedisError::from(Error::new(kind, "test"));
-        assert!(reply_may_be_lost(&io(ErrorKind::BrokenPipe)));
-        assert!(reply_may_be_lost(&io(ErrorKind::ConnectionReset)));
-        assert!(reply_may_be_lost(&io(ErrorKind::TimedOut)));
-        assert!(!reply_may_be_lost(&io(ErrorKind::ConnectionRefused)), "nothing was sent");
-        let answered = redis::RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "ERR oom"));
-        assert!(!reply_may_be_lost(&answered), "Redis answered");
     }
 }

@@ -7,6 +7,7 @@ mod audit;
 mod enqueue;
 mod lease;
 mod listing;
+mod lost_reply;
 mod metrics;
 mod purge;
 mod revoke;
@@ -34,7 +35,7 @@ pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, Schedule
 pub(crate) use wait::LogFields;
 pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};
 pub use workers::WorkerInfo;
-pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowStarted, WorkflowStatus, parse_workflow_id};
+pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 
 use crate::clock::Clock;
 use crate::id::{QueueName, TaskId};

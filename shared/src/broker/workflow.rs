@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{Broker, BrokerError, NewTask, scripts};
+use super::lost_reply::ask_until_answered;
+use super::{Broker, BrokerError, Idempotency, NewTask, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::{TaskRecord, WorkflowLink};
 use crate::state::TaskState;
@@ -34,6 +35,26 @@ pub struct MemberRef {
     pub node: usize,
     pub task: String,
     pub task_id: String,
+}
+
+/// What a start under an `Idempotency-Key` did.
+#[derive(Debug, Clone)]
+pub enum WorkflowOutcome {
+    /// The workflow is stored and its first members queued: now, or (`replayed`) by an
+    /// earlier request with the same key, whose workflow this is. `state`: its state now.
+    Accepted {
+        started: WorkflowStarted,
+        state: String,
+        replayed: bool,
+    },
+    /// The key was used for a different request (for this workflow): nothing was started.
+    KeyReused { workflow_id: String },
+}
+
+/// Whose an idempotency key is.
+enum KeyClaim {
+    Ours,
+    Taken { workflow_id: String, same_request: bool },
 }
 
 /// A workflow as `GET /workflows/{id}` shows it.
@@ -74,6 +95,11 @@ fn first_nodes(plan: &Plan) -> Vec<usize> {
         .collect()
 }
 
+/// A new workflow id: `wf-` and 32 hex digits, ordered by time.
+fn new_workflow_id() -> String {
+    format!("wf-{}", uuid::Uuid::now_v7().simple())
+}
+
 /// A workflow id: `wf-` and 32 hex digits.
 pub fn parse_workflow_id(raw: &str) -> Option<&str> {
     let hex = raw.strip_prefix("wf-")?;
@@ -98,9 +124,94 @@ impl Broker {
     /// member to move it. A stored workflow runs, as a stored task does, whether or not the
     /// answer reached its caller.
     pub async fn start_workflow(&self, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
-        let id = format!("wf-{}", uuid::Uuid::now_v7().simple());
+        let id = new_workflow_id();
+        self.store_and_start(&id, plan, false).await?;
+        self.started(&id, plan)
+    }
+
+    /// [`Broker::start_workflow`] under an `Idempotency-Key`: a repeat of the same request
+    /// within the key's TTL gets the first workflow back, and completes its start if that was
+    /// cut short, instead of starting a second one.
+    ///
+    /// The key is claimed first (a plain `SET NX`: the claim and the workflow live under
+    /// different hash tags). A start cut between the claim and storing the workflow is
+    /// completed by the repeat, with the claimed id. The claim lives no longer than a result
+    /// (`result_ttl`), and the workflow, stored after it, no shorter, so a claim never points
+    /// at a workflow that ended and expired: a repeat never runs a workflow twice.
+    pub async fn start_workflow_with_key(&self, plan: &Plan, idempotency: &Idempotency) -> Result<WorkflowOutcome, BrokerError> {
+        let fresh = new_workflow_id();
+        let (id, replayed) = match self.claim_workflow_key(idempotency, &fresh).await? {
+            KeyClaim::Ours => (fresh, false),
+            KeyClaim::Taken {
+                workflow_id,
+                same_request: true,
+            } => (workflow_id, true),
+            KeyClaim::Taken {
+                workflow_id,
+                same_request: false,
+            } => return Ok(WorkflowOutcome::KeyReused { workflow_id }),
+        };
+        self.store_and_start(&id, plan, replayed).await?;
+        let state = if replayed {
+            self.conn.clone().hget::<_, _, Option<String>>(self.keys.workflow(&id), "s").await?
+        } else {
+            None
+        };
+        Ok(WorkflowOutcome::Accepted {
+            started: self.started(&id, plan)?,
+            state: state.unwrap_or_else(|| "RUNNING".into()),
+            replayed,
+        })
+    }
+
+    /// Claims `idempotency`'s key for the workflow `fresh`, or finds whose it is.
+    async fn claim_workflow_key(&self, idempotency: &Idempotency, fresh: &str) -> Result<KeyClaim, BrokerError> {
+        let key = self.keys.workflow_idempotency(&idempotency.key);
+        let ttl = idempotency.ttl_secs.min(self.result_ttl_secs);
+        let value = format!("{fresh} {}", idempotency.fingerprint);
+        // Twice at most: a claim that expires between the SET and the GET is claimed again.
+        for _ in 0..2 {
+            let first: Option<String> = ask_until_answered("workflow key claim", &idempotency.key, |_| async {
+                let claimed: bool = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<Option<String>>(&mut self.conn.clone())
+                    .await?
+                    .is_some();
+                if claimed {
+                    Ok(Some(value.clone()))
+                } else {
+                    Ok(self.conn.clone().get(&key).await?)
+                }
+            })
+            .await?;
+            let Some(first) = first else { continue };
+            let (workflow_id, fingerprint) = first.split_once(' ').unwrap_or((&first, ""));
+            // Our own value: claimed now, or by an attempt whose answer was lost.
+            if workflow_id == fresh {
+                return Ok(KeyClaim::Ours);
+            }
+            return Ok(KeyClaim::Taken {
+                workflow_id: workflow_id.to_owned(),
+                same_request: fingerprint == idempotency.fingerprint,
+            });
+        }
+        Err(BrokerError::Protocol(format!(
+            "the workflow key {:?} could not be claimed",
+            idempotency.key
+        )))
+    }
+
+    /// Marks the start of workflow `id`, stores it, enqueues its first members and unmarks
+    /// it. `again`: the same workflow may have been stored before (by a request with the same
+    /// idempotency key); then its start is completed, which is safe at any point of the first
+    /// one, as the workers' sweep is.
+    async fn store_and_start(&self, id: &str, plan: &Plan, again: bool) -> Result<(), BrokerError> {
         let starting = self.keys.workflows_starting();
-        let _: () = self.conn.clone().zadd(&starting, &id, self.clock.now_ms()).await?;
+        let _: () = self.conn.clone().zadd(&starting, id, self.clock.now_ms()).await?;
         let mut fields: Vec<String> = Vec::new();
         let mut successors: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (n, node) in plan.nodes.iter().enumerate() {
@@ -117,7 +228,7 @@ impl Broker {
         let plan_json = serde_json::to_string(plan).expect("plan serializes");
         let on_error = plan.on_error.map(|n| n as i64).unwrap_or(-1);
         let mut call = scripts::WF_CREATE.prepare_invoke();
-        call.key(self.keys.workflow(&id))
+        call.key(self.keys.workflow(id))
             .arg(plan_json)
             .arg(plan.members())
             .arg(self.clock.now_ms())
@@ -125,22 +236,39 @@ impl Broker {
         for f in &fields {
             call.arg(f);
         }
-        let created: i64 = call.invoke_async(&mut self.conn.clone()).await?;
-        if created != 1 {
-            return Err(BrokerError::Protocol(format!("workflow {id} exists already")));
+        // Found stored after a lost answer: stored by the attempt that lost it.
+        let call = &call;
+        let created = ask_until_answered("workflow store", &id, |sent_before| async move {
+            let created: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+            Ok((created == 1, sent_before))
+        })
+        .await?;
+        match created {
+            (true, _) => self.enqueue_nodes(id, plan, &first_nodes(plan), &HashMap::new(), None).await?,
+            (false, sent_before) if sent_before || again => {
+                self.finish_start(id).await?;
+            }
+            (false, _) => return Err(BrokerError::Protocol(format!("workflow {id} exists already"))),
         }
-        self.enqueue_nodes(&id, plan, &first_nodes(plan), &HashMap::new(), None).await?;
-        let _: () = self.conn.clone().zrem(&starting, &id).await?;
+        let _: () = self.conn.clone().zrem(&starting, id).await?;
+        Ok(())
+    }
+
+    /// The answer to a started workflow: its id and its members' task ids.
+    fn started(&self, id: &str, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
         let tasks = (0..plan.nodes.len())
             .map(|n| {
                 Ok(MemberRef {
                     node: n,
                     task: plan.nodes[n].task.clone(),
-                    task_id: node_task_id(&id, plan, n)?.to_string(),
+                    task_id: node_task_id(id, plan, n)?.to_string(),
                 })
             })
             .collect::<Result<_, BrokerError>>()?;
-        Ok(WorkflowStarted { workflow_id: id, tasks })
+        Ok(WorkflowStarted {
+            workflow_id: id.to_owned(),
+            tasks,
+        })
     }
 
     /// Enqueues `nodes` of the workflow with their inputs, grouped by queue. A batch whose
