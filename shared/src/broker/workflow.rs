@@ -190,6 +190,8 @@ impl Broker {
             .await?;
             let Some(first) = first else { continue };
             let (workflow_id, fingerprint) = first.split_once(' ').unwrap_or((&first, ""));
+            let workflow_id =
+                parse_workflow_id(workflow_id).ok_or_else(|| BrokerError::Protocol(format!("workflow key value {first:?}")))?;
             // Our own value: claimed now, or by an attempt whose answer was lost.
             if workflow_id == fresh {
                 return Ok(KeyClaim::Ours);
