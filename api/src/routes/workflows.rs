@@ -47,6 +47,11 @@ pub async fn post_workflow(
     ApiJson(spec): ApiJson<WorkflowSpec>,
 ) -> Result<Response, ApiError> {
     let mut plan = Plan::compile(&spec).map_err(|e| ApiError::invalid(e.path, e.message))?;
+    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
+    // What the request asks for: its description as sent (not the plan, whose defaults may
+    // change with a deploy between a request and its repeat).
+    let canonical = serde_json::to_string(&spec).expect("a description serializes");
+    let idempotency = crate::enqueue::idempotency(&headers, &canonical)?;
     for (n, node) in plan.nodes.iter_mut().enumerate() {
         let where_ = format!("node {n} ({})", node.task);
         let task_spec = state
@@ -67,10 +72,6 @@ pub async fn post_workflow(
             .map_err(|(field, message)| ApiError::invalid(format!("{where_}.options.{field}"), message))?;
         node.options = node.options.or(&task_spec.options);
     }
-    // What the request asks for, before the trace context, which differs between repeats.
-    let canonical = serde_json::to_string(&plan).expect("a plan serializes");
-    let idempotency = crate::enqueue::idempotency(&headers, &canonical)?;
-    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
     let (started, state_now) = match idempotency {
         None => (state.broker.start_workflow(&plan).await?, "RUNNING".to_owned()),
         Some(idempotency) => match state.broker.start_workflow_with_key(&plan, &idempotency).await? {
