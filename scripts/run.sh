@@ -5,6 +5,9 @@
 # schedules). Ctrl-C stops everything it started.
 #
 #   PORT=8000 REDIS_PORT=6379 SMTP_PORT=1025 PROFILE=release scripts/run.sh
+#
+# DATA_DIR (default data) holds what it keeps; BIN_DIR names binaries built already, which
+# are then used as they are (the test of this script passes the test build's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,19 +20,26 @@ PROFILE="${PROFILE:-release}"
 # make: the gateway's allocator (jemalloc) is built from C source with it.
 ensure_packages redis-server make
 
-echo "building ($PROFILE)..."
-if [ "$PROFILE" = release ]; then
+if [ -n "${BIN_DIR:-}" ]; then
+  BIN=$BIN_DIR
+elif [ "$PROFILE" = release ]; then
+  echo "building ($PROFILE)..."
   cargo build --release --locked --bins
   BIN=target/release
 else
+  echo "building ($PROFILE)..."
   cargo build --locked --bins
   BIN=target/debug
 fi
 
-mkdir -p data/redis data/mail data/reports
+mkdir -p "${DATA_DIR:-data}"/{redis,mail,reports}
+DATA=$(cd "${DATA_DIR:-data}" && pwd)
 pids=()
 stop_all() {
-  trap - INT TERM EXIT
+  # Further signals are ignored, not fatal: bash kills itself when a child it waits for died
+  # of SIGINT (as Ctrl-C's do), which would leave the rest unstopped.
+  trap - EXIT
+  trap '' INT TERM
   echo
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -40,8 +50,8 @@ trap stop_all INT TERM EXIT
 if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   echo "using the redis-server already on port $REDIS_PORT"
 else
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/data/redis" \
-    --appendonly yes --save '' --hash-max-listpack-value 512 --logfile "$PWD/data/redis/redis.log" &
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
+    --appendonly yes --save '' --hash-max-listpack-value 512 --logfile "$DATA/redis/redis.log" &
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
@@ -51,9 +61,9 @@ export CELERIAC__REDIS__URL="redis://127.0.0.1:$REDIS_PORT"
 export CELERIAC__HTTP__BIND="127.0.0.1:$PORT"
 export CELERIAC__SMTP__HOST=127.0.0.1
 export CELERIAC__SMTP__PORT="$SMTP_PORT"
-export CELERIAC__REPORTS__DIR="$PWD/data/reports"
+export CELERIAC__REPORTS__DIR="$DATA/reports"
 
-"$BIN/celeriac-smtp-sink" --port "$SMTP_PORT" --maildir data/mail &
+"$BIN/celeriac-smtp-sink" --port "$SMTP_PORT" --maildir "$DATA/mail" &
 pids+=($!)
 "$BIN/celeriac-api" &
 pids+=($!)
@@ -62,19 +72,28 @@ pids+=($!)
 # expires (worker.lease_secs, 30 s by default). Stopping this script stops it for good.
 supervise_worker() {
   local pid="" nap="" status started delay=1
-  trap '[ -z "$nap" ] || kill "$nap" 2>/dev/null; [ -z "$pid" ] || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; exit 0' TERM
+  # Each step may fail (the worker may be gone already): none may end the trap early (set -e).
+  stop_worker() {
+    trap '' INT TERM
+    if [ -n "$nap" ]; then kill "$nap" 2>/dev/null || true; fi
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    exit 0
+  }
+  trap stop_worker INT TERM
   while true; do
     started=$SECONDS
     "$BIN/celeriac-worker" --queues emails,reports,default &
     pid=$!
     status=0
     wait "$pid" || status=$?
+    pid=""
     # One that keeps failing at once (a bad setting) is retried ever more slowly, up to 30 s.
     if [ $((SECONDS - started)) -lt 10 ]; then delay=$((delay * 2 > 30 ? 30 : delay * 2)); else delay=1; fi
     echo "celeriac-worker exited (status $status); starting a new one in ${delay} s, which takes back its tasks when their lease expires"
     sleep "$delay" &
     nap=$!
-    wait "$nap" # not a plain sleep: a stop signal must not wait for it to end
+    wait "$nap" || true # not a plain sleep: a stop signal must not wait for it to end
+    nap=""
   done
 }
 supervise_worker &
@@ -90,9 +109,9 @@ Celeriac is running (Ctrl-C stops it):
   Schedules  http://127.0.0.1:$PORT/schedules  (fired by celeriac-beat; example in config/development.toml)
   API docs   http://127.0.0.1:$PORT/docs
   OpenAPI    http://127.0.0.1:$PORT/openapi.json
-  Redis      redis://127.0.0.1:$REDIS_PORT     (data in data/redis)
-  SMTP sink  127.0.0.1:$SMTP_PORT              (received mail in data/mail)
-  Reports    data/reports
+  Redis      redis://127.0.0.1:$REDIS_PORT     (data in $DATA/redis)
+  SMTP sink  127.0.0.1:$SMTP_PORT              (received mail in $DATA/mail)
+  Reports    $DATA/reports
 
 MSG
 wait -n "${pids[@]}" || true

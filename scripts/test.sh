@@ -12,8 +12,9 @@ ensure_packages redis-server make
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 # The dashboard in headless Chromium: Debian's browser (npm's own browser download does not
-# work here) driven by playwright-core, against the debug binaries built above.
-ensure_packages chromium
+# work here) driven by playwright-core, against the debug binaries built above; and the start
+# command, scripts/run.sh, with those binaries (run-script.test.mjs).
+ensure_packages chromium procps # procps: ps, for the test of scripts/run.sh
 [ -d api/tests/browser/node_modules/playwright-core ] || npm ci --prefix api/tests/browser --no-audit --no-fund
 CELERIAC_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug" node --test api/tests/browser/
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.

@@ -1,6 +1,7 @@
 // Browser-test harness: starts a throwaway redis-server, the debug gateway and a worker on
 // free loopback ports (binaries from CELERIAC_BIN_DIR, default ../../../target/debug), and
 // headless Debian Chromium driven by playwright-core with a fresh profile; stops them all.
+// Its helpers (free ports, polling, the JSON client) serve run-script.test.mjs too.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
