@@ -114,6 +114,23 @@ fn node_task_id(workflow: &str, plan: &Plan, node: usize) -> Result<TaskId, Brok
     Ok(TaskId::derived(&node_queue(plan, node)?, &format!("{workflow}/{node}")))
 }
 
+/// The answer to a started workflow: its id and its members' task ids.
+fn started(id: &str, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
+    let tasks = (0..plan.nodes.len())
+        .map(|n| {
+            Ok(MemberRef {
+                node: n,
+                task: plan.nodes[n].task.clone(),
+                task_id: node_task_id(id, plan, n)?.to_string(),
+            })
+        })
+        .collect::<Result<_, BrokerError>>()?;
+    Ok(WorkflowStarted {
+        workflow_id: id.to_owned(),
+        tasks,
+    })
+}
+
 impl Broker {
     /// Stores the workflow and enqueues its first members. Each node's queue must be set
     /// (`None` means `default`).
@@ -126,7 +143,7 @@ impl Broker {
     pub async fn start_workflow(&self, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
         let id = new_workflow_id();
         self.store_and_start(&id, plan, false).await?;
-        self.started(&id, plan)
+        started(&id, plan)
     }
 
     /// [`Broker::start_workflow`] under an `Idempotency-Key`: a repeat of the same request
@@ -158,7 +175,7 @@ impl Broker {
             None
         };
         Ok(WorkflowOutcome::Accepted {
-            started: self.started(&id, plan)?,
+            started: started(&id, plan)?,
             state: state.unwrap_or_else(|| "RUNNING".into()),
             replayed,
         })
@@ -254,23 +271,6 @@ impl Broker {
         }
         let _: () = self.conn.clone().zrem(&starting, id).await?;
         Ok(())
-    }
-
-    /// The answer to a started workflow: its id and its members' task ids.
-    fn started(&self, id: &str, plan: &Plan) -> Result<WorkflowStarted, BrokerError> {
-        let tasks = (0..plan.nodes.len())
-            .map(|n| {
-                Ok(MemberRef {
-                    node: n,
-                    task: plan.nodes[n].task.clone(),
-                    task_id: node_task_id(id, plan, n)?.to_string(),
-                })
-            })
-            .collect::<Result<_, BrokerError>>()?;
-        Ok(WorkflowStarted {
-            workflow_id: id.to_owned(),
-            tasks,
-        })
     }
 
     /// Enqueues `nodes` of the workflow with their inputs, grouped by queue. A batch whose
