@@ -21,6 +21,8 @@ pub struct Sizes {
     pub http: Duration,
     pub idle: Duration,
     pub concurrency: usize,
+    /// Worker processes for the drain, each with `concurrency` slots.
+    pub workers: usize,
     pub connections: usize,
     /// Tasks a second that other producers enqueue while latency is measured under load.
     pub load_per_second: u32,
@@ -110,9 +112,9 @@ impl Bench {
         Ok(())
     }
 
-    /// Fills a queue with no-op tasks, then starts one worker process and times it to the
+    /// Fills a queue with no-op tasks, then starts the worker processes and times them to the
     /// last result; Redis memory per pending task, CPU and commands per task on the way.
-    /// Returns the (now idle) worker for the latency measurements.
+    /// Returns the first (now idle) worker for the latency measurements; the others stop.
     pub async fn drain(&mut self) -> anyhow::Result<Proc> {
         let q = queue("bench");
         let n = self.sizes.drain;
@@ -135,11 +137,15 @@ impl Bench {
 
         let phase = redis_stats::Phase::open(&mut conn).await?;
         let concurrency = self.sizes.concurrency.to_string();
-        let worker = procs::spawn(
-            "celeriac-worker",
-            &["--queues", "bench", "--concurrency", &concurrency],
-            &self.env(),
-        )?;
+        let workers = (0..self.sizes.workers.max(1))
+            .map(|_| {
+                procs::spawn(
+                    "celeriac-worker",
+                    &["--queues", "bench", "--concurrency", &concurrency],
+                    &self.env(),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let stats_key = self.broker.keys().stats(&q);
         let (mut first, mut first_at) = (0u64, None);
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -158,12 +164,16 @@ impl Bench {
         };
         let first_at = first_at.unwrap_or(done_at);
         let elapsed = done_at.duration_since(first_at).as_secs_f64().max(1e-3);
+        let processes = match workers.len() {
+            1 => "1 worker process".to_owned(),
+            w => format!("{w} worker processes"),
+        };
         self.report.add(
-            &format!("drain, no-op tasks, 1 worker process, concurrency {concurrency}"),
+            &format!("drain, no-op tasks, {processes}, concurrency {concurrency}"),
             (n as u64 - first) as f64 / elapsed,
             "tasks/s",
         );
-        let worker_cpu = worker.cpu();
+        let worker_cpu: Duration = workers.iter().map(Proc::cpu).sum();
         let drained = phase.close(&mut conn, n).await?;
         self.report.add(
             "worker CPU per task (whole drain, incl. start-up)",
@@ -182,9 +192,12 @@ impl Bench {
             "µs",
         );
         drained.print_profile("the drain");
-        self.report
-            .add("worker peak RSS after the drain", worker.rss().1 as f64 / 1e6, "MB");
-        Ok(worker)
+        let peak_rss = workers.iter().map(|w| w.rss().1).max().unwrap_or(0);
+        self.report.add("worker peak RSS after the drain", peak_rss as f64 / 1e6, "MB");
+        let mut workers = workers.into_iter();
+        let first_worker = workers.next().expect("at least one worker");
+        workers.for_each(Proc::stop);
+        Ok(first_worker)
     }
 
     /// Idle worker: CPU over a quiet period, then enqueue-to-STARTED and enqueue-to-SUCCESS
