@@ -32,6 +32,9 @@ struct Args {
     /// 118,000 and 126,000/s, minutes apart.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Connections of the HTTP measure (`POST /emails`, 10 s).
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
     /// Tasks drained.
     #[arg(long, default_value_t = 100_000)]
     drain: usize,
@@ -73,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             idle: Duration::from_secs(10),
             concurrency: args.concurrency,
             workers: args.workers,
-            connections: 50,
+            connections: args.connections,
             load_per_second: 20_000,
         }
     };
