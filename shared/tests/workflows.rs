@@ -206,3 +206,25 @@ async fn a_workflow_whose_store_loses_its_answer_is_asked_again_and_started_once
     assert!(starting(&broker).await.is_empty());
     assert_eq!(pending_suffixes(&broker).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_start_overtaken_by_its_repeat_answers_the_same_workflow() {
+    let redis = RedisServer::start();
+    let proxy = ReplyCutter::start(redis.port());
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    broker.start_workflow(&chain(0)).await.unwrap();
+
+    // A first request claims its key, then pauses before storing its workflow...
+    let first = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
+    proxy.hold_request(broker.keys().workflows_starting().as_bytes());
+    let first = tokio::spawn(async move { first.start_workflow_with_key(&chain(1), &key("double-click", "a")).await });
+    proxy.holding().await;
+    // ...while its repeat (a double click) stores and starts it.
+    let (repeat, replayed) = accepted(broker.start_workflow_with_key(&chain(1), &key("double-click", "a")).await.unwrap());
+    assert!(replayed);
+    proxy.release();
+    let (original, replayed) = accepted(first.await.unwrap().expect("the overtaken start is answered"));
+    assert_eq!((original, replayed), (repeat, false), "both name the one workflow");
+    assert_eq!(pending_suffixes(&broker).await.len(), 2, "each first member once");
+    assert!(starting(&broker).await.is_empty());
+}

@@ -5,6 +5,9 @@
 //! the command ran, but its caller cannot know. Everything else is forwarded as is. For tests
 //! of what a client does when a reply is lost, which a healthy local Redis never does.
 //!
+//! It can also hold a request back, unsent, until the test releases it: the caller is then
+//! paused at a chosen step while others go on, to set up a race deterministically.
+//!
 //! The pattern is looked for in each chunk read from the client, so it must be short enough
 //! to arrive in one read: a task name inside a command, not a whole payload.
 
@@ -38,6 +41,12 @@ struct Shared {
     armed: Mutex<Option<(Vec<u8>, Loss)>>,
     /// Requests whose reply was (or is being) lost so far.
     cuts: AtomicUsize,
+    /// The pattern of the next request to hold back; `None` when disarmed.
+    hold: Mutex<Option<Vec<u8>>>,
+    /// Requests held back so far (released or not).
+    held: AtomicUsize,
+    /// Lets the held request go on (a permit, if it is not held yet).
+    release: tokio::sync::Notify,
 }
 
 impl ReplyCutter {
@@ -75,6 +84,25 @@ impl ReplyCutter {
     /// its connection, which stays open: its caller waits until it gives up.
     pub fn stall_reply_to(&self, pattern: &[u8]) {
         *self.shared.armed.lock().expect("proxy lock") = Some((pattern.to_vec(), Loss::Stall));
+    }
+
+    /// Holds the next request that contains `pattern` back, unsent, until [`Self::release`].
+    pub fn hold_request(&self, pattern: &[u8]) {
+        *self.shared.hold.lock().expect("proxy lock") = Some(pattern.to_vec());
+    }
+
+    /// Resolves once a request is held back (panics after 10 s).
+    pub async fn holding(&self) {
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.shared.held.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < until, "no request was held within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sends the held request on.
+    pub fn release(&self) {
+        self.shared.release.notify_one();
     }
 
     /// How many requests had their reply lost so far.
@@ -124,6 +152,9 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if take_if_held(&shared, &buf[..n]) {
+            shared.release.notified().await;
+        }
         let loss = take_if_armed(&shared, &buf[..n]);
         if loss.is_some() {
             // Set before Redis can answer, so no byte of the answer reaches the client.
@@ -139,6 +170,19 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
     }
     // Dropping both halves closes the client's connection (and ours to Redis).
     replies.abort();
+}
+
+/// Whether `chunk` is the request to hold back; disarms when it is.
+fn take_if_held(shared: &Shared, chunk: &[u8]) -> bool {
+    let mut hold = shared.hold.lock().expect("proxy lock");
+    let found = hold
+        .as_ref()
+        .is_some_and(|pattern| chunk.windows(pattern.len()).any(|w| w == pattern.as_slice()));
+    if found {
+        *hold = None;
+        shared.held.fetch_add(1, Ordering::SeqCst);
+    }
+    found
 }
 
 /// How the reply to `chunk` is lost, if it holds the armed pattern; disarms when it does.

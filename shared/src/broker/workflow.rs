@@ -168,7 +168,9 @@ impl Broker {
                 same_request: false,
             } => return Ok(WorkflowOutcome::KeyReused { workflow_id }),
         };
-        self.store_and_start(&id, plan, replayed).await?;
+        // Under a key, "exists" is the same request's workflow, stored by a repeat that came
+        // before this start was done, or by the request this one repeats.
+        self.store_and_start(&id, plan, true).await?;
         let state = if replayed {
             self.conn.clone().hget::<_, _, Option<String>>(self.keys.workflow(&id), "s").await?
         } else {
@@ -225,10 +227,10 @@ impl Broker {
     }
 
     /// Marks the start of workflow `id`, stores it, enqueues its first members and unmarks
-    /// it. `again`: the same workflow may have been stored before (by a request with the same
-    /// idempotency key); then its start is completed, which is safe at any point of the first
-    /// one, as the workers' sweep is.
-    async fn store_and_start(&self, id: &str, plan: &Plan, again: bool) -> Result<(), BrokerError> {
+    /// it. `keyed`: the id is an idempotency key's, so a workflow stored under it already is
+    /// this request's (stored by a repeat, or by the request this one repeats); then its start
+    /// is completed, which is safe at any point of the other one, as the workers' sweep is.
+    async fn store_and_start(&self, id: &str, plan: &Plan, keyed: bool) -> Result<(), BrokerError> {
         let starting = self.keys.workflows_starting();
         let _: () = self.conn.clone().zadd(&starting, id, self.clock.now_ms()).await?;
         let mut fields: Vec<String> = Vec::new();
@@ -264,7 +266,7 @@ impl Broker {
         .await?;
         match created {
             (true, _) => self.enqueue_nodes(id, plan, &first_nodes(plan), &HashMap::new(), None).await?,
-            (false, sent_before) if sent_before || again => {
+            (false, sent_before) if sent_before || keyed => {
                 self.finish_start(id).await?;
             }
             (false, _) => return Err(BrokerError::Protocol(format!("workflow {id} exists already"))),
