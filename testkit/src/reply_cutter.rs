@@ -175,9 +175,7 @@ async fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
 /// Whether `chunk` is the request to hold back; disarms when it is.
 fn take_if_held(shared: &Shared, chunk: &[u8]) -> bool {
     let mut hold = shared.hold.lock().expect("proxy lock");
-    let found = hold
-        .as_ref()
-        .is_some_and(|pattern| chunk.windows(pattern.len()).any(|w| w == pattern.as_slice()));
+    let found = hold.as_ref().is_some_and(|pattern| contains(chunk, pattern));
     if found {
         *hold = None;
         shared.held.fetch_add(1, Ordering::SeqCst);
@@ -190,11 +188,15 @@ fn take_if_armed(shared: &Shared, chunk: &[u8]) -> Option<Loss> {
     let mut armed = shared.armed.lock().expect("proxy lock");
     let loss = armed
         .as_ref()
-        .filter(|(pattern, _)| chunk.windows(pattern.len()).any(|w| w == pattern.as_slice()))
+        .filter(|(pattern, _)| contains(chunk, pattern))
         .map(|(_, loss)| *loss);
     if loss.is_some() {
         *armed = None;
         shared.cuts.fetch_add(1, Ordering::SeqCst);
     }
     loss
+}
+
+fn contains(chunk: &[u8], pattern: &[u8]) -> bool {
+    chunk.windows(pattern.len()).any(|w| w == pattern)
 }
