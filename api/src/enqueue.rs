@@ -148,8 +148,9 @@ pub async fn enqueue_task(
     let now = state.broker.clock().now_ms();
     let due_ms = due_time(&options, now)?;
     let expires_ms = options.expires.as_ref().map(|e| expiry_time(e, now)).transpose()?;
-    let canonical = serde_json::json!({ "task": task, "args": args, "queue": queue.as_str(), "options": options }).to_string();
-    let idempotency = idempotency(headers, &canonical)?;
+    let idempotency = idempotency(headers, || {
+        serde_json::json!({ "task": task, "args": args, "queue": queue.as_str(), "options": options }).to_string()
+    })?;
 
     let mut new = NewTask::new(&queue, task, &args);
     new.options = call.or(&spec.options);
@@ -250,9 +251,10 @@ fn parse_time(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
 }
 
-/// The request's `Idempotency-Key`, if it has one, with a digest of `canonical`: the text of
-/// what the request asks for, which tells a true repeat from a reuse of the key.
-pub(crate) fn idempotency(headers: &HeaderMap, canonical: &str) -> Result<Option<Idempotency>, ApiError> {
+/// The request's `Idempotency-Key`, if it has one, with a digest of `canonical()`: the text
+/// of what the request asks for, which tells a true repeat from a reuse of the key. Built only
+/// for a request with a key, so no other request pays for it.
+pub(crate) fn idempotency(headers: &HeaderMap, canonical: impl FnOnce() -> String) -> Result<Option<Idempotency>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -263,7 +265,7 @@ pub(crate) fn idempotency(headers: &HeaderMap, canonical: &str) -> Result<Option
     let key = key.ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1 to 200 visible ASCII characters"))?;
     Ok(Some(Idempotency {
         key: key.to_owned(),
-        fingerprint: format!("{:016x}", fnv1a(canonical.as_bytes())),
+        fingerprint: format!("{:016x}", fnv1a(canonical().as_bytes())),
         ttl_secs: IDEMPOTENCY_TTL_SECS,
     }))
 }

@@ -50,8 +50,7 @@ pub async fn post_workflow(
     plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
     // What the request asks for: its description as sent (not the plan, whose defaults may
     // change with a deploy between a request and its repeat).
-    let canonical = serde_json::to_string(&spec).expect("a description serializes");
-    let idempotency = crate::enqueue::idempotency(&headers, &canonical)?;
+    let idempotency = crate::enqueue::idempotency(&headers, || serde_json::to_string(&spec).expect("a description serializes"))?;
     for (n, node) in plan.nodes.iter_mut().enumerate() {
         let where_ = format!("node {n} ({})", node.task);
         let task_spec = state
