@@ -180,17 +180,14 @@ async fn unknown_ids_and_routes_are_404_and_wrong_methods_405() {
 async fn an_idempotency_key_returns_the_first_task_and_rejects_reuse() {
     let app = TestApp::spawn().await;
     let post = |body: Value| {
-        app.client
-            .post(app.url("/tasks"))
-            .header("idempotency-key", "signup-42")
-            .json(&body)
-            .send()
+        let app = &app;
+        async move { app.post_json_with_key("/tasks", "signup-42", &body).await }
     };
-    let first: Value = post(json!({"task": "echo", "args": 1})).await.unwrap().json().await.unwrap();
-    let again = post(json!({"task": "echo", "args": 1})).await.unwrap();
+    let first: Value = post(json!({"task": "echo", "args": 1})).await.json().await.unwrap();
+    let again = post(json!({"task": "echo", "args": 1})).await;
     assert_eq!(again.status(), 202);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["task_id"], first["task_id"]);
-    let (status, error) = error_of(post(json!({"task": "echo", "args": 2})).await.unwrap()).await;
+    let (status, error) = error_of(post(json!({"task": "echo", "args": 2})).await).await;
     assert_eq!((status, error["code"].as_str()), (422, Some("idempotency_key_reused")));
 }

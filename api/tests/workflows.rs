@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use celeriac::workflow::{Plan, Step};
+use celeriac_testkit::ReplyCutter;
 use common::{TestApp, test_registry};
 use serde_json::{Value, json};
 
@@ -19,11 +20,24 @@ async fn start(app: &TestApp, description: Value) -> String {
 }
 
 async fn finished(app: &TestApp, id: &str) -> Value {
-    celeriac_testkit::eventually(Duration::from_secs(30), &format!("workflow {id} finishes"), || async {
+    finished_within(app, id, Duration::from_secs(30)).await
+}
+
+async fn finished_within(app: &TestApp, id: &str, deadline: Duration) -> Value {
+    celeriac_testkit::eventually(deadline, &format!("workflow {id} finishes"), || async {
         let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.ok()?;
         (status["state"] != "RUNNING").then_some(status)
     })
     .await
+}
+
+/// Asserts that the workflow `status` succeeded with `result`.
+fn assert_succeeded(status: &Value, result: Value) {
+    assert_eq!(
+        (status["state"].as_str(), &status["result"]),
+        (Some("SUCCESS"), &result),
+        "{status}"
+    );
 }
 
 #[tokio::test]
@@ -36,11 +50,7 @@ async fn a_chain_passes_each_result_on() {
     )
     .await;
     let status = finished(&app, &id).await;
-    assert_eq!(
-        (status["state"].as_str(), &status["result"]),
-        (Some("SUCCESS"), &json!(16)),
-        "{status}"
-    );
+    assert_succeeded(&status, json!(16));
     assert!(status["members"].as_array().unwrap().iter().all(|m| m["state"] == "SUCCESS"));
 }
 
@@ -169,11 +179,7 @@ async fn a_task_can_start_a_workflow_and_finished_workflows_expire() {
     let record = app.wait_terminal(&id).await;
     let workflow = record["result"].as_str().expect("the task returned the workflow id").to_owned();
     let status = finished(&app, &workflow).await;
-    assert_eq!(
-        (status["state"].as_str(), &status["result"]),
-        (Some("SUCCESS"), &json!(13)),
-        "{status}"
-    );
+    assert_succeeded(&status, json!(13));
     let ttl: i64 = redis::AsyncCommands::ttl(&mut app.broker.connection(), app.broker.keys().workflow(&workflow))
         .await
         .unwrap();
@@ -187,20 +193,19 @@ async fn a_workflow_whose_first_enqueue_loses_its_reply_starts_and_finishes() {
     app.enqueue("add", json!([1, 1])).await;
     // Only an enqueue on the default queue names its listing log.
     let listing = app.broker.keys().listing(&celeriac::QueueName::parse("default").unwrap());
-    proxy.cut_reply_to(listing.as_bytes());
-    let id = start(
-        &app,
-        json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]}),
-    )
-    .await;
+    let status = run_losing_a_reply(&app, &proxy, listing.as_bytes(), 2).await;
+    assert_succeeded(&status, json!(8));
+}
+
+/// Starts the chain `add(first, first)`, `add(4)` while the reply to the request that holds
+/// `pattern` is lost, then runs it with a worker; its final status.
+async fn run_losing_a_reply(app: &TestApp, proxy: &ReplyCutter, pattern: &[u8], first: i64) -> Value {
+    proxy.cut_reply_to(pattern);
+    let chain = json!({"chain": [{"task": "add", "args": [first, first]}, {"task": "add", "args": [4]}]});
+    let id = start(app, chain).await;
     assert_eq!(proxy.cuts(), 1);
     app.start_worker(test_registry()).await;
-    let status = finished(&app, &id).await;
-    assert_eq!(
-        (status["state"].as_str(), &status["result"]),
-        (Some("SUCCESS"), &json!(8)),
-        "{status}"
-    );
+    finished(app, &id).await
 }
 
 #[tokio::test]
@@ -230,16 +235,7 @@ async fn a_workers_reaper_finishes_a_workflow_whose_start_was_cut_short() {
     // (within seconds: the reaper runs at once and every half second here).
     app.broker.clock().advance(Duration::from_secs(31));
     app.start_worker(test_registry()).await;
-    let status = celeriac_testkit::eventually(Duration::from_secs(10), "the cut workflow finishes", || async {
-        let status: Value = app.get(&format!("/workflows/{cut}")).await.json().await.ok()?;
-        (status["state"] != "RUNNING").then_some(status)
-    })
-    .await;
-    assert_eq!(
-        (status["state"].as_str(), &status["result"]),
-        (Some("SUCCESS"), &json!(6)),
-        "{status}"
-    );
+    assert_succeeded(&finished_within(&app, cut, Duration::from_secs(10)).await, json!(6));
 }
 
 #[tokio::test]
@@ -247,20 +243,17 @@ async fn an_idempotency_key_returns_the_first_workflow_and_rejects_reuse() {
     let app = TestApp::spawn().await;
     app.start_worker(test_registry()).await;
     let post = |body: Value| {
-        app.client
-            .post(app.url("/workflows"))
-            .header("idempotency-key", "monthly-7")
-            .json(&body)
-            .send()
+        let app = &app;
+        async move { app.post_json_with_key("/workflows", "monthly-7", &body).await }
     };
     let chain = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]});
-    let first = post(chain.clone()).await.unwrap();
+    let first = post(chain.clone()).await;
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();
     let id = first["workflow_id"].as_str().unwrap();
     assert_eq!(finished(&app, id).await["result"], 8);
 
-    let again = post(chain).await.unwrap();
+    let again = post(chain).await;
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["location"], format!("/workflows/{id}").as_str());
     let again: Value = again.json().await.unwrap();
@@ -269,20 +262,13 @@ async fn an_idempotency_key_returns_the_first_workflow_and_rejects_reuse() {
         (&first["workflow_id"], Some("SUCCESS"), &first["tasks"]),
         "the first workflow, as it is now"
     );
-    let reused = post(json!({"chain": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [4]}]}))
-        .await
-        .unwrap();
+    let reused = post(json!({"chain": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [4]}]})).await;
     assert_eq!(reused.status(), 422);
     let error: Value = reused.json().await.unwrap();
     assert_eq!(error["error"]["code"], "idempotency_key_reused", "{error}");
     let bad = app
-        .client
-        .post(app.url("/workflows"))
-        .header("idempotency-key", "")
-        .json(&json!({"task": "add", "args": [1, 1]}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_with_key("/workflows", "", &json!({"task": "add", "args": [1, 1]}))
+        .await;
     assert_eq!(bad.status(), 422);
     let error: Value = bad.json().await.unwrap();
     assert!(error["error"]["message"].as_str().unwrap().contains("Idempotency-Key"), "{error}");
@@ -292,13 +278,6 @@ async fn an_idempotency_key_returns_the_first_workflow_and_rejects_reuse() {
 async fn a_workflow_whose_store_loses_its_reply_is_accepted_once() {
     let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
     start(&app, json!({"task": "add", "args": [0, 0]})).await;
-    proxy.cut_reply_to(b"left:1");
-    let id = start(
-        &app,
-        json!({"chain": [{"task": "add", "args": [3, 3]}, {"task": "add", "args": [4]}]}),
-    )
-    .await;
-    assert_eq!(proxy.cuts(), 1);
-    app.start_worker(test_registry()).await;
-    assert_eq!(finished(&app, &id).await["result"], 10);
+    let status = run_losing_a_reply(&app, &proxy, b"left:1", 3).await;
+    assert_eq!(status["result"], 10);
 }

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const binDir = path.resolve(here, process.env.CELERIAC_BIN_DIR || '../../../target/debug');
+export const binDir = path.resolve(here, process.env.CELERIAC_BIN_DIR || '../../../target/debug');
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -45,7 +45,8 @@ export async function eventually(what, check, ms = 20000) {
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
 
-function portOpen(port) {
+/** Whether something listens on loopback `port`. */
+export function portOpen(port) {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
     socket.on('error', () => resolve(false));

@@ -6,24 +6,15 @@
 import assert from 'node:assert/strict';
 import { execSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { client, eventually, freePort } from './harness.mjs';
+import { binDir, client, eventually, freePort, portOpen } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
-const binDir = path.resolve(here, process.env.CELERIAC_BIN_DIR || '../../../target/debug');
-
-function listening(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
-    socket.on('error', () => resolve(false));
-  });
-}
 
 /** The processes of group `pgid` still running (`ps` lines; a zombie, which holds nothing
  * and waits for init to reap it, does not count). */
@@ -96,5 +87,5 @@ test('run.sh starts the system, restarts a killed worker, and Ctrl-C stops it al
   }
   assert.ok(stopped, `run.sh did not exit on Ctrl-C:\n${output}`);
   assert.deepEqual(left, [], `a process of run.sh outlived Ctrl-C:\n${output}`);
-  for (const port of [httpPort, redisPort, smtpPort]) assert.equal(await listening(port), false, `port ${port} is closed`);
+  for (const port of [httpPort, redisPort, smtpPort]) assert.equal(await portOpen(port), false, `port ${port} is closed`);
 });

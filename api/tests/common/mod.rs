@@ -45,7 +45,11 @@ impl TestApp {
 
     /// The gateway, with settings changed by `adjust` first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let redis = RedisServer::start();
+        Self::spawn_on(RedisServer::start(), adjust).await
+    }
+
+    /// The gateway on `redis`, with settings changed by `adjust` first.
+    async fn spawn_on(redis: RedisServer, adjust: impl FnOnce(&mut Settings)) -> Self {
         let reports_dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(&redis, reports_dir.path());
         adjust(&mut settings);
@@ -67,21 +71,10 @@ impl TestApp {
 
     /// The gateway talking to Redis through a proxy that can lose a reply on demand.
     pub async fn spawn_behind_reply_cutter() -> (Self, ReplyCutter) {
-        let mut cutter = None;
-        let app = Self::spawn_with(|settings| {
-            let port = settings
-                .redis
-                .url
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("a redis port");
-            let proxy = ReplyCutter::start(port);
-            settings.redis.url = proxy.url();
-            cutter = Some(proxy);
-        })
-        .await;
-        (app, cutter.expect("the proxy started"))
+        let redis = RedisServer::start();
+        let proxy = ReplyCutter::start(redis.port());
+        let app = Self::spawn_on(redis, |settings| settings.redis.url = proxy.url()).await;
+        (app, proxy)
     }
 
     /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.
@@ -101,6 +94,12 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// `post_json` with an `Idempotency-Key` header.
+    pub async fn post_json_with_key(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        let request = self.client.post(self.url(path)).header("idempotency-key", key).json(body);
+        request.send().await.expect("request sent")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
