@@ -3,11 +3,12 @@
 //! redis-server and a proxy that loses replies; and starts under an `Idempotency-Key`.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::time::Duration;
 
-use celeriac::broker::{Idempotency, WorkflowOutcome};
+use celeriac::broker::{Idempotency, WorkflowOutcome, WorkflowStatus};
 use celeriac::workflow::{Plan, Step};
-use celeriac::{Broker, QueueName, TaskId};
+use celeriac::{Broker, BrokerError, QueueName, TaskId};
 use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -27,17 +28,27 @@ async fn starting(broker: &Broker) -> BTreeSet<String> {
     broker.connection().zrange(broker.keys().workflows_starting(), 0, -1).await.unwrap()
 }
 
-/// Starts `plan` through a fresh connection via `proxy`, armed to stall on `pattern`, and
-/// drops the start as its process would stop, once the stalled request ran. Returns the id of
-/// the workflow it began.
-async fn start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan) -> String {
-    let before = starting(broker).await;
+/// Runs `start` on a fresh connection through `proxy`, armed to stall on `pattern`, and drops
+/// it as its process would stop, once the stalled request ran.
+async fn stall<T: std::fmt::Debug, F: Future<Output = Result<T, BrokerError>>>(
+    broker: &Broker,
+    proxy: &ReplyCutter,
+    pattern: &[u8],
+    start: impl FnOnce(Broker) -> F,
+) {
     let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
     proxy.stall_reply_to(pattern);
     tokio::select! {
-        started = starter.start_workflow(plan) => panic!("the start was not cut short: {started:?}"),
+        started = start(starter) => panic!("the start was not cut short: {started:?}"),
         () = proxy.lost(proxy.cuts() + 1) => {}
     }
+}
+
+/// Starts `plan`, cut short by a stall on `pattern` (see [`stall`]). Returns the id of the
+/// workflow it began.
+async fn start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan) -> String {
+    let before = starting(broker).await;
+    stall(broker, proxy, pattern, |starter| async move { starter.start_workflow(plan).await }).await;
     let after = starting(broker).await;
     let mut new = after.difference(&before);
     let id = new.next().expect("the start was marked").clone();
@@ -45,10 +56,59 @@ async fn start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], p
     id
 }
 
+/// [`start_cut_short`] for a start under an idempotency key.
+async fn keyed_start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan, idempotency: &Idempotency) {
+    stall(broker, proxy, pattern, |starter| async move {
+        starter.start_workflow_with_key(plan, idempotency).await
+    })
+    .await;
+}
+
+fn key(key: &str, fingerprint: &str) -> Idempotency {
+    Idempotency {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        // Longer than the results' TTL: a workflow's claim must not outlive its workflow.
+        ttl_secs: 2 * TTL.as_secs(),
+    }
+}
+
+/// The started workflow's id and whether it was a repeat; panics on a reused key.
+fn accepted(outcome: WorkflowOutcome) -> (String, bool) {
+    match outcome {
+        WorkflowOutcome::Accepted { started, replayed, .. } => (started.workflow_id, replayed),
+        other => panic!("not accepted: {other:?}"),
+    }
+}
+
+/// The id suffixes queued on `default`, sorted.
+async fn pending_suffixes(broker: &Broker) -> Vec<String> {
+    let default = QueueName::parse("default").unwrap();
+    let mut pending: Vec<String> = broker.connection().lrange(broker.keys().pending(&default), 0, -1).await.unwrap();
+    pending.sort();
+    pending
+}
+
+/// The first members' id suffixes of `workflows`, sorted: what the queue holds when each was
+/// enqueued once.
+async fn first_member_suffixes(broker: &Broker, workflows: &[&String]) -> Vec<String> {
+    let mut suffixes = Vec::new();
+    for id in workflows {
+        let status = broker.workflow_status(id).await.unwrap().unwrap();
+        suffixes.push(first_member_id(&status).suffix().to_owned());
+    }
+    suffixes.sort();
+    suffixes
+}
+
+fn first_member_id(status: &WorkflowStatus) -> TaskId {
+    TaskId::parse(&status.members[0].task_id).unwrap()
+}
+
 /// The first member's record of workflow `id`, if it was enqueued.
 async fn first_member(broker: &Broker, id: &str) -> Option<celeriac::TaskRecord> {
     let status = broker.workflow_status(id).await.unwrap().expect("stored");
-    broker.get(&TaskId::parse(&status.members[0].task_id).unwrap()).await.unwrap()
+    broker.get(&first_member_id(&status)).await.unwrap()
 }
 
 #[tokio::test]
@@ -106,50 +166,11 @@ async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_s
         "a workflow revoked meanwhile stays so"
     );
     // Each first member is queued exactly once, the unmarked one's too (enqueued twice).
-    let pending: Vec<String> = broker.connection().lrange(broker.keys().pending(&default), 0, -1).await.unwrap();
-    let mut expected = Vec::new();
-    for id in [&whole.workflow_id, &membership, &unmarked] {
-        let status = broker.workflow_status(id).await.unwrap().unwrap();
-        assert_eq!(status.state, "RUNNING");
-        expected.push(TaskId::parse(&status.members[0].task_id).unwrap().suffix().to_owned());
+    let queued = [&whole.workflow_id, &membership, &unmarked];
+    for id in queued {
+        assert_eq!(broker.workflow_status(id).await.unwrap().unwrap().state, "RUNNING");
     }
-    let (mut pending, mut expected) = (pending, expected);
-    pending.sort();
-    expected.sort();
-    assert_eq!(pending, expected);
-}
-
-fn key(key: &str, fingerprint: &str) -> Idempotency {
-    Idempotency {
-        key: key.into(),
-        fingerprint: fingerprint.into(),
-        ttl_secs: 3600,
-    }
-}
-
-/// The started workflow's id and whether it was a repeat; panics on a reused key.
-fn accepted(outcome: WorkflowOutcome) -> (String, bool) {
-    match outcome {
-        WorkflowOutcome::Accepted { started, replayed, .. } => (started.workflow_id, replayed),
-        other => panic!("not accepted: {other:?}"),
-    }
-}
-
-/// [`start_cut_short`] for a start under an idempotency key.
-async fn keyed_start_cut_short(broker: &Broker, proxy: &ReplyCutter, pattern: &[u8], plan: &Plan, idempotency: &Idempotency) {
-    let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
-    proxy.stall_reply_to(pattern);
-    tokio::select! {
-        started = starter.start_workflow_with_key(plan, idempotency) => panic!("the start was not cut short: {started:?}"),
-        () = proxy.lost(proxy.cuts() + 1) => {}
-    }
-}
-
-async fn pending_suffixes(broker: &Broker) -> Vec<String> {
-    let default = QueueName::parse("default").unwrap();
-    let mut pending: Vec<String> = broker.connection().lrange(broker.keys().pending(&default), 0, -1).await.unwrap();
-    pending.sort();
-    pending
+    assert_eq!(pending_suffixes(&broker).await, first_member_suffixes(&broker, &queued).await);
 }
 
 #[tokio::test]
@@ -168,6 +189,11 @@ async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_s
         other => panic!("a reused key started something: {other:?}"),
     }
     assert_eq!(pending_suffixes(&broker).await.len(), 1, "one workflow's first member");
+    let claim_ttl: i64 = broker.connection().ttl(broker.keys().workflow_idempotency("k1")).await.unwrap();
+    assert!(
+        claim_ttl > 0 && claim_ttl as u64 <= TTL.as_secs(),
+        "the claim lives no longer than a result: {claim_ttl} s"
+    );
 
     // A start cut right after claiming its key (its process stopped): the repeat stores and
     // starts the workflow the key names.
@@ -184,17 +210,15 @@ async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_s
     assert!(first_member(&broker, &stored).await.is_some());
     assert!(starting(&broker).await.is_empty(), "both starts are complete");
 
-    let mut expected = Vec::new();
-    for id in [&first, &cut, &stored] {
-        let status = broker.workflow_status(id).await.unwrap().unwrap();
-        expected.push(TaskId::parse(&status.members[0].task_id).unwrap().suffix().to_owned());
-    }
-    expected.sort();
-    assert_eq!(pending_suffixes(&broker).await, expected, "each first member queued once");
+    assert_eq!(
+        pending_suffixes(&broker).await,
+        first_member_suffixes(&broker, &[&first, &cut, &stored]).await,
+        "each first member queued once"
+    );
 }
 
 #[tokio::test]
-async fn a_workflow_whose_store_loses_its_answer_is_asked_again_and_started_once() {
+async fn a_workflow_whose_store_or_key_claim_loses_its_answer_is_asked_again_and_started_once() {
     let redis = RedisServer::start();
     let proxy = ReplyCutter::start(redis.port());
     let broker = Broker::connect(&proxy.url(), &unique_namespace(), TTL).unwrap();
@@ -205,6 +229,15 @@ async fn a_workflow_whose_store_loses_its_answer_is_asked_again_and_started_once
     assert!(first_member(&broker, &started.workflow_id).await.is_some());
     assert!(starting(&broker).await.is_empty());
     assert_eq!(pending_suffixes(&broker).await.len(), 2);
+
+    // A lost answer to a key's claim: the claim asked again is found to be this start's own.
+    let claim = broker.keys().workflow_idempotency("lost");
+    proxy.cut_reply_to(claim.as_bytes());
+    let (id, replayed) = accepted(broker.start_workflow_with_key(&chain(3), &key("lost", "a")).await.unwrap());
+    assert_eq!(proxy.cuts(), 2);
+    assert!(!replayed, "the first start under its key, not a repeat");
+    assert!(first_member(&broker, &id).await.is_some());
+    assert_eq!(pending_suffixes(&broker).await.len(), 3);
 }
 
 #[tokio::test]
