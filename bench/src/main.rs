@@ -30,10 +30,10 @@ struct Args {
     /// Worker processes for the drain, each with `--concurrency` slots (the latency runs use
     /// the first). Redis bounds the drain here: two drained 126,000/s in two runs, one
     /// 118,000 and 126,000/s, minutes apart.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: usize,
     /// Connections of the HTTP measure (`POST /emails`, 10 s).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     connections: usize,
     /// Tasks drained.
     #[arg(long, default_value_t = 100_000)]

@@ -137,7 +137,7 @@ impl Bench {
 
         let phase = redis_stats::Phase::open(&mut conn).await?;
         let concurrency = self.sizes.concurrency.to_string();
-        let workers = (0..self.sizes.workers.max(1))
+        let workers = (0..self.sizes.workers)
             .map(|_| {
                 procs::spawn(
                     "celeriac-worker",
