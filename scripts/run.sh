@@ -20,15 +20,17 @@ PROFILE="${PROFILE:-release}"
 # make: the gateway's allocator (jemalloc) is built from C source with it.
 ensure_packages redis-server make
 
+# Only the binaries started below (not the benchmark or the test tools).
+BINARIES=(--bin celeriac-api --bin celeriac-worker --bin celeriac-beat --bin celeriac-smtp-sink)
 if [ -n "${BIN_DIR:-}" ]; then
   BIN=$BIN_DIR
 elif [ "$PROFILE" = release ]; then
   echo "building ($PROFILE)..."
-  cargo build --release --locked --bins
+  cargo build --release --locked "${BINARIES[@]}"
   BIN=target/release
 else
   echo "building ($PROFILE)..."
-  cargo build --locked --bins
+  cargo build --locked "${BINARIES[@]}"
   BIN=target/debug
 fi
 

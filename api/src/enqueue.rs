@@ -6,10 +6,12 @@
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use celeriac::broker::{EnqueueOutcome, Idempotency, NewTask};
+use celeriac::broker::{EnqueueOutcome, Idempotency};
+use celeriac::call::{CallOptions, ObjectFields, read_object};
 use celeriac::trace::TraceParent;
-use celeriac::{QueueName, TaskId, TaskOptions, TaskState};
-use serde::{Deserialize, Serialize};
+use celeriac::{TaskId, TaskState};
+use serde::de::{self, MapAccess};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -18,80 +20,55 @@ use crate::state::AppState;
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
-/// Longest countdown, eta or expiry accepted, from now.
-const MAX_DELAY_SECS: f64 = 366.0 * 86_400.0;
 
-/// Per-call options: where and when the task runs, and how it may fail.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CallOptions {
-    /// Queue to use instead of the task's route.
-    pub queue: Option<String>,
-    /// Run no sooner than this many seconds from now.
-    pub countdown: Option<f64>,
-    /// Run no sooner than this time (RFC 3339).
-    #[schema(example = "2026-11-24T21:00:00Z")]
-    pub eta: Option<String>,
-    /// Do not start after this: seconds from now, or an RFC 3339 time. An expired task is
-    /// `REVOKED` and never runs.
-    #[schema(value_type = Option<Object>)]
-    pub expires: Option<Value>,
-    pub max_retries: Option<u32>,
-    /// Hard time limit, seconds.
-    pub time_limit: Option<f64>,
-    /// Soft time limit, seconds.
-    pub soft_time_limit: Option<f64>,
-    /// Delay before the first retry, seconds.
-    pub retry_delay: Option<f64>,
-    /// Double the delay at every retry (default true).
-    pub retry_backoff: Option<bool>,
-    /// Ceiling of the retry delay, seconds.
-    pub retry_delay_max: Option<f64>,
-    /// Spread retries between half and all of the delay (default true).
-    pub retry_jitter: Option<bool>,
-}
-
-/// `POST /tasks`: any registered task, with its options at the top level.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// `POST /tasks`: any registered task, with its call options at the top level.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskRequest {
     /// A registered task name, e.g. `add`.
     #[schema(example = "add")]
     pub task: String,
     /// The task's arguments (any JSON).
-    #[serde(default)]
     #[schema(value_type = Object, example = json!([2, 2]))]
     pub args: Value,
-    pub queue: Option<String>,
-    pub countdown: Option<f64>,
-    pub eta: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub expires: Option<Value>,
-    pub max_retries: Option<u32>,
-    pub time_limit: Option<f64>,
-    pub soft_time_limit: Option<f64>,
-    pub retry_delay: Option<f64>,
-    pub retry_backoff: Option<bool>,
-    pub retry_delay_max: Option<f64>,
-    pub retry_jitter: Option<bool>,
+    #[serde(flatten)]
+    pub options: CallOptions,
 }
 
-impl TaskRequest {
-    pub fn split(self) -> (String, Value, CallOptions) {
-        let options = CallOptions {
-            queue: self.queue,
-            countdown: self.countdown,
-            eta: self.eta,
-            expires: self.expires,
-            max_retries: self.max_retries,
-            time_limit: self.time_limit,
-            soft_time_limit: self.soft_time_limit,
-            retry_delay: self.retry_delay,
-            retry_backoff: self.retry_backoff,
-            retry_delay_max: self.retry_delay_max,
-            retry_jitter: self.retry_jitter,
-        };
-        (self.task, self.args, options)
+/// [`TaskRequest`] while it is read: its task name may be missing yet.
+#[derive(Default)]
+struct TaskRequestFields {
+    task: Option<String>,
+    args: Value,
+    options: CallOptions,
+}
+
+impl ObjectFields for TaskRequestFields {
+    const EXPECTING: &'static str = "a task request";
+
+    fn fields() -> Vec<&'static str> {
+        let mut fields = vec!["task", "args"];
+        fields.extend(CallOptions::fields());
+        fields
+    }
+
+    fn take_field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "task" => self.task = Some(map.next_value()?),
+            "args" => self.args = map.next_value()?,
+            other => return self.options.take_field(other, map),
+        }
+        Ok(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let read = read_object(deserializer, TaskRequestFields::default())?;
+        Ok(Self {
+            task: read.task.ok_or_else(|| de::Error::missing_field("task"))?,
+            args: read.args,
+            options: read.options,
+        })
     }
 }
 
@@ -122,50 +99,26 @@ pub async fn enqueue_task(
     args: Value,
     options: CallOptions,
 ) -> Result<(TaskId, TaskState), ApiError> {
-    let spec = state
-        .catalog
-        .lookup(&state.broker, task)
-        .await
-        .map_err(|known| ApiError::UnknownTask {
-            name: task.to_owned(),
-            known,
-        })?;
-    celeriac::builtin::validate_args(task, &args).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let queue = match &options.queue {
-        Some(q) => QueueName::parse(q).map_err(|m| ApiError::invalid("queue", m))?,
-        None => state.catalog.route(&spec),
-    };
-    let call = TaskOptions {
-        max_retries: options.max_retries,
-        time_limit: options.time_limit,
-        soft_time_limit: options.soft_time_limit,
-        retry_delay: options.retry_delay,
-        retry_backoff: options.retry_backoff,
-        retry_delay_max: options.retry_delay_max,
-        retry_jitter: options.retry_jitter,
-    };
-    call.validate().map_err(|(field, message)| ApiError::invalid(field, message))?;
     let now = state.broker.clock().now_ms();
-    let due_ms = due_time(&options, now)?;
-    let expires_ms = options.expires.as_ref().map(|e| expiry_time(e, now)).transpose()?;
-    let idempotency = idempotency(headers, || {
-        serde_json::json!({ "task": task, "args": args, "queue": queue.as_str(), "options": options }).to_string()
-    })?;
-
-    let mut new = NewTask::new(&queue, task, &args);
-    new.options = call.or(&spec.options);
-    new.due_ms = due_ms;
-    new.expires_ms = expires_ms;
+    let mut new = state.catalog.prepare(&state.broker, task, &args, &options, now).await?;
     new.traceparent = traceparent(headers);
-    let max_pending = state.settings.tasks.max_pending.get(&queue).copied().unwrap_or(0);
+    let idempotency = idempotency(headers, || {
+        serde_json::json!({ "task": task, "args": args, "queue": new.id.queue().as_str(), "options": options }).to_string()
+    })?;
+    let queue = new.id.queue().clone();
     let outcome = state
         .broker
-        .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref())
+        .enqueue(
+            &queue,
+            std::slice::from_ref(&new),
+            state.catalog.max_pending(&queue),
+            idempotency.as_ref(),
+        )
         .await?;
     let (id, state_now) = match outcome {
         EnqueueOutcome::Stored => (
             new.id,
-            if due_ms.is_some_and(|d| d > now) {
+            if new.due_ms.is_some_and(|d| d > now) {
                 TaskState::Scheduled
             } else {
                 TaskState::Pending
@@ -210,45 +163,6 @@ pub fn accepted(id: &TaskId, state: TaskState) -> Response {
         status_url,
     };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
-}
-
-fn due_time(options: &CallOptions, now: i64) -> Result<Option<i64>, ApiError> {
-    match (options.countdown, &options.eta) {
-        (Some(_), Some(_)) => Err(ApiError::invalid("eta", "give countdown or eta, not both")),
-        (Some(secs), None) => {
-            if !(secs.is_finite() && (0.0..=MAX_DELAY_SECS).contains(&secs)) {
-                return Err(ApiError::invalid("countdown", "must be a number of seconds from 0 to one year"));
-            }
-            Ok(Some(now + (secs * 1000.0) as i64))
-        }
-        (None, Some(eta)) => {
-            let at = parse_time(eta).ok_or_else(|| ApiError::invalid("eta", "must be an RFC 3339 time such as 2026-11-24T21:00:00Z"))?;
-            if (at - now) as f64 > MAX_DELAY_SECS * 1000.0 {
-                return Err(ApiError::invalid("eta", "must be within one year"));
-            }
-            Ok(Some(at))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-fn expiry_time(expires: &Value, now: i64) -> Result<i64, ApiError> {
-    let bad = || ApiError::invalid("expires", "must be seconds from now (above 0) or an RFC 3339 time");
-    match expires {
-        Value::Number(n) => {
-            let secs = n
-                .as_f64()
-                .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_DELAY_SECS)
-                .ok_or_else(bad)?;
-            Ok(now + (secs * 1000.0) as i64)
-        }
-        Value::String(s) => parse_time(s).ok_or_else(bad),
-        _ => Err(bad()),
-    }
-}
-
-fn parse_time(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
 }
 
 /// The request's `Idempotency-Key`, if it has one, with a digest of `canonical()`: the text

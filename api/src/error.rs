@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use celeriac::BrokerError;
+use celeriac::catalog::CallError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -61,6 +62,18 @@ pub enum ApiError {
     Unavailable(#[source] BrokerError),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::UnknownTask { name, known } => Self::UnknownTask { name, known },
+            CallError::Invalid(e) => Self::InvalidField {
+                field: e.field,
+                message: e.message,
+            },
+        }
+    }
 }
 
 impl ApiError {

@@ -2,7 +2,6 @@
 //! progress and result, and the OpenAPI document with its browsable UI.
 
 pub mod auth;
-pub mod catalog;
 pub mod enqueue;
 pub mod error;
 pub mod extract;

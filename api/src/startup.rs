@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use celeriac::broker::TaskEvents;
+use celeriac::catalog::Catalog;
 use celeriac::{Broker, Settings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,6 @@ use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Auth, check_exposure};
-use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::state::{AppState, Shared};
 
@@ -43,7 +43,7 @@ impl Application {
         let state = AppState::new(Shared {
             broker,
             events,
-            catalog: Arc::new(Catalog::new(settings.tasks.routes.clone())),
+            catalog: Arc::new(Catalog::new(&settings.tasks)),
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             worker_metrics: Arc::default(),

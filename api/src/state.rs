@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use celeriac::broker::TaskEvents;
+use celeriac::catalog::Catalog;
 use celeriac::{Broker, Settings};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
-use crate::catalog::Catalog;
 use crate::metrics::WorkerMetrics;
 
 /// The handlers' state. axum clones it for every request, so it is one shared reference

@@ -4,6 +4,8 @@
 
 pub mod broker;
 pub mod builtin;
+pub mod call;
+pub mod catalog;
 pub mod clock;
 pub mod context;
 pub mod id;

@@ -39,6 +39,37 @@ pub struct TaskOptions {
 }
 
 impl TaskOptions {
+    /// The field names, as sent in JSON; [`TaskOptions::take_field`] reads each.
+    pub const FIELDS: &'static [&'static str] = &[
+        "max_retries",
+        "time_limit",
+        "soft_time_limit",
+        "retry_delay",
+        "retry_backoff",
+        "retry_delay_max",
+        "retry_jitter",
+    ];
+
+    /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
+    /// `Ok(false)` leaves the value unread for the caller. This lets an object that carries
+    /// these options beside its own fields (`POST /tasks`, call options, schedule options)
+    /// read them without a second declaration, and with errors that name the field (serde's
+    /// `flatten` loses the field's name from type errors). [`TaskOptions::FIELDS`] must list
+    /// every key matched here; a unit test checks both against the struct.
+    pub fn take_field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "max_retries" => self.max_retries = map.next_value()?,
+            "time_limit" => self.time_limit = map.next_value()?,
+            "soft_time_limit" => self.soft_time_limit = map.next_value()?,
+            "retry_delay" => self.retry_delay = map.next_value()?,
+            "retry_backoff" => self.retry_backoff = map.next_value()?,
+            "retry_delay_max" => self.retry_delay_max = map.next_value()?,
+            "retry_jitter" => self.retry_jitter = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     /// These options, with gaps filled from `defaults`.
     pub fn or(&self, defaults: &TaskOptions) -> TaskOptions {
         TaskOptions {
@@ -147,5 +178,37 @@ impl TaskError {
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option, set: a new field that is not set here fails to compile (no `..`).
+    fn all_set() -> TaskOptions {
+        TaskOptions {
+            max_retries: Some(5),
+            time_limit: Some(10.0),
+            soft_time_limit: Some(9.0),
+            retry_delay: Some(2.0),
+            retry_backoff: Some(false),
+            retry_delay_max: Some(60.0),
+            retry_jitter: Some(false),
+        }
+    }
+
+    #[test]
+    fn fields_lists_every_option_and_take_field_reads_each() {
+        let all = all_set();
+        let json = serde_json::to_value(&all).unwrap();
+        let names: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut listed = TaskOptions::FIELDS.to_vec();
+        listed.sort_unstable();
+        let mut names_sorted = names.clone();
+        names_sorted.sort_unstable();
+        assert_eq!(listed, names_sorted, "TaskOptions::FIELDS must list every field");
+        let read = crate::call::read_task_options(&json.to_string()).unwrap();
+        assert_eq!(read, all, "take_field must read every field");
     }
 }

@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use celeriac::broker::ScheduleSource;
 use celeriac::schedule::{Misfire, ScheduleDef, occurrence_id};
+use celeriac::settings::TaskSettings;
 use celeriac::{Broker, QueueName};
 use celeriac_testkit::{RedisServer, eventually};
 use celeriac_worker::{Beat, BeatConfig};
@@ -122,8 +123,7 @@ fn hourly(name: &str, misfire: Misfire) -> ScheduleDef {
 fn config(schedules: Vec<ScheduleDef>) -> BeatConfig {
     BeatConfig {
         schedules,
-        routes: BTreeMap::new(),
-        max_pending: BTreeMap::new(),
+        tasks: TaskSettings::default(),
         misfire_grace: Duration::from_secs(5),
     }
 }
@@ -221,7 +221,7 @@ async fn an_occurrence_refused_by_a_full_queue_is_fired_once_there_is_room() {
     let setup = Setup::new(RedisServer::start());
     let blocker = setup.enqueue("noop", serde_json::json!(null)).await;
     let mut settings = config(vec![hourly("hourly", Misfire::Skip)]);
-    settings.max_pending.insert(default_queue(), 1);
+    settings.tasks.max_pending.insert(default_queue(), 1);
     let mut beat = Beat::new(setup.broker.clone(), settings);
     beat.tick().await.unwrap();
     let now = setup.broker.clock().now_ms();

@@ -7,7 +7,9 @@ use celeriac::builtin::{SEND_EMAIL, SendEmailArgs};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::enqueue::{Accepted, CallOptions, enqueue};
+use celeriac::call::CallOptions;
+
+use crate::enqueue::{Accepted, enqueue};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;

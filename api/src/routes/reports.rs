@@ -9,7 +9,9 @@ use celeriac::{TaskId, TaskState};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::enqueue::{Accepted, CallOptions, enqueue};
+use celeriac::call::CallOptions;
+
+use crate::enqueue::{Accepted, enqueue};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
 use crate::state::AppState;

@@ -7,14 +7,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use celeriac::TaskOptions;
 use celeriac::broker::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource};
+use celeriac::catalog::CallError;
 use celeriac::clock::to_datetime;
 use celeriac::schedule::{Misfire, Schedule, ScheduleDef, ScheduleOptions, validate_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::enqueue::{Accepted, CallOptions, accepted, enqueue_task};
+use crate::enqueue::{Accepted, accepted, enqueue_task};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -162,17 +164,20 @@ pub async fn put_schedule(
         options: request.options,
     };
     let mut schedule = Schedule::parse(def).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let spec = state
+    // Checked as its firings will be (the one enqueue path), and its queue resolved once, so
+    // every beat and the gateway fire it on one queue.
+    let now = state.broker.clock().now_ms();
+    let task = state
         .catalog
-        .lookup(&state.broker, &schedule.def.task)
+        .prepare(&state.broker, &schedule.def.task, &schedule.def.args, &schedule.call(), now)
         .await
-        .map_err(|known| ApiError::UnknownTask {
-            name: schedule.def.task.clone(),
-            known,
+        .map_err(|e| match e {
+            CallError::Invalid(e) if TaskOptions::FIELDS.contains(&e.field.as_str()) || e.field == "expires" => {
+                ApiError::invalid(format!("options.{}", e.field), e.message)
+            }
+            other => other.into(),
         })?;
-    celeriac::builtin::validate_args(&schedule.def.task, &schedule.def.args).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let queue = schedule.queue.clone().unwrap_or_else(|| state.catalog.route(&spec));
-    schedule.def.queue = Some(queue.to_string());
+    schedule.def.queue = Some(task.id.queue().to_string());
 
     let status = match state.broker.put_schedule(&schedule.def, ScheduleSource::Api).await? {
         PutOutcome::Created => StatusCode::CREATED,
@@ -240,16 +245,11 @@ pub async fn resume_schedule(State(state): State<AppState>, Path(name): Path<Str
     ))]
 pub async fn run_schedule(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let entry = state.broker.schedule(&name).await?.ok_or_else(|| not_found(&name))?;
-    let def = entry.def;
-    let options = CallOptions {
-        queue: def.queue,
-        expires: def.options.expires.and_then(serde_json::Number::from_f64).map(Value::Number),
-        max_retries: def.options.max_retries,
-        time_limit: def.options.time_limit,
-        soft_time_limit: def.options.soft_time_limit,
-        ..Default::default()
-    };
-    let (task_id, task_state) = enqueue_task(&state, &headers, &def.task, def.args, options).await?;
+    let schedule =
+        Schedule::parse(entry.def).map_err(|e| ApiError::Internal(format!("stored schedule {name}: {}: {}", e.field, e.message)))?;
+    let call = schedule.call();
+    let def = schedule.def;
+    let (task_id, task_state) = enqueue_task(&state, &headers, &def.task, def.args, call).await?;
     let run = FiredRun {
         occurrence_ms: None,
         task_id: task_id.clone(),

@@ -36,8 +36,7 @@ pub async fn post_task(
     headers: HeaderMap,
     ApiJson(request): ApiJson<TaskRequest>,
 ) -> Result<Response, ApiError> {
-    let (task, args, options) = request.split();
-    enqueue(&state, &headers, &task, args, options).await
+    enqueue(&state, &headers, &request.task, request.args, request.options).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use celeriac::QueueName;
 use celeriac::broker::{WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
+use celeriac::catalog::CallError;
 use celeriac::workflow::{Plan, WorkflowSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -53,23 +53,19 @@ pub async fn post_workflow(
     let idempotency = crate::enqueue::idempotency(&headers, || serde_json::to_string(&spec).expect("a description serializes"))?;
     for (n, node) in plan.nodes.iter_mut().enumerate() {
         let where_ = format!("node {n} ({})", node.task);
-        let task_spec = state
+        // A member's arguments are completed by its predecessors' results when it is
+        // enqueued, so only its name, queue and options are checked here.
+        let resolved = state
             .catalog
-            .lookup(&state.broker, &node.task)
+            .resolve(&state.broker, &node.task, node.queue.as_deref(), &node.options)
             .await
-            .map_err(|known| ApiError::UnknownTask {
-                name: node.task.clone(),
-                known,
+            .map_err(|e| match e {
+                CallError::Invalid(e) if e.field == "queue" => ApiError::invalid(format!("{where_}.queue"), e.message),
+                CallError::Invalid(e) => ApiError::invalid(format!("{where_}.options.{}", e.field), e.message),
+                other => other.into(),
             })?;
-        let queue = match &node.queue {
-            Some(q) => QueueName::parse(q).map_err(|m| ApiError::invalid(format!("{where_}.queue"), m))?,
-            None => state.catalog.route(&task_spec),
-        };
-        node.queue = Some(queue.to_string());
-        node.options
-            .validate()
-            .map_err(|(field, message)| ApiError::invalid(format!("{where_}.options.{field}"), message))?;
-        node.options = node.options.or(&task_spec.options);
+        node.queue = Some(resolved.queue.to_string());
+        node.options = resolved.options;
     }
     let (started, state_now) = match idempotency {
         None => (state.broker.start_workflow(&plan).await?, "RUNNING".to_owned()),

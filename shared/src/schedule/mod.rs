@@ -21,6 +21,7 @@ pub use plan::{MAX_FIRES_PER_TICK, Plan, plan};
 pub use timing::{Timing, parse_cron, parse_every, parse_zone};
 
 use crate::builtin::FieldError;
+use crate::call::{CallOptions, ObjectFields, read_object};
 use crate::id::{QueueName, TaskId};
 use crate::task::TaskOptions;
 
@@ -41,32 +42,39 @@ pub enum Misfire {
     Skip,
 }
 
-/// Options given to every task a schedule fires.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Options given to every task a schedule fires: an expiry relative to the firing, and the
+/// task options of any call ([`TaskOptions`], at the same level in JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct ScheduleOptions {
     /// Seconds after firing when the task must no longer start (it is then `REVOKED`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_retries: Option<u32>,
-    /// Hard time limit, seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_limit: Option<f64>,
-    /// Soft time limit, seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub soft_time_limit: Option<f64>,
+    /// How the task may fail: retries, time limits, backoff.
+    #[serde(flatten)]
+    pub options: TaskOptions,
 }
 
-impl ScheduleOptions {
-    /// The task options these stand for (`expires` is applied at enqueue).
-    pub fn task_options(&self) -> TaskOptions {
-        TaskOptions {
-            max_retries: self.max_retries,
-            time_limit: self.time_limit,
-            soft_time_limit: self.soft_time_limit,
-            ..Default::default()
+impl ObjectFields for ScheduleOptions {
+    const EXPECTING: &'static str = "schedule options";
+
+    fn fields() -> Vec<&'static str> {
+        let mut fields = vec!["expires"];
+        fields.extend_from_slice(TaskOptions::FIELDS);
+        fields
+    }
+
+    fn take_field<'de, A: serde::de::MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "expires" => self.expires = map.next_value()?,
+            other => return self.options.take_field(other, map),
         }
+        Ok(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScheduleOptions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_object(deserializer, ScheduleOptions::default())
     }
 }
 
@@ -152,7 +160,7 @@ impl Schedule {
             }
         };
         def.options
-            .task_options()
+            .options
             .validate()
             .map_err(|(field, message)| FieldError::new(format!("options.{field}"), message))?;
         if let Some(secs) = def.options.expires
@@ -168,6 +176,17 @@ impl Schedule {
 
     pub fn name(&self) -> &str {
         &self.def.name
+    }
+
+    /// The call a firing of this schedule makes (its queue, once resolved, and its options),
+    /// for [`crate::catalog::Catalog::prepare`].
+    pub fn call(&self) -> CallOptions {
+        CallOptions {
+            queue: self.def.queue.clone(),
+            expires: self.def.options.expires.and_then(serde_json::Number::from_f64).map(Value::Number),
+            options: self.def.options.options.clone(),
+            ..Default::default()
+        }
     }
 
     /// The id of the task fired for the occurrence at `occurrence_ms` on `queue`: the same in

@@ -2,7 +2,7 @@
 //! A refusal because the id exists means another beat (or an earlier try of this one) fired
 //! it: the occurrence is done, never duplicated.
 
-use celeriac::broker::NewTask;
+use celeriac::catalog::Catalog;
 use celeriac::schedule::Schedule;
 use celeriac::{Broker, BrokerError, QueueName, TaskId};
 
@@ -13,25 +13,36 @@ pub(crate) enum Fired {
     Enqueued(TaskId),
     /// The task was stored before, by another beat or an earlier try.
     AlreadyThere(TaskId),
-    /// The queue is over its limit; the occurrence is retried at the next tick.
-    QueueFull,
+    /// The queue is over its limit, or the call is refused (its task is not known yet); the
+    /// occurrence is retried at the next tick.
+    Refused,
 }
 
-/// Enqueues the occurrence at `occurrence_ms` of `schedule` on `queue`.
+/// Enqueues the occurrence at `occurrence_ms` of `schedule` on `queue`, through the one
+/// enqueue path ([`Catalog::prepare`]), as `POST /tasks` would.
 pub(crate) async fn occurrence(
     broker: &Broker,
+    catalog: &Catalog,
     schedule: &Schedule,
     queue: &QueueName,
     occurrence_ms: i64,
     now: i64,
-    max_pending: u64,
 ) -> Result<Fired, BrokerError> {
     let def = &schedule.def;
-    let mut task = NewTask::new(queue, &def.task, &def.args);
+    let mut call = schedule.call();
+    call.queue = Some(queue.to_string());
+    let mut task = match catalog.prepare(broker, &def.task, &def.args, &call, now).await {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::warn!(schedule = %def.name, task = %def.task, error = %e, "the occurrence cannot be enqueued; it waits for the next tick");
+            return Ok(Fired::Refused);
+        }
+    };
     task.id = schedule.occurrence_id(queue, occurrence_ms);
-    task.options = def.options.task_options();
-    task.expires_ms = def.options.expires.map(|secs| now + (secs * 1000.0) as i64);
-    match broker.enqueue(queue, std::slice::from_ref(&task), max_pending, None).await {
+    match broker
+        .enqueue(queue, std::slice::from_ref(&task), catalog.max_pending(queue), None)
+        .await
+    {
         Ok(_) => {
             tracing::info!(schedule = %def.name, task = %def.task, task_id = %task.id, occurrence_ms, late_ms = now - occurrence_ms, "fired");
             Ok(Fired::Enqueued(task.id))
@@ -42,7 +53,7 @@ pub(crate) async fn occurrence(
         }
         Err(BrokerError::QueueFull { queue, depth }) => {
             tracing::warn!(schedule = %def.name, queue = %queue, depth, "queue full; the occurrence waits for the next tick");
-            Ok(Fired::QueueFull)
+            Ok(Fired::Refused)
         }
         Err(e) => Err(e),
     }

@@ -8,34 +8,16 @@
 use std::collections::HashSet;
 
 use celeriac::broker::{PutOutcome, ScheduleSource};
-use celeriac::{Broker, BrokerError, QueueName};
+use celeriac::catalog::Catalog;
+use celeriac::{Broker, BrokerError};
 
 use super::BeatConfig;
 
-/// The queue of a schedule whose task has no route and no known default queue.
-pub(crate) fn fallback_queue() -> QueueName {
-    QueueName::parse("default").expect("valid queue name")
-}
-
-pub(crate) async fn settings_schedules(broker: &Broker, config: &BeatConfig) -> Result<(), BrokerError> {
-    let registered = broker.registered_tasks().await?;
-    let builtin = celeriac::builtin::specs();
+pub(crate) async fn settings_schedules(broker: &Broker, catalog: &Catalog, config: &BeatConfig) -> Result<(), BrokerError> {
     for def in &config.schedules {
         let mut def = def.clone();
         if def.queue.is_none() {
-            let queue = config
-                .routes
-                .get(&def.task)
-                .cloned()
-                .or_else(|| {
-                    builtin
-                        .iter()
-                        .chain(&registered)
-                        .find(|s| s.name == def.task)
-                        .map(|s| s.queue.clone())
-                })
-                .unwrap_or_else(fallback_queue);
-            def.queue = Some(queue.to_string());
+            def.queue = Some(catalog.route_name(broker, &def.task).await.to_string());
         }
         match broker.put_schedule(&def, ScheduleSource::Settings).await? {
             PutOutcome::Created => tracing::info!(schedule = %def.name, "schedule added from the settings"),

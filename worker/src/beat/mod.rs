@@ -17,13 +17,15 @@
 mod fire;
 mod load;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use celeriac::broker::{FiredRun, ScheduleEntry};
+use celeriac::catalog::Catalog;
 use celeriac::reconnect::Backoff;
 use celeriac::schedule::{Schedule, ScheduleDef, plan};
-use celeriac::{Broker, BrokerError, QueueName, Settings};
+use celeriac::settings::TaskSettings;
+use celeriac::{Broker, BrokerError, Settings};
 use tokio_util::sync::CancellationToken;
 
 use self::fire::Fired;
@@ -38,10 +40,9 @@ const WAKE_MARGIN_MS: i64 = 2;
 pub struct BeatConfig {
     /// The settings' schedules, written to Redis at start (the file wins for its names).
     pub schedules: Vec<ScheduleDef>,
-    /// Task name -> queue, for schedules that name no queue.
-    pub routes: BTreeMap<String, QueueName>,
-    /// Queue -> most pending tasks; a full queue refuses an occurrence, retried next tick.
-    pub max_pending: BTreeMap<QueueName, u64>,
+    /// Routes (for schedules that name no queue) and queue limits (a full queue refuses an
+    /// occurrence, retried next tick), as the gateway has them.
+    pub tasks: TaskSettings,
     /// How late an occurrence may fire and still be on time.
     pub misfire_grace: Duration,
 }
@@ -50,8 +51,7 @@ impl BeatConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             schedules: settings.schedules.clone(),
-            routes: settings.tasks.routes.clone(),
-            max_pending: settings.tasks.max_pending.clone(),
+            tasks: settings.tasks.clone(),
             misfire_grace: Duration::from_secs(settings.beat.misfire_grace_secs),
         }
     }
@@ -72,6 +72,8 @@ pub struct TickReport {
 pub struct Beat {
     broker: Broker,
     config: BeatConfig,
+    /// The one enqueue path, as the gateway's.
+    catalog: Catalog,
     /// Whether the settings' schedules are in Redis yet (retried until they are).
     loaded: bool,
     /// Stored schedules that do not validate, warned about once.
@@ -82,6 +84,7 @@ impl Beat {
     pub fn new(broker: Broker, config: BeatConfig) -> Self {
         Self {
             broker,
+            catalog: Catalog::new(&config.tasks),
             config,
             loaded: false,
             invalid: HashSet::new(),
@@ -128,7 +131,7 @@ impl Beat {
     /// One pass: load the settings' schedules if not yet done, then fire what is due now.
     pub async fn tick(&mut self) -> Result<TickReport, BrokerError> {
         if !self.loaded {
-            load::settings_schedules(&self.broker, &self.config).await?;
+            load::settings_schedules(&self.broker, &self.catalog, &self.config).await?;
             self.loaded = true;
         }
         let now = self.broker.clock().now_ms();
@@ -166,12 +169,11 @@ impl Beat {
             self.broker.record_schedule(&name, Some(now), None).await?;
             return Ok(schedule.timing.next_after(now));
         };
-        let queue = schedule.queue.clone().unwrap_or_else(load::fallback_queue);
-        let max_pending = self.config.max_pending.get(&queue).copied().unwrap_or(0);
+        let queue = schedule.queue.clone().unwrap_or_else(celeriac::catalog::fallback_queue);
         let grace_ms = self.config.misfire_grace.as_millis() as i64;
         let plan = plan(&schedule.timing, schedule.def.misfire, cursor, now, grace_ms);
         for occurrence in &plan.fire {
-            let task_id = match fire::occurrence(&self.broker, &schedule, &queue, *occurrence, now, max_pending).await? {
+            let task_id = match fire::occurrence(&self.broker, &self.catalog, &schedule, &queue, *occurrence, now).await? {
                 Fired::Enqueued(task_id) => {
                     report.enqueued += 1;
                     task_id
@@ -181,7 +183,7 @@ impl Beat {
                     task_id
                 }
                 // Not decided: retried at the next tick (a missed occurrence once past the grace).
-                Fired::QueueFull => return Ok(schedule.timing.next_after(cursor.max(now))),
+                Fired::Refused => return Ok(schedule.timing.next_after(cursor.max(now))),
             };
             self.record(&name, *occurrence, task_id).await?;
         }

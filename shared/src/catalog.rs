@@ -1,0 +1,171 @@
+//! The one enqueue path: the task names producers may use (the built-in ones, plus those that
+//! running workers registered in Redis, refreshed every few seconds), where each goes (the
+//! settings' routes, else the task type's queue), the queues' limits, and the rules that turn
+//! a call into the task to store ([`Catalog::prepare`]). The gateway's `POST /tasks`,
+//! `/emails` and `/reports`, workflows, schedules and the beat all go through here, so a new
+//! option is added in one place (`call.rs` and `task.rs`), and checked the same way for all.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::broker::NewTask;
+use crate::builtin::FieldError;
+use crate::call::CallOptions;
+use crate::settings::TaskSettings;
+use crate::task::{TaskOptions, TaskSpec};
+use crate::{Broker, QueueName};
+
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// Why a call cannot be stored as given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// No built-in or registered task has this name; `known` lists those that do.
+    #[error("unknown task {name:?}")]
+    UnknownTask { name: String, known: Vec<String> },
+    /// A field of the call is invalid; the error names it (`queue`, `countdown`, `args.to`...).
+    #[error("{}: {}", .0.field, .0.message)]
+    Invalid(FieldError),
+}
+
+impl From<FieldError> for CallError {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// A task type resolved for a call: its spec, its queue, and its options with the type's
+/// defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub spec: TaskSpec,
+    pub queue: QueueName,
+    pub options: TaskOptions,
+}
+
+/// The queue of a task that has no route and no known type (`default`).
+pub fn fallback_queue() -> QueueName {
+    QueueName::parse("default").expect("a valid queue name")
+}
+
+pub struct Catalog {
+    builtin: Vec<TaskSpec>,
+    registered: RwLock<(Option<Instant>, Vec<TaskSpec>)>,
+    /// Task name -> queue, from the settings; wins over a task type's default queue.
+    routes: BTreeMap<String, QueueName>,
+    /// Queue -> most pending tasks (0 or absent: no limit).
+    max_pending: BTreeMap<QueueName, u64>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("routes", &self.routes).finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    pub fn new(tasks: &TaskSettings) -> Self {
+        Self {
+            builtin: crate::builtin::specs(),
+            registered: RwLock::new((None, Vec::new())),
+            routes: tasks.routes.clone(),
+            max_pending: tasks.max_pending.clone(),
+        }
+    }
+
+    /// Checks a call of `task` with `args` and turns it into the task to store: the task is
+    /// known, built-in tasks' arguments are valid, the queue is the call's or the route, the
+    /// options are valid and filled from the task type's defaults, and the call's timing
+    /// (countdown or eta, expiry) is within bounds. The id is a fresh one; callers with their
+    /// own (a schedule's occurrence, a workflow member) set it after.
+    pub async fn prepare(&self, broker: &Broker, task: &str, args: &Value, call: &CallOptions, now_ms: i64) -> Result<NewTask, CallError> {
+        crate::builtin::validate_args(task, args)?;
+        let resolved = self.resolve(broker, task, call.queue.as_deref(), &call.options).await?;
+        let mut new = NewTask::new(&resolved.queue, task, args);
+        new.options = resolved.options;
+        new.due_ms = call.due_ms(now_ms)?;
+        new.expires_ms = call.expires_ms(now_ms)?;
+        Ok(new)
+    }
+
+    /// The part of [`Catalog::prepare`] that needs no arguments (a workflow member's are
+    /// completed by its predecessors' results when it is enqueued): the task is known, the
+    /// queue is `queue` or the route, the options are valid and filled from the type's
+    /// defaults.
+    pub async fn resolve(&self, broker: &Broker, task: &str, queue: Option<&str>, options: &TaskOptions) -> Result<Resolved, CallError> {
+        let spec = self.lookup(broker, task).await.map_err(|known| CallError::UnknownTask {
+            name: task.to_owned(),
+            known,
+        })?;
+        let queue = match queue {
+            Some(q) => QueueName::parse(q).map_err(|m| FieldError::new("queue", m))?,
+            None => self.route(&spec),
+        };
+        options.validate().map_err(|(field, message)| FieldError::new(field, message))?;
+        let options = options.or(&spec.options);
+        Ok(Resolved { spec, queue, options })
+    }
+
+    /// Most pending tasks of `queue`; 0 for no limit.
+    pub fn max_pending(&self, queue: &QueueName) -> u64 {
+        self.max_pending.get(queue).copied().unwrap_or(0)
+    }
+
+    /// The spec of `name`, or `Err` with every known name.
+    pub async fn lookup(&self, broker: &Broker, name: &str) -> Result<TaskSpec, Vec<String>> {
+        if let Some(spec) = self.builtin.iter().find(|s| s.name == name) {
+            return Ok(spec.clone());
+        }
+        let mut registered = self.registered(broker, false).await;
+        if !registered.iter().any(|s| s.name == name) {
+            // A worker may have registered it since the last read: look again before refusing.
+            registered = self.registered(broker, true).await;
+        }
+        if let Some(spec) = registered.iter().find(|s| s.name == name) {
+            return Ok(spec.clone());
+        }
+        let mut known: Vec<String> = self.builtin.iter().chain(registered.iter()).map(|s| s.name.clone()).collect();
+        known.sort();
+        known.dedup();
+        Err(known)
+    }
+
+    /// The queue a task goes to when the caller names none.
+    pub fn route(&self, spec: &TaskSpec) -> QueueName {
+        self.routes.get(&spec.name).cloned().unwrap_or_else(|| spec.queue.clone())
+    }
+
+    /// The queue of `name` for a caller that may not refuse it (the settings' schedules, read
+    /// before the workers that register their tasks may have started): its route, else its
+    /// task type's queue, else `default`.
+    pub async fn route_name(&self, broker: &Broker, name: &str) -> QueueName {
+        if let Some(queue) = self.routes.get(name) {
+            return queue.clone();
+        }
+        match self.lookup(broker, name).await {
+            Ok(spec) => spec.queue,
+            Err(_) => fallback_queue(),
+        }
+    }
+
+    async fn registered(&self, broker: &Broker, force: bool) -> Vec<TaskSpec> {
+        if !force {
+            let cache = self.registered.read().await;
+            if cache.0.is_some_and(|at| at.elapsed() < REFRESH) {
+                return cache.1.clone();
+            }
+        }
+        let fresh = match broker.registered_tasks().await {
+            Ok(specs) => specs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read registered task types; using the last known");
+                return self.registered.read().await.1.clone();
+            }
+        };
+        *self.registered.write().await = (Some(Instant::now()), fresh.clone());
+        fresh
+    }
+}
