@@ -1,15 +1,14 @@
 //! `/schedules` through the real gateway: every endpoint, every bad input, schedules from the
 //! settings file protected, and storage that outlives the gateway.
 
-mod common;
-
 use celeriac::Settings;
 use celeriac::broker::ScheduleSource;
 use celeriac::schedule::ScheduleDef;
 use celeriac_api::Application;
-use common::TestApp;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::TestApp;
 
 async fn put(app: &TestApp, name: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -25,7 +24,7 @@ async fn post(app: &TestApp, path: &str) -> reqwest::Response {
 }
 
 async fn delete(app: &TestApp, name: &str) -> reqwest::Response {
-    app.client.delete(app.url(&format!("/schedules/{name}"))).send().await.unwrap()
+    app.delete(&format!("/schedules/{name}")).await
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {

@@ -1,14 +1,13 @@
 //! Workflows through the gateway with a real worker: chain, group, chord, nesting, errors,
 //! revoke, and every kind of bad description.
 
-mod common;
-
 use std::time::Duration;
 
 use celeriac::workflow::{Plan, Step};
 use celeriac_testkit::ReplyCutter;
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 async fn start(app: &TestApp, description: Value) -> String {
     let response = app.post_json("/workflows", &description).await;

@@ -1,12 +1,11 @@
 //! Delivery semantics through the gateway with a real worker: retries, time limits, revoke,
 //! countdown, expiry, dead letters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 async fn post_task(app: &TestApp, body: Value) -> String {
     let response = app.post_json("/tasks", &body).await;

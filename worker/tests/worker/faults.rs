@@ -1,15 +1,14 @@
 //! Real fault injection: SIGKILL a worker mid-run, SIGTERM one during a run, restart Redis
 //! under load. Every accepted task finishes; none that was not in flight runs twice.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use celeriac::TaskState;
-use common::Setup;
 use redis::AsyncCommands;
 use serde_json::json;
+
+use crate::common::Setup;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -1,8 +1,6 @@
 //! Worker processes for fault tests: the real `celeriac-worker` binary as a child process,
 //! killed with real signals, against a real redis-server.
 
-#![allow(dead_code)]
-
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
