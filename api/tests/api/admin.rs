@@ -109,7 +109,12 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed() {
     assert_eq!((paused["name"].as_str(), paused["paused"].as_bool()), (Some("default"), Some(true)));
     app.start_worker(test_registry()).await;
     let id = post_task(&app, json!({"task": "noop", "args": null})).await;
-    // A negative claim needs a window: longer than the worker's pause check (1 s) twice over.
+    eventually(Duration::from_secs(10), "the worker registers", || async {
+        app.broker.live_workers().await.ok().filter(|w| !w.is_empty())
+    })
+    .await;
+    // The claim that must not happen has no event to wait for: time passing with the worker
+    // up is the thing under test. The window is the worker's pause check (1 s) twice over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
     assert_eq!(record["state"], "PENDING", "a paused queue is not consumed");

@@ -168,7 +168,9 @@ async fn an_expired_task_is_revoked_and_never_runs() {
     let app = TestApp::spawn().await;
     let id = post_task(&app, json!({"task": "echo", "args": 1, "expires": 0.2})).await;
     let scheduled_past_expiry = post_task(&app, json!({"task": "echo", "args": 2, "countdown": 0.5, "expires": 0.3})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the expiry pass before any worker exists
+    // Both expiries pass before any worker exists: the worker's clock (the test broker's,
+    // shared with it) is a second ahead, so no wall-clock wait is needed.
+    app.broker.clock().advance(Duration::from_secs(1));
     app.start_worker(test_registry()).await;
     for id in [&id, &scheduled_past_expiry] {
         let record = app.wait_terminal(id).await;
