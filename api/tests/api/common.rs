@@ -105,6 +105,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
+    /// `POST` without a body, as the action routes (revoke, retry, pause, run) take it.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("request sent")
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.client.delete(self.url(path)).send().await.expect("request sent")
     }

@@ -122,7 +122,7 @@ async fn revoking_a_workflow_stops_its_members() {
         (r["state"] == "STARTED").then_some(())
     })
     .await;
-    let response = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    let response = app.post(&format!("/workflows/{id}/revoke")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.wait_terminal(&first).await["state"], "REVOKED");
     let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.unwrap();
@@ -130,7 +130,7 @@ async fn revoking_a_workflow_stops_its_members() {
         (status["state"].as_str(), status["members"][1]["state"].as_str()),
         (Some("REVOKED"), Some("WAITING"))
     );
-    let again = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    let again = app.post(&format!("/workflows/{id}/revoke")).await;
     assert_eq!(again.status(), 409);
 }
 
