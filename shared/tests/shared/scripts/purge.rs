@@ -1,4 +1,5 @@
-//! Purge: every pending task revoked in slices, scheduled and running ones left alone.
+//! Purge: every pending task revoked (the script settles them in batches), scheduled and
+//! running ones left alone.
 
 use celeriac::TaskState;
 use celeriac::broker::NewTask;
