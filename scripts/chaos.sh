@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_packages redis-server
-CHAOS_SECS="${CHAOS_SECS:-30}" cargo test --locked -p celeriac-worker --test chaos -- --ignored --nocapture
+CHAOS_SECS="${CHAOS_SECS:-30}" cargo test --locked -p celeriac-worker --test worker -- --ignored --exact chaos::chaos --nocapture

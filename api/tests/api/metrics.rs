@@ -1,13 +1,12 @@
 //! `GET /metrics` after a known workload through the real worker: queue counters and depths
 //! from Redis, per-task counters and histograms from the workers' heartbeats, workers online.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TestApp, test_registry};
 use serde_json::json;
+
+use crate::common::{TestApp, test_registry};
 
 /// `series -> value` of a Prometheus text exposition, e.g.
 /// `celeriac_queue_pending{queue="default"} -> 0`.

@@ -1,12 +1,11 @@
 //! Delivery semantics through the gateway with a real worker: retries, time limits, revoke,
 //! countdown, expiry, dead letters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 async fn post_task(app: &TestApp, body: Value) -> String {
     let response = app.post_json("/tasks", &body).await;
@@ -114,7 +113,7 @@ async fn revoking_a_queued_or_scheduled_task_means_it_never_starts() {
     let scheduled = post_task(&app, json!({"task": "echo", "args": 2, "countdown": 1})).await;
     assert_eq!(state_of(&app, &scheduled).await["state"], "SCHEDULED");
     for id in [&queued, &scheduled] {
-        let response = app.client.post(app.url(&format!("/tasks/{id}/revoke"))).send().await.unwrap();
+        let response = app.post(&format!("/tasks/{id}/revoke")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.json::<Value>().await.unwrap()["outcome"], "revoked");
     }
@@ -129,7 +128,7 @@ async fn revoking_a_queued_or_scheduled_task_means_it_never_starts() {
             "{record}"
         );
     }
-    let again = app.client.post(app.url(&format!("/tasks/{queued}/revoke"))).send().await.unwrap();
+    let again = app.post(&format!("/tasks/{queued}/revoke")).await;
     assert_eq!(again.status(), 409, "revoking a finished task is a conflict");
 }
 
@@ -169,7 +168,9 @@ async fn an_expired_task_is_revoked_and_never_runs() {
     let app = TestApp::spawn().await;
     let id = post_task(&app, json!({"task": "echo", "args": 1, "expires": 0.2})).await;
     let scheduled_past_expiry = post_task(&app, json!({"task": "echo", "args": 2, "countdown": 0.5, "expires": 0.3})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the expiry pass before any worker exists
+    // Both expiries pass before any worker exists: the worker's clock (the test broker's,
+    // shared with it) is a second ahead, so no wall-clock wait is needed.
+    app.broker.clock().advance(Duration::from_secs(1));
     app.start_worker(test_registry()).await;
     for id in [&id, &scheduled_past_expiry] {
         let record = app.wait_terminal(id).await;
@@ -202,10 +203,10 @@ async fn a_failed_task_is_dead_lettered_and_can_be_retried_with_a_fresh_budget()
     assert_eq!(dead.len(), 1);
 
     let pending = post_task(&app, json!({"task": "sleep", "args": {"ms": 60000}})).await;
-    let conflict = app.client.post(app.url(&format!("/tasks/{pending}/retry"))).send().await.unwrap();
+    let conflict = app.post(&format!("/tasks/{pending}/retry")).await;
     assert_eq!(conflict.status(), 409);
 
-    let response = app.client.post(app.url(&format!("/tasks/{id}/retry"))).send().await.unwrap();
+    let response = app.post(&format!("/tasks/{id}/retry")).await;
     assert_eq!(response.json::<Value>().await.unwrap()["outcome"], "queued");
     // It ran again from attempt 1 (the retry count started over; its own budget is still 0).
     let record = celeriac_testkit::eventually(Duration::from_secs(20), "the retried run finishes", || async {
@@ -214,12 +215,7 @@ async fn a_failed_task_is_dead_lettered_and_can_be_retried_with_a_fresh_budget()
     })
     .await;
     assert_eq!(record["attempt"].as_u64(), Some(1), "{record}");
-    let missing = app
-        .client
-        .post(app.url("/tasks/default-0193a1b2c3d4e5f60718293a4b5c6d7e/retry"))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.post("/tasks/default-0193a1b2c3d4e5f60718293a4b5c6d7e/retry").await;
     assert_eq!(missing.status(), 404);
 }
 

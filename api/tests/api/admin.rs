@@ -2,14 +2,13 @@
 //! pause and resume, purge, the worker list, the task listing with its cursor, dead letters
 //! and throughput.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
 use celeriac_testkit::eventually;
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 async fn post_task(app: &TestApp, body: Value) -> String {
     let response = app.post_json("/tasks", &body).await;
@@ -110,7 +109,12 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed() {
     assert_eq!((paused["name"].as_str(), paused["paused"].as_bool()), (Some("default"), Some(true)));
     app.start_worker(test_registry()).await;
     let id = post_task(&app, json!({"task": "noop", "args": null})).await;
-    // A negative claim needs a window: longer than the worker's pause check (1 s) twice over.
+    eventually(Duration::from_secs(10), "the worker registers", || async {
+        app.broker.live_workers().await.ok().filter(|w| !w.is_empty())
+    })
+    .await;
+    // The claim that must not happen has no event to wait for: time passing with the worker
+    // up is the thing under test. The window is the worker's pause check (1 s) twice over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
     assert_eq!(record["state"], "PENDING", "a paused queue is not consumed");
@@ -125,32 +129,16 @@ async fn a_paused_queue_keeps_its_tasks_until_resumed() {
 async fn purge_answers_the_count_and_revokes_the_tasks() {
     let app = TestApp::spawn().await;
     let ids = post_noops(&app, "parked", 3).await;
-    let purged: Value = app
-        .client
-        .delete(app.url("/queues/parked/pending"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let purged: Value = app.delete("/queues/parked/pending").await.json().await.unwrap();
     assert_eq!(purged, json!({"removed": 3}));
     for id in &ids {
         let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
         assert_eq!(record["state"], "REVOKED", "{record}");
     }
     assert_eq!(queue(&app, "parked").await["pending"], 0);
-    let unknown: Value = app
-        .client
-        .delete(app.url("/queues/never-used/pending"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unknown: Value = app.delete("/queues/never-used/pending").await.json().await.unwrap();
     assert_eq!(unknown, json!({"removed": 0}));
-    let invalid = app.client.delete(app.url("/queues/a%7Bb%7D/pending")).send().await.unwrap();
+    let invalid = app.delete("/queues/a%7Bb%7D/pending").await;
     assert_eq!(error_field(invalid).await, (422, json!("queue")));
     let invalid = app.post_json("/queues/a%7Bb%7D/pause", &json!({})).await;
     assert_eq!(error_field(invalid).await, (422, json!("queue")));

@@ -3,10 +3,9 @@
 //! A new option in `TaskOptions` fails this test until it has a sample value here, and then
 //! must reach the record from each producer.
 
-mod common;
-
 use celeriac::TaskOptions;
-use common::TestApp;
+
+use crate::common::TestApp;
 use serde_json::{Map, Value, json};
 
 /// A valid value of each option, not its default, so the record shows it came from the call.

@@ -1,14 +1,13 @@
 //! Workflows through the gateway with a real worker: chain, group, chord, nesting, errors,
 //! revoke, and every kind of bad description.
 
-mod common;
-
 use std::time::Duration;
 
 use celeriac::workflow::{Plan, Step};
 use celeriac_testkit::ReplyCutter;
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 async fn start(app: &TestApp, description: Value) -> String {
     let response = app.post_json("/workflows", &description).await;
@@ -123,7 +122,7 @@ async fn revoking_a_workflow_stops_its_members() {
         (r["state"] == "STARTED").then_some(())
     })
     .await;
-    let response = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    let response = app.post(&format!("/workflows/{id}/revoke")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.wait_terminal(&first).await["state"], "REVOKED");
     let status: Value = app.get(&format!("/workflows/{id}")).await.json().await.unwrap();
@@ -131,7 +130,7 @@ async fn revoking_a_workflow_stops_its_members() {
         (status["state"].as_str(), status["members"][1]["state"].as_str()),
         (Some("REVOKED"), Some("WAITING"))
     );
-    let again = app.client.post(app.url(&format!("/workflows/{id}/revoke"))).send().await.unwrap();
+    let again = app.post(&format!("/workflows/{id}/revoke")).await;
     assert_eq!(again.status(), 409);
 }
 

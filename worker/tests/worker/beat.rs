@@ -3,8 +3,6 @@
 //! moved clock for the misfire policies, pause/resume, the settings-file merge and a full
 //! queue.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -14,7 +12,8 @@ use celeriac::settings::TaskSettings;
 use celeriac::{Broker, QueueName};
 use celeriac_testkit::{RedisServer, eventually};
 use celeriac_worker::{Beat, BeatConfig};
-use common::Setup;
+
+use crate::common::Setup;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const SCHEDULE: &str = "every-second";

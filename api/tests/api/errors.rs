@@ -1,9 +1,8 @@
 //! Every row of DESIGN.md's bad-input table, through the real gateway.
 
-mod common;
-
-use common::TestApp;
 use serde_json::{Value, json};
+
+use crate::common::TestApp;
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
@@ -172,7 +171,7 @@ async fn unknown_ids_and_routes_are_404_and_wrong_methods_405() {
         let (status, error) = error_of(app.get(path).await).await;
         assert_eq!((status, error["code"].as_str()), (404, Some("not_found")), "{path}");
     }
-    let response = app.client.delete(app.url("/emails")).send().await.unwrap();
+    let response = app.delete("/emails").await;
     assert_eq!(error_of(response).await.0, 405);
 }
 

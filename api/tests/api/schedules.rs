@@ -1,15 +1,14 @@
 //! `/schedules` through the real gateway: every endpoint, every bad input, schedules from the
 //! settings file protected, and storage that outlives the gateway.
 
-mod common;
-
 use celeriac::Settings;
 use celeriac::broker::ScheduleSource;
 use celeriac::schedule::ScheduleDef;
 use celeriac_api::Application;
-use common::TestApp;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::TestApp;
 
 async fn put(app: &TestApp, name: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -20,12 +19,8 @@ async fn put(app: &TestApp, name: &str, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn post(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client.post(app.url(path)).send().await.unwrap()
-}
-
 async fn delete(app: &TestApp, name: &str) -> reqwest::Response {
-    app.client.delete(app.url(&format!("/schedules/{name}"))).send().await.unwrap()
+    app.delete(&format!("/schedules/{name}")).await
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {
@@ -224,15 +219,15 @@ async fn a_body_over_the_limit_is_413() {
 async fn pause_and_resume_show_in_the_schedule() {
     let app = TestApp::spawn().await;
     assert_eq!(put(&app, "tick", &json!({"task": "noop", "every": "1h"})).await.status(), 201);
-    let paused: Value = post(&app, "/schedules/tick/pause").await.json().await.unwrap();
+    let paused: Value = app.post("/schedules/tick/pause").await.json().await.unwrap();
     assert_eq!((paused["paused"].as_bool(), paused["next_run"].clone()), (Some(true), Value::Null));
-    let again = post(&app, "/schedules/tick/pause").await;
+    let again = app.post("/schedules/tick/pause").await;
     assert_eq!(again.status(), 200, "pausing twice is fine");
-    let resumed: Value = post(&app, "/schedules/tick/resume").await.json().await.unwrap();
+    let resumed: Value = app.post("/schedules/tick/resume").await.json().await.unwrap();
     assert_eq!(resumed["paused"], false);
     assert!(resumed["next_run"].is_string(), "{resumed}");
     for path in ["/schedules/nope/pause", "/schedules/nope/resume", "/schedules/nope/run"] {
-        let (status, error) = error_of(post(&app, path).await).await;
+        let (status, error) = error_of(app.post(path).await).await;
         assert_eq!((status, error["code"].as_str()), (404, Some("not_found")), "{path}");
     }
 }
@@ -242,9 +237,9 @@ async fn run_fires_now_and_records_the_task_as_the_last_run() {
     let app = TestApp::spawn().await;
     let body = json!({"task": "echo", "args": {"x": 1}, "every": "1d", "options": {"expires": 60, "max_retries": 2}});
     assert_eq!(put(&app, "daily-echo", &body).await.status(), 201);
-    assert_eq!(post(&app, "/schedules/daily-echo/pause").await.status(), 200);
+    assert_eq!(app.post("/schedules/daily-echo/pause").await.status(), 200);
 
-    let response = post(&app, "/schedules/daily-echo/run").await;
+    let response = app.post("/schedules/daily-echo/run").await;
     assert_eq!(response.status(), 202, "a paused schedule can still be fired by hand");
     let accepted: Value = response.json().await.unwrap();
     let id = accepted["task_id"].as_str().unwrap().to_owned();
@@ -264,14 +259,14 @@ async fn run_fires_now_and_records_the_task_as_the_last_run() {
     assert_eq!(schedule["last_task_id"], id.as_str());
     assert!(schedule["last_run"].is_string(), "{schedule}");
 
-    let second: Value = post(&app, "/schedules/daily-echo/run").await.json().await.unwrap();
+    let second: Value = app.post("/schedules/daily-echo/run").await.json().await.unwrap();
     assert_ne!(second["task_id"], id.as_str(), "each manual run is a new task");
 
     // A schedule whose task is no longer known (a custom worker gone) is 422 listing names.
     let def: ScheduleDef =
         serde_json::from_value(json!({"name": "ghost", "task": "ghost_task", "every": "1h", "queue": "default"})).unwrap();
     app.broker.put_schedule(&def, ScheduleSource::Api).await.unwrap();
-    let (status, error) = error_of(post(&app, "/schedules/ghost/run").await).await;
+    let (status, error) = error_of(app.post("/schedules/ghost/run").await).await;
     assert_eq!((status, error["code"].as_str()), (422, Some("unknown_task")));
 }
 
@@ -288,8 +283,8 @@ async fn schedules_from_the_settings_file_cannot_be_changed_or_deleted_through_t
         (schedule["source"].as_str(), schedule["every"].as_str()),
         (Some("settings"), Some("1h"))
     );
-    assert_eq!(post(&app, "/schedules/from-file/pause").await.status(), 200, "pausing is allowed");
-    assert_eq!(post(&app, "/schedules/from-file/run").await.status(), 202, "firing is allowed");
+    assert_eq!(app.post("/schedules/from-file/pause").await.status(), 200, "pausing is allowed");
+    assert_eq!(app.post("/schedules/from-file/run").await.status(), 202, "firing is allowed");
 }
 
 #[tokio::test]
@@ -316,7 +311,7 @@ async fn schedules_live_in_redis_and_outlive_the_gateway() {
 #[tokio::test]
 async fn redis_down_is_503_and_wrong_methods_are_405() {
     let mut app = TestApp::spawn().await;
-    assert_eq!(error_of(app.client.post(app.url("/schedules")).send().await.unwrap()).await.0, 405);
+    assert_eq!(error_of(app.post("/schedules").await).await.0, 405);
     app.redis.kill();
     let (status, error) = error_of(app.get("/schedules").await).await;
     assert_eq!((status, error["code"].as_str()), (503, Some("unavailable")));

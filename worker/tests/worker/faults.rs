@@ -1,15 +1,14 @@
 //! Real fault injection: SIGKILL a worker mid-run, SIGTERM one during a run, restart Redis
 //! under load. Every accepted task finishes; none that was not in flight runs twice.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use celeriac::TaskState;
-use common::Setup;
 use redis::AsyncCommands;
 use serde_json::json;
+
+use crate::common::Setup;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -32,9 +31,10 @@ async fn a_killed_workers_tasks_come_back_and_run_once_more_without_using_a_retr
         None
     })
     .await;
+    let first_clients = setup.other_clients().await;
     first.kill();
     // A request the worker had sent just before it died still runs: let Redis read it first.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    setup.wait_disconnected(&first_clients).await;
     // Leased at the kill: started (one delivery) or only claimed, its start not yet stored.
     let in_flight: HashSet<String> = setup.broker.leased(&queue, &first_id).await.unwrap().into_iter().collect();
     let mut deliveries_at_kill = HashMap::new();

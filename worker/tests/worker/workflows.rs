@@ -1,14 +1,13 @@
 //! A chord of 1,000 members completes, with its callback run exactly once, while a worker is
 //! SIGKILLed and replaced in the middle.
 
-mod common;
-
 use std::time::Duration;
 
 use celeriac::TaskState;
 use celeriac::workflow::{Plan, Step, WorkflowSpec};
-use common::Setup;
 use serde_json::json;
+
+use crate::common::Setup;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_member_chord_survives_a_killed_worker_and_calls_back_once() {

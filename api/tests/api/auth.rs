@@ -2,13 +2,12 @@
 //! data), 403 for a producer on an admin route, open probes and docs, and the refusal to
 //! start on a public address without tokens.
 
-mod common;
-
 use celeriac::Settings;
-use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::TestApp;
 
 const PRODUCER: &str = "producer-token-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789abcdef";

@@ -42,13 +42,17 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
         .unwrap();
     let id = accepted["task_id"].as_str().unwrap().to_owned();
     // No worker runs: this long poll would wait 60 s, unless the gateway is stopping.
+    let reads_before = record_reads(&redis).await;
     let poll = tokio::spawn({
         let (client, url) = (client.clone(), format!("{base}/tasks/{id}?wait=60"));
         async move { client.get(url).send().await.unwrap() }
     });
-    // Not a synchronisation on state (nothing observable says "request received"), only an
-    // ordering hint: the poll must reach the gateway before its listener closes.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The poll must be in the gateway's hands before its listener closes: its handler reads
+    // the task's record first, and nothing else reads one here.
+    celeriac_testkit::eventually(Duration::from_secs(30), "the long poll reads the task", || async {
+        (record_reads(&redis).await > reads_before).then_some(())
+    })
+    .await;
     let started = Instant::now();
     assert!(
         Command::new("kill")
@@ -72,4 +76,19 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
         started.elapsed() < Duration::from_secs(30),
         "the long poll did not hold the stop for its 60 s"
     );
+}
+
+/// How many task records the redis-server has been asked for (`HGETALL`s, as
+/// `Broker::get` reads one), from its command statistics.
+async fn record_reads(redis: &RedisServer) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_hgetall:calls=")?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -9,11 +9,12 @@ use std::time::Duration;
 use celeriac::broker::{Idempotency, WorkflowOutcome, WorkflowStatus};
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, BrokerError, QueueName, TaskId};
-use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
+use celeriac_testkit::ReplyCutter;
+
 use redis::AsyncCommands;
 use serde_json::json;
 
-const TTL: Duration = Duration::from_secs(3600);
+use crate::common::{TTL, broker_through, redis_behind_cutter};
 
 /// A chain of two `add`s: its second node waits for the first, so its plan has a `left:1`.
 fn chain(first: i64) -> Plan {
@@ -36,7 +37,7 @@ async fn stall<T: std::fmt::Debug, F: Future<Output = Result<T, BrokerError>>>(
     pattern: &[u8],
     start: impl FnOnce(Broker) -> F,
 ) {
-    let starter = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
+    let starter = broker_through(proxy, broker);
     proxy.stall_reply_to(pattern);
     tokio::select! {
         started = start(starter) => panic!("the start was not cut short: {started:?}"),
@@ -113,9 +114,7 @@ async fn first_member(broker: &Broker, id: &str) -> Option<celeriac::TaskRecord>
 
 #[tokio::test]
 async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_stored_once() {
-    let redis = RedisServer::start();
-    let proxy = ReplyCutter::start(redis.port());
-    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let (_redis, proxy, broker) = redis_behind_cutter();
     let default = QueueName::parse("default").unwrap();
     // Started in full (this also loads the scripts): nothing left to finish.
     let whole = broker.start_workflow(&chain(1)).await.unwrap();
@@ -175,9 +174,7 @@ async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_s
 
 #[tokio::test]
 async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_start() {
-    let redis = RedisServer::start();
-    let proxy = ReplyCutter::start(redis.port());
-    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let (_redis, proxy, broker) = redis_behind_cutter();
 
     // A repeat gets the first workflow; the same key for another request starts nothing.
     let (first, replayed) = accepted(broker.start_workflow_with_key(&chain(1), &key("k1", "a")).await.unwrap());
@@ -219,9 +216,8 @@ async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_s
 
 #[tokio::test]
 async fn a_workflow_whose_store_or_key_claim_loses_its_answer_is_asked_again_and_started_once() {
-    let redis = RedisServer::start();
-    let proxy = ReplyCutter::start(redis.port());
-    let broker = Broker::connect(&proxy.url(), &unique_namespace(), TTL).unwrap();
+    let (_redis, proxy, direct) = redis_behind_cutter();
+    let broker = broker_through(&proxy, &direct);
     broker.start_workflow(&chain(1)).await.unwrap();
     proxy.cut_reply_to(b"left:1");
     let started = broker.start_workflow(&chain(2)).await.unwrap();
@@ -242,13 +238,11 @@ async fn a_workflow_whose_store_or_key_claim_loses_its_answer_is_asked_again_and
 
 #[tokio::test]
 async fn a_start_overtaken_by_its_repeat_answers_the_same_workflow() {
-    let redis = RedisServer::start();
-    let proxy = ReplyCutter::start(redis.port());
-    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let (_redis, proxy, broker) = redis_behind_cutter();
     broker.start_workflow(&chain(0)).await.unwrap();
 
     // A first request claims its key, then pauses before storing its workflow...
-    let first = Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap();
+    let first = broker_through(&proxy, &broker);
     proxy.hold_request(broker.keys().workflows_starting().as_bytes());
     let first = tokio::spawn(async move { first.start_workflow_with_key(&chain(1), &key("double-click", "a")).await });
     proxy.holding().await;

@@ -4,14 +4,13 @@
 //!
 //!     scripts/chaos.sh            (CHAOS_SECS=30 by default)
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use celeriac::broker::NewTask;
 use celeriac::{QueueName, TaskState};
-use common::{Setup, WorkerProcess};
 use serde_json::json;
+
+use crate::common::{Setup, WorkerProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: run with scripts/chaos.sh"]

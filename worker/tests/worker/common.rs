@@ -1,8 +1,7 @@
 //! Worker processes for fault tests: the real `celeriac-worker` binary as a child process,
 //! killed with real signals, against a real redis-server.
 
-#![allow(dead_code)]
-
+use std::collections::HashSet;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -108,6 +107,27 @@ impl Setup {
             self.broker.live_workers().await.ok().and_then(|w| w.first().map(|w| w.id.clone()))
         })
         .await
+    }
+
+    /// The ids of the redis-server's clients, but for this setup's own connection: with one
+    /// worker process running, that worker's connections.
+    pub async fn other_clients(&self) -> HashSet<u64> {
+        let mut conn = self.broker.connection();
+        let own: u64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await.unwrap();
+        let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+        list.lines()
+            .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+            .filter(|id| *id != own)
+            .collect()
+    }
+
+    /// Waits until Redis has closed every one of `clients` (as after their process died): it
+    /// reads a connection to its end, so whatever they had sent has run.
+    pub async fn wait_disconnected(&self, clients: &HashSet<u64>) {
+        eventually(Duration::from_secs(30), "Redis closes the connections", || async {
+            self.other_clients().await.is_disjoint(clients).then_some(())
+        })
+        .await;
     }
 
     pub async fn assert_invariants(&self) {

@@ -2,10 +2,9 @@
 //! the task record and continued by the run (the task context hands the run's own
 //! `traceparent` to the handler); an invalid header is ignored.
 
-mod common;
-
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";

@@ -1,10 +1,9 @@
 //! The built-in tasks end to end: `POST /emails` reaches a real SMTP server (the test's sink),
 //! `POST /reports/{user_id}` builds a file that `GET /reports/{task_id}/file` downloads.
 
-mod common;
-
-use common::TestApp;
 use serde_json::{Value, json};
+
+use crate::common::TestApp;
 
 async fn app_with_smtp() -> (TestApp, celeriac_testkit::SmtpSink) {
     let sink = celeriac_testkit::SmtpSink::start().await;

@@ -1,10 +1,9 @@
 //! `GET /tasks/{id}/events`: every event in order, closed after the terminal state, and a
 //! reconnect with `Last-Event-ID` that misses nothing.
 
-mod common;
-
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 /// Reads SSE events `(event, id, data)` until the stream ends or `limit` events arrived.
 async fn read_events(mut response: reqwest::Response, limit: usize) -> Vec<(String, u64, Value)> {

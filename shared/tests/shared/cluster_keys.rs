@@ -12,17 +12,22 @@ use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_toke
 use celeriac::schedule::ScheduleDef;
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, Progress, QueueName, TaskError};
-use celeriac_testkit::{RedisServer, unique_namespace};
+use celeriac_testkit::{RedisServer, eventually, unique_namespace};
 use serde_json::json;
 
-/// Starts MONITOR on its own connection; the lines it prints are collected until the test reads them.
+/// Starts MONITOR on its own connection and returns once Redis has said it monitors (every
+/// command after that is seen); the lines it prints are collected until the test reads them.
 fn monitor(redis: &RedisServer) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
     stream.write_all(b"MONITOR\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut ok = String::new();
+    reader.read_line(&mut ok).unwrap();
+    assert_eq!(ok.trim_end(), "+OK", "MONITOR started");
     let sink = Arc::clone(&lines);
     std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
+        for line in reader.lines() {
             let Ok(line) = line else { return };
             sink.lock().unwrap().push(line);
         }
@@ -158,11 +163,16 @@ async fn every_script_touches_only_its_keys_and_they_share_one_hash_tag() {
     let ns = unique_namespace();
     let broker = Broker::connect(&redis.url(), &ns, Duration::from_secs(60)).unwrap();
     let lines = monitor(&redis);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     run_every_transition(&broker).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let lines = lines.lock().unwrap().clone();
+    // MONITOR prints commands in the order Redis runs them: once a marker sent after the
+    // workload is printed, so is every command of the workload.
+    let marker = format!("{ns}:end-of-workload");
+    let _: String = redis::cmd("ECHO").arg(&marker).query_async(&mut broker.connection()).await.unwrap();
+    let lines = eventually(Duration::from_secs(10), "MONITOR prints the marker", || async {
+        let lines = lines.lock().unwrap().clone();
+        lines.iter().any(|line| line.contains(&marker)).then_some(lines)
+    })
+    .await;
     let (mut scripts, mut inner) = (0, 0);
     let mut keys: HashSet<String> = HashSet::new();
     let mut script_name = String::new();

@@ -1,12 +1,11 @@
 //! Enqueue and poll through the real gateway with a real worker: the task record, long polls,
 //! panics, result expiry.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, test_registry};
 use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
 
 #[tokio::test]
 async fn accepted_means_stored_and_the_record_tells_the_outcome() {

@@ -1,8 +1,6 @@
 //! The test harness: a real redis-server on a free port, the real gateway on port 0 with a
 //! unique key namespace, and optionally an in-process worker, so tests run in parallel.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use celeriac::{Broker, Settings, Task, TaskContext, TaskError, TaskSpec};
@@ -19,7 +17,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub broker: Broker,
     stop: CancellationToken,
-    pub reports_dir: tempfile::TempDir,
+    /// The reports folder of `settings`, removed when the app is dropped.
+    _reports_dir: tempfile::TempDir,
 }
 
 /// Settings for a test: its own namespace, loopback port 0, a temporary reports folder.
@@ -65,7 +64,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             broker,
             stop,
-            reports_dir,
+            _reports_dir: reports_dir,
         }
     }
 
@@ -104,6 +103,15 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// `POST` without a body, as the action routes (revoke, retry, pause, run) take it.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.expect("request sent")
     }
 
     /// Enqueues through `POST /tasks` and returns the task id.

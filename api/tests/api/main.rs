@@ -1,0 +1,18 @@
+//! The gateway's integration tests, in one test binary (one link after every change to the
+//! library, instead of one per file): a module per area, all on the harness in `common`.
+
+mod admin;
+mod auth;
+mod builtin_tasks;
+mod common;
+mod delivery;
+mod errors;
+mod events;
+mod metrics;
+mod openapi;
+mod options;
+mod schedules;
+mod shutdown;
+mod tasks;
+mod tracing;
+mod workflows;

@@ -1,0 +1,31 @@
+//! The harness of the library's tests: a fresh redis-server with a broker on it under a
+//! namespace of its own, alone or with a proxy in front that loses a reply on demand.
+
+use std::time::Duration;
+
+use celeriac::Broker;
+use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
+
+/// How long the tests' brokers keep results: an hour, longer than any test.
+pub const TTL: Duration = Duration::from_secs(3600);
+
+/// A fresh redis-server and a broker on it, under a namespace of its own.
+pub fn redis_and_broker() -> (RedisServer, Broker) {
+    let redis = RedisServer::start();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    (redis, broker)
+}
+
+/// A redis-server, a proxy in front of it that loses (or holds) the reply to a request on
+/// demand, and a broker straight on the server (its replies are never cut).
+pub fn redis_behind_cutter() -> (RedisServer, ReplyCutter, Broker) {
+    let (redis, broker) = redis_and_broker();
+    let proxy = ReplyCutter::start(redis.port());
+    (redis, proxy, broker)
+}
+
+/// Another broker on `broker`'s namespace whose requests go through `proxy`, on a connection of
+/// its own (as another process would have).
+pub fn broker_through(proxy: &ReplyCutter, broker: &Broker) -> Broker {
+    Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap()
+}

@@ -1,0 +1,9 @@
+//! The library's integration tests, in one test binary (one link after every change to the
+//! library, instead of one per file): the Lua transitions, workflow starts, schedules and the
+//! Cluster key rule, each against a real redis-server.
+
+mod cluster_keys;
+mod common;
+mod schedules;
+mod scripts;
+mod workflows;

@@ -1,0 +1,114 @@
+//! The event log every transition writes: in order with consecutive ids, a hand retry keeping
+//! its ending, a start asked again, and a flood of progress bounded to a few kilobytes.
+
+use celeriac::broker::{Ack, NewTask, Verdict};
+use celeriac::{TaskError, TaskState};
+use redis::AsyncCommands;
+use serde_json::json;
+
+use super::{claim_ids, enqueue_and_start, finish_run, logged_states, queue, run_one};
+use crate::common::redis_and_broker;
+
+#[tokio::test]
+async fn every_transition_is_logged_in_order_with_consecutive_ids() {
+    let (_redis, broker) = redis_and_broker();
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
+    let progress = celeriac::Progress {
+        current: 1,
+        total: 2,
+        message: Some("half way".into()),
+    };
+    assert!(broker.report_progress(&task.id, "w1", d.delivery, &progress).await.unwrap());
+    let retry = Verdict::Retry {
+        error: TaskError::retryable("flaky"),
+        due_ms: broker.clock().now_ms(),
+    };
+    finish_run(&broker, "w1", &d, retry).await;
+    broker.promote_due(&queue(), 10).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
+
+    let (states, consecutive) = logged_states(&broker, &task.id).await;
+    use TaskState::*;
+    assert_eq!(
+        states,
+        [Some(Started), None, Some(Retry), Some(Pending), Some(Started), Some(Success)]
+    );
+    assert!(consecutive);
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert_eq!(events[1].progress, Some(progress));
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), events[5].id);
+    assert_eq!(
+        broker.task_events(&task.id, events[3].id).await.unwrap(),
+        events[4..],
+        "resume after an id"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_retried_by_hand_keeps_its_ending_in_the_log() {
+    let (_redis, broker) = redis_and_broker();
+    let (task, d) = enqueue_and_start(&broker, "fail", &json!({})).await;
+    finish_run(&broker, "w1", &d, Verdict::Failure(TaskError::permanent("no"))).await;
+    let ended = broker.get(&task.id).await.unwrap().unwrap().finished_at;
+    assert!(ended.is_some());
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), 2);
+    broker.retry(&task.id).await.unwrap();
+    let d = run_one(&broker, "w1").await;
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
+    let (states, consecutive) = logged_states(&broker, &task.id).await;
+    use TaskState::*;
+    assert_eq!(states, [Some(Started), Some(Failure), Some(Pending), Some(Started), Some(Success)]);
+    assert!(consecutive);
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert_eq!(
+        Some(events[1].at),
+        ended.map(|t| t.timestamp_millis()),
+        "the failure keeps its time"
+    );
+    assert_eq!(broker.last_event_id(&task.id).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn a_start_asked_again_logs_both_starts() {
+    let (_redis, broker) = redis_and_broker();
+    let task = NewTask::new(&queue(), "echo", &json!(1));
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let ids = claim_ids(&broker, "w1", 1).await;
+    // The first start's reply was lost: the worker asks again, which is a newer delivery.
+    broker.start(&queue(), "w1", &ids).await.unwrap();
+    let Some(celeriac::broker::Started::Run(d)) = broker.start(&queue(), "w1", &ids).await.unwrap().pop() else {
+        panic!("the second start runs it")
+    };
+    assert_eq!(d.delivery, 2);
+    assert_eq!(finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await, [Ack::Stored]);
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (vec![Some(Started), Some(Started), Some(Success)], true)
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_progress_keeps_the_newest_events_within_a_few_kilobytes() {
+    let (_redis, broker) = redis_and_broker();
+    let (task, d) = enqueue_and_start(&broker, "report", &json!({})).await;
+    for current in 1..=300 {
+        let progress = celeriac::Progress {
+            current,
+            total: 300,
+            message: Some("working on it".into()),
+        };
+        broker.report_progress(&task.id, "w1", d.delivery, &progress).await.unwrap();
+    }
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
+
+    let history: String = broker.connection().hget(broker.keys().task(&task.id), "h").await.unwrap();
+    assert!(history.len() <= 4096, "{} bytes", history.len());
+    let events = broker.task_events(&task.id, 0).await.unwrap();
+    assert!(events.len() > 20 && events.len() < 300, "{} events kept", events.len());
+    assert!(events.windows(2).all(|w| w[1].id == w[0].id + 1), "a gapless tail");
+    let last = events.last().unwrap();
+    assert_eq!((last.id, last.state), (302, Some(TaskState::Success)));
+    assert_eq!(events[events.len() - 2].progress.as_ref().map(|p| p.current), Some(300));
+}

@@ -1,0 +1,9 @@
+//! The worker's integration tests, in one test binary (one link after every change to the
+//! library, instead of one per file): the real `celeriac-worker` and `celeriac-beat` binaries
+//! as child processes, on the harness in `common`.
+
+mod beat;
+mod chaos;
+mod common;
+mod faults;
+mod workflows;
