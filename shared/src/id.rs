@@ -2,7 +2,7 @@
 //!
 //! A task id carries its queue: `emails-0193a1b2c3d4e5f60718293a4b5c6d7e`. Every key of a task
 //! lives under its queue's hash tag (`{emails}`), so knowing the id is enough to find the record
-//! in O(1) on a single Redis or on Redis Cluster (DESIGN invariant 9), without an index.
+//! in O(1) on a single Redis or on Redis Cluster (docs/design.md, invariant 9), without an index.
 
 use std::fmt;
 

@@ -15,6 +15,8 @@ mod fetcher;
 pub mod health;
 mod heartbeat;
 mod promoter;
+#[cfg(test)]
+mod readme_example;
 mod reaper;
 pub mod registry;
 pub mod runtime;

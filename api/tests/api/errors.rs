@@ -1,4 +1,4 @@
-//! Every row of DESIGN.md's bad-input table, through the real gateway.
+//! Every row of docs/design.md's bad-input table ("Bad input and errors"), through the real gateway.
 
 use serde_json::{Value, json};
 

@@ -1,6 +1,6 @@
 //! The Redis broker: typed calls over the Lua scripts in `lua/`, one script per atomic change
 //! of a task's place (enqueue, claim, start, finish, requeue) so that a task is always in
-//! exactly one place (DESIGN invariant 2), and reads of task records.
+//! exactly one place (docs/design.md, invariant 2), and reads of task records.
 
 mod admin;
 mod audit;
