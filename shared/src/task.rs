@@ -1,13 +1,11 @@
-//! The task model for task authors: the [`Task`] trait, per-task options and the error a
-//! handler returns, which says whether another attempt could succeed.
+//! The task model: per-task options, what a worker and a producer know about a task type, and
+//! the error a handler returns, which says whether another attempt could succeed. Plain data:
+//! the trait a task type implements, whose run takes a context holding the broker, is in
+//! `handler.rs`, so that the broker can use this model without a loop back to itself.
 
-use std::future::Future;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::context::TaskContext;
 use crate::id::QueueName;
 
 /// Options a task type sets as defaults and a caller may override per call.
@@ -102,17 +100,6 @@ pub struct TaskSpec {
     pub queue: QueueName,
     #[serde(default)]
     pub options: TaskOptions,
-}
-
-/// A typed task. Implement it, register the value with the worker runtime, and the worker
-/// decodes `Args` from the stored JSON, runs [`Task::run`] and stores the `Output` as JSON.
-pub trait Task: Send + Sync + 'static {
-    type Args: DeserializeOwned + Send + 'static;
-    type Output: Serialize + Send + 'static;
-
-    fn spec(&self) -> TaskSpec;
-
-    fn run(&self, ctx: TaskContext, args: Self::Args) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
 }
 
 /// A failed attempt: what kind of failure, a message for humans, and whether trying again

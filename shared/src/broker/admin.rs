@@ -9,10 +9,10 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::fields::{StoredSpec, field};
 use super::{Broker, BrokerError};
 use crate::clock::to_datetime;
 use crate::id::{QueueName, TaskId};
-use crate::record::{StoredSpec, field};
 
 /// How many minutes of throughput a queue overview carries (the `minutes` hash keeps an hour).
 pub const THROUGHPUT_MINUTES: i64 = 60;
