@@ -4,14 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::id::TaskId;
 use crate::state::TaskState;
 use crate::task::{TaskError, TaskOptions};
 
 /// Progress reported by a running task, for progress bars.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub current: u64,
     pub total: u64,
@@ -20,9 +20,10 @@ pub struct Progress {
 }
 
 /// Everything known about one task.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskRecord {
-    #[schema(value_type = String, example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e"))]
     pub task_id: TaskId,
     /// The registered task name, e.g. `send_email`.
     pub task: String,
@@ -51,12 +52,13 @@ pub struct TaskRecord {
     pub workflow: Option<WorkflowLink>,
     /// The W3C trace id of the request that enqueued it (its `traceparent` header), which
     /// the worker's run continues.
-    #[schema(example = "4bf92f3577b34da6a3ce929d0e0e4736")]
+    #[cfg_attr(feature = "openapi", schema(example = "4bf92f3577b34da6a3ce929d0e0e4736"))]
     pub trace_id: Option<String>,
 }
 
 /// A task's place in a workflow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowLink {
     pub workflow_id: String,
     /// Its node in the workflow's plan.

@@ -4,13 +4,13 @@
 //! `handler.rs`, so that the broker can use this model without a loop back to itself.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::id::QueueName;
 
 /// Options a task type sets as defaults and a caller may override per call.
 /// `None` means "not set here": the next layer (task type, then worker defaults) decides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
@@ -92,11 +92,12 @@ impl TaskOptions {
 }
 
 /// What a worker and a producer need to know about a task type.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskSpec {
     pub name: String,
     /// The queue it goes to unless the caller or a route says otherwise.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub queue: QueueName,
     #[serde(default)]
     pub options: TaskOptions,
@@ -104,7 +105,8 @@ pub struct TaskSpec {
 
 /// A failed attempt: what kind of failure, a message for humans, and whether trying again
 /// could help (a timeout: yes; a malformed address: no).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{kind}: {message}")]
 pub struct TaskError {
     pub kind: String,
