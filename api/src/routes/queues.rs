@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use celeriac::broker::QueueOverview;
 use celeriac::TaskRecord;
+use celeriac::broker::QueueOverview;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
