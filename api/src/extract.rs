@@ -1,10 +1,12 @@
 //! JSON body extractors whose rejections speak our error shape: 400 for malformed JSON,
 //! 415 for a wrong content type, 413 over the body limit, 422 naming the field that does not
-//! fit.
+//! fit; and the parsers of path and query parameters several routes share (a queue name, a
+//! page size), so no route module imports another for them.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
+use celeriac::QueueName;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -92,6 +94,27 @@ fn field_of(message: &str) -> String {
         .and_then(|rest| rest.split('`').next())
         .map(str::to_owned)
         .unwrap_or_else(|| "body".into())
+}
+
+/// A queue name from the path or the query; the error names the field `queue`.
+pub(crate) fn parse_queue(raw: &str) -> Result<QueueName, ApiError> {
+    QueueName::parse(raw).map_err(|message| ApiError::invalid("queue", message))
+}
+
+/// Default and largest page sizes.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+/// `limit`: 1 to 200, default 50.
+pub(crate) fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document, built from the handlers' annotations. `openapi.yaml` at the
 //! repository root is this document as YAML; a test fails when they drift apart, and
 //! `celeriac-api openapi > openapi.yaml` writes it anew. The bearer scheme is declared here;
-//! which operations need it (and which role) is marked by `auth::protect`.
+//! which operations need it (and which role) is marked by `auth::protect`. [`ApiDoc`] is the
+//! base the routes (`routes::router`) add their paths to.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -42,6 +43,6 @@ impl Modify for BearerScheme {
 
 /// The document as YAML, as checked in at the repository root.
 pub fn yaml() -> String {
-    let (_, api) = crate::routes::router();
+    let (_, api) = crate::routes::router(ApiDoc::openapi());
     api.to_yaml().expect("the OpenAPI document serializes")
 }

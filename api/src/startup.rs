@@ -15,10 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Auth, check_exposure};
 use crate::error::ApiError;
+use crate::openapi::ApiDoc;
 use crate::state::{AppState, Shared};
 
 pub struct Application {
@@ -73,7 +75,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     let request_timeout = Duration::from_secs(state.settings.http.max_wait_secs + 30);
     let auth = Arc::clone(&state.auth);
-    let (routes, api) = crate::routes::router();
+    let (routes, api) = crate::routes::router(ApiDoc::openapi());
     routes
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))

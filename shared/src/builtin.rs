@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::id::QueueName;
 use crate::task::{TaskOptions, TaskSpec};
@@ -33,14 +32,15 @@ impl FieldError {
 }
 
 /// Arguments of `send_email`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendEmailArgs {
-    #[schema(example = "ada@example.com")]
+    #[cfg_attr(feature = "openapi", schema(example = "ada@example.com"))]
     pub to: String,
-    #[schema(example = "Welcome")]
+    #[cfg_attr(feature = "openapi", schema(example = "Welcome"))]
     pub subject: String,
-    #[schema(example = "Thanks for signing up.")]
+    #[cfg_attr(feature = "openapi", schema(example = "Thanks for signing up."))]
     pub body: String,
 }
 
@@ -82,7 +82,8 @@ pub fn is_email_address(address: &str) -> bool {
 }
 
 /// Report file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReportFormat {
     #[default]
@@ -100,10 +101,11 @@ impl ReportFormat {
 }
 
 /// Arguments of `generate_report`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GenerateReportArgs {
-    #[schema(example = "42")]
+    #[cfg_attr(feature = "openapi", schema(example = "42"))]
     pub user_id: String,
     #[serde(default)]
     pub format: ReportFormat,

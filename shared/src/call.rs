@@ -16,7 +16,8 @@ pub const MAX_DELAY_SECS: f64 = 366.0 * 86_400.0;
 
 /// Per-call options: where and when the task runs, and how it may fail ([`TaskOptions`],
 /// at the same level in JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallOptions {
     /// Queue to use instead of the task's route.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,12 +27,12 @@ pub struct CallOptions {
     pub countdown: Option<f64>,
     /// Run no sooner than this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "2026-11-24T21:00:00Z")]
+    #[cfg_attr(feature = "openapi", schema(example = "2026-11-24T21:00:00Z"))]
     pub eta: Option<String>,
     /// Do not start after this: seconds from now, or an RFC 3339 time. An expired task is
     /// `REVOKED` and never runs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub expires: Option<Value>,
     /// How the task may fail: retries, time limits, backoff.
     #[serde(flatten)]

@@ -37,6 +37,31 @@ impl Keys {
         key
     }
 
+    /// The SCAN pattern matching every per-queue key of the namespace (`<ns>:{*}:*`).
+    pub fn queue_keys_pattern(&self) -> String {
+        format!("{}:{{*}}:*", self.ns)
+    }
+
+    /// Reads a per-queue key of this namespace back: its queue's hash tag and which of the
+    /// queue's keys it is. `None` for a key of another namespace or shape.
+    pub fn parse_queue_key<'a>(&self, key: &'a str) -> Option<(&'a str, QueueKey<'a>)> {
+        let rest = key.strip_prefix(self.ns.as_str())?.strip_prefix(":{")?;
+        let (tag, kind) = rest.split_once("}:")?;
+        let parsed = match kind {
+            "pending" => QueueKey::Pending,
+            "scheduled" => QueueKey::Scheduled,
+            "retry" => QueueKey::Retrying,
+            "purging" => QueueKey::Purging,
+            _ => match kind.split_once(':') {
+                Some(("held", worker)) => QueueKey::Inflight(worker),
+                Some(("inflight", worker)) => QueueKey::LegacyInflight(worker),
+                Some(("t", suffix)) => QueueKey::Task(suffix),
+                _ => QueueKey::Other(kind),
+            },
+        };
+        Some((tag, parsed))
+    }
+
     /// List of ids waiting to run; producers push left, workers take from the right.
     pub fn pending(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "pending")
@@ -195,6 +220,24 @@ impl Keys {
     }
 }
 
+/// Which of a queue's keys a key name is ([`Keys::parse_queue_key`]): the places a task can be,
+/// and its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKey<'a> {
+    Pending,
+    Scheduled,
+    Retrying,
+    Purging,
+    /// A worker's in-flight hash ([`Keys::inflight`]), with the worker's id.
+    Inflight(&'a str),
+    /// An earlier build's in-flight set ([`Keys::legacy_inflight`]).
+    LegacyInflight(&'a str),
+    /// A task's record, with the id's suffix.
+    Task(&'a str),
+    /// Any other key of the queue (its stats, listing, dead letters, ...).
+    Other(&'a str),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +273,28 @@ mod tests {
         assert_eq!(keys.task(&id), "ns:{emails}:t:0193a1b2c3d4e5f60718293a4b5c6d7e");
         assert_eq!(keys.pending(&queue), "ns:{emails}:pending");
         assert_eq!(keys.inflight(&queue, "w1"), "ns:{emails}:held:w1");
+    }
+
+    #[test]
+    fn a_queue_key_reads_back_as_what_it_is() {
+        let keys = Keys::new("ns");
+        let queue = QueueName::parse("emails").unwrap();
+        let id = TaskId::parse("emails-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
+        let cases = [
+            (keys.pending(&queue), QueueKey::Pending),
+            (keys.scheduled(&queue), QueueKey::Scheduled),
+            (keys.retrying(&queue), QueueKey::Retrying),
+            (keys.purging(&queue), QueueKey::Purging),
+            (keys.inflight(&queue, "w:1"), QueueKey::Inflight("w:1")),
+            (keys.legacy_inflight(&queue, "w1"), QueueKey::LegacyInflight("w1")),
+            (keys.task(&id), QueueKey::Task(id.suffix())),
+            (keys.stats(&queue), QueueKey::Other("stats")),
+        ];
+        for (key, kind) in cases {
+            assert_eq!(keys.parse_queue_key(&key), Some(("emails", kind)), "{key}");
+        }
+        assert_eq!(keys.parse_queue_key("other:{emails}:pending"), None);
+        assert_eq!(keys.parse_queue_key(&keys.queues()), None);
+        assert_eq!(keys.queue_keys_pattern(), "ns:{*}:*");
     }
 }

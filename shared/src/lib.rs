@@ -8,6 +8,7 @@ pub mod call;
 pub mod catalog;
 pub mod clock;
 pub mod context;
+pub mod handler;
 pub mod id;
 pub mod keys;
 pub mod metrics;
@@ -24,8 +25,9 @@ pub mod workflow;
 
 pub use broker::{Broker, BrokerError};
 pub use context::TaskContext;
+pub use handler::Task;
 pub use id::{QueueName, TaskId};
 pub use record::{Progress, TaskRecord};
 pub use settings::Settings;
 pub use state::TaskState;
-pub use task::{Task, TaskError, TaskOptions, TaskSpec};
+pub use task::{TaskError, TaskOptions, TaskSpec};

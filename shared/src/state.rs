@@ -1,10 +1,10 @@
 //! The states of a task, with Celery's names.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Where a task is in its life. `SUCCESS`, `FAILURE` and `REVOKED` are terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
     /// Queued, waiting for a worker.

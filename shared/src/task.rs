@@ -1,18 +1,16 @@
-//! The task model for task authors: the [`Task`] trait, per-task options and the error a
-//! handler returns, which says whether another attempt could succeed.
+//! The task model: per-task options, what a worker and a producer know about a task type, and
+//! the error a handler returns, which says whether another attempt could succeed. Plain data:
+//! the trait a task type implements, whose run takes a context holding the broker, is in
+//! `handler.rs`, so that the broker can use this model without a loop back to itself.
 
-use std::future::Future;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use crate::context::TaskContext;
 use crate::id::QueueName;
 
 /// Options a task type sets as defaults and a caller may override per call.
 /// `None` means "not set here": the next layer (task type, then worker defaults) decides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
@@ -125,30 +123,21 @@ impl TaskOptions {
 }
 
 /// What a worker and a producer need to know about a task type.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskSpec {
     pub name: String,
     /// The queue it goes to unless the caller or a route says otherwise.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub queue: QueueName,
     #[serde(default)]
     pub options: TaskOptions,
 }
 
-/// A typed task. Implement it, register the value with the worker runtime, and the worker
-/// decodes `Args` from the stored JSON, runs [`Task::run`] and stores the `Output` as JSON.
-pub trait Task: Send + Sync + 'static {
-    type Args: DeserializeOwned + Send + 'static;
-    type Output: Serialize + Send + 'static;
-
-    fn spec(&self) -> TaskSpec;
-
-    fn run(&self, ctx: TaskContext, args: Self::Args) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
-}
-
 /// A failed attempt: what kind of failure, a message for humans, and whether trying again
 /// could help (a timeout: yes; a malformed address: no).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{kind}: {message}")]
 pub struct TaskError {
     pub kind: String,

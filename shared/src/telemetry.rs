@@ -17,7 +17,7 @@ pub fn init(settings: &LogSettings) {
     let _ = subscriber(filter, settings.format == "json", std::io::stdout, ansi).try_init();
 }
 
-/// The subscriber [`init`] installs, writing to `writer`. A JSON line holds the event's fields
+/// The subscriber [`init`] installs, writing to `writer` (tests pass testkit's `LogCapture`). A JSON line holds the event's fields
 /// at the top level, the innermost span's fields under `span` and every enclosing span's
 /// under `spans`.
 pub fn subscriber<W>(filter: EnvFilter, json: bool, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
@@ -43,36 +43,9 @@ where
     }
 }
 
-/// Log output kept in memory, for tests that check what was logged: pass it as the writer of
-/// [`subscriber`] and read it back with [`LogCapture::contents`].
-#[derive(Clone, Default)]
-pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl LogCapture {
-    pub fn contents(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log capture lock")).into_owned()
-    }
-}
-
-impl std::io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log capture lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
-    type Writer = LogCapture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use celeriac_testkit::LogCapture;
 
     use super::*;
 

@@ -10,7 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::task::TaskOptions;
 
@@ -20,7 +19,8 @@ pub const MAX_DEPTH: usize = 8;
 pub const MAX_NODES: usize = 10_000;
 
 /// One node of a workflow description: exactly one of `task`, `chain`, `group`, `chord`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// A task signature: the task's name...
@@ -28,7 +28,7 @@ pub struct Step {
     pub task: Option<String>,
     /// ...its arguments...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub args: Option<Value>,
     /// ...its queue (default: the task's route)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,29 +38,30 @@ pub struct Step {
     pub options: Option<TaskOptions>,
     /// Run these one after another, each getting the previous one's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub chain: Option<Vec<Step>>,
     /// Run these in parallel; the output is the list of their results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub group: Option<Vec<Step>>,
     /// Run a group, then the callback with the list of its results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub chord: Option<Chord>,
     /// At the top level only: a task that runs once when a member fails for good, with
     /// `{task_id, error}` as its input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub on_error: Option<Box<Step>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Chord {
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub group: Vec<Step>,
-    #[schema(no_recursion)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub callback: Box<Step>,
 }
 

@@ -1,12 +1,14 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped on drop, restartable
 //! for fault tests), a proxy that loses a reply on demand, an SMTP sink that keeps what it
-//! receives, unique key namespaces so tests run in parallel without flushing, and a
-//! deadline-bounded `eventually` for synchronising on state instead of sleeping.
+//! receives, an in-memory log writer, unique key namespaces so tests run in parallel without
+//! flushing, and a deadline-bounded `eventually` for synchronising on state instead of sleeping.
 
+pub mod log_capture;
 pub mod redis_server;
 pub mod reply_cutter;
 pub mod smtp;
 
+pub use log_capture::LogCapture;
 pub use redis_server::RedisServer;
 pub use reply_cutter::ReplyCutter;
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -16,7 +16,7 @@ use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::executor::Execution;
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 /// Most outcomes stored in one call.
 const MAX_BATCH: usize = 512;

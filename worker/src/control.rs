@@ -8,7 +8,7 @@ use celeriac::broker::control;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut backoff = Backoff::default();

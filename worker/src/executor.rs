@@ -217,7 +217,7 @@ mod tests {
     /// Runs `delivery` on a current-thread runtime (so the test's log subscriber sees the
     /// handler's task too); returns the JSON log lines and the stored result.
     async fn run_logged(delivery: Delivery) -> (Vec<Value>, String) {
-        let buffer = celeriac::telemetry::LogCapture::default();
+        let buffer = celeriac_testkit::LogCapture::default();
         let subscriber = celeriac::telemetry::subscriber(tracing_subscriber::EnvFilter::new("debug"), true, buffer.clone(), false);
         let _default = tracing::subscriber::set_default(subscriber);
         let mut registry = Registry::new();

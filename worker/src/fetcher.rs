@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acker::Settlement;
 use crate::executor::{RunSignals, execute};
-use crate::runtime::{RunHandle, Shared};
+use crate::shared::{RunHandle, Shared};
 
 /// How long one blocking wait lasts before the loop looks around again (pause, shutdown).
 const IDLE_WAIT: Duration = Duration::from_secs(5);

@@ -12,7 +12,8 @@ use celeriac::Broker;
 use celeriac::broker::WorkerInfo;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{Shared, hostname};
+use crate::config::hostname;
+use crate::shared::Shared;
 
 /// How long a worker's published metrics outlive its last heartbeat: long enough for the
 /// gateway to read the final ones of a worker that stopped.

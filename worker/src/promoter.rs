@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 const PERIOD: Duration = Duration::from_millis(500);
 const MAX_PER_CALL: usize = 500;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 /// How long a workflow's start may last before a reaper finishes it. A start is a few Redis
 /// calls, so this is only ever reached by a start cut short (finishing one still under way

@@ -2,102 +2,18 @@
 //! heartbeat, the reaper and the promoter together, and stops gracefully: stop fetching, let
 //! running tasks finish within the grace period, give the rest back, store every outcome.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use celeriac::metrics::MetricsSnapshot;
-use celeriac::{Broker, QueueName, TaskId};
-use tokio::sync::{Semaphore, mpsc};
+use celeriac::Broker;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::WorkerConfig;
 use crate::heartbeat::Heartbeat;
 use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::{acker, control, fetcher, health, promoter, reaper};
-
-/// How a worker process runs.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Unique among live workers; names its in-flight hashes and leases.
-    pub id: String,
-    pub queues: Vec<QueueName>,
-    pub concurrency: usize,
-    /// Most tasks claimed per call (never more than free slots).
-    pub batch_size: usize,
-    pub lease: Duration,
-    pub grace: Duration,
-    /// The Redis URL and namespace, for the heartbeat's own connection.
-    pub redis_url: String,
-    pub namespace: String,
-    /// Where to serve `/healthz` and `/readyz`, if anywhere.
-    pub health_bind: Option<std::net::SocketAddr>,
-}
-
-impl WorkerConfig {
-    /// A config from the settings, with an id made of host, pid and a random part.
-    pub fn from_settings(settings: &celeriac::Settings) -> Self {
-        let w = &settings.worker;
-        Self {
-            id: new_worker_id(),
-            queues: w.queues.clone(),
-            concurrency: w.concurrency,
-            batch_size: w.batch_size,
-            lease: Duration::from_secs(w.lease_secs),
-            grace: Duration::from_secs(w.grace_secs),
-            redis_url: settings.redis.url.clone(),
-            namespace: settings.redis.namespace.clone(),
-            health_bind: w.health_bind,
-        }
-    }
-}
-
-/// `host.pid.random`: readable in `GET /workers`, unique across restarts.
-pub fn new_worker_id() -> String {
-    let host = hostname()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect::<String>();
-    format!("{host}.{}.{:06x}", std::process::id(), fastrand::u32(..0x100_0000))
-}
-
-pub(crate) fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// A run in progress, reachable for revoke.
-pub(crate) struct RunHandle {
-    pub cancel: CancellationToken,
-    pub terminate: CancellationToken,
-    /// Set when a revoke reached the run: its outcome is then stored as REVOKED.
-    pub revoked: Arc<AtomicBool>,
-}
-
-/// State shared by the parts of one worker process.
-pub(crate) struct Shared {
-    pub broker: Broker,
-    pub registry: Registry,
-    pub config: WorkerConfig,
-    /// One permit per concurrency slot; a run holds one until its outcome is handed over.
-    pub slots: Arc<Semaphore>,
-    pub running: Mutex<HashMap<TaskId, RunHandle>>,
-    /// Fires when the grace period is over: runs still going are stopped and given back.
-    pub abort: CancellationToken,
-    /// Fires a grace period after the stop began: outcomes that still cannot be stored (Redis
-    /// is down) are then left to lease expiry, so a stop never hangs on an outage.
-    pub give_up: CancellationToken,
-    pub processed: AtomicU64,
-    pub failed: AtomicU64,
-    /// Task metrics of this process, published at every heartbeat (`celeriac::metrics`).
-    pub metrics: Mutex<MetricsSnapshot>,
-    /// Whether the last call of a fetch loop to Redis succeeded: the worker's readiness.
-    pub consuming: Arc<AtomicBool>,
-}
 
 /// After the last outcome is stored, anything still leased to this worker belongs to no run
 /// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
@@ -127,20 +43,9 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(broker: Broker, registry: Registry, config: WorkerConfig) -> Self {
-        let shared = Shared {
-            broker,
-            registry,
-            slots: Arc::new(Semaphore::new(config.concurrency)),
-            config,
-            running: Mutex::default(),
-            abort: CancellationToken::new(),
-            give_up: CancellationToken::new(),
-            processed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            metrics: Mutex::default(),
-            consuming: Arc::new(AtomicBool::new(false)),
-        };
-        Self { shared: Arc::new(shared) }
+        Self {
+            shared: Arc::new(Shared::new(broker, registry, config)),
+        }
     }
 
     pub fn id(&self) -> &str {

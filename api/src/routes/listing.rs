@@ -11,11 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{parse_limit, parse_queue};
 use crate::state::AppState;
 
-/// Default and largest page sizes.
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 200;
 /// Index entries a page may examine, per task asked for.
 const EXAMINE_PER_ITEM: usize = 10;
 
@@ -54,7 +52,7 @@ pub struct TaskList {
     ))]
 pub async fn list_tasks(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<TaskList>, ApiError> {
     let filter = ListFilter {
-        queue: query.queue.as_deref().map(super::queues::parse_queue).transpose()?,
+        queue: query.queue.as_deref().map(parse_queue).transpose()?,
         state: query
             .state
             .as_deref()
@@ -73,16 +71,4 @@ pub async fn list_tasks(State(state): State<AppState>, Query(query): Query<ListQ
         tasks: page.tasks,
         next_cursor: page.next.map(|c| c.to_string()),
     }))
-}
-
-/// `limit`: 1 to 200, default 50.
-pub(crate) fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
-    }
 }

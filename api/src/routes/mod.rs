@@ -27,17 +27,17 @@ pub mod workflows;
 
 use axum::Router;
 use celeriac::settings::Role;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::protect;
 use crate::error::ApiError;
-use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
-/// Every route, with the OpenAPI document built from the same handlers.
-pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// Every route, with the OpenAPI document built from the same handlers on top of `base` (the
+/// document's info, tags and security scheme: [`crate::openapi::ApiDoc`], passed in so this
+/// module does not import the document that is built from it).
+pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));
@@ -71,7 +71,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(queues::purge_queue))
         .routes(routes!(queues::dead_letters))
         .routes(routes!(workers::list_workers));
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, api) = OpenApiRouter::with_openapi(base)
         .merge(open)
         .merge(protect(producer, Role::Producer))
         .merge(protect(admin, Role::Admin))

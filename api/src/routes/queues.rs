@@ -3,12 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use celeriac::TaskRecord;
 use celeriac::broker::QueueOverview;
-use celeriac::{QueueName, TaskRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{parse_limit, parse_queue};
 use crate::state::AppState;
 
 /// Every queue of the namespace.
@@ -109,12 +110,8 @@ pub async fn dead_letters(
     Query(query): Query<DeadQuery>,
 ) -> Result<Json<DeadLetters>, ApiError> {
     let queue = parse_queue(&queue)?;
-    let limit = super::listing::parse_limit(query.limit.as_deref())?;
+    let limit = parse_limit(query.limit.as_deref())?;
     Ok(Json(DeadLetters {
         tasks: state.broker.dead_letters(&queue, limit).await?,
     }))
-}
-
-pub(crate) fn parse_queue(raw: &str) -> Result<QueueName, ApiError> {
-    QueueName::parse(raw).map_err(|message| ApiError::invalid("queue", message))
 }

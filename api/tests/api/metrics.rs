@@ -158,7 +158,7 @@ async fn metrics_show_the_exact_counts_depths_and_histograms_of_a_known_workload
     );
     let mut conn = app.broker.connection();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:worker:*:metrics", app.settings.redis.namespace))
+        .arg(app.broker.keys().worker_metrics("*"))
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -7,18 +7,18 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
+use super::fields::{StoredSpec, field};
 use super::{Broker, BrokerError};
 use crate::clock::to_datetime;
 use crate::id::{QueueName, TaskId};
-use crate::record::{StoredSpec, field};
 
 /// How many minutes of throughput a queue overview carries (the `minutes` hash keeps an hour).
 pub const THROUGHPUT_MINUTES: i64 = 60;
 
 /// One queue as the admin API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueOverview {
     pub name: String,
     /// Workers take nothing from a paused queue.
@@ -46,7 +46,8 @@ pub struct QueueOverview {
 }
 
 /// Runs that ended in one minute.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MinuteCount {
     /// The minute's start.
     pub minute: DateTime<Utc>,

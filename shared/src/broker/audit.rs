@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use redis::AsyncCommands;
 
+use super::fields::field;
 use super::{Broker, BrokerError};
+use crate::keys::QueueKey;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -28,7 +30,7 @@ impl Broker {
     /// Checks every task of the namespace.
     pub async fn audit(&self) -> Result<AuditReport, BrokerError> {
         let mut conn = self.conn.clone();
-        let pattern = format!("{}:{{*}}:*", self.keys.namespace());
+        let pattern = self.keys.queue_keys_pattern();
         let mut keys: Vec<String> = Vec::new();
         {
             let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await?;
@@ -38,35 +40,37 @@ impl Broker {
         }
         // place of each "{queue}:suffix" -> where it was seen
         let mut places: HashMap<String, Vec<String>> = HashMap::new();
-        let mut records: Vec<(String, String)> = Vec::new();
+        // (queue tag, id suffix, record key)
+        let mut records: Vec<(String, String, String)> = Vec::new();
         for key in &keys {
-            let Some((tag, kind)) = split(key, self.keys.namespace()) else {
+            let Some((tag, kind)) = self.keys.parse_queue_key(key) else {
                 continue;
             };
-            let members: Vec<String> = match kind {
-                "pending" => conn.lrange(key, 0, -1).await?,
-                "scheduled" | "retry" => conn.zrange(key, 0, -1).await?,
-                "purging" => conn.lrange(key, 0, -1).await?,
-                k if k.starts_with("held:") => super::lease::held_ids(&mut conn, key).await?,
-                k if k.starts_with("inflight:") => conn.smembers(key).await?, // an earlier build's
-                k if k.starts_with("t:") => {
-                    records.push((tag.to_owned(), k[2..].to_owned()));
+            // The place's members, and its name in the report.
+            let (members, place): (Vec<String>, String) = match kind {
+                QueueKey::Pending => (conn.lrange(key, 0, -1).await?, "pending".into()),
+                QueueKey::Purging => (conn.lrange(key, 0, -1).await?, "purging".into()),
+                QueueKey::Scheduled => (conn.zrange(key, 0, -1).await?, "scheduled".into()),
+                QueueKey::Retrying => (conn.zrange(key, 0, -1).await?, "retry".into()),
+                QueueKey::Inflight(worker) => (super::lease::held_ids(&mut conn, key).await?, format!("held:{worker}")),
+                QueueKey::LegacyInflight(worker) => (conn.smembers(key).await?, format!("inflight:{worker}")),
+                QueueKey::Task(suffix) => {
+                    records.push((tag.to_owned(), suffix.to_owned(), key.clone()));
                     continue;
                 }
-                _ => continue,
+                QueueKey::Other(_) => continue,
             };
             for m in members {
-                places.entry(format!("{tag}:{m}")).or_default().push(kind.to_owned());
+                places.entry(format!("{tag}:{m}")).or_default().push(place.clone());
             }
         }
         let mut report = AuditReport {
             tasks: records.len(),
             problems: Vec::new(),
         };
-        for (tag, suffix) in &records {
-            let key = format!("{}:{{{tag}}}:t:{suffix}", self.keys.namespace());
-            let state: Option<String> = conn.hget(&key, "s").await?;
-            let ttl: i64 = conn.ttl(&key).await?;
+        for (tag, suffix, key) in &records {
+            let state: Option<String> = conn.hget(key, field::STATE).await?;
+            let ttl: i64 = conn.ttl(key).await?;
             let seen = places.remove(&format!("{tag}:{suffix}")).unwrap_or_default();
             let state = state.unwrap_or_default();
             let terminal = matches!(state.as_str(), "SUCCESS" | "FAILURE" | "REVOKED");
@@ -99,11 +103,4 @@ impl Broker {
 /// Whether a place is a worker's in-flight hash (or an earlier build's in-flight set).
 fn is_held(place: &str) -> bool {
     place.starts_with("held:") || place.starts_with("inflight:")
-}
-
-/// `ns:{queue}:kind...` -> (queue, kind...)
-fn split<'a>(key: &'a str, ns: &str) -> Option<(&'a str, &'a str)> {
-    let rest = key.strip_prefix(ns)?.strip_prefix(":{")?;
-    let (tag, kind) = rest.split_once("}:")?;
-    Some((tag, kind))
 }

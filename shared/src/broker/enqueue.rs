@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
+use super::fields::StoredSpec;
 use super::lost_reply::ask_until_answered;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
-use crate::record::StoredSpec;
 use crate::task::TaskOptions;
 use crate::trace::TraceParent;
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::fields::StoredSpec;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
-use crate::record::{Progress, StoredSpec};
+use crate::record::Progress;
 use crate::task::{TaskError, TaskOptions};
 use crate::trace::TraceParent;
 

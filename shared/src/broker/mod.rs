@@ -4,7 +4,11 @@
 
 mod admin;
 mod audit;
+mod decode;
 mod enqueue;
+mod events;
+mod fields;
+mod history;
 mod lease;
 mod listing;
 mod lost_reply;
@@ -27,13 +31,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
+pub use events::{TaskEvents, broadcast_recv};
+pub use history::TaskEvent;
 pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict, new_claim_token};
 pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
-pub(crate) use wait::LogFields;
-pub use wait::{QueueWaiter, TaskEvent, TaskEvents, broadcast_recv};
+pub use wait::QueueWaiter;
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{Broker, BrokerError, scripts};
 use crate::id::TaskId;
 use crate::schedule::{Schedule, ScheduleDef};
 
 /// Where a schedule was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleSource {
     /// A `[[schedules]]` table of the settings file; only the file changes it.

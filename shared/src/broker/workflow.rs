@@ -12,7 +12,6 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use super::lost_reply::ask_until_answered;
 use super::{Broker, BrokerError, Idempotency, NewTask, scripts};
@@ -23,14 +22,16 @@ use crate::trace::TraceParent;
 use crate::workflow::{Plan, apply_input};
 
 /// A started workflow: its id and its members' task ids, by node.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowStarted {
-    #[schema(example = "wf-01a20f3f30df7484bcfb6d3bb98a5ee9")]
+    #[cfg_attr(feature = "openapi", schema(example = "wf-01a20f3f30df7484bcfb6d3bb98a5ee9"))]
     pub workflow_id: String,
     pub tasks: Vec<MemberRef>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberRef {
     pub node: usize,
     pub task: String,
@@ -58,7 +59,8 @@ enum KeyClaim {
 }
 
 /// A workflow as `GET /workflows/{id}` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowStatus {
     pub workflow_id: String,
     /// `RUNNING`, `SUCCESS`, `FAILURE` or `REVOKED`.
@@ -70,7 +72,8 @@ pub struct WorkflowStatus {
     pub failed: Option<FailedMember>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberStatus {
     pub node: usize,
     pub task: String,
@@ -81,7 +84,8 @@ pub struct MemberStatus {
     pub on_error: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedMember {
     pub task_id: String,
     pub error: Value,

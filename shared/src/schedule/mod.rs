@@ -15,7 +15,6 @@ mod timing;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 pub use plan::{MAX_FIRES_PER_TICK, Plan, plan};
 pub use timing::{Timing, parse_cron, parse_every, parse_zone};
@@ -32,7 +31,8 @@ const MAX_EXPIRES_SECS: f64 = 366.0 * 86_400.0;
 
 /// What to do with occurrences missed while no beat was running (or the schedule's queue
 /// refused them for longer than the misfire grace).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Misfire {
     /// Run the most recent missed occurrence once, then go on (Celery beat's behaviour).
@@ -44,7 +44,8 @@ pub enum Misfire {
 
 /// Options given to every task a schedule fires: an expiry relative to the firing, and the
 /// task options of any call ([`TaskOptions`], at the same level in JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleOptions {
     /// Seconds after firing when the task must no longer start (it is then `REVOKED`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
 //! The Lua transitions, driven through their typed Rust calls against a real redis-server: a
 //! module per transition, on the helpers below (claim, start and finish as a worker would).
 
+mod audit;
 mod claim_start;
 mod enqueue;
 mod events;

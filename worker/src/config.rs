@@ -1,0 +1,61 @@
+//! How a worker process runs ([`WorkerConfig`], read from the settings) and how it names
+//! itself. Apart from the runtime so that every component reads it without importing the
+//! runtime that wires them.
+
+use std::time::Duration;
+
+use celeriac::QueueName;
+
+/// How a worker process runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among live workers; names its in-flight hashes and leases.
+    pub id: String,
+    pub queues: Vec<QueueName>,
+    pub concurrency: usize,
+    /// Most tasks claimed per call (never more than free slots).
+    pub batch_size: usize,
+    pub lease: Duration,
+    pub grace: Duration,
+    /// The Redis URL and namespace, for the heartbeat's own connection.
+    pub redis_url: String,
+    pub namespace: String,
+    /// Where to serve `/healthz` and `/readyz`, if anywhere.
+    pub health_bind: Option<std::net::SocketAddr>,
+}
+
+impl WorkerConfig {
+    /// A config from the settings, with an id made of host, pid and a random part.
+    pub fn from_settings(settings: &celeriac::Settings) -> Self {
+        let w = &settings.worker;
+        Self {
+            id: new_worker_id(),
+            queues: w.queues.clone(),
+            concurrency: w.concurrency,
+            batch_size: w.batch_size,
+            lease: Duration::from_secs(w.lease_secs),
+            grace: Duration::from_secs(w.grace_secs),
+            redis_url: settings.redis.url.clone(),
+            namespace: settings.redis.namespace.clone(),
+            health_bind: w.health_bind,
+        }
+    }
+}
+
+/// `host.pid.random`: readable in `GET /workers`, unique across restarts.
+pub fn new_worker_id() -> String {
+    let host = hostname()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect::<String>();
+    format!("{host}.{}.{:06x}", std::process::id(), fastrand::u32(..0x100_0000))
+}
+
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
