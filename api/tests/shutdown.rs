@@ -50,13 +50,7 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
     // ordering hint: the poll must reach the gateway before its listener closes.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &gateway.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    celeriac_testkit::signal(gateway.id(), celeriac_testkit::Signal::SIGTERM);
     let response = poll.await.unwrap();
     assert_eq!(response.status(), 200, "the request in flight is answered");
     assert_eq!(response.json::<Value>().await.unwrap()["state"], "PENDING");
