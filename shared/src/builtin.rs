@@ -59,26 +59,10 @@ impl SendEmailArgs {
     }
 }
 
-/// A plain `local@domain` check: what a form would accept, not the whole of RFC 5322.
+/// A bare `local@domain` address as lettre's [`lettre::Address`] reads it, the same parser the
+/// worker's `send_email` uses, so the gateway accepts exactly what the worker can send to.
 pub fn is_email_address(address: &str) -> bool {
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    address.len() <= 254
-        && !local.is_empty()
-        && local.len() <= 64
-        && local.chars().all(|c| c.is_ascii_graphic() && !"()<>[]:;@\\,\"".contains(c))
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && domain.split('.').all(label_ok)
+    address.parse::<lettre::Address>().is_ok()
 }
 
 /// Report file formats.

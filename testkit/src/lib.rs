@@ -9,12 +9,22 @@ pub mod reply_cutter;
 pub mod smtp;
 
 pub use log_capture::LogCapture;
+pub use nix::sys::signal::Signal;
 pub use redis_server::RedisServer;
 pub use reply_cutter::ReplyCutter;
 pub use smtp::{ReceivedMail, SmtpSink};
 
 use std::future::Future;
 use std::time::Duration;
+
+/// Sends `signal` to the process `pid` (a child the test started), as `kill -SIGNAL pid` would.
+///
+/// # Panics
+/// When the signal cannot be sent (no such process, or not ours), which a test must not ignore.
+pub fn signal(pid: u32, signal: Signal) {
+    let target = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a process id fits in i32"));
+    nix::sys::signal::kill(target, signal).unwrap_or_else(|e| panic!("send {signal} to process {pid}: {e}"));
+}
 
 /// A namespace no other test uses.
 pub fn unique_namespace() -> String {

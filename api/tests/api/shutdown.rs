@@ -54,13 +54,7 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
     })
     .await;
     let started = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &gateway.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    celeriac_testkit::signal(gateway.id(), celeriac_testkit::Signal::SIGTERM);
     let response = poll.await.unwrap();
     assert_eq!(response.status(), 200, "the request in flight is answered");
     assert_eq!(response.json::<Value>().await.unwrap()["state"], "PENDING");

@@ -58,37 +58,19 @@ impl Timing {
     }
 }
 
-/// Parses an interval: one or more `<number><unit>` parts with units `s`, `m`, `h`, `d`
-/// (`"30s"`, `"5m"`, `"1h30m"`), from 1 second to 366 days.
+/// Parses an interval with `humantime`: one or more `<number><unit>` parts (`"30s"`, `"5m"`,
+/// `"1h30m"`, `"1d"`; also `"1h 30m"`, `"1.5h"`, `"500ms"` and the long unit names), in whole
+/// milliseconds from 1 second to 366 days.
 pub fn parse_every(text: &str) -> Result<i64, String> {
-    let bad = || format!("{text:?} is not an interval: write e.g. \"30s\", \"5m\", \"1h30m\" or \"1d\"");
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut parts = 0;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit_ms = match c {
-            's' => 1_000,
-            'm' => 60_000,
-            'h' => 3_600_000,
-            'd' => 86_400_000,
-            _ => return Err(bad()),
-        };
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit_ms).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
-        digits.clear();
-        parts += 1;
+    let interval = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not an interval ({e}): write e.g. \"30s\", \"5m\", \"1h30m\" or \"1d\""))?;
+    if interval.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!("{text:?} must be a whole number of milliseconds"));
     }
-    if parts == 0 || !digits.is_empty() {
-        return Err(bad());
+    match i64::try_from(interval.as_millis()) {
+        Ok(ms) if (MIN_EVERY_MS..=MAX_EVERY_MS).contains(&ms) => Ok(ms),
+        _ => Err(format!("{text:?} must be from 1s to 366d")),
     }
-    if !(MIN_EVERY_MS..=MAX_EVERY_MS).contains(&total) {
-        return Err(format!("{text:?} must be from 1s to 366d"));
-    }
-    Ok(total)
 }
 
 /// Parses a cron expression of 5 fields (minute first) or 6 (second first).
@@ -147,9 +129,20 @@ mod tests {
         assert_eq!(parse_every("5m"), Ok(300_000));
         assert_eq!(parse_every("1h30m"), Ok(5_400_000));
         assert_eq!(parse_every("1d"), Ok(86_400_000));
-        for bad in ["", "30", "s", "5x", "-1s", "1.5h", "0s", "367d", "1 h", "99999999999999999999s"] {
+        // What humantime adds: spaces between parts, fractions, milliseconds, long unit names.
+        assert_eq!(parse_every("1h 30m"), Ok(5_400_000));
+        assert_eq!(parse_every("1.5h"), Ok(5_400_000));
+        assert_eq!(parse_every("1500ms"), Ok(1_500));
+        assert_eq!(parse_every("2 minutes"), Ok(120_000));
+        for bad in ["", "30", "s", "5x", "-1s", "0s", "0.5s", "1.0001s", "367d", "99999999999999999999s"] {
             assert!(parse_every(bad).is_err(), "{bad:?}");
         }
+        let message = parse_every("soon").unwrap_err();
+        assert!(
+            message.starts_with("\"soon\" is not an interval") && message.contains("\"30s\""),
+            "{message}"
+        );
+        assert_eq!(parse_every("367d").unwrap_err(), "\"367d\" must be from 1s to 366d");
     }
 
     #[test]

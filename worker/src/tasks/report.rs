@@ -69,7 +69,7 @@ impl GenerateReport {
 
         stop_if_cancelled(ctx)?;
         let bytes = match args.format {
-            ReportFormat::Csv => data::to_csv(&rows).into_bytes(),
+            ReportFormat::Csv => data::to_csv(&rows),
             ReportFormat::Pdf => layout::render(&args.user_id, generated, &rows),
         };
         let ext = args.format.extension();

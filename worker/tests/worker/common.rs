@@ -153,8 +153,7 @@ impl WorkerProcess {
 
     /// SIGTERM, as a deploy sends.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
-        assert!(status.success());
+        celeriac_testkit::signal(self.pid(), celeriac_testkit::Signal::SIGTERM);
     }
 
     /// Waits for the process to exit, up to `deadline`.

@@ -99,34 +99,28 @@ pub fn dollars(cents: u64) -> String {
 }
 
 /// The report as CSV (RFC 4180): a header line, one line per row, CRLF line ends.
-pub fn to_csv(rows: &[ActivityRow]) -> String {
-    let mut out = csv_line(&CSV_HEADER.map(String::from));
-    for row in rows {
-        let fields = [
+pub fn to_csv(rows: &[ActivityRow]) -> Vec<u8> {
+    let lines = rows.iter().map(|row| {
+        [
             row.month.to_string(),
             row.emails_sent.to_string(),
             row.reports_generated.to_string(),
             row.api_calls.to_string(),
             dollars(row.cost_cents),
-        ];
-        out.push_str(&csv_line(&fields));
-    }
-    out
+        ]
+    });
+    csv_lines(std::iter::once(CSV_HEADER.map(String::from)).chain(lines))
 }
 
-fn csv_line(fields: &[String]) -> String {
-    let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-    quoted.join(",") + "\r\n"
-}
-
-/// A field as RFC 4180 wants it: quoted when it holds a comma, a quote or a line break, with
-/// quotes doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
+/// Records as CSV lines ending in CRLF; the `csv` crate quotes a field only when it holds a
+/// comma, a quote or a line break, and doubles its quotes.
+fn csv_lines<R: IntoIterator<Item = String>>(records: impl IntoIterator<Item = R>) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    for record in records {
+        // Writing to a Vec cannot fail, and every record has as many fields as the header.
+        writer.write_record(record).expect("a CSV record into memory");
     }
+    writer.into_inner().expect("a CSV flush into memory")
 }
 
 /// FNV-1a, 64 bits: a hash that, unlike std's, is the same on every Rust version.
@@ -183,20 +177,21 @@ mod tests {
     #[test]
     fn csv_has_a_header_and_a_line_per_row() {
         let rows: Vec<ActivityRow> = report_months(date(2026, 3, 15)).into_iter().map(|m| activity("ada", m)).collect();
-        let csv = to_csv(&rows);
+        let csv = String::from_utf8(to_csv(&rows)).unwrap();
         let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
         assert_eq!(lines.len(), 1 + MONTHS);
         assert_eq!(lines[0], "month,emails_sent,reports_generated,api_calls,cost_usd");
         assert!(lines[1].starts_with("2025-03,"), "{}", lines[1]);
-        assert_eq!(csv, to_csv(&rows));
+        assert_eq!(csv.as_bytes(), to_csv(&rows));
     }
 
     #[test]
     fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        let line = |field: &str| String::from_utf8(csv_lines([[field.to_owned()]])).unwrap();
+        assert_eq!(line("plain"), "plain\r\n");
+        assert_eq!(line("a,b"), "\"a,b\"\r\n");
+        assert_eq!(line("say \"hi\""), "\"say \"\"hi\"\"\"\r\n");
+        assert_eq!(line("two\nlines"), "\"two\nlines\"\r\n");
         assert_eq!(dollars(1234), "12.34");
         assert_eq!(dollars(5), "0.05");
     }
