@@ -4,7 +4,7 @@
 
 mod common;
 
-use celeriac::Settings;
+use celeriac_api::GatewaySettings;
 use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -221,7 +221,7 @@ async fn on_loopback_without_tokens_everything_is_open() {
 #[tokio::test]
 async fn without_tokens_the_gateway_refuses_to_start_on_a_public_address() {
     for bind in ["0.0.0.0:0", "[::]:0"] {
-        let mut settings = Settings::default();
+        let mut settings = GatewaySettings::default();
         settings.http.bind = bind.parse().unwrap();
         let error = match celeriac_api::Application::build(settings, CancellationToken::new()).await {
             Ok(_) => panic!("started on {bind} without tokens"),

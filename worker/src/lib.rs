@@ -18,8 +18,11 @@ mod promoter;
 mod reaper;
 pub mod registry;
 pub mod runtime;
+pub mod settings;
 pub mod tasks;
 
+pub use beat::settings::BeatProcessSettings;
 pub use beat::{Beat, BeatConfig};
 pub use registry::Registry;
 pub use runtime::{Worker, WorkerConfig};
+pub use settings::WorkerProcessSettings;

@@ -16,6 +16,7 @@
 
 mod fire;
 mod load;
+pub mod settings;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -23,10 +24,11 @@ use std::time::Duration;
 use celeriac::broker::{FiredRun, ScheduleEntry};
 use celeriac::reconnect::Backoff;
 use celeriac::schedule::{Schedule, ScheduleDef, plan};
-use celeriac::{Broker, BrokerError, QueueName, Settings};
+use celeriac::{Broker, BrokerError, QueueName};
 use tokio_util::sync::CancellationToken;
 
 use self::fire::Fired;
+use self::settings::BeatProcessSettings;
 
 /// Longest sleep between ticks: how soon a schedule changed through the API is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -47,12 +49,12 @@ pub struct BeatConfig {
 }
 
 impl BeatConfig {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &BeatProcessSettings) -> Self {
         Self {
             schedules: settings.schedules.clone(),
             routes: settings.tasks.routes.clone(),
             max_pending: settings.tasks.max_pending.clone(),
-            misfire_grace: Duration::from_secs(settings.beat.misfire_grace_secs),
+            misfire_grace: settings.beat.misfire_grace,
         }
     }
 }
