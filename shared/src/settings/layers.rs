@@ -40,6 +40,9 @@ const SECS_SUFFIX: &str = "_secs";
 /// The layered settings, not yet read into types. Holds secrets, so it is never printed.
 pub struct Layers {
     config: Config,
+    /// Setting -> its older name, for each setting some layer wrote with `_secs`, so an
+    /// error about `worker.lease` also tells where `worker.lease_secs` went.
+    older_names: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Layers {
@@ -75,10 +78,11 @@ impl Layers {
             .prefix_separator("__")
             .separator("__")
             .source(Some(env_vars));
+        let mut older_names = HashMap::new();
         let config = Config::builder()
-            .add_source(layer(file("base.toml"))?)
-            .add_source(layer(file(&format!("{environment}.toml")))?)
-            .add_source(layer(variables)?)
+            .add_source(layer(file("base.toml"), &mut older_names)?)
+            .add_source(layer(file(&format!("{environment}.toml")), &mut older_names)?)
+            .add_source(layer(variables, &mut older_names)?)
             .set_override("environment", environment)
             .map_err(|e| invalid("environment", e.to_string()))?
             .build()
@@ -90,13 +94,19 @@ impl Layers {
                 format!("unknown section; the sections are {}", SECTIONS.join(", ")),
             ));
         }
-        Ok(Self { config })
+        Ok(Self { config, older_names })
     }
 
     /// The sections `T` has fields for, read into it; the other sections are left to the
     /// processes that read them. A value that does not fit names its setting.
     pub fn sections<T: DeserializeOwned>(&self) -> Result<T, SettingsError> {
-        self.config.clone().try_deserialize().map_err(named)
+        self.config.clone().try_deserialize().map_err(|e| {
+            let mut error = named(e);
+            if let Some(older) = self.older_names.get(&error.setting) {
+                error.message.push_str(&format!(" (`{older}` is its older name)"));
+            }
+            error
+        })
     }
 }
 
@@ -116,8 +126,8 @@ impl Source for Layer {
 }
 
 /// Collects `source` as a tree (dotted variable names become tables) and renames each
-/// section's `<name>_secs` keys to `<name>`.
-fn layer(source: impl Source + Send + Sync + 'static) -> Result<Layer, SettingsError> {
+/// section's `<name>_secs` keys to `<name>`, noting each in `older_names`.
+fn layer(source: impl Source + Send + Sync + 'static, older_names: &mut HashMap<String, String>) -> Result<Layer, SettingsError> {
     let tree = Config::builder().add_source(source).build().map_err(named)?;
     let mut sections = tree.collect().map_err(named)?;
     for (section, value) in sections.iter_mut() {
@@ -132,6 +142,7 @@ fn layer(source: impl Source + Send + Sync + 'static) -> Result<Layer, SettingsE
                 ));
             }
             let value = table.remove(&key).expect("listed");
+            older_names.insert(format!("{section}.{name}"), format!("{section}.{key}"));
             table.insert(name, value);
         }
     }

@@ -207,6 +207,9 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("a duration such as"), "{e}");
         let e = load(&[("base.toml", "[tasks]\nresult_ttl_secs = 0\n")], &[]).unwrap_err();
         assert_eq!(e.setting, "tasks.result_ttl", "{e}");
+        let e = load(&[], &[("CELERIAC__TASKS__RESULT_TTL_SECS", "-5")]).unwrap_err();
+        assert_eq!(e.setting, "tasks.result_ttl", "{e}");
+        assert!(e.to_string().contains("`tasks.result_ttl_secs` is its older name"), "{e}");
         let e = load(&[("base.toml", "[redis]\nurl = \"redis://x\"\nnamspace = \"typo\"\n")], &[]).unwrap_err();
         assert!(e.to_string().contains("namspace"), "{e}");
     }
