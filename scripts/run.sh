@@ -71,7 +71,7 @@ pids+=($!)
 pids+=($!)
 # The worker is kept running, as docker-compose's restart policy keeps it: killed or crashed,
 # it is started again, and the new worker takes back the old one's tasks once their lease
-# expires (worker.lease_secs, 30 s by default). Stopping this script stops it for good.
+# expires (worker.lease, 30 s by default). Stopping this script stops it for good.
 supervise_worker() {
   local pid="" nap="" status started delay=1
   # Each step may fail (the worker may be gone already): none may end the trap early (set -e).

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use celeriac::settings::{AuthSettings, Role};
+use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
@@ -20,13 +20,14 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::settings::{AuthSettings, Role};
 
 /// The name of the bearer scheme in the OpenAPI document.
 pub const SCHEME: &str = "bearer";
 
 /// The configured tokens; none means "open" (loopback only).
 pub struct Auth {
-    tokens: Vec<(Vec<u8>, Role)>,
+    tokens: Vec<(SecretSlice<u8>, Role)>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -37,7 +38,11 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     pub fn from_settings(settings: &AuthSettings) -> Self {
-        let tokens = settings.all().into_iter().map(|t| (t.token.into_bytes(), t.role)).collect();
+        let tokens = settings
+            .all()
+            .into_iter()
+            .map(|t| (t.token.expose_secret().as_bytes().to_vec().into(), t.role))
+            .collect();
         Self { tokens }
     }
 
@@ -70,7 +75,7 @@ impl Auth {
     fn role_of(&self, presented: &[u8]) -> Option<Role> {
         let mut found = None;
         for (token, role) in &self.tokens {
-            if bool::from(token.as_slice().ct_eq(presented)) {
+            if bool::from(token.expose_secret().ct_eq(presented)) {
                 found = Some(*role);
             }
         }
@@ -175,9 +180,9 @@ fn document_operation(operation: &mut Operation, role: Role) {
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
-    use celeriac::settings::ApiToken;
 
     use super::*;
+    use crate::settings::ApiToken;
 
     fn auth() -> Auth {
         Auth::from_settings(&AuthSettings {

@@ -8,7 +8,9 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod settings;
 pub mod startup;
 pub mod state;
 
+pub use settings::GatewaySettings;
 pub use startup::Application;

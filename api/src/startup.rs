@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
+use celeriac::Broker;
 use celeriac::broker::TaskEvents;
 use celeriac::catalog::Catalog;
-use celeriac::{Broker, Settings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{Auth, check_exposure};
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
+use crate::settings::GatewaySettings;
 use crate::state::{AppState, Shared};
 
 pub struct Application {
@@ -33,7 +34,7 @@ impl Application {
     /// Binds `settings.http.bind` and prepares the routes. Redis is not needed yet: the
     /// gateway starts while it is down, answers 503 and recovers by itself. Fails without
     /// tokens on a non-loopback address.
-    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn build(settings: GatewaySettings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let auth = Auth::from_settings(&settings.auth);
         check_exposure(settings.http.bind, &auth)?;
         if auth.is_open() {
@@ -73,7 +74,7 @@ impl Application {
 /// The whole HTTP application over `state`, for `Application` and for tests without a socket.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
-    let request_timeout = Duration::from_secs(state.settings.http.max_wait_secs + 30);
+    let request_timeout = state.settings.http.max_wait + Duration::from_secs(30);
     let auth = Arc::clone(&state.auth);
     let (routes, api) = crate::routes::router(ApiDoc::openapi());
     routes

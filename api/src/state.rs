@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use celeriac::Broker;
 use celeriac::broker::TaskEvents;
 use celeriac::catalog::Catalog;
-use celeriac::{Broker, Settings};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::metrics::WorkerMetrics;
+use crate::settings::GatewaySettings;
 
 /// The handlers' state. axum clones it for every request, so it is one shared reference
 /// (cloning the broker itself copies its connection settings: a profile of `POST /emails`
@@ -37,7 +38,7 @@ pub struct Shared {
     pub broker: Broker,
     pub events: TaskEvents,
     pub catalog: Arc<Catalog>,
-    pub settings: Arc<Settings>,
+    pub settings: Arc<GatewaySettings>,
     pub auth: Arc<Auth>,
     /// The workers' task metrics, kept between scrapes so sums never go down.
     pub worker_metrics: Arc<WorkerMetrics>,

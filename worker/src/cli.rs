@@ -3,17 +3,17 @@
 //! calls [`run_beat`].
 
 use anyhow::Context;
-use celeriac::{Broker, QueueName, Settings};
+use celeriac::{Broker, QueueName};
 
-use crate::{Beat, BeatConfig, Registry, Worker, WorkerConfig};
+use crate::{Beat, BeatConfig, BeatProcessSettings, Registry, Worker, WorkerConfig, WorkerProcessSettings};
 
 /// Runs a worker with the registry `make_registry` builds from the settings.
 pub async fn run_worker(
     queues: Vec<String>,
     concurrency: Option<usize>,
-    make_registry: fn(&Settings) -> anyhow::Result<Registry>,
+    make_registry: fn(&WorkerProcessSettings) -> anyhow::Result<Registry>,
 ) -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let settings = WorkerProcessSettings::load()?;
     celeriac::telemetry::init(&settings.log);
     let mut config = WorkerConfig::from_settings(&settings);
     if !queues.is_empty() {
@@ -37,7 +37,7 @@ pub async fn run_worker(
 /// Runs a beat process until SIGTERM or SIGINT: loads the settings (an invalid schedule stops
 /// it here, named), then fires the schedules.
 pub async fn run_beat() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let settings = BeatProcessSettings::load()?;
     celeriac::telemetry::init(&settings.log);
     let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
     let shutdown = celeriac::shutdown::on_signal();

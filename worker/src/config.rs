@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use celeriac::QueueName;
+use celeriac::settings::RedisSettings;
+
+use crate::settings::WorkerProcessSettings;
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -17,26 +20,24 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     pub lease: Duration,
     pub grace: Duration,
-    /// The Redis URL and namespace, for the heartbeat's own connection.
-    pub redis_url: String,
-    pub namespace: String,
+    /// Where Redis is, for the heartbeat's own connection (its `Debug` hides the password).
+    pub redis: RedisSettings,
     /// Where to serve `/healthz` and `/readyz`, if anywhere.
     pub health_bind: Option<std::net::SocketAddr>,
 }
 
 impl WorkerConfig {
     /// A config from the settings, with an id made of host, pid and a random part.
-    pub fn from_settings(settings: &celeriac::Settings) -> Self {
+    pub fn from_settings(settings: &WorkerProcessSettings) -> Self {
         let w = &settings.worker;
         Self {
             id: new_worker_id(),
             queues: w.queues.clone(),
             concurrency: w.concurrency,
             batch_size: w.batch_size,
-            lease: Duration::from_secs(w.lease_secs),
-            grace: Duration::from_secs(w.grace_secs),
-            redis_url: settings.redis.url.clone(),
-            namespace: settings.redis.namespace.clone(),
+            lease: w.lease,
+            grace: w.grace,
+            redis: settings.redis.clone(),
             health_bind: w.health_bind,
         }
     }

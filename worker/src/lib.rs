@@ -22,9 +22,12 @@ mod reaper;
 pub mod registry;
 pub mod runtime;
 mod shared;
+pub mod settings;
 pub mod tasks;
 
+pub use beat::settings::BeatProcessSettings;
 pub use beat::{Beat, BeatConfig};
 pub use config::WorkerConfig;
 pub use registry::Registry;
 pub use runtime::Worker;
+pub use settings::WorkerProcessSettings;

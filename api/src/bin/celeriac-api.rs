@@ -1,7 +1,6 @@
 //! `celeriac-api`: the HTTP gateway. `celeriac-api openapi` prints the OpenAPI document.
 
-use celeriac::Settings;
-use celeriac_api::Application;
+use celeriac_api::{Application, GatewaySettings};
 
 /// jemalloc instead of glibc's allocator: under `POST /emails` load glibc's malloc and free
 /// were 17% of the gateway's CPU; with jemalloc a request costs 25 µs of CPU instead of 30,
@@ -15,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", celeriac_api::openapi::yaml());
         return Ok(());
     }
-    let settings = Settings::load()?;
+    let settings = GatewaySettings::load()?;
     celeriac::telemetry::init(&settings.log);
     let shutdown = celeriac::shutdown::on_signal();
     let app = Application::build(settings, shutdown).await?;

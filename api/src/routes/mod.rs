@@ -25,8 +25,8 @@ pub mod tasks;
 pub mod workers;
 pub mod workflows;
 
+use crate::settings::Role;
 use axum::Router;
-use celeriac::settings::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -62,7 +62,7 @@ pub async fn get_task(
 ) -> Result<Json<TaskRecord>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("wait", "must be a number of seconds"))?;
     let id = parse_task_id(&id)?;
-    let max_wait = state.settings.http.max_wait_secs as f64;
+    let max_wait = state.settings.http.max_wait.as_secs_f64();
     let record = match query.wait {
         None => state.broker.get(&id).await?,
         Some(w) if w.is_finite() && (0.0..=max_wait).contains(&w) => {

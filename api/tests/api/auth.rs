@@ -2,7 +2,7 @@
 //! data), 403 for a producer on an admin route, open probes and docs, and the refusal to
 //! start on a public address without tokens.
 
-use celeriac::Settings;
+use celeriac_api::GatewaySettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -220,7 +220,7 @@ async fn on_loopback_without_tokens_everything_is_open() {
 #[tokio::test]
 async fn without_tokens_the_gateway_refuses_to_start_on_a_public_address() {
     for bind in ["0.0.0.0:0", "[::]:0"] {
-        let mut settings = Settings::default();
+        let mut settings = GatewaySettings::default();
         settings.http.bind = bind.parse().unwrap();
         let error = match celeriac_api::Application::build(settings, CancellationToken::new()).await {
             Ok(_) => panic!("started on {bind} without tokens"),

@@ -8,8 +8,10 @@ use crate::common::TestApp;
 async fn app_with_smtp() -> (TestApp, celeriac_testkit::SmtpSink) {
     let sink = celeriac_testkit::SmtpSink::start().await;
     let port = sink.port();
-    let app = TestApp::spawn_with(|s| s.smtp.port = port).await;
-    let registry = celeriac_worker::tasks::builtin_registry(&app.settings).unwrap();
+    let app = TestApp::spawn().await;
+    let mut settings = app.worker_settings();
+    settings.smtp.port = port;
+    let registry = celeriac_worker::tasks::builtin_registry(&settings).unwrap();
     app.start_worker(registry).await;
     (app, sink)
 }

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use celeriac::{Broker, Settings, Task, TaskContext, TaskError, TaskSpec};
-use celeriac_api::Application;
+use celeriac_api::{Application, GatewaySettings};
 use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
-use celeriac_worker::{Registry, Worker, WorkerConfig};
+use celeriac_worker::settings::WorkerSettings;
+use celeriac_worker::{Registry, Worker, WorkerConfig, WorkerProcessSettings};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub redis: RedisServer,
-    pub settings: Settings,
+    pub settings: GatewaySettings,
     pub address: String,
     pub client: reqwest::Client,
     pub broker: Broker,
@@ -22,17 +23,18 @@ pub struct TestApp {
 }
 
 /// Settings for a test: its own namespace, loopback port 0, a temporary reports folder.
-pub fn test_settings(redis: &RedisServer, reports_dir: &std::path::Path) -> Settings {
-    let mut settings = Settings {
-        environment: "test".into(),
+pub fn test_settings(redis: &RedisServer, reports_dir: &std::path::Path) -> GatewaySettings {
+    let mut settings = GatewaySettings {
+        common: Settings {
+            environment: "test".into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     settings.redis.url = redis.url();
     settings.redis.namespace = unique_namespace();
     settings.http.bind = ([127, 0, 0, 1], 0).into();
     settings.reports.dir = reports_dir.to_owned();
-    settings.worker.lease_secs = 5;
-    settings.worker.grace_secs = 5;
     settings
 }
 
@@ -43,12 +45,12 @@ impl TestApp {
     }
 
     /// The gateway, with settings changed by `adjust` first.
-    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn spawn_with(adjust: impl FnOnce(&mut GatewaySettings)) -> Self {
         Self::spawn_on(RedisServer::start(), adjust).await
     }
 
     /// The gateway on `redis`, with settings changed by `adjust` first.
-    async fn spawn_on(redis: RedisServer, adjust: impl FnOnce(&mut Settings)) -> Self {
+    async fn spawn_on(redis: RedisServer, adjust: impl FnOnce(&mut GatewaySettings)) -> Self {
         let reports_dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(&redis, reports_dir.path());
         adjust(&mut settings);
@@ -76,9 +78,23 @@ impl TestApp {
         (app, proxy)
     }
 
+    /// The settings of a worker beside this gateway: the same common sections, leases and
+    /// grace of 5 s.
+    pub fn worker_settings(&self) -> WorkerProcessSettings {
+        WorkerProcessSettings {
+            common: self.settings.common.clone(),
+            worker: WorkerSettings {
+                lease: Duration::from_secs(5),
+                grace: Duration::from_secs(5),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.
     pub async fn start_worker(&self, registry: Registry) -> CancellationToken {
-        let mut config = WorkerConfig::from_settings(&self.settings);
+        let mut config = WorkerConfig::from_settings(&self.worker_settings());
         config.concurrency = 4;
         let token = self.stop.child_token();
         let specs: Vec<_> = registry.specs().cloned().collect();

@@ -1,10 +1,9 @@
 //! `/schedules` through the real gateway: every endpoint, every bad input, schedules from the
 //! settings file protected, and storage that outlives the gateway.
 
-use celeriac::Settings;
 use celeriac::broker::ScheduleSource;
 use celeriac::schedule::ScheduleDef;
-use celeriac_api::Application;
+use celeriac_api::{Application, GatewaySettings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -296,7 +295,7 @@ async fn schedules_live_in_redis_and_outlive_the_gateway() {
     );
 
     let stop = CancellationToken::new();
-    let settings: Settings = app.settings.clone();
+    let settings: GatewaySettings = app.settings.clone();
     let other = Application::build(settings, stop.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}/schedules/kept", other.port());
     tokio::spawn(other.run_until_stopped());
@@ -323,7 +322,11 @@ async fn redis_down_is_503_and_wrong_methods_are_405() {
 async fn a_beat_fires_a_schedule_made_through_the_api_and_the_schedule_shows_it() {
     let app = TestApp::spawn().await;
     let stop = CancellationToken::new();
-    let beat = celeriac_worker::Beat::new(app.broker.clone(), celeriac_worker::BeatConfig::from_settings(&app.settings));
+    let settings = celeriac_worker::BeatProcessSettings {
+        common: app.settings.common.clone(),
+        ..Default::default()
+    };
+    let beat = celeriac_worker::Beat::new(app.broker.clone(), celeriac_worker::BeatConfig::from_settings(&settings));
     tokio::spawn(beat.run(stop.clone()));
     assert_eq!(put(&app, "fast", &json!({"task": "noop", "every": "1s"})).await.status(), 201);
     let schedule = celeriac_testkit::eventually(std::time::Duration::from_secs(30), "the beat fires it", || async {

@@ -89,7 +89,7 @@ async fn a_failing_task_records_its_error() {
 
 #[tokio::test]
 async fn finished_records_expire_after_the_result_ttl() {
-    let app = TestApp::spawn_with(|s| s.tasks.result_ttl_secs = 1).await;
+    let app = TestApp::spawn_with(|s| s.tasks.result_ttl = Duration::from_secs(1)).await;
     app.start_worker(test_registry()).await;
     let id = app.enqueue("noop", json!(null)).await;
     assert_eq!(app.wait_terminal(&id).await["state"], "SUCCESS");

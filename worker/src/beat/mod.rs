@@ -16,6 +16,7 @@
 
 mod fire;
 mod load;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -25,10 +26,11 @@ use celeriac::catalog::Catalog;
 use celeriac::reconnect::Backoff;
 use celeriac::schedule::{Schedule, ScheduleDef, plan};
 use celeriac::settings::TaskSettings;
-use celeriac::{Broker, BrokerError, Settings};
+use celeriac::{Broker, BrokerError};
 use tokio_util::sync::CancellationToken;
 
 use self::fire::Fired;
+use self::settings::BeatProcessSettings;
 
 /// Longest sleep between ticks: how soon a schedule changed through the API is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -48,11 +50,11 @@ pub struct BeatConfig {
 }
 
 impl BeatConfig {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &BeatProcessSettings) -> Self {
         Self {
             schedules: settings.schedules.clone(),
             tasks: settings.tasks.clone(),
-            misfire_grace: Duration::from_secs(settings.beat.misfire_grace_secs),
+            misfire_grace: settings.beat.misfire_grace,
         }
     }
 }

@@ -8,13 +8,15 @@
 use std::time::Duration;
 
 use celeriac::builtin::{SEND_EMAIL, SendEmailArgs};
-use celeriac::settings::SmtpSettings;
 use celeriac::{QueueName, Task, TaskContext, TaskError, TaskOptions, TaskSpec};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+
+use crate::settings::SmtpSettings;
 
 /// The `send_email` task, holding a transport built once from the settings.
 pub struct SendEmail {
@@ -52,10 +54,10 @@ impl SendEmail {
         };
         let mut builder = builder
             .port(settings.port)
-            .timeout(Some(Duration::from_secs(settings.timeout_secs.max(1))));
+            .timeout(Some(settings.timeout.max(Duration::from_secs(1))));
         if let Some(username) = &settings.username {
-            let password = settings.password.clone().unwrap_or_default();
-            builder = builder.credentials(Credentials::new(username.clone(), password));
+            let password = settings.password.as_ref().map(SecretString::expose_secret).unwrap_or_default();
+            builder = builder.credentials(Credentials::new(username.clone(), password.to_owned()));
         }
         Ok(Self {
             transport: builder.build(),
@@ -126,7 +128,7 @@ mod tests {
         SmtpSettings {
             port,
             from: "Celeriac <noreply@celeriac.test>".into(),
-            timeout_secs: 5,
+            timeout: Duration::from_secs(5),
             ..SmtpSettings::default()
         }
     }

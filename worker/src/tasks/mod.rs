@@ -4,7 +4,7 @@ pub mod diagnostic;
 pub mod email;
 pub mod report;
 
-use crate::Registry;
+use crate::{Registry, WorkerProcessSettings};
 
 /// Every built-in task that needs no outside service (no SMTP server, no files).
 pub fn diagnostic_registry() -> Registry {
@@ -19,7 +19,7 @@ pub fn diagnostic_registry() -> Registry {
 }
 
 /// The registry of the stock `celeriac-worker`: every built-in task.
-pub fn builtin_registry(settings: &celeriac::Settings) -> anyhow::Result<Registry> {
+pub fn builtin_registry(settings: &WorkerProcessSettings) -> anyhow::Result<Registry> {
     let mut registry = diagnostic_registry();
     registry
         .register(email::SendEmail::from_settings(&settings.smtp)?)

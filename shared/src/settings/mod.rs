@@ -1,0 +1,260 @@
+//! Settings: what every process reads (the Redis connection and namespace, the tasks' routes
+//! and limits, the reports folder, logging), and the one loader, [`Layers`], that each binary
+//! also reads its own sections with (the gateway's `[http]` and `[auth]` live in
+//! `celeriac-api`, the worker's `[worker]` and `[smtp]` and the beat's `[beat]` and
+//! `[[schedules]]` in `celeriac-worker`). A bad value stops the process at start with one line
+//! naming the setting.
+
+mod forms;
+mod layers;
+mod redis;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use self::forms::{comma_list, duration};
+pub use self::layers::{Layers, SECTIONS};
+pub use self::redis::{RedisSettings, redact_url};
+use crate::id::QueueName;
+
+/// The sections every process reads. Each binary's settings type holds this and its own
+/// sections; [`Settings::from_layers`] reads and checks it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development`, `test`, `production`...: picks `config/{environment}.toml`.
+    pub environment: String,
+    pub redis: RedisSettings,
+    pub tasks: TaskSettings,
+    pub reports: ReportSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskSettings {
+    /// How long finished records are kept (`result_ttl = "1day"`; `result_ttl_secs` too).
+    #[serde(deserialize_with = "duration")]
+    pub result_ttl: Duration,
+    /// Task name -> queue, overriding a task type's default queue.
+    pub routes: BTreeMap<String, QueueName>,
+    /// Queue -> most pending tasks; enqueues beyond it are refused with 429.
+    pub max_pending: BTreeMap<QueueName, u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Where `generate_report` writes its files and the gateway serves them from.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info,celeriac=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: "development".into(),
+            redis: RedisSettings::default(),
+            tasks: TaskSettings::default(),
+            reports: ReportSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        Self {
+            result_ttl: Duration::from_secs(86_400),
+            routes: BTreeMap::new(),
+            max_pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            dir: "data/reports".into(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A setting that cannot be used, named.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {message}")]
+pub struct SettingsError {
+    pub setting: String,
+    pub message: String,
+}
+
+/// A [`SettingsError`] for `setting`.
+pub fn invalid(setting: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// The common sections of `layers`, checked.
+    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
+        let settings: Self = layers.sections()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        ::redis::Client::open(self.redis.url.as_str()).map_err(|e| invalid("redis.url", format!("not a Redis URL ({:?})", e.kind())))?;
+        let ns = &self.redis.namespace;
+        if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
+            return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));
+        }
+        if self.tasks.result_ttl.as_secs() == 0 {
+            return Err(invalid("tasks.result_ttl", "must be at least 1s"));
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(invalid("log.format", "must be text or json"));
+        }
+        Ok(())
+    }
+
+    pub fn result_ttl(&self) -> Duration {
+        self.tasks.result_ttl
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    /// `files` written to a fresh folder and loaded for the `test` environment with `vars`.
+    pub(crate) fn layers(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<Layers, SettingsError> {
+        let dir = std::env::temp_dir().join(format!("celeriac-settings-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Layers::load_from(&dir, "test", &vars)
+    }
+
+    fn load(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::from_layers(&layers(files, vars)?)
+    }
+
+    #[test]
+    fn layers_apply_in_order_base_then_environment_then_variables() {
+        let s = load(
+            &[
+                (
+                    "base.toml",
+                    "[redis]\nnamespace = \"base\"\n[log]\nfilter = \"warn\"\nformat = \"json\"\n",
+                ),
+                ("test.toml", "[redis]\nnamespace = \"env\"\n[log]\nfilter = \"debug\"\n"),
+            ],
+            &[("CELERIAC__LOG__FILTER", "trace"), ("CELERIAC__TASKS__MAX_PENDING__EMAILS", "7")],
+        )
+        .unwrap();
+        assert_eq!(s.redis.namespace, "env");
+        assert_eq!((s.log.filter.as_str(), s.log.format.as_str()), ("trace", "json"));
+        assert_eq!(s.tasks.max_pending[&QueueName::parse("emails").unwrap()], 7);
+        assert_eq!(s.environment, "test");
+    }
+
+    #[test]
+    fn redis_url_is_honoured_but_the_prefixed_variable_wins() {
+        let s = load(&[], &[("REDIS_URL", "redis://10.0.0.1:6380")]).unwrap();
+        assert_eq!(s.redis.url, "redis://10.0.0.1:6380");
+        let s = load(&[], &[("REDIS_URL", "redis://a:1"), ("CELERIAC__REDIS__URL", "redis://b:2")]).unwrap();
+        assert_eq!(s.redis.url, "redis://b:2");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting() {
+        let e = load(&[], &[("CELERIAC__REDIS__URL", "http://nope")]).unwrap_err();
+        assert_eq!(e.setting, "redis.url");
+        let e = load(&[], &[("CELERIAC__REDIS__NAMESPACE", "a b")]).unwrap_err();
+        assert_eq!(e.setting, "redis.namespace");
+        let e = load(&[], &[("CELERIAC__LOG__FORMAT", "xml")]).unwrap_err();
+        assert_eq!(e.setting, "log.format");
+        let e = load(&[("base.toml", "[tasks]\nresult_ttl = \"soon\"\n")], &[]).unwrap_err();
+        assert_eq!(e.setting, "tasks.result_ttl", "{e}");
+        assert!(e.to_string().contains("a duration such as"), "{e}");
+        let e = load(&[("base.toml", "[tasks]\nresult_ttl_secs = 0\n")], &[]).unwrap_err();
+        assert_eq!(e.setting, "tasks.result_ttl", "{e}");
+        let e = load(&[], &[("CELERIAC__TASKS__RESULT_TTL_SECS", "-5")]).unwrap_err();
+        assert_eq!(e.setting, "tasks.result_ttl", "{e}");
+        assert!(e.to_string().contains("`tasks.result_ttl_secs` is its older name"), "{e}");
+        let e = load(&[("base.toml", "[redis]\nurl = \"redis://x\"\nnamspace = \"typo\"\n")], &[]).unwrap_err();
+        assert!(e.to_string().contains("namspace"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_section_is_refused_by_name() {
+        let e = layers(&[("base.toml", "[htpp]\nbind = \"127.0.0.1:1\"\n")], &[]).unwrap_err();
+        assert_eq!(e.setting, "htpp");
+        let e = layers(&[], &[("CELERIAC__WROKER__CONCURRENCY", "2")]).unwrap_err();
+        assert_eq!(e.setting, "wroker");
+        // Another process's section is not this one's business.
+        layers(&[("base.toml", "[http]\nbind = \"not read here\"\n")], &[]).unwrap();
+    }
+
+    #[test]
+    fn durations_take_the_human_form_or_the_older_secs_name_in_any_layer() {
+        let ttl = |files: &[(&str, &str)], vars: &[(&str, &str)]| load(files, vars).unwrap().result_ttl();
+        assert_eq!(ttl(&[("base.toml", "[tasks]\nresult_ttl = \"2h 30m\"\n")], &[]).as_secs(), 9000);
+        assert_eq!(ttl(&[("base.toml", "[tasks]\nresult_ttl_secs = 60\n")], &[]).as_secs(), 60);
+        assert_eq!(ttl(&[], &[("CELERIAC__TASKS__RESULT_TTL", "1m")]).as_secs(), 60);
+        // An older name in a later layer still overrides a newer name below it, and back.
+        let base = [("base.toml", "[tasks]\nresult_ttl = \"1h\"\n")];
+        assert_eq!(ttl(&base, &[("CELERIAC__TASKS__RESULT_TTL_SECS", "5")]).as_secs(), 5);
+        let old_base = [("base.toml", "[tasks]\nresult_ttl_secs = 3600\n")];
+        assert_eq!(ttl(&old_base, &[("CELERIAC__TASKS__RESULT_TTL", "5s")]).as_secs(), 5);
+        let both = "[tasks]\nresult_ttl = \"1h\"\nresult_ttl_secs = 5\n";
+        let e = layers(&[("base.toml", both)], &[]).unwrap_err();
+        assert_eq!(e.setting, "tasks.result_ttl");
+        assert!(e.to_string().contains("result_ttl_secs"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_config_files_load() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"));
+        for environment in ["development", "production"] {
+            let layers = Layers::load_from(dir, environment, &HashMap::new()).unwrap();
+            let s = Settings::from_layers(&layers).unwrap();
+            assert_eq!(s.environment, environment);
+        }
+    }
+
+    #[test]
+    fn passwords_never_appear_in_debug_output() {
+        let s = load(&[], &[("CELERIAC__REDIS__URL", "redis://user:hunter2@localhost:6379")]).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

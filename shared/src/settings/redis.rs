@@ -1,0 +1,88 @@
+//! The `[redis]` section, which every process reads: where the broker is and the namespace
+//! of its keys. The URL may hold a password, so it is only ever shown through [`redact_url`].
+
+use serde::Deserialize;
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prefix of every key, so several deployments (or tests) share one Redis.
+    pub namespace: String,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            namespace: "celeriac".into(),
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs: the user and password before the host
+/// (`redis://user:secret@host`), and a `pass` or `password` query parameter (which
+/// `redis+unix://` URLs use).
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://<credentials>@{}", &base[..scheme], &base[at + 1..]),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if ["pass", "password"].contains(&name.to_ascii_lowercase().as_str()) => {
+                    format!("{name}=<redacted>")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        shown = format!("{shown}?{}", params.join("&"));
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_every_form_of_password() {
+        assert_eq!(redact_url("redis://u:hunter2@host:6379/0"), "redis://<credentials>@host:6379/0");
+        assert_eq!(redact_url("rediss://:p@ss@host"), "rediss://<credentials>@host");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock?db=1&pass=hunter2"),
+            "redis+unix:///tmp/r.sock?db=1&pass=<redacted>"
+        );
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?password=hunter2"),
+            "unix:///tmp/r.sock?password=<redacted>"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_url() {
+        let settings = RedisSettings {
+            url: "redis://user:hunter2@localhost:6379".into(),
+            ..Default::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("localhost"), "{shown}");
+    }
+}
