@@ -21,8 +21,8 @@ mod readme_example;
 mod reaper;
 pub mod registry;
 pub mod runtime;
-mod shared;
 pub mod settings;
+mod shared;
 pub mod tasks;
 
 pub use beat::settings::BeatProcessSettings;
