@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-# make: the gateway's allocator (jemalloc) is built from C source with it.
-ensure_packages redis-server make
+# make: the gateway's allocator (jemalloc) is built from C source with it. tmux: the test of
+# `celeriac top` runs it in a terminal and reads the screen.
+ensure_packages redis-server make tmux
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

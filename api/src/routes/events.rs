@@ -38,12 +38,16 @@ pub async fn task_events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let mut updates = state.events.subscribe();
+    // The log's version is read before the record: an event landing between the two reads is
+    // then sent after the snapshot (a repeat at worst). Read after it, the version could
+    // already count a terminal event the snapshot does not show, and the stream would wait
+    // for an event that never comes.
+    let version = state.broker.last_event_id(&task_id).await?;
     let record = state.broker.get(&task_id).await?.ok_or_else(|| not_found(&id))?;
     let (tx, rx) = mpsc::channel::<Event>(64);
     let mut sent = match resume_after {
         Some(after) => after,
         None => {
-            let version = state.broker.last_event_id(&task_id).await?;
             let snapshot = Event::default()
                 .event("snapshot")
                 .id(version.to_string())

@@ -102,3 +102,34 @@ async fn a_finished_task_gives_its_snapshot_and_closes_and_unknown_ids_are_404()
         404
     );
 }
+
+/// A task that ends while its stream opens, between the stream's read of the event log and
+/// its read of the record, still ends the stream: the log's version is read first, so the
+/// end is in the snapshot or comes after it (read the other way round, the snapshot showed
+/// the task pending with an id already past its end, and the stream waited forever).
+#[tokio::test]
+async fn a_task_that_ends_while_its_stream_opens_still_ends_the_stream() {
+    let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
+    let id = app.enqueue("noop", json!(null)).await;
+    // The stream's read of the task's event log: HMGET <task> h w s z.
+    proxy.hold_request(b"$1\r\nh\r\n$1\r\nw\r\n$1\r\ns\r\n$1\r\nz\r\n");
+    let (client, url) = (app.client.clone(), app.url(&format!("/tasks/{id}/events")));
+    let opening = tokio::spawn(async move { client.get(url).send().await.unwrap() });
+    proxy.holding().await;
+
+    app.start_worker(test_registry()).await;
+    let task_id = celeriac::TaskId::parse(&id).unwrap();
+    celeriac_testkit::eventually(std::time::Duration::from_secs(10), "the task succeeds", || async {
+        let record = app.broker.get(&task_id).await.ok().flatten()?;
+        (record.state == celeriac::TaskState::Success).then_some(())
+    })
+    .await;
+    proxy.release();
+
+    let response = opening.await.unwrap();
+    let events = tokio::time::timeout(std::time::Duration::from_secs(10), read_events(response, 100))
+        .await
+        .expect("the stream ends with the task");
+    let last = events.last().expect("at least the snapshot");
+    assert_eq!(last.2["state"], "SUCCESS", "{:?}", describe(&events));
+}
