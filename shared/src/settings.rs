@@ -35,10 +35,19 @@ pub struct Settings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    /// The topology and where it is: `redis://[user:password@]host:port/db` (`rediss://` for
+    /// TLS) for one node, `redis+cluster://[user:password@]h1:p1,h2:p2` for a Cluster,
+    /// `redis+sentinel://[user:password@]s1:p1,s2:p2/master_name` for Sentinel (each also
+    /// `rediss+…`). See `celeriac::broker::RedisTarget`.
     pub url: String,
     /// Prefix of every key, so several deployments (or tests) share one Redis.
     pub namespace: String,
+    /// PEM file of the CA that signed the servers' certificates (`rediss` only; without it,
+    /// the usual web roots are trusted).
+    pub ca_file: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for servers that ask for one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -46,6 +55,9 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
             .field("namespace", &self.namespace)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -242,6 +254,9 @@ impl Default for RedisSettings {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             namespace: "celeriac".into(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -390,7 +405,7 @@ impl Settings {
 
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        redis::Client::open(self.redis.url.as_str()).map_err(|e| invalid("redis.url", format!("not a Redis URL ({:?})", e.kind())))?;
+        crate::broker::RedisTarget::from_settings(&self.redis).map_err(|e| invalid(e.setting, e.message))?;
         let ns = &self.redis.namespace;
         if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
             return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));

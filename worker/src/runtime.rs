@@ -27,8 +27,6 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     pub lease: Duration,
     pub grace: Duration,
-    /// The Redis URL and namespace, for the heartbeat's own connection.
-    pub redis_url: String,
     pub namespace: String,
     /// Where to serve `/healthz` and `/readyz`, if anywhere.
     pub health_bind: Option<std::net::SocketAddr>,
@@ -45,7 +43,6 @@ impl WorkerConfig {
             batch_size: w.batch_size,
             lease: Duration::from_secs(w.lease_secs),
             grace: Duration::from_secs(w.grace_secs),
-            redis_url: settings.redis.url.clone(),
             namespace: settings.redis.namespace.clone(),
             health_bind: w.health_bind,
         }

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, RedisConnection};
 use crate::id::{QueueName, TaskId};
 use crate::reconnect::Backoff;
 use crate::record::TaskRecord;
@@ -19,7 +17,7 @@ use crate::record::TaskRecord;
 pub struct QueueWaiter {
     broker: Broker,
     queue: QueueName,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConnection>,
 }
 
 impl QueueWaiter {
@@ -37,13 +35,7 @@ impl QueueWaiter {
     pub async fn wait_for_work(&mut self, timeout: Duration) -> Result<bool, BrokerError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => {
-                let config = AsyncConnectionConfig::new()
-                    .set_response_timeout(None)
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
-                let conn = self.broker.client().get_multiplexed_async_connection_with_config(&config).await?;
-                self.conn.insert(conn)
-            }
+            None => self.conn.insert(self.broker.blocking_connection().await?),
         };
         let pending = self.broker.keys().pending(&self.queue);
         let reply: Result<Option<String>, _> = redis::cmd("BLMOVE")
@@ -100,7 +92,7 @@ impl TaskEvents {
 
     async fn pump(broker: &Broker, sender: &broadcast::Sender<Arc<str>>, backoff: &mut Backoff) -> Result<(), BrokerError> {
         use futures::StreamExt;
-        let mut pubsub = broker.client().get_async_pubsub().await?;
+        let mut pubsub = broker.pubsub().await?;
         pubsub.subscribe(broker.keys().events_channel()).await?;
         backoff.reset();
         let _ = sender.send(Arc::from(""));
