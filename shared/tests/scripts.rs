@@ -423,7 +423,7 @@ async fn a_paused_queue_gives_nothing() {
 
 #[tokio::test]
 async fn unreachable_redis_is_an_error_not_a_hang() {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start_single();
     let broker = broker(&redis);
     redis.kill();
     let task = NewTask::new(&queue(), "echo", &json!(1));
@@ -846,7 +846,7 @@ async fn every_way_of_ending_revoked_counts_in_the_queues_counter() {
 
 #[tokio::test]
 async fn an_enqueue_whose_reply_is_lost_is_asked_again_and_stored_once() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_single();
     let proxy = celeriac_testkit::ReplyCutter::start(redis.port());
     let broker = Broker::connect(&proxy.url(), &unique_namespace(), Duration::from_secs(3600)).unwrap();
     // The scripts are loaded first, so the requests cut below run a script.

@@ -1,6 +1,7 @@
 //! Workflow starts cut short (the starter died, or its request was dropped, between storing a
 //! workflow and enqueuing its first members), driven through the library against a real
-//! redis-server and a proxy that loses replies; and starts under an `Idempotency-Key`.
+//! redis-server and a proxy that loses replies (one node, even under `CELERIAC_TEST_REDIS=cluster`:
+//! the proxy stands before a single port); and starts under an `Idempotency-Key`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -113,7 +114,7 @@ async fn first_member(broker: &Broker, id: &str) -> Option<celeriac::TaskRecord>
 
 #[tokio::test]
 async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_stored_once() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_single();
     let proxy = ReplyCutter::start(redis.port());
     let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
     let default = QueueName::parse("default").unwrap();
@@ -175,7 +176,7 @@ async fn a_workflow_start_cut_short_is_finished_by_a_sweep_and_its_members_are_s
 
 #[tokio::test]
 async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_start() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_single();
     let proxy = ReplyCutter::start(redis.port());
     let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
 
@@ -219,7 +220,7 @@ async fn a_repeat_under_the_same_key_gets_the_first_workflow_and_completes_its_s
 
 #[tokio::test]
 async fn a_workflow_whose_store_or_key_claim_loses_its_answer_is_asked_again_and_started_once() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_single();
     let proxy = ReplyCutter::start(redis.port());
     let broker = Broker::connect(&proxy.url(), &unique_namespace(), TTL).unwrap();
     broker.start_workflow(&chain(1)).await.unwrap();
@@ -242,7 +243,7 @@ async fn a_workflow_whose_store_or_key_claim_loses_its_answer_is_asked_again_and
 
 #[tokio::test]
 async fn a_start_overtaken_by_its_repeat_answers_the_same_workflow() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_single();
     let proxy = ReplyCutter::start(redis.port());
     let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
     broker.start_workflow(&chain(0)).await.unwrap();
