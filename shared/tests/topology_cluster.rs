@@ -1,6 +1,6 @@
 //! The broker on a real Redis Cluster (three masters, each with a replica), whatever
 //! `CELERIAC_TEST_REDIS` says: a workflow whose members live in queues on different nodes,
-//! reads that span queues (admin counts, listings), blocking waits and events, and the
+//! reads that span queues (admin counts, listings, the audit's walk of every master), blocking waits and events, and the
 //! start-up check (a node not in cluster mode fails in one line; a Cluster that is down does
 //! not stop a start).
 
@@ -104,6 +104,9 @@ async fn a_workflow_across_queues_on_different_nodes_runs_and_is_counted_and_lis
     assert!(page.tasks.iter().all(|t| t.state == TaskState::Success));
     let stats = broker.queue_stats().await.unwrap();
     assert_eq!(stats.len(), queues.len());
+    // The audit walks every master's keys, not one node's.
+    let report = broker.audit().await.unwrap();
+    assert_eq!((report.tasks, report.is_clean()), (queues.len(), true), "{:?}", report.problems);
 }
 
 #[tokio::test]

@@ -280,6 +280,39 @@ impl Connector {
         Ok(RedisConnection(inner))
     }
 
+    /// A connection to each master, for commands that walk one node's keyspace (`SCAN`): the
+    /// shared connection itself unless on a Cluster.
+    pub async fn masters(&self) -> RedisResult<Vec<RedisConnection>> {
+        let Kind::Cluster { .. } = &self.kind else {
+            return Ok(vec![self.shared()]);
+        };
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut self.shared()).await?;
+        let mut masters = Vec::new();
+        // `<id> <ip:port@bus[,hostname]> <flags> ...`, one line per node.
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+                continue;
+            };
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                continue;
+            }
+            let addr = addr.split(['@', ',']).next().unwrap_or_default();
+            let Some((host, port)) = addr.rsplit_once(':') else { continue };
+            let port = port
+                .parse()
+                .map_err(|_| RedisError::from((ErrorKind::Parse, "CLUSTER NODES port", addr.to_owned())))?;
+            let client = self.target.node_client(&self.target.node_url(host, port, 0))?;
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_connection_timeout(Some(CONNECT_TIMEOUT));
+            masters.push(RedisConnection(Inner::Direct(
+                client.get_multiplexed_async_connection_with_config(&config).await?,
+            )));
+        }
+        Ok(masters)
+    }
+
     /// A pub/sub connection hearing every `PUBLISH` of the deployment.
     pub async fn pubsub(&self) -> RedisResult<PubSub> {
         match &self.kind {
@@ -340,9 +373,6 @@ impl Connector {
         let cause = match e.kind() {
             ErrorKind::AuthenticationFailed => "authentication failed (wrong user or password)".to_owned(),
             ErrorKind::MasterNameNotFoundBySentinel => "no sentinel knows this master name".to_owned(),
-            ErrorKind::Server(redis::ServerErrorKind::ResponseError) if e.to_string().contains("cluster support disabled") => {
-                "a seed node is not in cluster mode (use redis:// for a single node)".to_owned()
-            }
             _ if e.to_string().contains("cluster support disabled") => {
                 "a seed node is not in cluster mode (use redis:// for a single node)".to_owned()
             }

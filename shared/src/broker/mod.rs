@@ -191,6 +191,11 @@ impl Broker {
         Ok(self.connector.blocking().await?)
     }
 
+    /// A connection to each master (one unless on a Cluster), for walks of the keyspace.
+    pub async fn master_connections(&self) -> Result<Vec<RedisConnection>, BrokerError> {
+        Ok(self.connector.masters().await?)
+    }
+
     /// A pub/sub connection that hears every `PUBLISH` of the deployment.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, BrokerError> {
         Ok(self.connector.pubsub().await?)
