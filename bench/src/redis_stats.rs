@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use celeriac::broker::RedisConnection;
 
-async fn info(conn: &mut ConnectionManager, section: &str) -> anyhow::Result<String> {
+async fn info(conn: &mut RedisConnection, section: &str) -> anyhow::Result<String> {
     Ok(redis::cmd("INFO").arg(section).query_async(conn).await?)
 }
 
@@ -17,7 +17,7 @@ fn field(info: &str, name: &str) -> f64 {
 }
 
 /// Redis' own CPU time (user + system) so far.
-pub async fn cpu(conn: &mut ConnectionManager) -> anyhow::Result<Duration> {
+pub async fn cpu(conn: &mut RedisConnection) -> anyhow::Result<Duration> {
     let info = info(conn, "cpu").await?;
     Ok(Duration::from_secs_f64(
         field(&info, "used_cpu_user") + field(&info, "used_cpu_sys"),
@@ -25,13 +25,13 @@ pub async fn cpu(conn: &mut ConnectionManager) -> anyhow::Result<Duration> {
 }
 
 /// Bytes of memory Redis uses for data.
-pub async fn used_memory(conn: &mut ConnectionManager) -> anyhow::Result<u64> {
+pub async fn used_memory(conn: &mut RedisConnection) -> anyhow::Result<u64> {
     Ok(field(&info(conn, "memory").await?, "used_memory") as u64)
 }
 
 /// Commands executed since the last reset (EVALSHA and what the scripts ran), with the
 /// microseconds Redis spent in each: a profile of where its time goes.
-pub async fn commands(conn: &mut ConnectionManager) -> anyhow::Result<Vec<CommandStat>> {
+pub async fn commands(conn: &mut RedisConnection) -> anyhow::Result<Vec<CommandStat>> {
     let info = info(conn, "commandstats").await?;
     Ok(info
         .lines()
@@ -55,7 +55,7 @@ pub struct CommandStat {
 }
 
 /// Clears the command counters.
-pub async fn reset(conn: &mut ConnectionManager) -> anyhow::Result<()> {
+pub async fn reset(conn: &mut RedisConnection) -> anyhow::Result<()> {
     redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(conn).await?;
     Ok(())
 }
@@ -76,7 +76,7 @@ pub struct PhaseCost {
 }
 
 impl Phase {
-    pub async fn open(conn: &mut ConnectionManager) -> anyhow::Result<Self> {
+    pub async fn open(conn: &mut RedisConnection) -> anyhow::Result<Self> {
         reset(conn).await?;
         Ok(Self {
             cpu_before: cpu(conn).await?,
@@ -85,7 +85,7 @@ impl Phase {
 
     /// The cost of what ran since `open`, per task of `tasks`. The bench's own reads
     /// (INFO, HGET of the counters, CONFIG) are left out of the command counts.
-    pub async fn close(self, conn: &mut ConnectionManager, tasks: usize) -> anyhow::Result<PhaseCost> {
+    pub async fn close(self, conn: &mut RedisConnection, tasks: usize) -> anyhow::Result<PhaseCost> {
         let n = tasks.max(1) as f64;
         let cpu_us = (cpu(conn).await? - self.cpu_before).as_secs_f64() * 1e6 / n;
         let mut stats = commands(conn).await?;

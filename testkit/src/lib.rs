@@ -1,16 +1,25 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped on drop, restartable
-//! for fault tests), a proxy that loses a reply on demand, an SMTP sink that keeps what it
-//! receives, an in-memory log writer, unique key namespaces so tests run in parallel without
-//! flushing, and a deadline-bounded `eventually` for synchronising on state instead of sleeping.
+//! for fault tests; a local Cluster instead under `CELERIAC_TEST_REDIS=cluster`), a Redis
+//! Cluster, a Sentinel set and a TLS server with an ACL user, a proxy that loses a reply on
+//! demand, an SMTP sink that keeps what it receives, an in-memory log writer, unique key
+//! namespaces so tests run in parallel without flushing, and a deadline-bounded `eventually`
+//! for synchronising on state instead of sleeping.
 
 pub mod log_capture;
+pub mod redis_cluster;
+pub mod redis_node;
+pub mod redis_sentinel;
 pub mod redis_server;
+pub mod redis_tls;
 pub mod reply_cutter;
 pub mod smtp;
 
 pub use log_capture::LogCapture;
 pub use nix::sys::signal::Signal;
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;
+pub use redis_tls::{RedisTls, TestCertificates};
 pub use reply_cutter::ReplyCutter;
 pub use smtp::{ReceivedMail, SmtpSink};
 

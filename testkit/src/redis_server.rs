@@ -1,4 +1,7 @@
-//! A `redis-server` child process on 127.0.0.1 and a free port, in its own temporary folder.
+//! A `redis-server` child process on 127.0.0.1 and a free port, in its own temporary folder:
+//! the default Redis of the tests. With `CELERIAC_TEST_REDIS=cluster`, [`RedisServer::start`]
+//! starts a local Redis Cluster instead and [`RedisServer::url`] names it, so the suites that
+//! take their Redis from here run unchanged against a Cluster.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,12 +13,54 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     appendonly: bool,
+    /// The Cluster standing in for this server under `CELERIAC_TEST_REDIS=cluster`.
+    cluster: Option<crate::RedisCluster>,
+}
+
+/// The environment variable choosing the tests' default Redis: unset or `single` for one
+/// node, `cluster` for a local Cluster (three masters, each with a replica).
+pub const TEST_REDIS_VAR: &str = "CELERIAC_TEST_REDIS";
+
+/// Whether the tests' default Redis is a Cluster (panics on a value it does not know, so a
+/// typo cannot silently run the single-node suite).
+pub fn default_is_cluster() -> bool {
+    match std::env::var(TEST_REDIS_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("single") => false,
+        Ok("cluster") => true,
+        Ok(other) => panic!("{TEST_REDIS_VAR}={other:?}: expected single or cluster"),
+    }
 }
 
 impl RedisServer {
-    /// Starts a server with persistence off (the common case for tests).
+    /// Starts a server with persistence off (the common case for tests); a Cluster under
+    /// `CELERIAC_TEST_REDIS=cluster`.
     pub fn start() -> Self {
+        if default_is_cluster() {
+            let cluster = crate::RedisCluster::start();
+            return Self {
+                port: cluster.ports()[0],
+                dir: tempfile::tempdir().expect("temp dir"),
+                child: None,
+                appendonly: false,
+                cluster: Some(cluster),
+            };
+        }
+        Self::start_single()
+    }
+
+    /// Starts one node whatever `CELERIAC_TEST_REDIS` says (for tests of a single node).
+    pub fn start_single() -> Self {
         Self::start_with(false)
+    }
+
+    /// The port of every node (one, or each node of the Cluster standing in).
+    pub fn ports(&self) -> Vec<u16> {
+        self.cluster.as_ref().map_or_else(|| vec![self.port], |c| c.ports())
+    }
+
+    /// The Cluster standing in for this server, if any.
+    pub fn cluster(&self) -> Option<&crate::RedisCluster> {
+        self.cluster.as_ref()
     }
 
     /// Starts a server that writes an append-only file, so a restart keeps the data.
@@ -30,6 +75,7 @@ impl RedisServer {
             dir,
             child: None,
             appendonly,
+            cluster: None,
         };
         for _ in 0..20 {
             server.port = crate::free_port();
@@ -70,11 +116,15 @@ impl RedisServer {
         false
     }
 
+    /// The port (of the first master, on a Cluster).
     pub fn port(&self) -> u16 {
         self.port
     }
 
     pub fn url(&self) -> String {
+        if let Some(cluster) = &self.cluster {
+            return cluster.url();
+        }
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -84,6 +134,14 @@ impl RedisServer {
 
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
+        assert!(
+            self.cluster.is_none(),
+            "kill/restart of the default Redis is single-node only (unset {TEST_REDIS_VAR})"
+        );
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -106,10 +164,10 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
     }
 }
 
-fn redis_server_binary() -> String {
+pub(crate) fn redis_server_binary() -> String {
     std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
 }

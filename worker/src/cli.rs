@@ -28,7 +28,7 @@ pub async fn run_worker(
         config.concurrency = n;
     }
     let registry = make_registry(&settings)?;
-    let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
+    let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())
@@ -39,7 +39,7 @@ pub async fn run_worker(
 pub async fn run_beat() -> anyhow::Result<()> {
     let settings = BeatProcessSettings::load()?;
     celeriac::telemetry::init(&settings.log);
-    let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())?;
+    let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
     let shutdown = celeriac::shutdown::on_signal();
     Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
     Ok(())

@@ -26,8 +26,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-async fn listen(shared: &Shared, backoff: &mut Backoff) -> Result<(), redis::RedisError> {
-    let mut pubsub = shared.broker.client().get_async_pubsub().await?;
+async fn listen(shared: &Shared, backoff: &mut Backoff) -> Result<(), celeriac::BrokerError> {
+    let mut pubsub = shared.broker.pubsub().await?;
     pubsub.subscribe(shared.broker.keys().control_channel()).await?;
     backoff.reset();
     let mut messages = pubsub.into_on_message();

@@ -52,7 +52,7 @@ impl Heartbeat {
 
 async fn beat_until_stopped(shared: Arc<Shared>, stop: CancellationToken) {
     let config = &shared.config;
-    let broker = match Broker::connect(&config.redis.url, &config.redis.namespace, Duration::from_secs(60)) {
+    let broker = match shared.broker.reopen() {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "heartbeat cannot reach Redis");

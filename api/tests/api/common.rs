@@ -49,6 +49,12 @@ impl TestApp {
         Self::spawn_on(RedisServer::start(), adjust).await
     }
 
+    /// The gateway on one redis-server even under `CELERIAC_TEST_REDIS=cluster`, for tests that
+    /// kill it.
+    pub async fn spawn_single() -> Self {
+        Self::spawn_on(RedisServer::start_single(), |_| {}).await
+    }
+
     /// The gateway on `redis`, with settings changed by `adjust` first.
     async fn spawn_on(redis: RedisServer, adjust: impl FnOnce(&mut GatewaySettings)) -> Self {
         let reports_dir = tempfile::tempdir().unwrap();
@@ -71,8 +77,9 @@ impl TestApp {
     }
 
     /// The gateway talking to Redis through a proxy that can lose a reply on demand.
+    /// (The proxy stands before one port: one node, even under `CELERIAC_TEST_REDIS=cluster`.)
     pub async fn spawn_behind_reply_cutter() -> (Self, ReplyCutter) {
-        let redis = RedisServer::start();
+        let redis = RedisServer::start_single();
         let proxy = ReplyCutter::start(redis.port());
         let app = Self::spawn_on(redis, |settings| settings.redis.url = proxy.url()).await;
         (app, proxy)

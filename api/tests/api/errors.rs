@@ -140,7 +140,7 @@ async fn an_enqueue_whose_redis_reply_is_lost_is_accepted_once() {
 
 #[tokio::test]
 async fn redis_down_is_503_without_internal_details_and_readiness_turns_false() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_single().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.redis.kill();
     let response = app

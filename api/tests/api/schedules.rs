@@ -309,7 +309,7 @@ async fn schedules_live_in_redis_and_outlive_the_gateway() {
 
 #[tokio::test]
 async fn redis_down_is_503_and_wrong_methods_are_405() {
-    let mut app = TestApp::spawn().await;
+    let mut app = TestApp::spawn_single().await;
     assert_eq!(error_of(app.post("/schedules").await).await.0, 405);
     app.redis.kill();
     let (status, error) = error_of(app.get("/schedules").await).await;

@@ -32,8 +32,9 @@ impl Broker {
         let mut conn = self.conn.clone();
         let pattern = self.keys.queue_keys_pattern();
         let mut keys: Vec<String> = Vec::new();
-        {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(&pattern).await?;
+        // SCAN walks one node's keys: on a Cluster, every master's.
+        for mut node in self.master_connections().await? {
+            let mut iter: redis::AsyncIter<String> = node.scan_match(&pattern).await?;
             while let Some(item) = futures::StreamExt::next(&mut iter).await {
                 keys.push(item?);
             }

@@ -45,7 +45,7 @@ impl TaskEvents {
 
     async fn pump(broker: &Broker, sender: &broadcast::Sender<Arc<str>>, backoff: &mut Backoff) -> Result<(), BrokerError> {
         use futures::StreamExt;
-        let mut pubsub = broker.client().get_async_pubsub().await?;
+        let mut pubsub = broker.pubsub().await?;
         pubsub.subscribe(broker.keys().events_channel()).await?;
         backoff.reset();
         let _ = sender.send(Arc::from(""));

@@ -104,7 +104,7 @@ pub(crate) fn held_count(fields: u64) -> u64 {
 }
 
 /// The ids an in-flight hash (`key`) holds: its fields but the filler.
-pub(crate) async fn held_ids(conn: &mut redis::aio::ConnectionManager, key: &str) -> Result<Vec<String>, BrokerError> {
+pub(crate) async fn held_ids(conn: &mut super::RedisConnection, key: &str) -> Result<Vec<String>, BrokerError> {
     use redis::AsyncCommands;
     let mut ids: Vec<String> = conn.hkeys(key).await?;
     ids.retain(|id| id != INFLIGHT_FILLER);

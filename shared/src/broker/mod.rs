@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod connection;
 mod decode;
 mod enqueue;
 mod events;
@@ -17,6 +18,7 @@ mod purge;
 mod revoke;
 mod schedules;
 mod scripts;
+mod target;
 mod wait;
 mod workers;
 mod workflow;
@@ -26,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
+pub use connection::{Connector, RedisConnection};
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};
 pub use history::TaskEvent;
@@ -38,6 +40,7 @@ pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
+pub use target::{RedisTarget, TargetError, TlsFiles, Topology};
 pub use wait::QueueWaiter;
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
@@ -74,17 +77,26 @@ impl From<redis::RedisError> for BrokerError {
     }
 }
 
-/// How long a single reply may take before the call fails (the connection reconnects itself).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long connecting may take; short, so an outage answers 503 quickly.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Why a process cannot start with its `[redis]` settings, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// A target that cannot be used, as a client-configuration error naming the setting.
+fn invalid_target(e: TargetError) -> BrokerError {
+    BrokerError::Redis(redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "invalid redis target",
+        e.to_string(),
+    )))
+}
 
 /// A handle to the broker: cheap to clone, shared by every task of a process. Concurrent callers
 /// share one multiplexed connection, so their commands are pipelined automatically.
 #[derive(Clone)]
 pub struct Broker {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: RedisConnection,
+    connector: Connector,
     keys: Keys,
     clock: Clock,
     result_ttl_secs: u64,
@@ -101,25 +113,58 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Prepares a connection; it is opened on first use and re-opened after an outage, so a
-    /// process can start while Redis is down and recovers by itself when it returns.
+    /// Prepares a connection to the Redis `url` (any topology, see [`RedisTarget`]; no TLS
+    /// files). It is opened on first use and re-opened after an outage, so a process can start
+    /// while Redis is down and recovers by itself when it returns.
     pub fn connect(url: &str, namespace: &str, result_ttl: Duration) -> Result<Self, BrokerError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let target = RedisTarget::parse(url, &TlsFiles::default()).map_err(invalid_target)?;
+        Self::connect_to(target, namespace, result_ttl)
+    }
+
+    /// Like [`Broker::connect`], to a parsed target (with its TLS files).
+    pub fn connect_to(target: RedisTarget, namespace: &str, result_ttl: Duration) -> Result<Self, BrokerError> {
+        let connector = Connector::new(target)?;
         Ok(Self {
-            conn,
-            client,
+            conn: connector.shared(),
+            connector,
             keys: Keys::new(namespace),
             clock: Clock::default(),
             result_ttl_secs: result_ttl.as_secs().max(1),
             listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
         })
+    }
+
+    /// The broker of a process, from `[redis]`, checked once ([`Broker::check_at_start`]): a
+    /// misconfiguration ends the process at start with one line naming the cause.
+    pub async fn open(settings: &crate::settings::RedisSettings, result_ttl: Duration) -> Result<Self, StartError> {
+        let target = RedisTarget::from_settings(settings).map_err(|e| StartError(e.to_string()))?;
+        let broker = Self::connect_to(target, &settings.namespace, result_ttl).map_err(|e| StartError(e.to_string()))?;
+        broker.check_at_start().await.map_err(StartError)?;
+        Ok(broker)
+    }
+
+    /// The start-up check of a process: `Err` (one line naming the cause) when Redis answers
+    /// but not as configured (wrong password, untrusted certificate, unknown Sentinel master,
+    /// a node not in cluster mode); `Ok` when it is fine or simply down (refused or
+    /// unreachable), since the process then connects by itself when Redis returns.
+    pub async fn check_at_start(&self) -> Result<(), String> {
+        match self.connector.check().await? {
+            true => {}
+            false => tracing::warn!("redis is not reachable yet; starting anyway and connecting when it is"),
+        }
+        Ok(())
+    }
+
+    /// A broker with its own new connection to the same Redis and namespace (for a loop that
+    /// must not share the process's connection, like the worker's heartbeat thread).
+    pub fn reopen(&self) -> Result<Self, BrokerError> {
+        let fresh = Self::connect_to(
+            self.connector.target().clone(),
+            self.keys.namespace(),
+            Duration::from_secs(self.result_ttl_secs),
+        )?;
+        Ok(fresh.with_listing_max(self.listing_max))
     }
 
     /// Keeps at most `max` entries in each queue's listing log (the oldest go first).
@@ -141,12 +186,24 @@ impl Broker {
     }
 
     /// A connection from the shared multiplexed pool, for callers with their own commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A new connection without a reply timeout, for blocking commands (on a Cluster, they
+    /// reach the node owning their key).
+    pub async fn blocking_connection(&self) -> Result<RedisConnection, BrokerError> {
+        Ok(self.connector.blocking().await?)
+    }
+
+    /// A connection to each master (one unless on a Cluster), for walks of the keyspace.
+    pub async fn master_connections(&self) -> Result<Vec<RedisConnection>, BrokerError> {
+        Ok(self.connector.masters().await?)
+    }
+
+    /// A pub/sub connection that hears every `PUBLISH` of the deployment.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, BrokerError> {
+        Ok(self.connector.pubsub().await?)
     }
 
     /// Round trip to Redis; `Err` while it is unreachable.

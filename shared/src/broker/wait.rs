@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
-
 use super::events::{TaskEvents, broadcast_recv};
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, RedisConnection};
 use crate::id::{QueueName, TaskId};
 use crate::record::TaskRecord;
 
@@ -16,7 +13,7 @@ use crate::record::TaskRecord;
 pub struct QueueWaiter {
     broker: Broker,
     queue: QueueName,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConnection>,
 }
 
 impl QueueWaiter {
@@ -34,13 +31,7 @@ impl QueueWaiter {
     pub async fn wait_for_work(&mut self, timeout: Duration) -> Result<bool, BrokerError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => {
-                let config = AsyncConnectionConfig::new()
-                    .set_response_timeout(None)
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
-                let conn = self.broker.client().get_multiplexed_async_connection_with_config(&config).await?;
-                self.conn.insert(conn)
-            }
+            None => self.conn.insert(self.broker.blocking_connection().await?),
         };
         let pending = self.broker.keys().pending(&self.queue);
         let reply: Result<Option<String>, _> = redis::cmd("BLMOVE")

@@ -126,7 +126,7 @@ impl Settings {
 
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        ::redis::Client::open(self.redis.url.as_str()).map_err(|e| invalid("redis.url", format!("not a Redis URL ({:?})", e.kind())))?;
+        crate::broker::RedisTarget::from_settings(&self.redis).map_err(|e| invalid(e.setting, e.message))?;
         let ns = &self.redis.namespace;
         if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
             return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));

@@ -1,15 +1,26 @@
 //! The `[redis]` section, which every process reads: where the broker is and the namespace
 //! of its keys. The URL may hold a password, so it is only ever shown through [`redact_url`].
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    /// The topology and where it is: `redis://[user:password@]host:port/db` (`rediss://` for
+    /// TLS) for one node, `redis+cluster://[user:password@]h1:p1,h2:p2` for a Cluster,
+    /// `redis+sentinel://[user:password@]s1:p1,s2:p2/master_name` for Sentinel (each also
+    /// `rediss+…`). See `celeriac::broker::RedisTarget`.
     pub url: String,
     /// Prefix of every key, so several deployments (or tests) share one Redis.
     pub namespace: String,
+    /// PEM file of the CA that signed the servers' certificates (`rediss` only; without it,
+    /// the usual web roots are trusted).
+    pub ca_file: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for servers that ask for one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -17,6 +28,9 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
             .field("namespace", &self.namespace)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -26,6 +40,9 @@ impl Default for RedisSettings {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             namespace: "celeriac".into(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Invariant 9 (Cluster-ready), proven against a real redis-server: every transition runs
 //! while `MONITOR` records what Redis executes, including the commands inside scripts. For
 //! every script call, each key a command inside it touches must be one of the script's KEYS,
-//! and all its KEYS must share one hash tag (one Redis Cluster slot).
+//! and all its KEYS must share one hash tag (one Redis Cluster slot). Under
+//! `CELERIAC_TEST_REDIS=cluster` it runs on a real Cluster, watching every node.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -15,11 +16,12 @@ use celeriac::{Broker, Progress, QueueName, TaskError};
 use celeriac_testkit::{RedisServer, eventually, unique_namespace};
 use serde_json::json;
 
-/// Starts MONITOR on its own connection and returns once Redis has said it monitors (every
-/// command after that is seen); the lines it prints are collected until the test reads them.
-fn monitor(redis: &RedisServer) -> Arc<Mutex<Vec<String>>> {
+/// Starts MONITOR on its own connection to one node and returns once the node has said it
+/// monitors (every command after that is seen); the lines it prints are collected until the
+/// test reads them.
+fn monitor(port: u16) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.write_all(b"MONITOR\r\n").unwrap();
     let mut reader = BufReader::new(stream);
     let mut ok = String::new();
@@ -162,39 +164,49 @@ async fn every_script_touches_only_its_keys_and_they_share_one_hash_tag() {
     let redis = RedisServer::start();
     let ns = unique_namespace();
     let broker = Broker::connect(&redis.url(), &ns, Duration::from_secs(60)).unwrap();
-    let lines = monitor(&redis);
+    let monitors: Vec<_> = redis.ports().into_iter().map(monitor).collect();
     run_every_transition(&broker).await;
-    // MONITOR prints commands in the order Redis runs them: once a marker sent after the
-    // workload is printed, so is every command of the workload.
+    // MONITOR prints commands in the order a node runs them: once a marker sent to every node
+    // after the workload is printed there, so is every command of the workload on that node.
     let marker = format!("{ns}:end-of-workload");
-    let _: String = redis::cmd("ECHO").arg(&marker).query_async(&mut broker.connection()).await.unwrap();
-    let lines = eventually(Duration::from_secs(10), "MONITOR prints the marker", || async {
-        let lines = lines.lock().unwrap().clone();
-        lines.iter().any(|line| line.contains(&marker)).then_some(lines)
-    })
-    .await;
+    for port in redis.ports() {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let mut node = client.get_multiplexed_async_connection().await.unwrap();
+        let _: String = redis::cmd("ECHO").arg(&marker).query_async(&mut node).await.unwrap();
+    }
+    for lines in &monitors {
+        eventually(Duration::from_secs(10), "MONITOR prints the marker", || async {
+            lines.lock().unwrap().iter().any(|line| line.contains(&marker)).then_some(())
+        })
+        .await;
+    }
+
     let (mut scripts, mut inner) = (0, 0);
-    let mut keys: HashSet<String> = HashSet::new();
-    let mut script_name = String::new();
-    for line in &lines {
-        let args = args_of(line);
-        let Some(command) = args.first().map(|c| c.to_ascii_lowercase()) else {
-            continue;
-        };
-        if !line.contains(" lua]") && (command == "evalsha" || command == "eval") {
-            let n: usize = args[2].parse().unwrap();
-            keys = args[3..3 + n].iter().cloned().collect();
-            script_name = args[1].chars().take(8).collect();
-            let tags: HashSet<&str> = keys.iter().map(|k| tag(k)).collect();
-            assert!(tags.len() <= 1, "script {script_name} spans hash tags {tags:?}");
-            scripts += 1;
-        } else if line.contains(" lua]") && command != "publish" {
-            for arg in args.iter().skip(1).filter(|a| a.starts_with(&format!("{ns}:"))) {
-                assert!(
-                    keys.contains(arg),
-                    "script {script_name}: {command} touches {arg}, which is not in its KEYS {keys:?}"
-                );
-                inner += 1;
+    // Each node's lines on their own: a script's inner commands follow it on its node.
+    for lines in &monitors {
+        let lines = lines.lock().unwrap().clone();
+        let mut keys: HashSet<String> = HashSet::new();
+        let mut script_name = String::new();
+        for line in &lines {
+            let args = args_of(line);
+            let Some(command) = args.first().map(|c| c.to_ascii_lowercase()) else {
+                continue;
+            };
+            if !line.contains(" lua]") && (command == "evalsha" || command == "eval") {
+                let n: usize = args[2].parse().unwrap();
+                keys = args[3..3 + n].iter().cloned().collect();
+                script_name = args[1].chars().take(8).collect();
+                let tags: HashSet<&str> = keys.iter().map(|k| tag(k)).collect();
+                assert!(tags.len() <= 1, "script {script_name} spans hash tags {tags:?}");
+                scripts += 1;
+            } else if line.contains(" lua]") && command != "publish" {
+                for arg in args.iter().skip(1).filter(|a| a.starts_with(&format!("{ns}:"))) {
+                    assert!(
+                        keys.contains(arg),
+                        "script {script_name}: {command} touches {arg}, which is not in its KEYS {keys:?}"
+                    );
+                    inner += 1;
+                }
             }
         }
     }

@@ -17,9 +17,11 @@ pub fn redis_and_broker() -> (RedisServer, Broker) {
 }
 
 /// A redis-server, a proxy in front of it that loses (or holds) the reply to a request on
-/// demand, and a broker straight on the server (its replies are never cut).
+/// demand, and a broker straight on the server (its replies are never cut). Always one node,
+/// even under `CELERIAC_TEST_REDIS=cluster`: the proxy stands before one port.
 pub fn redis_behind_cutter() -> (RedisServer, ReplyCutter, Broker) {
-    let (redis, broker) = redis_and_broker();
+    let redis = RedisServer::start_single();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
     let proxy = ReplyCutter::start(redis.port());
     (redis, proxy, broker)
 }

@@ -1,6 +1,7 @@
 //! Workflow starts cut short (the starter died, or its request was dropped, between storing a
 //! workflow and enqueuing its first members), driven through the library against a real
-//! redis-server and a proxy that loses replies; and starts under an `Idempotency-Key`.
+//! redis-server and a proxy that loses replies (one node, even under `CELERIAC_TEST_REDIS=cluster`:
+//! the proxy stands before a single port); and starts under an `Idempotency-Key`.
 
 use std::collections::BTreeSet;
 use std::future::Future;

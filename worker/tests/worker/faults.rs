@@ -157,7 +157,7 @@ fn probe(port: u16, path: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_readiness_means_consuming_and_it_resumes_after_a_redis_outage() {
-    let mut setup = Setup::new(celeriac_testkit::RedisServer::start());
+    let mut setup = Setup::new(celeriac_testkit::RedisServer::start_single());
     let port = celeriac_testkit::free_port();
     let bind = format!("127.0.0.1:{port}");
     let _worker = setup.worker_with(2, &[("CELERIAC__WORKER__HEALTH_BIND", &bind)]);

@@ -1,0 +1,103 @@
+//! A local Redis Cluster: three masters, each with a replica, on free loopback ports (each
+//! node's cluster bus on its port + 10000), created with `redis-cli --cluster create` and
+//! ready once every node reports `cluster_state:ok`. Stopped and removed on drop.
+
+use std::time::{Duration, Instant};
+
+use crate::redis_node::{RedisNode, free_port_pair, redis_cli};
+
+/// A running Cluster of six nodes (three masters with a replica each).
+pub struct RedisCluster {
+    nodes: Vec<RedisNode>,
+    // Dropped after the nodes (fields drop in order): their folders outlive them.
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts three masters with one replica each.
+    pub fn start() -> Self {
+        Self::start_with(1)
+    }
+
+    /// Starts three masters with `replicas` replicas each (0 for the lightest cluster).
+    pub fn start_with(replicas: usize) -> Self {
+        let count = 3 * (1 + replicas);
+        for _ in 0..5 {
+            if let Some(cluster) = Self::try_start(count, replicas) {
+                return cluster;
+            }
+        }
+        panic!("could not start a Redis Cluster (is redis-server installed? scripts/test.sh installs it)");
+    }
+
+    fn try_start(count: usize, replicas: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let port = free_port_pair();
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &format!("nodes-{port}.conf"),
+                "--cluster-node-timeout",
+                "2000",
+                "--hash-max-listpack-value",
+                "512",
+            ]
+            .map(String::from)
+            .to_vec();
+            nodes.push(RedisNode::spawn(port, dir.path(), &args)?);
+        }
+        let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+        create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        create.extend(["--cluster-replicas".into(), replicas.to_string(), "--cluster-yes".into()]);
+        let out = redis_cli(&create);
+        if !out.contains("All 16384 slots covered") {
+            eprintln!("redis-cli --cluster create failed: {out}");
+            return None;
+        }
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_ok(Duration::from_secs(20)).then_some(cluster)
+    }
+
+    /// Waits until every running node says `cluster_state:ok`.
+    pub fn wait_until_ok(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .all(|n| redis_cli(&["-p".into(), n.port.to_string(), "cluster".into(), "info".into()]).contains("cluster_state:ok"));
+            if ok {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Every node's port (masters first at creation, then replicas).
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// `redis://` of one node, for commands aimed at it (MONITOR, CLUSTER ...).
+    pub fn node_url(&self, index: usize) -> String {
+        format!("redis://127.0.0.1:{}", self.nodes[index].port)
+    }
+
+    /// Kills one node at once (SIGKILL), as a crash would.
+    pub fn kill_node(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+}

@@ -1,0 +1,97 @@
+//! One `redis-server` child process (a cluster node, a replica, a sentinel or a TLS server),
+//! shared by the topology harnesses: spawned with its own arguments, waited for until it
+//! listens, killed on drop. Also the pick of ports for servers that bind a second port.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running redis-server (or sentinel), killed when dropped.
+pub struct RedisNode {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisNode {
+    /// Starts `redis-server ARGS` in `dir`, logging to `dir/<port>.log`; `None` when it exits
+    /// or does not listen on `port` within 5 s (the port was taken: pick another).
+    pub fn spawn(port: u16, dir: &Path, args: &[String]) -> Option<Self> {
+        let child = Command::new(crate::redis_server::redis_server_binary())
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--logfile", &format!("{port}.log")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let mut node = Self { port, child: Some(child) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if node.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
+                node.child = None;
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(node);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Kills the node at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `redis-cli ARGS` and returns its standard output (panics if it cannot run).
+pub fn redis_cli(args: &[String]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("run redis-cli (apt package redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The next of this process's port pairs: a port `p` with `p` and `p + 10000` free (a cluster
+/// node binds its bus on `p + 10000`). Ports come from 11000..21000, so buses stay in
+/// 21000..31000, below Linux's ephemeral range (32768 and up) where bind-to-0 helpers land,
+/// and a process-wide counter (from a random start) keeps this process's picks apart.
+pub fn free_port_pair() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 11000 + fastrand_u16() % 10000, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..10000 {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        let p = 11000 + (p - 11000) % 10000;
+        let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free(p) && free(p + 10000) {
+            return p;
+        }
+    }
+    panic!("no free port pair in 11000..21000");
+}
+
+fn fastrand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    ((nanos ^ std::process::id().wrapping_mul(2654435761)) % 10000) as u16
+}
