@@ -13,6 +13,7 @@ mod openapi;
 mod options;
 mod schedules;
 mod shutdown;
+mod start_check;
 mod tasks;
 mod tracing;
 mod workflows;

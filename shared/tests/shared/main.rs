@@ -6,4 +6,7 @@ mod cluster_keys;
 mod common;
 mod schedules;
 mod scripts;
+mod topology_cluster;
+mod topology_sentinel;
+mod topology_tls;
 mod workflows;

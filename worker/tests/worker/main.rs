@@ -6,4 +6,5 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod start_check;
 mod workflows;
