@@ -21,7 +21,10 @@
 #                          one both binaries accept (checked against their --help first)
 #   MIN_DRAIN_RATIO=0.95   the guard's threshold
 #   RUN_TIMEOUT=900        seconds one celeriac-bench run may take; BUILD_TIMEOUT=5400 per build
-#   WORK=/tmp/celeriac-guard   base clone (base-src), its target (base-target), binary copies
+#   WORK=/tmp/celeriac-guard   base clone (base-src), its target, binary copies
+#   BASE_TARGET=$WORK/base-target  the base's target dir (a release target takes a few GB: point
+#                          it at the repository's own target dir to share the dependencies)
+#   PROFILE=release        debug: both built without --release (a quick smoke of the script only)
 #   OUT=$WORK/results-<timestamp>  everything of the run: raw JSON per rep and side, logs, guard.md
 set -uo pipefail
 
@@ -35,8 +38,15 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-5400}
 WORK=${WORK:-/tmp/celeriac-guard}
 OUT=${OUT:-$WORK/results-$(date +%Y%m%d-%H%M%S)}
+BASE_TARGET=${BASE_TARGET:-$WORK/base-target}
+PROFILE=${PROFILE:-release}
 BINS=(celeriac-bench celeriac-worker celeriac-api)
-BUILD=(cargo build --release -p celeriac-bench -p celeriac-worker -p celeriac-api --bins)
+BUILD=(cargo build -p celeriac-bench -p celeriac-worker -p celeriac-api --bins)
+case "$PROFILE" in
+  release) BUILD+=(--release) ;;
+  debug) ;;
+  *) echo "guard.sh: PROFILE must be release or debug, got '$PROFILE'" >&2; exit 2 ;;
+esac
 
 die() { echo "guard.sh: $*" >&2; exit 2; }
 
@@ -72,7 +82,7 @@ build() {
   (cd "$dir" && CARGO_TARGET_DIR=$target timeout "$BUILD_TIMEOUT" "${BUILD[@]}") > "$log" 2>&1 \
     || die "build in $dir failed (see $log)"
 }
-build "$SRC" "$WORK/base-target" "$OUT/logs/build-base.log"
+build "$SRC" "$BASE_TARGET" "$OUT/logs/build-base.log"
 CUR_TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 build "$REPO" "$CUR_TARGET" "$OUT/logs/build-current.log"
 
@@ -80,7 +90,7 @@ build "$REPO" "$CUR_TARGET" "$OUT/logs/build-current.log"
 # worker and gateway found beside itself).
 for side in base current; do
   mkdir -p "$WORK/bin-$side"
-  [ "$side" = base ] && from=$WORK/base-target/release || from=$CUR_TARGET/release
+  [ "$side" = base ] && from=$BASE_TARGET/$PROFILE || from=$CUR_TARGET/$PROFILE
   for b in "${BINS[@]}"; do
     cp "$from/$b" "$WORK/bin-$side/$b.tmp" && mv "$WORK/bin-$side/$b.tmp" "$WORK/bin-$side/$b" \
       || die "copying $from/$b failed"
@@ -105,7 +115,7 @@ done
   echo "base: $BASE_SHA $(git -C "$SRC" log -1 --format='%ad %s' --date=iso | cut -c1-120)"
   echo "current: $(git -C "$REPO" rev-parse HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (plus uncommitted changes)')"
   echo "bench flags: --json <file> ${EXTRA[*]}"
-  echo "REPS=$REPS SMOKE=$SMOKE MIN_DRAIN_RATIO=$MIN_DRAIN_RATIO"
+  echo "REPS=$REPS SMOKE=$SMOKE MIN_DRAIN_RATIO=$MIN_DRAIN_RATIO PROFILE=$PROFILE"
 } > "$OUT/env.txt"
 printf 'rep\tside\trc\tseconds\n' > "$OUT/steps.tsv"
 
