@@ -49,6 +49,11 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 on() { [[ "$SYSTEMS" == *" $1 "* ]]; }   # is system $1 in SYSTEMS?
 # shellcheck source=../../scripts/lib.sh
 . "$REPO/scripts/lib.sh"
+for s in $SYSTEMS; do
+  case "$s" in yardstick|celery|seed|bullmq|sidekiq|celeriac) ;;
+    *) die "SYSTEMS: unknown system '$s' (known: yardstick celery seed bullmq sidekiq celeriac)" ;; esac
+done
+[[ "$SMOKE" =~ ^[01]$ ]] || die "SMOKE must be 0 or 1, got '$SMOKE'"
 
 # ---------------------------------------------------------------- setup (reused when present)
 [ -d "$PEERS_SRC" ] || die "no peers folder at $PEERS_SRC"
