@@ -22,8 +22,10 @@
 #   MIN_DRAIN_RATIO=0.95   the guard's threshold
 #   RUN_TIMEOUT=900        seconds one celeriac-bench run may take; BUILD_TIMEOUT=5400 per build
 #   WORK=/tmp/celeriac-guard   base clone (base-src), its target, binary copies
-#   BASE_TARGET=$WORK/base-target  the base's target dir (a release target takes a few GB: point
-#                          it at the repository's own target dir to share the dependencies)
+#   BASE_TARGET=$WORK/base-target  the base's target dir (a release target takes a few GB). Never
+#                          the current code's: cargo names the workspace's own crates by their
+#                          path inside the workspace, so one tree's artifacts pass as fresh for
+#                          the other's, and the current build would link the base's library.
 #   PROFILE=release        debug: both built without --release (a quick smoke of the script only)
 #   OUT=$WORK/results-<timestamp>  everything of the run: raw JSON per rep and side, logs, guard.md
 set -uo pipefail
@@ -82,8 +84,11 @@ build() {
   (cd "$dir" && CARGO_TARGET_DIR=$target timeout "$BUILD_TIMEOUT" "${BUILD[@]}") > "$log" 2>&1 \
     || die "build in $dir failed (see $log)"
 }
-build "$SRC" "$BASE_TARGET" "$OUT/logs/build-base.log"
 CUR_TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+mkdir -p "$BASE_TARGET" "$CUR_TARGET"
+[ "$(cd "$BASE_TARGET" && pwd -P)" != "$(cd "$CUR_TARGET" && pwd -P)" ] \
+  || die "BASE_TARGET must not be the current code's target dir ($CUR_TARGET): cargo would take one tree's crates for the other's"
+build "$SRC" "$BASE_TARGET" "$OUT/logs/build-base.log"
 build "$REPO" "$CUR_TARGET" "$OUT/logs/build-current.log"
 
 # Copies, so a rebuild of either tree cannot swap a binary mid-run (celeriac-bench starts the
