@@ -106,7 +106,9 @@ def main():
               if r.get("redis_cpu_s") is not None and r.get("n")]
         return med(xs)
 
-    drain_key = next((k for k in cel if k.startswith("drain, no-op tasks, 1 worker process")), None)
+    # One worker process, as the peers drain; any drain row when there is none (--smoke runs two).
+    drain_key = next((k for k in cel if k.startswith("drain, no-op tasks, 1 worker process")),
+                     next((k for k in cel if k.startswith("drain, no-op tasks")), None))
     http_rps = next((k for k in cel if re.fullmatch(r"HTTP POST /emails, \d+ connections", k)), None)
     http_p99 = next((k for k in cel if re.fullmatch(r"HTTP POST /emails, \d+ connections, p99", k)), None)
 
