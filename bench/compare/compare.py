@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Ratio table of one compare.sh run: Celeriac vs the Redis yardstick, Celery and BullMQ.
+"""Ratio table of one compare.sh run: Celeriac vs the Redis yardstick, Celery, BullMQ and Sidekiq.
 
     python3 bench/compare/compare.py RESULTS_DIR
 
-Reads RESULTS_DIR/peers_raw.jsonl (JSON lines of the peer scripts and of celeriac_http.py),
+Reads RESULTS_DIR/peers_raw.jsonl (JSON lines of the peer scripts, sidekiq/*.rb and celeriac_http.py),
 RESULTS_DIR/yardstick.rep*.txt (the line lifecycle_lean.py prints) and
 RESULTS_DIR/celeriac.rep*.json (celeriac-bench --json), and prints one markdown table. With several repetitions every cell is the median. Standard
 library only.
@@ -106,7 +106,9 @@ def main():
               if r.get("redis_cpu_s") is not None and r.get("n")]
         return med(xs)
 
-    drain_key = next((k for k in cel if k.startswith("drain, no-op tasks, 1 worker process")), None)
+    # One worker process, as the peers drain; any drain row when there is none (--smoke runs two).
+    drain_key = next((k for k in cel if k.startswith("drain, no-op tasks, 1 worker process")),
+                     next((k for k in cel if k.startswith("drain, no-op tasks")), None))
     http_rps = next((k for k in cel if re.fullmatch(r"HTTP POST /emails, \d+ connections", k)), None)
     http_p99 = next((k for k in cel if re.fullmatch(r"HTTP POST /emails, \d+ connections, p99", k)), None)
 
@@ -118,63 +120,74 @@ def main():
         if v is not None and (celery_drain is None or v > celery_drain):
             celery_drain, celery_drain_label = v, lab
 
-    # (label, unit, lower_is_better, celeriac, yardstick, celery, bullmq, celery cell suffix)
+    sk_drain = "drain sidekiq -c 50"
+    # (label, unit, lower_is_better, celeriac, yardstick, celery, bullmq, sidekiq, celery cell suffix)
     rows = [
         ("enqueue, one task per call", "tasks/s", False,
          c("enqueue, one per call, 1 caller (as the peers measure it)"), None,
-         p("celery", "enqueue .delay()"), p("bullmq", "enqueue await queue.add()"), ""),
-        ("enqueue, batches of 100 (BullMQ: addBulk of 1000)", "tasks/s", False,
+         p("celery", "enqueue .delay()"), p("bullmq", "enqueue await queue.add()"),
+         p("sidekiq", "enqueue perform_async"), ""),
+        ("enqueue, batches of 100 (BullMQ: addBulk of 1000; Sidekiq: push_bulk of 1000)", "tasks/s", False,
          c("enqueue, batches of 100, 1 caller(s)"), None,
-         None, p("bullmq", "enqueue addBulk(batch=1000)"), ""),
-        ("enqueue, batches of 1000 (as BullMQ's addBulk)", "tasks/s", False,
+         None, p("bullmq", "enqueue addBulk(batch=1000)"), p("sidekiq", "enqueue push_bulk(batch=1000)"), ""),
+        ("enqueue, batches of 1000 (as BullMQ's addBulk and Sidekiq's push_bulk)", "tasks/s", False,
          c("enqueue, batches of 1000, 1 caller(s)"), None,
-         None, p("bullmq", "enqueue addBulk(batch=1000)"), ""),
+         None, p("bullmq", "enqueue addBulk(batch=1000)"), p("sidekiq", "enqueue push_bulk(batch=1000)"), ""),
         ("drain, no-op tasks", "tasks/s", False,
          c(drain_key) if drain_key else None, med(yard["drain"]),
-         celery_drain, p("bullmq", "drain Worker concurrency=50"),
+         celery_drain, p("bullmq", "drain Worker concurrency=50"), p("sidekiq", sk_drain),
          f" ({celery_drain_label})" if celery_drain_label else ""),
         ("e2e latency p50 (lower is better)", "ms", True,
          c("enqueue to SUCCESS, idle worker, p50"), None,
-         p("celery", "e2e latency p50 (pool=solo)"), p("bullmq", "e2e latency p50 (QueueEvents)"), ""),
+         p("celery", "e2e latency p50 (pool=solo)"), p("bullmq", "e2e latency p50 (QueueEvents)"),
+         p("sidekiq", "e2e latency p50 (BLPOP)"), ""),
         ("e2e latency p99 (lower is better)", "ms", True,
          c("enqueue to SUCCESS, idle worker, p99"), None,
-         p("celery", "e2e latency p99 (pool=solo)"), p("bullmq", "e2e latency p99 (QueueEvents)"), ""),
+         p("celery", "e2e latency p99 (pool=solo)"), p("bullmq", "e2e latency p99 (QueueEvents)"),
+         p("sidekiq", "e2e latency p99 (BLPOP)"), ""),
         ("HTTP POST /emails, wrk -t2 -c50 (Celery = seed FastAPI app)", "req/s", False,
          p("celeriac", "POST /emails req/s (wrk -t2 -c50)"), None,
-         p("seed FastAPI+Celery", "POST /emails req/s (uvicorn workers=1)"), None, ""),
+         p("seed FastAPI+Celery", "POST /emails req/s (uvicorn workers=1)"), None, None, ""),
         ("HTTP POST /emails, wrk -t2 -c50, p99 (lower is better)", "ms", True,
          p("celeriac", "POST /emails p99 (wrk -t2 -c50)"), None,
-         p("seed FastAPI+Celery", "POST /emails p99 (uvicorn workers=1)"), None, ""),
+         p("seed FastAPI+Celery", "POST /emails p99 (uvicorn workers=1)"), None, None, ""),
         ("HTTP POST /emails, celeriac-bench's own client, 50 connections", "req/s", False,
-         c(http_rps) if http_rps else None, None, None, None, ""),
+         c(http_rps) if http_rps else None, None, None, None, None, ""),
         ("HTTP POST /emails, celeriac-bench's own client, p99 (lower is better)", "ms", True,
-         c(http_p99) if http_p99 else None, None, None, None, ""),
+         c(http_p99) if http_p99 else None, None, None, None, None, ""),
         ("Redis CPU per task, drain (lower is better)", "µs", True,
          c("Redis CPU per task (fetch + start + ack)"), med(yard["fetch_ack_us"]),
          redis_cpu_us("celery", "drain pool=prefork c=2 prefetch=1"),
-         redis_cpu_us("bullmq", "drain Worker concurrency=50"), " (prefork c=2)"),
+         redis_cpu_us("bullmq", "drain Worker concurrency=50"), redis_cpu_us("sidekiq", sk_drain),
+         " (prefork c=2)"),
         ("lifecycle, one client, batches of 100 (the yardstick's method): fetch + start + ack", "tasks/s", False,
-         c("lifecycle, one client, batches of 100: rate of fetch + start + ack"), med(yard["drain"]), None, None, ""),
+         c("lifecycle, one client, batches of 100: rate of fetch + start + ack"), med(yard["drain"]), None, None, None, ""),
         ("lifecycle, one client, batches of 100: Redis CPU per task, enqueue to result (lower is better)", "µs", True,
-         c("lifecycle, one client, batches of 100: Redis CPU per task, in all"), med(yard["total_us"]), None, None, ""),
+         c("lifecycle, one client, batches of 100: Redis CPU per task, in all"), med(yard["total_us"]), None, None, None, ""),
         ("Redis bytes per pending task (lower is better)", "bytes", True,
-         c("Redis memory per pending task (a 73-byte e-mail payload)"), med(yard["bytes"]), None, None, ""),
+         c("Redis memory per pending task (a 73-byte e-mail payload)"), med(yard["bytes"]), None, None, None, ""),
     ]
 
     nreps = max([len(v) for v in cel.values()] + [len(yard["drain"])]
                 + [len(v) for v in peers.values()] + [0])
     print(f"## Celeriac vs peers, one run on this machine ({nreps} repetition(s); medians when more than one)")
     print()
+    env = os.path.join(out, "env.txt")
+    if os.path.exists(env) and "SMOKE=1" in open(env).read():
+        print("**SMOKE run (SMOKE=1: tiny counts, celeriac-bench --smoke): proves the script runs; the figures "
+              "mean nothing, and the sizes in the notes below are not the ones run.**")
+        print()
     print("Ratios: Celeriac÷peer for rates; for rows marked *lower is better* the ratio is peer÷Celeriac. "
           "So in every ratio column **> 1 means Celeriac is ahead**, < 1 behind (vs the yardstick, "
           "< 1 is expected: it is the floor). n/a = not measured or the step failed.")
     print()
-    print("| measure | unit | Celeriac | yardstick | Celery | BullMQ | Celeriac÷Celery | Celeriac÷BullMQ | Celeriac÷yardstick |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, unit, lower, cv, yv, celv, bv, suffix in rows:
+    print("| measure | unit | Celeriac | yardstick | Celery | BullMQ | Sidekiq | Celeriac÷Celery | Celeriac÷BullMQ "
+          "| Celeriac÷Sidekiq | Celeriac÷yardstick |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, unit, lower, cv, yv, celv, bv, sv, suffix in rows:
         cel_cell = fmt(celv) + (suffix if celv is not None else "")
-        print(f"| {label} | {unit} | {fmt(cv)} | {fmt(yv)} | {cel_cell} | {fmt(bv)} | "
-              f"{ratio(cv, celv, lower)} | {ratio(cv, bv, lower)} | {ratio(cv, yv, lower)} |")
+        print(f"| {label} | {unit} | {fmt(cv)} | {fmt(yv)} | {cel_cell} | {fmt(bv)} | {fmt(sv)} | "
+              f"{ratio(cv, celv, lower)} | {ratio(cv, bv, lower)} | {ratio(cv, sv, lower)} | {ratio(cv, yv, lower)} |")
 
     print()
     print("What each cell is:")
@@ -187,7 +200,11 @@ def main():
           "running, the queue purged afterwards.")
     print(f"- Celery drain: prefork c=2 prefetch 1 = {fmt(cp)} tasks/s, solo = {fmt(cs)} tasks/s; the faster is in "
           f"the table. Celery latency: solo pool, 300 tasks. BullMQ drain: one Worker, concurrency 50; latency via "
-          f"QueueEvents, 500 tasks.")
+          f"QueueEvents, 500 tasks. Sidekiq (Debian's 6.4, `bench/compare/sidekiq/`): enqueue `perform_async` "
+          f"one at a time and `Sidekiq::Client.push_bulk` of 1000; drain = one `sidekiq -c 50` process, no-op job, "
+          f"first to last job end (per-job logging off, as in Sidekiq's own load test); latency = one job at a "
+          f"time on an idle `sidekiq -c 50`, done signalled by the job's RPUSH to a list the client BLPOPs, 500 "
+          f"jobs.")
     print(f"- Yardstick (`lifecycle_lean.py`, N=100000, batches of 100, its own redis-server): drain = fetch+ack "
           f"loop of one Python client, no task code; Redis CPU = its fetch+ack part "
           f"({fmt(med(yard['fetch_ack_us']))} µs; enqueue {fmt(med(yard['enqueue_us']))} µs, total "
@@ -196,7 +213,7 @@ def main():
     print("- Lifecycle rows: `celeriac-bench`'s library lifecycle, measured as the yardstick measures itself: "
           "one client, batches of 100, enqueue then claim + start + acknowledge through Celeriac's scripts, no "
           "worker process and no task code; 'Redis CPU ... enqueue to result' = enqueue + fetch/start/ack parts.")
-    print("- Redis CPU per task for Celery/BullMQ: redis-server CPU over their drain phase ÷ tasks (from "
+    print("- Redis CPU per task for Celery/BullMQ/Sidekiq: redis-server CPU over their drain phase ÷ tasks (from "
           "peers_raw.jsonl); Celeriac's: over its drain (incl. worker start-up and its 5 ms progress polling).")
     print()
     print("Not like for like (read these ratios with care):")
@@ -206,7 +223,7 @@ def main():
           "hash-max-listpack-value 512 (as its scripts and compose file start it), the yardstick's with the "
           "default 64, and the yardstick's figure includes the empty server's ~1 MB (~10 bytes a task). "
           "Celeriac's includes its listing log (about 50 bytes a task).")
-    print("- sizes differ: Celeriac drains 100,000 tasks, Celery and BullMQ 10,000 (BullMQ's drain can be over "
+    print("- sizes differ: Celeriac drains 100,000 tasks, Celery, BullMQ and Sidekiq 10,000 (BullMQ's drain can be over "
           "in well under a second, so it is the noisiest cell); the yardstick drains 100,000 without running "
           "any task code.")
 
