@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # make: the gateway's allocator (jemalloc) is built from C source with it.
-ensure_packages redis-server make
+ensure_packages redis-server make postgresql # postgresql: the archive (tests start their own server)
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

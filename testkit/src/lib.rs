@@ -1,12 +1,14 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped on drop, restartable
-//! for fault tests), a proxy that loses a reply on demand, an SMTP sink that keeps what it
+//! for fault tests), a real PostgreSQL likewise (a fresh database per test), a proxy that loses a reply on demand, an SMTP sink that keeps what it
 //! receives, unique key namespaces so tests run in parallel without flushing, and a
 //! deadline-bounded `eventually` for synchronising on state instead of sleeping.
 
+pub mod postgres;
 pub mod redis_server;
 pub mod reply_cutter;
 pub mod smtp;
 
+pub use postgres::PostgresServer;
 pub use redis_server::RedisServer;
 pub use reply_cutter::ReplyCutter;
 pub use smtp::{ReceivedMail, SmtpSink};
