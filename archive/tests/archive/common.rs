@@ -57,7 +57,6 @@ pub fn queue() -> QueueName {
 pub fn settings(batch: usize, claim_idle: Duration) -> ArchiveSettings {
     ArchiveSettings {
         database_url: None,
-        enabled: true,
         batch,
         claim_idle,
         poll: Duration::from_millis(20),
