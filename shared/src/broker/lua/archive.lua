@@ -14,14 +14,15 @@ but one comparison per call.
 
 archive_stream(fixed, tasks)  the archive stream, or false when the archive is off (fixed: the
                               script's fixed keys before the task hashes; tasks: how many)
-archive(stream, key, id)      appends the task (its hash key and id) to the stream, if any
+archive(stream, key, id)      appends the task (its hash key and id) to the stream; callers
+                              call it only when there is one ('if stream then'), so with the
+                              archive off not even the task id is built
 ]]
 local function archive_stream(fixed, tasks)
   return #KEYS > fixed + tasks and KEYS[#KEYS]
 end
 
 local function archive(stream, key, id)
-  if not stream then return end
   local fields = redis.call('HGETALL', key)
   redis.call('XADD', stream, '*', '_id', id, unpack(fields))
 end

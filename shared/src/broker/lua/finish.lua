@@ -94,7 +94,7 @@ for i = 0, n - 1 do
     end
     if keep then
       call('EXPIRE', key, keep)
-      archive(stream, key, ARGV[4] .. '-' .. suffix)
+      if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
     end
     n_ended = n_ended + 1
     ended[n_ended] = suffix

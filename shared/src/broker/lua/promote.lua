@@ -36,7 +36,7 @@ for i = 5, #ARGV do
         redis.call('HSET', key, 's', 'REVOKED', 'h', h,
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
-        archive(stream, key, ARGV[4] .. '-' .. suffix)
+        if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
         if f[4] then redis.call('LPUSH', KEYS[3], suffix) end
         redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else

@@ -36,7 +36,7 @@ for i = 1, n do
     local h = next_event(f[2], 'REVOKED', ARGV[1])
     redis.call('HSET', key, 's', 'REVOKED', 'e', error, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
-    archive(stream, key, ARGV[4] .. '-' .. suffix)
+    if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[3] then redis.call('LPUSH', KEYS[2], suffix) end
     revoked = revoked + 1

@@ -44,7 +44,7 @@ for i = 7, #ARGV do
       redis.call('SREM', KEYS[6], suffix)
       log_event(key, f[2], f[5], 'REVOKED', ARGV[5], nil, 's', 'REVOKED', 'e', f[3])
       redis.call('EXPIRE', key, ARGV[6])
-      archive(stream, key, ARGV[2] .. '-' .. suffix)
+      if stream then archive(stream, key, ARGV[2] .. '-' .. suffix) end
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else

@@ -38,7 +38,8 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 local h = next_event(f[2], 'REVOKED', ARGV[2])
 redis.call('HSET', KEYS[1], 's', 'REVOKED', 'e', error, 'h', h)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-archive(archive_stream(7, 0), KEYS[1], ARGV[5])
+local stream = archive_stream(7, 0)
+if stream then archive(stream, KEYS[1], ARGV[5]) end
 redis.call('HINCRBY', KEYS[6], 'revoked', 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if f[3] then redis.call('LPUSH', KEYS[4], ARGV[1]) end

@@ -51,7 +51,7 @@ local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
   log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
   call('EXPIRE', key, ttl)
-  archive(stream, key, ARGV[5] .. '-' .. suffix)
+  if stream then archive(stream, key, ARGV[5] .. '-' .. suffix) end
   call('HDEL', KEYS[1], suffix)
   n_changed = n_changed + 1
   changed[n_changed] = suffix
