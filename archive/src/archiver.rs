@@ -150,8 +150,23 @@ impl Archiver {
             return Ok(0);
         }
         let rows: Vec<&ArchivedTask> = latest.values().collect();
-        upsert(&self.pool, &rows).await?;
-        Ok(rows.len())
+        match upsert(&self.pool, &rows).await {
+            Err(e) if is_bad_row(&e) => {}
+            other => return other.map(|()| rows.len()).map_err(Into::into),
+        }
+        // A row PostgreSQL refuses (jsonb cannot hold "\u0000", for instance) must not hold
+        // back the batch forever: the rows go one by one, and the refused ones are logged.
+        let mut stored = 0;
+        for row in rows {
+            match upsert(&self.pool, &[row]).await {
+                Ok(()) => stored += 1,
+                Err(e) if is_bad_row(&e) => {
+                    tracing::error!(task_id = %row.task_id, error = %e, "the archive refused this task; it is not archived")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(stored)
     }
 
     /// Acknowledges the batch's entries and deletes them from the stream.
@@ -161,6 +176,14 @@ impl Archiver {
         stream::ack(&mut self.broker.connection(), &key, &ids).await?;
         Ok(())
     }
+}
+
+/// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or 23,
+/// integrity constraint), not the connection: trying again would fail the same way.
+fn is_bad_row(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
 }
 
 /// One multi-row `INSERT ... ON CONFLICT (task_id) DO UPDATE`: a task archived again (an

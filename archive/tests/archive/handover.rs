@@ -150,3 +150,20 @@ async fn with_the_archive_off_the_scripts_hand_nothing_over() {
         .unwrap();
     assert_eq!(exists, 0);
 }
+
+#[tokio::test]
+async fn a_task_the_database_refuses_does_not_hold_back_the_others() {
+    let env = env().await;
+    let b = &env.broker;
+    // jsonb cannot hold the NUL character: PostgreSQL refuses this task's arguments.
+    let bad = NewTask::new(&queue(), "odd", &json!({"s": "a\u{0}b"}));
+    b.enqueue(&queue(), std::slice::from_ref(&bad), 0, None).await.unwrap();
+    b.revoke(&bad.id, false, "refused by the archive").await.unwrap();
+    let good = run_tasks(b, 3).await;
+    assert_eq!(stream_len(b).await, 4);
+
+    let archiver = archiver(&env, "a1", 100, Duration::from_secs(30));
+    assert_eq!(archiver.step().await.unwrap(), 3);
+    assert_eq!(archived_ids(&env.pool).await, good);
+    assert_eq!(stream_len(b).await, 0, "the refused entry does not stay to block the stream");
+}
