@@ -17,11 +17,11 @@ pub const TTL: Duration = Duration::from_secs(3600);
 const LEASE: Duration = Duration::from_secs(30);
 
 pub struct Env {
-    /// Kept alive for the test (stopped on drop).
-    pub _redis: RedisServer,
+    pub redis: RedisServer,
     pub pg: PostgresServer,
     pub broker: Broker,
     pub pool: PgPool,
+    pub database_url: String,
 }
 
 pub async fn pool(url: &str) -> PgPool {
@@ -37,14 +37,16 @@ pub async fn pool(url: &str) -> PgPool {
 pub async fn env() -> Env {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let pool = pool(&pg.fresh_database()).await;
+    let database_url = pg.fresh_database();
+    let pool = pool(&database_url).await;
     schema::migrate(&pool).await.unwrap();
     let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap().with_archive(true);
     Env {
-        _redis: redis,
+        redis,
         pg,
         broker,
         pool,
+        database_url,
     }
 }
 

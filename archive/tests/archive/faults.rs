@@ -107,3 +107,44 @@ async fn postgres_restarted_mid_run_loses_nothing() {
     assert_eq!(archived_ids(&env.pool).await, ids);
     run.abort();
 }
+
+/// `celeriac-archiver` as a child process on the test's servers.
+fn archiver_process(env: &crate::common::Env, claim_idle_ms: u64) -> std::process::Child {
+    let config = tempfile::tempdir().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_celeriac-archiver"))
+        .env_clear()
+        .env("CELERIAC_CONFIG_DIR", config.path())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", env.redis.port()))
+        .env("CELERIAC__REDIS__NAMESPACE", env.broker.keys().namespace())
+        .env("CELERIAC_ARCHIVE_DATABASE_URL", &env.database_url)
+        .env("CELERIAC_ARCHIVE_BATCH", "10")
+        .env("CELERIAC_ARCHIVE_POLL_MS", "10")
+        .env("CELERIAC_ARCHIVE_CLAIM_IDLE_MS", claim_idle_ms.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_process_sigkilled_mid_run_loses_and_duplicates_nothing() {
+    let env = env().await;
+    let ids = run_tasks(&env.broker, 400).await;
+    let mut first = archiver_process(&env, 30_000);
+    eventually(Duration::from_secs(20), "the first archiver process has begun", || async {
+        (!archived_ids(&env.pool).await.is_empty()).then_some(())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let archived = archived_ids(&env.pool).await.len();
+    assert!(archived < ids.len(), "killed mid-run ({archived} archived)");
+
+    let mut second = archiver_process(&env, 0);
+    eventually(Duration::from_secs(30), "the second archiver process archived the rest", || async {
+        (stream_len(&env.broker).await == 0).then_some(())
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(archived_ids(&env.pool).await, ids);
+}
