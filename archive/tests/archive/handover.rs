@@ -1,5 +1,5 @@
 //! The hand-over: every kind of ending (success, failure and dead letter, revoked while
-//! queued or while running, purged, expired) reaches the archive with what its record held,
+//! queued or while running, revoked while running on a worker that died, purged, expired) reaches the archive with what its record held,
 //! even when the record is gone from Redis by the time the archiver runs; with the archive
 //! off, the scripts hand nothing over.
 
@@ -46,6 +46,28 @@ async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_
     };
     b.finish(&queue(), "w2", &[outcome]).await.unwrap();
 
+    // revoked while running, and its worker died: the reaper settles it (requeue.lua)
+    let orphan = NewTask::new(&queue(), "long", &json!({"k": "orphan"}));
+    b.enqueue(&queue(), std::slice::from_ref(&orphan), 0, None).await.unwrap();
+    let ids = match b
+        .claim(&queue(), "w3", 1, Duration::from_secs(30), &new_claim_token())
+        .await
+        .unwrap()
+    {
+        celeriac::broker::Claim::Ids(ids) => ids,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(b.start(&queue(), "w3", &ids).await.unwrap()[..], [Started::Run(_)]));
+    b.revoke(&orphan.id, true, "stop it").await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(b.keys().leases(&queue()))
+        .arg(0)
+        .arg("w3")
+        .query_async(&mut b.connection())
+        .await
+        .unwrap();
+    assert_eq!(b.recover_expired(&queue(), "w3").await.unwrap(), Some(0));
+
     // purged
     let purged: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue(), "bulk", &json!({"k": i}))).collect();
     b.enqueue(&queue(), &purged, 0, None).await.unwrap();
@@ -63,10 +85,10 @@ async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_
     })
     .await;
 
-    assert_eq!(stream_len(b).await, 4 + 1 + 1 + 2 + 1, "one entry per ending");
+    assert_eq!(stream_len(b).await, 4 + 1 + 1 + 1 + 2 + 1, "one entry per ending");
     // Every record expires before the archiver runs: the entries alone must do.
     let mut all = ran.clone();
-    for id in [&queued.id, &running.id, &expiring.id]
+    for id in [&queued.id, &running.id, &orphan.id, &expiring.id]
         .into_iter()
         .chain(purged.iter().map(|t| &t.id))
     {
@@ -130,6 +152,7 @@ async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_
     };
     assert_eq!(kind(&queued.id), "Revoked");
     assert_eq!(kind(&running.id), "Revoked");
+    assert_eq!(kind(&orphan.id), "Revoked");
     assert_eq!(kind(&expiring.id), "Expired");
     for t in &purged {
         assert_eq!(kind(&t.id), "Purged");
