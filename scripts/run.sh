@@ -18,7 +18,7 @@ SMTP_PORT="${SMTP_PORT:-1025}"
 PROFILE="${PROFILE:-release}"
 
 # make: the gateway's allocator (jemalloc) is built from C source with it.
-ensure_packages redis-server make
+ensure_packages redis-server make postgresql # postgresql: the task archive
 
 # Only the binaries started below (not the benchmark or the test tools).
 BINARIES=(--bin celeriac-api --bin celeriac-worker --bin celeriac-beat --bin celeriac-smtp-sink)

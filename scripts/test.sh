@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # make: the gateway's allocator (jemalloc) is built from C source with it. tmux: the test of
-# `celeriac top` runs it in a terminal and reads the screen.
-ensure_packages redis-server make tmux
+# `celeriac top` runs it in a terminal and reads the screen. postgresql: the archive (tests
+# start their own server).
+ensure_packages redis-server make tmux postgresql
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

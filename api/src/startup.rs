@@ -40,7 +40,9 @@ impl Application {
         if auth.is_open() {
             tracing::warn!(bind = %settings.http.bind, "no API tokens configured: every request is let in (loopback only)");
         }
-        let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
+        let broker = Broker::open(&settings.redis, settings.result_ttl())
+            .await?
+            .with_archive(settings.archive.enabled);
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {

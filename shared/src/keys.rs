@@ -161,6 +161,13 @@ impl Keys {
         self.queue_key(queue, "listing")
     }
 
+    /// Stream of the queue's tasks that ended, handed over to the PostgreSQL archive by the
+    /// script that recorded each ending (lua/archive.lua): one entry per ending, the task id
+    /// (`_id`) and a copy of its record's fields. Read by the archivers' consumer group.
+    pub fn archive(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "archive")
+    }
+
     /// Hash of finished (`s:<minute>`) and failed (`f:<minute>`) counts of the last hour.
     pub fn minutes(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "minutes")
@@ -259,6 +266,7 @@ mod tests {
             keys.leases(&queue),
             keys.dead(&queue),
             keys.stats(&queue),
+            keys.archive(&queue),
         ] {
             assert_eq!(tag(&k), t, "{k}");
         }

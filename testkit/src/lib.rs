@@ -1,11 +1,13 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped on drop, restartable
 //! for fault tests; a local Cluster instead under `CELERIAC_TEST_REDIS=cluster`), a Redis
-//! Cluster, a Sentinel set and a TLS server with an ACL user, a proxy that loses a reply on
-//! demand, an SMTP sink that keeps what it receives, an in-memory log writer, unique key
-//! namespaces so tests run in parallel without flushing, and a deadline-bounded `eventually`
-//! for synchronising on state instead of sleeping.
+//! Cluster, a Sentinel set and a TLS server with an ACL user, a real PostgreSQL (a fresh
+//! database per test), a proxy that loses a reply on demand, an SMTP sink that keeps what it
+//! receives, an in-memory log writer, unique key namespaces so tests run in parallel without
+//! flushing, and a deadline-bounded `eventually` for synchronising on state instead of
+//! sleeping.
 
 pub mod log_capture;
+pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_node;
 pub mod redis_sentinel;
@@ -16,6 +18,7 @@ pub mod smtp;
 
 pub use log_capture::LogCapture;
 pub use nix::sys::signal::Signal;
+pub use postgres::PostgresServer;
 pub use redis_cluster::RedisCluster;
 pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;

@@ -28,7 +28,9 @@ pub async fn run_worker(
         config.concurrency = n;
     }
     let registry = make_registry(&settings)?;
-    let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
+    let broker = Broker::open(&settings.redis, settings.result_ttl())
+        .await?
+        .with_archive(settings.archive.enabled);
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())
@@ -39,7 +41,9 @@ pub async fn run_worker(
 pub async fn run_beat() -> anyhow::Result<()> {
     let settings = BeatProcessSettings::load()?;
     celeriac::telemetry::init(&settings.log);
-    let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
+    let broker = Broker::open(&settings.redis, settings.result_ttl())
+        .await?
+        .with_archive(settings.archive.enabled);
     let shutdown = celeriac::shutdown::on_signal();
     Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
     Ok(())

@@ -98,3 +98,24 @@ async fn finished_records_expire_after_the_result_ttl() {
     })
     .await;
 }
+
+/// `[archive] enabled` reaches the gateway's broker: a revoke it records is handed over to the
+/// queue's archive stream; with the setting off (the default), nothing is.
+#[tokio::test]
+async fn the_archive_setting_turns_the_hand_over_on_for_the_gateway() {
+    for enabled in [false, true] {
+        let app = TestApp::spawn_with(|s| s.archive.enabled = enabled).await;
+        let response = app.post_json("/tasks", &serde_json::json!({"task": "noop", "countdown": 60})).await;
+        let id: serde_json::Value = response.json().await.unwrap();
+        let id = id["task_id"].as_str().unwrap().to_owned();
+        let revoke = app.post_json(&format!("/tasks/{id}/revoke"), &serde_json::json!({})).await;
+        assert_eq!(revoke.status(), 200, "{}", revoke.text().await.unwrap());
+        let queue = celeriac::QueueName::parse("default").unwrap();
+        let handed_over: u64 = redis::cmd("XLEN")
+            .arg(app.broker.keys().archive(&queue))
+            .query_async(&mut app.broker.connection())
+            .await
+            .unwrap();
+        assert_eq!(handed_over, u64::from(enabled), "archive enabled: {enabled}");
+    }
+}

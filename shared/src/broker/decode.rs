@@ -16,7 +16,7 @@ use crate::trace::TraceParent;
 
 impl TaskRecord {
     /// Builds the record from the fields of its hash; `None` if the hash is empty or damaged.
-    pub(crate) fn from_hash(task_id: TaskId, mut h: HashMap<String, String>) -> Option<Self> {
+    pub fn from_hash(task_id: TaskId, mut h: HashMap<String, String>) -> Option<Self> {
         let state = TaskState::parse(h.get(field::STATE)?)?;
         let int = |h: &HashMap<String, String>, f: &str| h.get(f).and_then(|v| v.parse::<i64>().ok());
         let time = |h: &HashMap<String, String>, f: &str| int(h, f).and_then(to_datetime);

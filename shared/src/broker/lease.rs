@@ -147,13 +147,17 @@ impl Broker {
             return Ok(Vec::new());
         }
         let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
-        let mut call = scripts::BatchCall::new(&scripts::START, 4 + ids.len());
+        let archive = self.archive_key(queue);
+        let mut call = scripts::BatchCall::new(&scripts::START, 4 + ids.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.stats(queue));
         for id in &ids {
             call.key(self.keys.task(id));
+        }
+        if let Some(stream) = &archive {
+            call.key(stream);
         }
         let now = self.clock.now_ms();
         call.arg(worker)
@@ -212,7 +216,8 @@ impl Broker {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut call = scripts::BatchCall::new(&scripts::FINISH, 7 + outcomes.len());
+        let archive = self.archive_key(queue);
+        let mut call = scripts::BatchCall::new(&scripts::FINISH, 7 + outcomes.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.retrying(queue))
@@ -222,6 +227,9 @@ impl Broker {
             .key(self.keys.revoking(queue));
         for outcome in outcomes {
             call.key(self.keys.task(&outcome.id));
+        }
+        if let Some(stream) = &archive {
+            call.key(stream);
         }
         call.arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)
@@ -303,6 +311,9 @@ impl Broker {
             let id = id_on(queue, suffix)?;
             call.key(self.keys.task(&id)).arg(suffix);
         }
+        if let Some(stream) = self.archive_key(queue) {
+            call.key(stream);
+        }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
 
@@ -356,6 +367,9 @@ impl Broker {
         for suffix in &due {
             let id = id_on(queue, suffix)?;
             call.key(self.keys.task(&id)).arg(suffix);
+        }
+        if let Some(stream) = self.archive_key(queue) {
+            call.key(stream);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }

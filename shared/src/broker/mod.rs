@@ -104,6 +104,10 @@ pub struct Broker {
     listing_max: u64,
     /// Queues this process has already added to the namespace's queue set.
     known_queues: Arc<Mutex<HashSet<QueueName>>>,
+    /// Whether the scripts that end tasks hand each ending over to the archive (its queue's
+    /// archive stream, lua/archive.lua). Every process that ends tasks (workers, gateway)
+    /// must agree, or endings recorded by one with it off never reach the archive.
+    archive: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -132,6 +136,7 @@ impl Broker {
             result_ttl_secs: result_ttl.as_secs().max(1),
             listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
+            archive: false,
         })
     }
 
@@ -164,7 +169,24 @@ impl Broker {
             self.keys.namespace(),
             Duration::from_secs(self.result_ttl_secs),
         )?;
-        Ok(fresh.with_listing_max(self.listing_max))
+        Ok(fresh.with_listing_max(self.listing_max).with_archive(self.archive))
+    }
+
+    /// Hands every task ending over to the archive (`true`), or not (`false`, the default):
+    /// the scripts that end tasks then get the queue's archive stream as their last key.
+    pub fn with_archive(mut self, on: bool) -> Self {
+        self.archive = on;
+        self
+    }
+
+    pub fn archive_enabled(&self) -> bool {
+        self.archive
+    }
+
+    /// The queue's archive stream when the archive is on: the last key of every script that
+    /// ends tasks (lua/archive.lua).
+    pub(crate) fn archive_key(&self, queue: &QueueName) -> Option<String> {
+        self.archive.then(|| self.keys.archive(queue))
     }
 
     /// Keeps at most `max` entries in each queue's listing log (the oldest go first).

@@ -45,6 +45,9 @@ impl Broker {
                     .ok_or_else(|| BrokerError::Protocol(format!("purging entry {suffix:?}")))?;
                 call.key(self.keys.task(&id)).arg(suffix);
             }
+            if let Some(stream) = self.archive_key(queue) {
+                call.key(stream);
+            }
             let n: i64 = call.invoke_async(&mut self.conn.clone()).await?;
             settled += n.max(0) as usize;
         }

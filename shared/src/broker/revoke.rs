@@ -37,14 +37,18 @@ pub mod control {
 impl Broker {
     /// Revokes the task; a running one is cancelled by its worker (stopped with `terminate`).
     pub async fn revoke(&self, id: &TaskId, terminate: bool, reason: &str) -> Result<RevokeOutcome, BrokerError> {
-        let outcome: String = scripts::REVOKE
-            .key(self.keys.task(id))
+        let mut call = scripts::REVOKE.prepare_invoke();
+        call.key(self.keys.task(id))
             .key(self.keys.pending(id.queue()))
             .key(self.keys.scheduled(id.queue()))
             .key(self.keys.workflow_outbox(id.queue()))
             .key(self.keys.retrying(id.queue()))
             .key(self.keys.stats(id.queue()))
-            .key(self.keys.revoking(id.queue()))
+            .key(self.keys.revoking(id.queue()));
+        if let Some(stream) = self.archive_key(id.queue()) {
+            call.key(stream);
+        }
+        let outcome: String = call
             .arg(id.suffix())
             .arg(self.clock.now_ms())
             .arg(self.result_ttl_secs)

@@ -14,16 +14,27 @@ macro_rules! script {
         pub(crate) static $name: LazyLock<Script> =
             LazyLock::new(|| Script::new(concat!(include_str!("lua/history.lua"), include_str!($file))));
     };
+    // A script that makes tasks terminal also gets archive.lua (`archive_stream`, `archive`):
+    // it hands each ending over to the archive in the same step.
+    ($name:ident, $file:literal, with_history, ends_tasks) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/history.lua"),
+                include_str!("lua/archive.lua"),
+                include_str!($file)
+            ))
+        });
+    };
 }
 
 script!(ENQUEUE, "lua/enqueue.lua");
 script!(CLAIM, "lua/claim.lua");
-script!(START, "lua/start.lua", with_history);
-script!(FINISH, "lua/finish.lua", with_history);
-script!(REQUEUE, "lua/requeue.lua", with_history);
+script!(START, "lua/start.lua", with_history, ends_tasks);
+script!(FINISH, "lua/finish.lua", with_history, ends_tasks);
+script!(REQUEUE, "lua/requeue.lua", with_history, ends_tasks);
 script!(PROGRESS, "lua/progress.lua", with_history);
-script!(PROMOTE, "lua/promote.lua", with_history);
-script!(REVOKE, "lua/revoke.lua", with_history);
+script!(PROMOTE, "lua/promote.lua", with_history, ends_tasks);
+script!(REVOKE, "lua/revoke.lua", with_history, ends_tasks);
 script!(RETRY, "lua/retry.lua", with_history);
 script!(WF_CREATE, "lua/wf_create.lua");
 script!(WF_ADVANCE, "lua/wf_advance.lua");
@@ -32,7 +43,7 @@ script!(SCHEDULE_PUT, "lua/schedule_put.lua");
 script!(SCHEDULE_DELETE, "lua/schedule_delete.lua");
 script!(SCHEDULE_PAUSE, "lua/schedule_pause.lua");
 script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
-script!(PURGE, "lua/purge.lua", with_history);
+script!(PURGE, "lua/purge.lua", with_history, ends_tasks);
 script!(PURGE_START, "lua/purge_start.lua");
 script!(LISTING, "lua/listing.lua");
 

@@ -26,6 +26,7 @@ pub const SECTIONS: &[&str] = &[
     "tasks",
     "reports",
     "log",
+    "archive",
     "http",
     "auth",
     "worker",

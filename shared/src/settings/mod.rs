@@ -31,6 +31,16 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub reports: ReportSettings,
     pub log: LogSettings,
+    pub archive: ArchiveHandover,
+}
+
+/// The `[archive]` section every process that ends tasks reads (gateway and workers must
+/// agree): whether the scripts that end tasks hand each ending over to the PostgreSQL
+/// archive's stream, which `celeriac-archiver` drains (see docs/archive.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveHandover {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +79,7 @@ impl Default for Settings {
             tasks: TaskSettings::default(),
             reports: ReportSettings::default(),
             log: LogSettings::default(),
+            archive: ArchiveHandover::default(),
         }
     }
 }

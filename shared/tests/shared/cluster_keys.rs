@@ -163,7 +163,10 @@ async fn run_every_transition(broker: &Broker) {
 async fn every_script_touches_only_its_keys_and_they_share_one_hash_tag() {
     let redis = RedisServer::start();
     let ns = unique_namespace();
-    let broker = Broker::connect(&redis.url(), &ns, Duration::from_secs(60)).unwrap();
+    // With the archive on: the scripts that end tasks also write the queue's archive stream.
+    let broker = Broker::connect(&redis.url(), &ns, Duration::from_secs(60))
+        .unwrap()
+        .with_archive(true);
     let monitors: Vec<_> = redis.ports().into_iter().map(monitor).collect();
     run_every_transition(&broker).await;
     // MONITOR prints commands in the order a node runs them: once a marker sent to every node

@@ -22,6 +22,8 @@ KEYS[5]   workflow outbox list of the queue
 KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
 KEYS[7]   revoking set of the queue (ids revoked while they ran)
 KEYS[8..] task hashes, in the order of the task groups in ARGV
+KEYS[last] archive stream of the queue, only when the archive is on (archive.lua): every
+          ending but RETRY is handed over to it
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel (one message per call: the changed task ids, space-separated)
@@ -43,6 +45,7 @@ local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 4
 local n = (#ARGV - 6) / STRIDE
+local stream = archive_stream(7, n)
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local ended, n_ended = {}, 0
@@ -89,7 +92,10 @@ for i = 0, n - 1 do
       call('ZADD', KEYS[3], due, suffix)
       keep = nil
     end
-    if keep then call('EXPIRE', key, keep) end
+    if keep then
+      call('EXPIRE', key, keep)
+      if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
+    end
     n_ended = n_ended + 1
     ended[n_ended] = suffix
     counts[state] = counts[state] + 1

@@ -10,6 +10,7 @@ KEYS[2]   pending list of the queue
 KEYS[3]   workflow outbox list of the queue (an expired workflow member goes there)
 KEYS[4]   stats hash of the queue (counts 'revoked')
 KEYS[5..] task hashes, in the order of the ids in ARGV
+KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -20,6 +21,7 @@ Returns the number of tasks moved to pending
 ]]
 local now = tonumber(ARGV[1])
 local ready = {}
+local stream = archive_stream(4, #ARGV - 4)
 for i = 5, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i]
@@ -34,6 +36,7 @@ for i = 5, #ARGV do
         redis.call('HSET', key, 's', 'REVOKED', 'h', h,
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
+        if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
         if f[4] then redis.call('LPUSH', KEYS[3], suffix) end
         redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else

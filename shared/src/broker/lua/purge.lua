@@ -9,6 +9,7 @@ KEYS[2]   workflow outbox list of the queue (a purged workflow member goes there
 KEYS[3]   stats hash of the queue (counts 'revoked')
 KEYS[4..] task hashes of the ids of ARGV, which must be the
           purging list's tail in this order (LRANGE -n -1)
+KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -25,6 +26,7 @@ for i = 1, n do
   if tail[i] ~= ARGV[4 + i] then return -1 end
 end
 local revoked = 0
+local stream = archive_stream(3, n)
 local error = '{"kind":"Purged","message":"its queue was purged","retryable":false}'
 for i = 1, n do
   local suffix = ARGV[4 + i]
@@ -34,6 +36,7 @@ for i = 1, n do
     local h = next_event(f[2], 'REVOKED', ARGV[1])
     redis.call('HSET', key, 's', 'REVOKED', 'e', error, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
+    if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[3] then redis.call('LPUSH', KEYS[2], suffix) end
     revoked = revoked + 1

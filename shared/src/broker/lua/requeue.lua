@@ -14,6 +14,7 @@ KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes ther
 KEYS[5]   stats hash of the queue (counts 'revoked')
 KEYS[6]   revoking set of the queue (ids revoked while they ran)
 KEYS[7..] task hashes, in the order of the ids in ARGV
+KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   events channel
 ARGV[2]   queue name
 ARGV[3]   the worker whose tasks these are
@@ -31,6 +32,7 @@ if ARGV[4] ~= 'own' then
   if lease and tonumber(lease) > tonumber(ARGV[4]) then return -1 end
 end
 local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
+local stream = archive_stream(6, #ARGV - 6)
 local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
@@ -42,6 +44,7 @@ for i = 7, #ARGV do
       redis.call('SREM', KEYS[6], suffix)
       log_event(key, f[2], f[5], 'REVOKED', ARGV[5], nil, 's', 'REVOKED', 'e', f[3])
       redis.call('EXPIRE', key, ARGV[6])
+      if stream then archive(stream, key, ARGV[2] .. '-' .. suffix) end
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else

@@ -11,6 +11,7 @@ KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
 KEYS[4]   stats hash of the queue (counts 'revoked' and 'failed' for tasks settled here)
 KEYS[5..] task hashes, in the order of the ids in ARGV
+KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -45,10 +46,12 @@ local function legacy_spec(key)
 end
 -- The run field of every task started here: the same for the whole batch, built once.
 local run_field = '*' .. at .. ' ' .. ARGV[1]
+local stream = archive_stream(4, #ARGV - 5)
 local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
   log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
   call('EXPIRE', key, ttl)
+  if stream then archive(stream, key, ARGV[5] .. '-' .. suffix) end
   call('HDEL', KEYS[1], suffix)
   n_changed = n_changed + 1
   changed[n_changed] = suffix

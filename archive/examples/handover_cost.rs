@@ -1,0 +1,94 @@
+//! What the archive's hand-over costs Redis: runs the same small batch of tasks (enqueue,
+//! claim, start, finish in batches of 100, as a worker does) with the archive off and on, on a
+//! fresh redis-server each, and prints the Redis CPU time of the finish script per task, from
+//! `INFO commandstats` (reset just before the finishes). Not a benchmark: a small, single run.
+//!
+//!     cargo run -p celeriac-archive --example handover_cost [tasks]
+
+use std::time::Duration;
+
+use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::{Broker, QueueName};
+use celeriac_testkit::{RedisServer, unique_namespace};
+use serde_json::json;
+
+const BATCH: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let tasks: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(5000);
+    for archive in [false, true] {
+        let redis = RedisServer::start();
+        let broker = Broker::connect(&redis.url(), &unique_namespace(), Duration::from_secs(3600))
+            .unwrap()
+            .with_archive(archive);
+        let (usec, memory) = finish_cost(&broker, tasks).await;
+        println!(
+            "archive {}: finish.lua {:.2} us of Redis CPU per task ({} tasks), used_memory after: {} KB",
+            if archive { "on " } else { "off" },
+            usec as f64 / tasks as f64,
+            tasks,
+            memory / 1024
+        );
+    }
+}
+
+/// Redis CPU time (us) of every finish call for `tasks` tasks, and Redis' memory afterwards.
+async fn finish_cost(broker: &Broker, tasks: usize) -> (u64, u64) {
+    let queue = QueueName::parse("default").unwrap();
+    let mut conn = broker.connection();
+    let mut runs = Vec::new();
+    for chunk in 0..tasks.div_ceil(BATCH) {
+        let n = BATCH.min(tasks - chunk * BATCH);
+        let batch: Vec<NewTask> = (0..n)
+            .map(|i| {
+                NewTask::new(
+                    &queue,
+                    "send_email",
+                    &json!({"to": format!("user{i}@example.com"), "subject": "Welcome", "body": "Hello and welcome aboard!"}),
+                )
+            })
+            .collect();
+        broker.enqueue(&queue, &batch, 0, None).await.unwrap();
+        let Claim::Ids(ids) = broker
+            .claim(&queue, "w1", n, Duration::from_secs(60), &new_claim_token())
+            .await
+            .unwrap()
+        else {
+            panic!("paused")
+        };
+        let outcomes: Vec<Outcome> = broker
+            .start(&queue, "w1", &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| match s {
+                Started::Run(d) => Outcome {
+                    id: d.id,
+                    delivery: d.delivery,
+                    verdict: Verdict::Success(json!({"sent": true, "message_id": "abc"}).to_string()),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        runs.push(outcomes);
+    }
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+    for outcomes in &runs {
+        broker.finish(&queue, "w1", outcomes).await.unwrap();
+    }
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    let usec = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("usec=")))
+        .and_then(|v| v.parse().ok())
+        .expect("evalsha stats");
+    let memory: String = redis::cmd("INFO").arg("memory").query_async(&mut conn).await.unwrap();
+    let used = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (usec, used)
+}

@@ -1,0 +1,53 @@
+//! `celeriac-archiver`: moves tasks that ended from Redis into the PostgreSQL archive.
+//! `celeriac-archiver migrate` applies the migrations and exits; `celeriac-archiver` applies
+//! them, then archives until Ctrl-C or SIGTERM. Redis comes from the project's settings
+//! (config/, `CELERIAC_*`), the archive from `CELERIAC_ARCHIVE_*` (settings.rs of this crate).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use celeriac::Broker;
+use celeriac_archive::{ArchiveSettings, Archiver, schema};
+use sqlx::postgres::PgPoolOptions;
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("celeriac-archiver: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let layers = celeriac::settings::Layers::load()?;
+    let settings = celeriac::Settings::from_layers(&layers)?;
+    celeriac::telemetry::init(&settings.log);
+    let archive = ArchiveSettings::from_env().map_err(anyhow::Error::msg)?;
+    let url = archive
+        .database_url
+        .clone()
+        .context("CELERIAC_ARCHIVE_DATABASE_URL is not set: there is no archive to write to")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .context("connecting to the archive database")?;
+    schema::migrate(&pool).await?;
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        println!("archive schema at version {}", schema::latest_version());
+        return Ok(());
+    }
+    let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
+    let consumer = format!("{}-{}", hostname(), std::process::id());
+    let archiver = Archiver::new(broker, pool, archive, consumer);
+    tracing::info!(consumer = archiver.consumer(), "archiving");
+    archiver.run(celeriac::shutdown::on_signal().cancelled_owned()).await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "archiver".into())
+}

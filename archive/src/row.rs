@@ -1,0 +1,78 @@
+//! One archived task: the row of `celeriac_tasks` built from an archive stream entry (the task
+//! id and a copy of its record's fields, lua/archive.lua), decoded by the library's
+//! `TaskRecord::from_hash` like any record read from Redis.
+
+use std::collections::HashMap;
+
+use celeriac::{TaskId, TaskRecord, TaskState};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// The stream entry field holding the task id (the others are the record's own fields).
+pub const ID_FIELD: &str = "_id";
+
+/// A row of `celeriac_tasks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedTask {
+    pub task_id: String,
+    pub task: String,
+    pub queue: String,
+    pub state: String,
+    pub args: Value,
+    pub result: Option<Value>,
+    pub error: Option<Value>,
+    pub attempts: i32,
+    pub deliveries: i32,
+    pub created_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub queue_wait_ms: Option<i64>,
+    pub run_time_ms: Option<i64>,
+    pub worker: Option<String>,
+    pub workflow_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub tags: Value,
+}
+
+impl ArchivedTask {
+    /// The row for a stream entry, or why it cannot be one. `entry_ms` (the entry's stream id
+    /// time, when the ending was handed over) is the finish time of a record that has none.
+    pub fn from_entry(mut fields: HashMap<String, String>, entry_ms: i64) -> Result<Self, String> {
+        let raw_id = fields.remove(ID_FIELD).ok_or("an entry without its task id")?;
+        let id = TaskId::parse(&raw_id).ok_or_else(|| format!("an entry with a bad task id {raw_id:?}"))?;
+        let record = TaskRecord::from_hash(id, fields).ok_or_else(|| format!("task {raw_id}: an entry without a state"))?;
+        if !matches!(record.state, TaskState::Success | TaskState::Failure | TaskState::Revoked) {
+            return Err(format!("task {raw_id}: handed over while {}", record.state));
+        }
+        Ok(Self::from_record(record, entry_ms))
+    }
+
+    fn from_record(r: TaskRecord, entry_ms: i64) -> Self {
+        let finished_at = r
+            .finished_at
+            .or_else(|| DateTime::from_timestamp_millis(entry_ms))
+            .unwrap_or_else(Utc::now);
+        let between = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| Some((b? - a?).num_milliseconds().max(0));
+        Self {
+            task_id: r.task_id.to_string(),
+            state: r.state.to_string(),
+            queue_wait_ms: between(r.eta.or(r.created_at), r.started_at),
+            run_time_ms: r.started_at.and_then(|s| between(Some(s), Some(finished_at))),
+            task: r.task,
+            queue: r.queue,
+            args: r.args,
+            result: r.result,
+            error: r.error.map(|e| serde_json::to_value(e).expect("error serializes")),
+            attempts: r.attempt as i32,
+            deliveries: r.deliveries as i32,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at,
+            worker: r.worker,
+            workflow_id: r.workflow.map(|w| w.workflow_id),
+            trace_id: r.trace_id,
+            // Tags are not kept in task records yet (issue 16): every row has none.
+            tags: Value::Object(Default::default()),
+        }
+    }
+}

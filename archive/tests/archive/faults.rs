@@ -1,0 +1,150 @@
+//! Faults: an archiver that dies between its insert and its acknowledgement (or before its
+//! insert), one aborted at any point of its run, and PostgreSQL restarted while archiving:
+//! no task is lost and none archived twice (ids compared, and one row per id).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use celeriac_archive::backlog;
+use celeriac_testkit::eventually;
+
+use crate::common::{archived_ids, archiver, env, run_tasks, stream_len};
+
+#[tokio::test]
+async fn an_archiver_killed_between_insert_and_ack_loses_and_duplicates_nothing() {
+    let env = env().await;
+    let ids = run_tasks(&env.broker, 100).await;
+    let queue = crate::common::queue();
+    {
+        let dying = archiver(&env, "dying", 30, Duration::from_secs(30));
+        let stored = dying.take(&queue).await.unwrap();
+        assert_eq!(dying.store(&stored).await.unwrap(), 30);
+        // dies here: its insert committed, its entries never acknowledged
+        let taken = dying.take(&queue).await.unwrap();
+        assert_eq!(taken.entries.len(), 30, "its own pending entries come first");
+        assert_eq!(taken.entries[0].id, stored.entries[0].id);
+    }
+    {
+        let other = archiver(&env, "dying-too", 30, Duration::from_secs(30));
+        let taken = other.take(&queue).await.unwrap();
+        assert_eq!(taken.entries.len(), 30);
+        // dies before its insert
+    }
+    assert_eq!(archived_ids(&env.pool).await.len(), 30);
+    let left = backlog(&env.broker).await.unwrap();
+    assert_eq!((left[0].entries, left[0].pending), (100, 60));
+
+    // A survivor claims what the dead left (idle for over 0 ms here) and archives the rest.
+    let survivor = archiver(&env, "survivor", 30, Duration::ZERO);
+    for _ in 0..20 {
+        if stream_len(&env.broker).await == 0 {
+            break;
+        }
+        survivor.step().await.unwrap();
+    }
+    assert_eq!(stream_len(&env.broker).await, 0);
+    assert_eq!(archived_ids(&env.pool).await, ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_aborted_mid_run_loses_and_duplicates_nothing() {
+    let env = env().await;
+    let ids = run_tasks(&env.broker, 400).await;
+    let a = Arc::new(archiver(&env, "aborted", 10, Duration::from_secs(30)));
+    let run = tokio::spawn(async move { a.run(std::future::pending()).await });
+    eventually(Duration::from_secs(10), "the first archiver has begun", || async {
+        (!archived_ids(&env.pool).await.is_empty()).then_some(())
+    })
+    .await;
+    run.abort();
+    let _ = run.await;
+    let archived = archived_ids(&env.pool).await.len();
+    assert!(archived < ids.len(), "aborted mid-run ({archived} archived)");
+
+    let survivor = archiver(&env, "survivor", 100, Duration::ZERO);
+    for _ in 0..20 {
+        if stream_len(&env.broker).await == 0 {
+            break;
+        }
+        survivor.step().await.unwrap();
+    }
+    assert_eq!(stream_len(&env.broker).await, 0);
+    assert_eq!(archived_ids(&env.pool).await, ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_run_loses_nothing() {
+    let mut env = env().await;
+    let a = Arc::new(archiver(&env, "a1", 25, Duration::from_secs(30)));
+    let run = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.run(std::future::pending()).await }
+    });
+    let mut ids = run_tasks(&env.broker, 50).await;
+    eventually(Duration::from_secs(10), "the first tasks archived", || async {
+        (archived_ids(&env.pool).await == ids).then_some(())
+    })
+    .await;
+
+    // The servers' programs are blocking calls: off the runtime's threads.
+    tokio::task::block_in_place(|| env.pg.stop());
+    ids.extend(run_tasks(&env.broker, 100).await);
+    // The archiver read entries it could not commit: they wait, unacknowledged.
+    eventually(Duration::from_secs(10), "the archiver tried while PostgreSQL was down", || async {
+        backlog(&env.broker)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|b| b.pending > 0)
+            .then_some(())
+    })
+    .await;
+    tokio::task::block_in_place(|| env.pg.restart());
+    eventually(Duration::from_secs(20), "every task archived after the restart", || async {
+        (stream_len(&env.broker).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(archived_ids(&env.pool).await, ids);
+    run.abort();
+}
+
+/// `celeriac-archiver` as a child process on the test's servers.
+fn archiver_process(env: &crate::common::Env, claim_idle_ms: u64) -> std::process::Child {
+    let config = tempfile::tempdir().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_celeriac-archiver"))
+        .env_clear()
+        .env("CELERIAC_CONFIG_DIR", config.path())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", env.redis.port()))
+        .env("CELERIAC__REDIS__NAMESPACE", env.broker.keys().namespace())
+        .env("CELERIAC_ARCHIVE_DATABASE_URL", &env.database_url)
+        .env("CELERIAC_ARCHIVE_BATCH", "10")
+        .env("CELERIAC_ARCHIVE_POLL_MS", "10")
+        .env("CELERIAC_ARCHIVE_CLAIM_IDLE_MS", claim_idle_ms.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_process_sigkilled_mid_run_loses_and_duplicates_nothing() {
+    let env = env().await;
+    let ids = run_tasks(&env.broker, 400).await;
+    let mut first = archiver_process(&env, 30_000);
+    eventually(Duration::from_secs(20), "the first archiver process has begun", || async {
+        (!archived_ids(&env.pool).await.is_empty()).then_some(())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let archived = archived_ids(&env.pool).await.len();
+    assert!(archived < ids.len(), "killed mid-run ({archived} archived)");
+
+    let mut second = archiver_process(&env, 0);
+    eventually(Duration::from_secs(30), "the second archiver process archived the rest", || async {
+        (stream_len(&env.broker).await == 0).then_some(())
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(archived_ids(&env.pool).await, ids);
+}
