@@ -1,11 +1,9 @@
 //! The `celeriac` commands against a real gateway and worker: results, `--json` output,
 //! exit codes, one-line errors, the purge guard, retries and revokes, schedules.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Stack, TOKEN, until};
+use crate::common::{Stack, TOKEN, until};
 use serde_json::Value;
 
 #[test]
@@ -110,7 +108,7 @@ fn errors_are_one_line_with_their_exit_code() {
     // The token: none, then a wrong one; the flag wins over the environment.
     let mut command = stack.command();
     command.env_remove("CELERIAC_TOKEN").arg("queues");
-    let run = common::run(command).expect_code(1);
+    let run = crate::common::run(command).expect_code(1);
     assert!(run.one_error_line().contains("unauthorized (401)"), "{run:?}");
     let run = stack.celeriac(&["--token", "wrong", "queues"]).expect_code(1);
     assert!(run.one_error_line().contains("unauthorized (401)"), "{run:?}");
@@ -206,7 +204,7 @@ fn retry_and_revoke_act_on_tasks_and_on_a_queues_dead_letters() {
     // A running task is cancelled with --terminate; the waiting caller sees REVOKED: exit 4.
     let mut waiting = stack.command();
     waiting.args(["--json", "call", "sleep", "--args", r#"{"ms": 20000}"#, "--wait"]);
-    let waiter = std::thread::spawn(move || common::run(waiting));
+    let waiter = std::thread::spawn(move || crate::common::run(waiting));
     let mut running = String::new();
     until(Duration::from_secs(20), "the sleep task starts", || {
         let page = stack.celeriac(&["--json", "tasks", "--state", "STARTED", "--task", "sleep"]).json();

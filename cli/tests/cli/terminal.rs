@@ -3,13 +3,11 @@
 //! typed with `send-keys`. `top` draws the queues and workers, shows a change on a later
 //! refresh and quits on `q`; `purge` asks and purges only on `y`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Stack, TOKEN, until};
+use crate::common::{Stack, TOKEN, until};
 
 /// A tmux server of this test's own, killed on drop.
 struct Tmux {
