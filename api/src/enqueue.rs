@@ -90,6 +90,27 @@ pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Va
     Ok(accepted(&id, state_now))
 }
 
+/// Enqueues a built-in task whose arguments are the request's own fields (`POST /emails`,
+/// `POST /reports/{user_id}`). The one enqueue path checks them ([`celeriac::catalog::Catalog::prepare`]),
+/// so the route does not check them again; a field at fault is named as the request names it
+/// (`to`, not `args.to`).
+pub async fn enqueue_fields(
+    state: &AppState,
+    headers: &HeaderMap,
+    task: &str,
+    args: impl Serialize,
+    options: CallOptions,
+) -> Result<Response, ApiError> {
+    let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
+    enqueue(state, headers, task, args, options).await.map_err(|e| match e {
+        ApiError::InvalidField { field, message } => ApiError::InvalidField {
+            field: field.strip_prefix("args.").map(str::to_owned).unwrap_or(field),
+            message,
+        },
+        other => other,
+    })
+}
+
 /// Validates and stores one task; its id and state (the first task's, for a replayed
 /// `Idempotency-Key`).
 pub async fn enqueue_task(

@@ -154,7 +154,7 @@ pub fn specs() -> Vec<TaskSpec> {
 /// Checks the arguments of a built-in task; `Ok` for names that are not built in.
 pub fn validate_args(task: &str, args: &Value) -> Result<(), FieldError> {
     fn decode<T: serde::de::DeserializeOwned>(args: &Value) -> Result<T, FieldError> {
-        serde_json::from_value(args.clone()).map_err(|e| FieldError::new("args", e.to_string()))
+        T::deserialize(args).map_err(|e| FieldError::new("args", e.to_string()))
     }
     match task {
         SEND_EMAIL => decode::<SendEmailArgs>(args)?

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue};
+use crate::enqueue::{Accepted, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -52,7 +52,5 @@ pub async fn post_email(
         subject: request.subject,
         body: request.body,
     };
-    args.validate().map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
-    enqueue(&state, &headers, SEND_EMAIL, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, SEND_EMAIL, args, request.options.unwrap_or_default()).await
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue};
+use crate::enqueue::{Accepted, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
 use crate::state::AppState;
@@ -51,9 +51,7 @@ pub async fn post_report(
         user_id,
         format: request.format,
     };
-    args.validate().map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
-    enqueue(&state, &headers, GENERATE_REPORT, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, GENERATE_REPORT, args, request.options.unwrap_or_default()).await
 }
 
 /// Download the file of a finished `generate_report` task.
