@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use celeriac::settings::{Layers, Settings, SettingsError, comma_list, duration, invalid};
+use celeriac::settings::{ProcessSettings, Settings, SettingsError, comma_list, duration, invalid};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -108,22 +108,13 @@ impl AuthSettings {
     }
 }
 
-impl GatewaySettings {
-    /// Loads and checks the settings from the files and the environment (see [`Layers::load`]).
-    pub fn load() -> Result<Self, SettingsError> {
-        Self::from_layers(&Layers::load()?)
-    }
-
-    /// The common sections and the gateway's own from `layers`, checked.
-    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let mut settings: Self = layers.sections()?;
-        settings.common = Settings::from_layers(layers)?;
-        settings.validate()?;
-        Ok(settings)
+impl ProcessSettings for GatewaySettings {
+    fn common_mut(&mut self) -> &mut Settings {
+        &mut self.common
     }
 
     /// Checks what the types alone cannot, in the gateway's own sections.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if self.http.body_limit_bytes == 0 {
             return Err(invalid("http.body_limit_bytes", "must be above 0"));
         }
@@ -163,6 +154,7 @@ impl std::ops::DerefMut for GatewaySettings {
 
 #[cfg(test)]
 mod tests {
+    use celeriac::settings::Layers;
     use std::collections::HashMap;
     use std::path::Path;
 

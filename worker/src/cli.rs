@@ -3,6 +3,7 @@
 //! calls [`run_beat`].
 
 use anyhow::Context;
+use celeriac::settings::ProcessSettings;
 use celeriac::{Broker, QueueName};
 
 use crate::{Beat, BeatConfig, BeatProcessSettings, Registry, Worker, WorkerConfig, WorkerProcessSettings};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use celeriac::QueueName;
-use celeriac::settings::{Layers, Settings, SettingsError, comma_list, duration, invalid};
+use celeriac::settings::{ProcessSettings, Settings, SettingsError, comma_list, duration, invalid};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -90,22 +90,13 @@ impl Default for SmtpSettings {
     }
 }
 
-impl WorkerProcessSettings {
-    /// Loads and checks the settings from the files and the environment (see [`Layers::load`]).
-    pub fn load() -> Result<Self, SettingsError> {
-        Self::from_layers(&Layers::load()?)
-    }
-
-    /// The common sections and the worker's own from `layers`, checked.
-    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let mut settings: Self = layers.sections()?;
-        settings.common = Settings::from_layers(layers)?;
-        settings.validate()?;
-        Ok(settings)
+impl ProcessSettings for WorkerProcessSettings {
+    fn common_mut(&mut self) -> &mut Settings {
+        &mut self.common
     }
 
     /// Checks what the types alone cannot, in the worker's own sections.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn validate(&self) -> Result<(), SettingsError> {
         let w = &self.worker;
         if w.queues.is_empty() {
             return Err(invalid("worker.queues", "name at least one queue"));
@@ -142,6 +133,7 @@ impl std::ops::DerefMut for WorkerProcessSettings {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use celeriac::settings::Layers;
     use std::collections::HashMap;
 
     use secrecy::ExposeSecret;

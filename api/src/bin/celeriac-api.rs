@@ -1,5 +1,6 @@
 //! `celeriac-api`: the HTTP gateway. `celeriac-api openapi` prints the OpenAPI document.
 
+use celeriac::settings::ProcessSettings;
 use celeriac_api::{Application, GatewaySettings};
 
 /// jemalloc instead of glibc's allocator: under `POST /emails` load glibc's malloc and free

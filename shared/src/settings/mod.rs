@@ -7,6 +7,7 @@
 
 mod forms;
 mod layers;
+mod process;
 mod redis;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 pub use self::forms::{comma_list, duration};
 pub use self::layers::{Layers, SECTIONS};
+pub use self::process::ProcessSettings;
 pub use self::redis::{RedisSettings, redact_url};
 use crate::id::QueueName;
 

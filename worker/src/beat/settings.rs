@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use celeriac::schedule::{Schedule, ScheduleDef};
-use celeriac::settings::{Layers, Settings, SettingsError, duration, invalid};
+use celeriac::settings::{ProcessSettings, Settings, SettingsError, duration, invalid};
 use serde::Deserialize;
 
 /// Everything a beat process reads: [`Settings`] (through `Deref`) and its own sections.
@@ -40,29 +40,22 @@ impl Default for BeatSettings {
     }
 }
 
-impl BeatProcessSettings {
-    /// Loads and checks the settings from the files and the environment (see [`Layers::load`]).
-    pub fn load() -> Result<Self, SettingsError> {
-        Self::from_layers(&Layers::load()?)
-    }
-
-    /// The common sections and the beat's own from `layers`, checked.
-    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let mut settings: Self = layers.sections()?;
-        settings.common = Settings::from_layers(layers)?;
-        settings.validate()?;
-        Ok(settings)
+impl ProcessSettings for BeatProcessSettings {
+    fn common_mut(&mut self) -> &mut Settings {
+        &mut self.common
     }
 
     /// Checks what the types alone cannot, in the beat's own sections.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn validate(&self) -> Result<(), SettingsError> {
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.beat.misfire_grace) {
             return Err(invalid("beat.misfire_grace", "must be 1s to 1h"));
         }
         self.parsed_schedules()?;
         Ok(())
     }
+}
 
+impl BeatProcessSettings {
     /// The settings' schedules, validated; the error names the schedule and its field
     /// (`schedules.nightly.cron`).
     pub fn parsed_schedules(&self) -> Result<Vec<Schedule>, SettingsError> {
@@ -98,6 +91,7 @@ impl std::ops::DerefMut for BeatProcessSettings {
 
 #[cfg(test)]
 mod tests {
+    use celeriac::settings::Layers;
     use std::collections::HashMap;
     use std::path::Path;
 
