@@ -35,14 +35,7 @@ async fn an_archiver_killed_between_insert_and_ack_loses_and_duplicates_nothing(
     assert_eq!((left[0].entries, left[0].pending), (100, 60));
 
     // A survivor claims what the dead left (idle for over 0 ms here) and archives the rest.
-    let survivor = archiver(&env, "survivor", 30, Duration::ZERO);
-    for _ in 0..20 {
-        if stream_len(&env.broker).await == 0 {
-            break;
-        }
-        survivor.step().await.unwrap();
-    }
-    assert_eq!(stream_len(&env.broker).await, 0);
+    drain_with_survivor(&env, 30).await;
     assert_eq!(archived_ids(&env.pool).await, ids);
 }
 
@@ -61,14 +54,7 @@ async fn an_archiver_aborted_mid_run_loses_and_duplicates_nothing() {
     let archived = archived_ids(&env.pool).await.len();
     assert!(archived < ids.len(), "aborted mid-run ({archived} archived)");
 
-    let survivor = archiver(&env, "survivor", 100, Duration::ZERO);
-    for _ in 0..20 {
-        if stream_len(&env.broker).await == 0 {
-            break;
-        }
-        survivor.step().await.unwrap();
-    }
-    assert_eq!(stream_len(&env.broker).await, 0);
+    drain_with_survivor(&env, 100).await;
     assert_eq!(archived_ids(&env.pool).await, ids);
 }
 
@@ -147,4 +133,17 @@ async fn an_archiver_process_sigkilled_mid_run_loses_and_duplicates_nothing() {
     second.kill().unwrap();
     second.wait().unwrap();
     assert_eq!(archived_ids(&env.pool).await, ids);
+}
+
+/// A fresh archiver that claims at once whatever others left (idle for over 0 ms) and takes
+/// batches of `batch` until the stream is empty (at most 20 steps).
+async fn drain_with_survivor(env: &crate::common::Env, batch: usize) {
+    let survivor = archiver(env, "survivor", batch, Duration::ZERO);
+    for _ in 0..20 {
+        if stream_len(&env.broker).await == 0 {
+            break;
+        }
+        survivor.step().await.unwrap();
+    }
+    assert_eq!(stream_len(&env.broker).await, 0);
 }
