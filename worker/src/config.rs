@@ -14,6 +14,8 @@ use crate::settings::WorkerProcessSettings;
 pub struct WorkerConfig {
     /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
+    /// The process table this worker sees (`liveness.rs`); `None` where it cannot be read.
+    pub host_id: Option<String>,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
     /// Most tasks claimed per call (never more than free slots).
@@ -32,6 +34,7 @@ impl WorkerConfig {
         let w = &settings.worker;
         Self {
             id: new_worker_id(),
+            host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
             concurrency: w.concurrency,
             batch_size: w.batch_size,

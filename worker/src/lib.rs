@@ -15,6 +15,7 @@ pub mod executor;
 mod fetcher;
 pub mod health;
 mod heartbeat;
+pub mod liveness;
 mod promoter;
 #[cfg(test)]
 mod readme_example;
