@@ -38,6 +38,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than this gateway accepts")]
     PayloadTooLarge,
+    /// A field over its size limit (the arguments over `tasks.max_args_bytes`).
+    #[error("{message}")]
+    FieldTooLarge { field: String, message: String },
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
     #[error("unknown task {name:?}")]
@@ -72,6 +75,10 @@ impl From<CallError> for ApiError {
                 field: e.field,
                 message: e.message,
             },
+            e @ CallError::ArgsTooLarge { .. } => Self::FieldTooLarge {
+                field: "args".into(),
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -88,7 +95,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::FieldTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidField { .. } | Self::UnknownTask { .. } | Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -105,7 +112,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge | Self::FieldTooLarge { .. } => "payload_too_large",
             Self::InvalidField { .. } => "invalid_field",
             Self::UnknownTask { .. } => "unknown_task",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
@@ -152,7 +159,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (field, known_tasks) = match &self {
-            Self::InvalidField { field, .. } => (Some(field.clone()), None),
+            Self::InvalidField { field, .. } | Self::FieldTooLarge { field, .. } => (Some(field.clone()), None),
             Self::UnknownTask { known, .. } => (None, Some(known.clone())),
             _ => (None, None),
         };

@@ -42,7 +42,8 @@ impl Application {
         }
         let broker = Broker::open(&settings.redis, settings.result_ttl())
             .await?
-            .with_archive(settings.archive.enabled);
+            .with_archive(settings.archive.enabled)
+            .with_payload(settings.tasks.payload());
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {

@@ -29,6 +29,9 @@ pub enum CallError {
     /// A field of the call is invalid; the error names it (`queue`, `countdown`, `args.to`...).
     #[error("{}: {}", .0.field, .0.message)]
     Invalid(FieldError),
+    /// The arguments are larger than `[tasks] max_args_bytes` (answered 413).
+    #[error("args: {size} bytes of JSON, over the limit of {limit} bytes (tasks.max_args_bytes)")]
+    ArgsTooLarge { size: usize, limit: usize },
 }
 
 impl From<FieldError> for CallError {
@@ -85,6 +88,13 @@ impl Catalog {
         crate::builtin::validate_args(task, args)?;
         let resolved = self.resolve(broker, task, call.queue.as_deref(), &call.options).await?;
         let mut new = NewTask::new(&resolved.queue, task, args);
+        let limit = broker.payload().max_args_bytes;
+        if new.args.len() > limit {
+            return Err(CallError::ArgsTooLarge {
+                size: new.args.len(),
+                limit,
+            });
+        }
         new.options = resolved.options;
         new.due_ms = call.due_ms(now_ms)?;
         new.expires_ms = call.expires_ms(now_ms)?;

@@ -12,6 +12,7 @@ pub mod handler;
 pub mod id;
 pub mod keys;
 pub mod metrics;
+pub mod payload;
 pub mod reconnect;
 pub mod record;
 pub mod schedule;

@@ -31,7 +31,8 @@ pub async fn run_worker(
     let registry = make_registry(&settings)?;
     let broker = Broker::open(&settings.redis, settings.result_ttl())
         .await?
-        .with_archive(settings.archive.enabled);
+        .with_archive(settings.archive.enabled)
+        .with_payload(settings.tasks.payload());
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())
@@ -44,7 +45,8 @@ pub async fn run_beat() -> anyhow::Result<()> {
     celeriac::telemetry::init(&settings.log);
     let broker = Broker::open(&settings.redis, settings.result_ttl())
         .await?
-        .with_archive(settings.archive.enabled);
+        .with_archive(settings.archive.enabled)
+        .with_payload(settings.tasks.payload());
     let shutdown = celeriac::shutdown::on_signal();
     Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
     Ok(())

@@ -128,6 +128,15 @@ async fn run(
 /// Decides what to store: retryable errors retry while the budget lasts.
 fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Result<String, TaskError>) -> Execution {
     let verdict = match result {
+        Ok(json) if json.len() > broker.payload().max_result_bytes => {
+            let limit = broker.payload().max_result_bytes;
+            let message = format!(
+                "the result is {} bytes of JSON, over the limit of {limit} bytes (tasks.max_result_bytes)",
+                json.len()
+            );
+            tracing::warn!(kind = "ResultTooLarge", error = %message, "failed");
+            Verdict::Failure(TaskError::permanent(message).with_kind("ResultTooLarge"))
+        }
         Ok(json) => {
             tracing::debug!("succeeded");
             Verdict::Success(json)

@@ -11,6 +11,7 @@ mod events;
 mod metrics;
 mod openapi;
 mod options;
+mod payload;
 mod schedules;
 mod shutdown;
 mod start_check;

@@ -63,7 +63,7 @@ impl NewTask {
     }
 
     /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
-    fn spec(&self, now_ms: i64) -> Result<String, BrokerError> {
+    fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
             return Err(BrokerError::InvalidTask(format!(
                 "the task name {:?} holds a line break",
@@ -81,7 +81,7 @@ impl NewTask {
             created_ms: Some(now_ms),
             traceparent: &traceparent,
             options: &options,
-            args: &self.args,
+            args: &payload.pack(&self.args),
         }
         .pack())
     }
@@ -164,7 +164,7 @@ impl Broker {
         };
         call.arg(self.listing_max);
         for task in tasks {
-            call.arg(task.id.suffix()).arg(task.spec(now)?).arg(task.extras());
+            call.arg(task.id.suffix()).arg(task.spec(now, &self.payload)?).arg(task.extras());
         }
         let reply: (i64, Option<String>) = call.invoke(&mut self.conn.clone()).await?;
         let outcome = match reply {

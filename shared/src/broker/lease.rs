@@ -199,7 +199,7 @@ impl Broker {
                 Ok(Started::Run(Delivery {
                     id,
                     name: spec.name.to_owned(),
-                    args: spec.args.to_owned(),
+                    args: crate::payload::unpack(spec.args).into_owned(),
                     options,
                     delivery: delivery.unwrap_or(0) as u32,
                     retries: retries.unwrap_or(0) as u32,
@@ -240,7 +240,7 @@ impl Broker {
         let error_json = |e: &TaskError| Cow::Owned(serde_json::to_string(e).expect("error serializes"));
         for outcome in outcomes {
             let (state, payload) = match &outcome.verdict {
-                Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), Cow::Borrowed(json.as_str())),
+                Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), self.payload.pack(json)),
                 Verdict::Failure(error) => (Cow::Borrowed("FAILURE"), error_json(error)),
                 Verdict::Retry { error, due_ms } => (Cow::Owned(format!("RETRY {}", (*due_ms).max(0))), error_json(error)),
             };

@@ -108,6 +108,8 @@ pub struct Broker {
     /// archive stream, lua/archive.lua). Every process that ends tasks (workers, gateway)
     /// must agree, or endings recorded by one with it off never reach the archive.
     archive: bool,
+    /// Payload limits and the compression threshold of stored arguments and results.
+    payload: crate::payload::PayloadLimits,
 }
 
 impl std::fmt::Debug for Broker {
@@ -137,6 +139,7 @@ impl Broker {
             listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
             archive: false,
+            payload: crate::payload::PayloadLimits::default(),
         })
     }
 
@@ -169,7 +172,10 @@ impl Broker {
             self.keys.namespace(),
             Duration::from_secs(self.result_ttl_secs),
         )?;
-        Ok(fresh.with_listing_max(self.listing_max).with_archive(self.archive))
+        Ok(fresh
+            .with_listing_max(self.listing_max)
+            .with_archive(self.archive)
+            .with_payload(self.payload))
     }
 
     /// Hands every task ending over to the archive (`true`), or not (`false`, the default):
@@ -177,6 +183,16 @@ impl Broker {
     pub fn with_archive(mut self, on: bool) -> Self {
         self.archive = on;
         self
+    }
+
+    /// Stores arguments and results above `payload`'s threshold compressed ([`crate::payload`]).
+    pub fn with_payload(mut self, payload: crate::payload::PayloadLimits) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    pub fn payload(&self) -> &crate::payload::PayloadLimits {
+        &self.payload
     }
 
     pub fn archive_enabled(&self) -> bool {

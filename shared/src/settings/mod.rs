@@ -55,6 +55,23 @@ pub struct TaskSettings {
     pub routes: BTreeMap<String, QueueName>,
     /// Queue -> most pending tasks; enqueues beyond it are refused with 429.
     pub max_pending: BTreeMap<QueueName, u64>,
+    /// Largest arguments (JSON bytes) an enqueue accepts (413 beyond).
+    pub max_args_bytes: usize,
+    /// Largest result (JSON bytes) a run may store (a FAILURE `ResultTooLarge` beyond).
+    pub max_result_bytes: usize,
+    /// Arguments and results longer than this are stored zstd-compressed; 0 = never.
+    pub compress_above_bytes: usize,
+}
+
+impl TaskSettings {
+    /// The payload limits and compression threshold ([`crate::payload`]).
+    pub fn payload(&self) -> crate::payload::PayloadLimits {
+        crate::payload::PayloadLimits {
+            max_args_bytes: self.max_args_bytes,
+            max_result_bytes: self.max_result_bytes,
+            compress_above_bytes: self.compress_above_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +109,9 @@ impl Default for TaskSettings {
             result_ttl: Duration::from_secs(86_400),
             routes: BTreeMap::new(),
             max_pending: BTreeMap::new(),
+            max_args_bytes: crate::payload::PayloadLimits::default().max_args_bytes,
+            max_result_bytes: crate::payload::PayloadLimits::default().max_result_bytes,
+            compress_above_bytes: crate::payload::PayloadLimits::default().compress_above_bytes,
         }
     }
 }
@@ -147,6 +167,10 @@ impl Settings {
         if self.tasks.result_ttl.as_secs() == 0 {
             return Err(invalid("tasks.result_ttl", "must be at least 1s"));
         }
+        self.tasks
+            .payload()
+            .validate()
+            .map_err(|(setting, message)| invalid(setting, message))?;
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
         }

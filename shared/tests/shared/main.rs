@@ -4,6 +4,7 @@
 
 mod cluster_keys;
 mod common;
+mod payload;
 mod schedules;
 mod scripts;
 mod topology_cluster;

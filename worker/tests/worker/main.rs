@@ -6,6 +6,7 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod payload;
 mod recovery;
 mod start_check;
 mod workflows;
