@@ -16,6 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// How long an idempotency key is remembered.
@@ -85,8 +86,15 @@ pub struct Accepted {
 }
 
 /// Validates and stores one task; the `202` response or the error.
-pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Value, options: CallOptions) -> Result<Response, ApiError> {
-    let (id, state_now) = enqueue_task(state, headers, task, args, options).await?;
+pub async fn enqueue(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &Scope,
+    task: &str,
+    args: Value,
+    options: CallOptions,
+) -> Result<Response, ApiError> {
+    let (id, state_now) = enqueue_task(state, headers, scope, task, args, options).await?;
     Ok(accepted(&id, state_now))
 }
 
@@ -97,12 +105,13 @@ pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Va
 pub async fn enqueue_fields(
     state: &AppState,
     headers: &HeaderMap,
+    scope: &Scope,
     task: &str,
     args: impl Serialize,
     options: CallOptions,
 ) -> Result<Response, ApiError> {
     let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
-    enqueue(state, headers, task, args, options).await.map_err(|e| match e {
+    enqueue(state, headers, scope, task, args, options).await.map_err(|e| match e {
         ApiError::InvalidField { field, message } => ApiError::InvalidField {
             field: field.strip_prefix("args.").map(str::to_owned).unwrap_or(field),
             message,
@@ -112,16 +121,18 @@ pub async fn enqueue_fields(
 }
 
 /// Validates and stores one task; its id and state (the first task's, for a replayed
-/// `Idempotency-Key`).
+/// `Idempotency-Key`). A token scoped to other queues or task types is refused (403).
 pub async fn enqueue_task(
     state: &AppState,
     headers: &HeaderMap,
+    scope: &Scope,
     task: &str,
     args: Value,
     options: CallOptions,
 ) -> Result<(TaskId, TaskState), ApiError> {
     let now = state.broker.clock().now_ms();
     let mut new = state.catalog.prepare(&state.broker, task, &args, &options, now).await?;
+    scope.check(new.id.queue().as_str(), task)?;
     new.traceparent = traceparent(headers);
     let idempotency = idempotency(headers, || {
         serde_json::json!({ "task": task, "args": args, "queue": new.id.queue().as_str(), "options": options }).to_string()

@@ -12,6 +12,7 @@ use celeriac::call::CallOptions;
 use crate::enqueue::{Accepted, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,6 +45,7 @@ pub struct EmailRequest {
     ))]
 pub async fn post_email(
     State(state): State<AppState>,
+    scope: Scope,
     headers: HeaderMap,
     ApiJson(request): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
@@ -52,5 +54,5 @@ pub async fn post_email(
         subject: request.subject,
         body: request.body,
     };
-    enqueue_fields(&state, &headers, SEND_EMAIL, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, &scope, SEND_EMAIL, args, request.options.unwrap_or_default()).await
 }

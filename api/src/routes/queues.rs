@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{parse_limit, parse_queue};
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// Every queue of the namespace.
@@ -44,10 +45,10 @@ pub struct DeadQuery {
         (status = 200, description = "Every queue, by name", body = QueueList),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
-    Ok(Json(QueueList {
-        queues: state.broker.queue_overviews().await?,
-    }))
+pub async fn list_queues(State(state): State<AppState>, scope: Scope) -> Result<Json<QueueList>, ApiError> {
+    let mut queues = state.broker.queue_overviews().await?;
+    queues.retain(|q| scope.allows_queue(&q.name));
+    Ok(Json(QueueList { queues }))
 }
 
 /// Pause a queue: workers take nothing from it until it is resumed (running tasks go on).
@@ -58,7 +59,8 @@ pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+pub async fn pause_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
     set_paused(&state, &queue, true).await
 }
 
@@ -70,7 +72,8 @@ pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn resume_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+pub async fn resume_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
     set_paused(&state, &queue, false).await
 }
 
@@ -89,7 +92,8 @@ async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<Purged>, ApiError> {
+pub async fn purge_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<Purged>, ApiError> {
+    scope.check_queue(&queue)?;
     let queue = parse_queue(&queue)?;
     Ok(Json(Purged {
         removed: state.broker.purge(&queue).await?,
@@ -106,9 +110,11 @@ pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String
     ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
+    scope: Scope,
     Path(queue): Path<String>,
     Query(query): Query<DeadQuery>,
 ) -> Result<Json<DeadLetters>, ApiError> {
+    scope.check_queue(&queue)?;
     let queue = parse_queue(&queue)?;
     let limit = parse_limit(query.limit.as_deref())?;
     Ok(Json(DeadLetters {

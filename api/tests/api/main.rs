@@ -13,6 +13,7 @@ mod openapi;
 mod options;
 mod payload;
 mod schedules;
+mod scopes;
 mod shutdown;
 mod start_check;
 mod tasks;
