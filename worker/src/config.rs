@@ -16,6 +16,8 @@ pub struct WorkerConfig {
     pub id: String,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
+    /// How the queues share the slots (checked with the settings).
+    pub order: crate::order::QueueOrder,
     /// Most tasks claimed per call (never more than free slots).
     pub batch_size: usize,
     pub lease: Duration,
@@ -34,6 +36,7 @@ impl WorkerConfig {
             id: new_worker_id(),
             queues: w.queues.clone(),
             concurrency: w.concurrency,
+            order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
             batch_size: w.batch_size,
             lease: w.lease,
             grace: w.grace,

@@ -6,5 +6,6 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod queue_order;
 mod start_check;
 mod workflows;
