@@ -15,21 +15,26 @@ use crate::id::QueueName;
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub max_retries: Option<u32>,
     /// Hard limit in seconds: the task is stopped and fails with `TimeLimitExceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub time_limit: Option<f64>,
     /// Soft limit in seconds: the task's cancellation token fires so it can clean up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub soft_time_limit: Option<f64>,
     /// Delay before the first retry, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay: Option<f64>,
     /// Double the delay at every retry (exponential backoff); otherwise it stays fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<bool>,
     /// Ceiling of the delay, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay_max: Option<f64>,
     /// Spread retries at random between half the delay and the whole delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
