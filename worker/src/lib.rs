@@ -15,6 +15,7 @@ pub mod executor;
 mod fetcher;
 pub mod health;
 mod heartbeat;
+pub mod liveness;
 pub mod order;
 mod ordered;
 mod promoter;
