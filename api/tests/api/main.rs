@@ -11,6 +11,7 @@ mod events;
 mod metrics;
 mod openapi;
 mod options;
+mod pull;
 mod schedules;
 mod shutdown;
 mod start_check;
