@@ -103,7 +103,10 @@ mod tests {
                 due_ms: 3000
             }
         );
-        assert_eq!(decide(retryable.clone(), &options, 2, 1000, 0.0), Verdict::Failure(retryable.clone()));
+        assert_eq!(
+            decide(retryable.clone(), &options, 2, 1000, 0.0),
+            Verdict::Failure(retryable.clone())
+        );
         assert_eq!(
             decide(retryable.clone().with_retry_after(30), &options, 0, 1000, 0.0),
             Verdict::Retry {

@@ -14,7 +14,7 @@ impl Broker {
     pub async fn put_task_type(&self, ty: &RemoteTaskType) -> Result<bool, BrokerError> {
         let json = serde_json::to_string(ty).expect("a task type serializes");
         let spec = serde_json::to_string(&ty.spec()).expect("a spec serializes");
-        let (created, ()): (i64, ()) = redis::pipe()
+        let (created,): (i64,) = redis::pipe()
             .hset(self.keys.task_types(), &ty.name, json)
             .hset(self.keys.registry(), &ty.name, spec)
             .ignore()
@@ -39,7 +39,7 @@ impl Broker {
 
     /// Removes a remote task type (and its registration). Returns `false` when there was none.
     pub async fn delete_task_type(&self, name: &str) -> Result<bool, BrokerError> {
-        let (removed, ()): (i64, ()) = redis::pipe()
+        let (removed,): (i64,) = redis::pipe()
             .hdel(self.keys.task_types(), name)
             .hdel(self.keys.registry(), name)
             .ignore()
