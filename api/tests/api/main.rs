@@ -14,6 +14,7 @@ mod options;
 mod schedules;
 mod shutdown;
 mod start_check;
+mod tags;
 mod tasks;
 mod tracing;
 mod workflows;
