@@ -180,18 +180,7 @@ impl History {
 
     /// Up to `limit` archived tasks matching `filter`, newest ending first, after `after`.
     pub async fn search(&self, filter: &SearchFilter, limit: usize, after: Option<&SearchCursor>) -> Result<SearchPage, sqlx::Error> {
-        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM celeriac_tasks WHERE true"));
-        push_filter(&mut q, filter);
-        if let Some(c) = after {
-            let at = DateTime::from_timestamp_micros(c.finished_us).unwrap_or_default();
-            q.push(" AND (finished_at, task_id) < (")
-                .push_bind(at)
-                .push(", ")
-                .push_bind(&c.task_id)
-                .push(")");
-        }
-        q.push(" ORDER BY finished_at DESC, task_id DESC LIMIT ")
-            .push_bind(limit as i64 + 1);
+        let mut q = search_query("", filter, limit, after);
         let mut rows: Vec<Row> = q.build_query_as().fetch_all(&self.pool).await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
@@ -205,12 +194,12 @@ impl History {
         })
     }
 
-    /// The SQL `search` runs for `filter` (first page), for `EXPLAIN` in tests and tools.
-    pub fn search_sql(filter: &SearchFilter) -> String {
-        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM celeriac_tasks WHERE true"));
-        push_filter(&mut q, filter);
-        q.push(" ORDER BY finished_at DESC, task_id DESC LIMIT 51");
-        q.into_sql().as_str().to_owned()
+    /// PostgreSQL's plan for the first page of `filter` (`EXPLAIN`), to check which index
+    /// serves it.
+    pub async fn explain(&self, filter: &SearchFilter, limit: usize) -> Result<String, sqlx::Error> {
+        let mut q = search_query("EXPLAIN ", filter, limit, None);
+        let lines: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        Ok(lines.join("\n"))
     }
 
     /// Runs and failures per task per day over the last `days` days (UTC), oldest day first.
@@ -225,6 +214,23 @@ impl History {
         .fetch_all(&self.pool)
         .await
     }
+}
+
+/// The search of a page of `filter`, after `after`, behind `prefix` (`EXPLAIN `, or nothing).
+fn search_query(prefix: &str, filter: &SearchFilter, limit: usize, after: Option<&SearchCursor>) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(format!("{prefix}SELECT {COLUMNS} FROM celeriac_tasks WHERE true"));
+    push_filter(&mut q, filter);
+    if let Some(c) = after {
+        let at = DateTime::from_timestamp_micros(c.finished_us).unwrap_or_default();
+        q.push(" AND (finished_at, task_id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(c.task_id.clone())
+            .push(")");
+    }
+    q.push(" ORDER BY finished_at DESC, task_id DESC LIMIT ")
+        .push_bind(limit as i64 + 1);
+    q
 }
 
 /// The WHERE clauses of `filter`, each in the form an index of the migrations serves.

@@ -7,3 +7,4 @@ mod common;
 mod faults;
 mod handover;
 mod schema;
+mod search;
