@@ -202,6 +202,16 @@ impl History {
         Ok(lines.join("\n"))
     }
 
+    /// The archive's size: rows (PostgreSQL's estimate, cheap at any size) and bytes on disk
+    /// (table and indexes).
+    pub async fn size(&self) -> Result<(i64, i64), sqlx::Error> {
+        sqlx::query_as(
+            "SELECT greatest(reltuples, 0)::bigint, pg_total_relation_size(oid) FROM pg_class WHERE oid = 'celeriac_tasks'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await
+    }
+
     /// Runs and failures per task per day over the last `days` days (UTC), oldest day first.
     pub async fn daily_counts(&self, days: u32) -> Result<Vec<DailyCount>, sqlx::Error> {
         sqlx::query_as(

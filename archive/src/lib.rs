@@ -8,6 +8,7 @@
 
 pub mod archiver;
 pub mod history;
+pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod settings;

@@ -331,3 +331,39 @@ async fn the_gateway_migrates_the_archive_at_start_and_refuses_a_newer_or_unreac
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn metrics_show_the_archive_backlog_and_size() {
+    let pg = PostgresServer::start();
+    let (app, pool) = app_with_archive(&pg, |_| {}).await;
+    app.start_worker(test_registry()).await;
+    for _ in 0..3 {
+        let id = app.enqueue("noop", json!(null)).await;
+        app.wait_terminal(&id).await;
+    }
+    let metric = |text: &str, name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&text, "celeriac_archive_backlog"), 3.0, "three endings wait for an archiver");
+    assert!(text.contains("celeriac_archive_backlog_queue{queue=\"default\"} 3"), "{text}");
+
+    let _archiver = start_archiver(&app, &pool).await_guard();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        if metric(&text, "celeriac_archive_backlog") == 0.0 {
+            sqlx::query("ANALYZE celeriac_tasks").execute(&pool).await.unwrap();
+            let text = app.get("/metrics").await.text().await.unwrap();
+            assert_eq!(metric(&text, "celeriac_archive_rows"), 3.0);
+            assert!(metric(&text, "celeriac_archive_bytes") > 0.0);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the backlog never drained: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
