@@ -47,7 +47,8 @@ def main() -> int:
             *extra,
         ]
         print("running:", " ".join(command), flush=True)
-        status = subprocess.call(command, cwd=ROOT)
+        report.mkdir(parents=True, exist_ok=True)
+        status = subprocess.call(command, cwd=report)  # its cache (.schemathesis/) stays there
         if status != 0:
             print(f"--- gateway log (tail) ---\n{stack.log('api')[-4000:]}")
         return status
