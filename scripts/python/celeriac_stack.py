@@ -75,7 +75,15 @@ class Stack:
         return self.dir / "mail"
 
     @classmethod
-    def start(cls, worker: bool = True, extra_env: dict[str, str] | None = None, worker_queues: str = "emails,reports,default") -> "Stack":
+    def start(
+        cls,
+        worker: bool = True,
+        extra_env: dict[str, str] | None = None,
+        worker_queues: str = "emails,reports,default",
+        progress_urls: bool = False,
+    ) -> "Stack":
+        """`progress_urls`: the worker tells remote task endpoints the gateway's address
+        (`worker.gateway_url`), so they can report progress."""
         tmp = Path(tempfile.mkdtemp(prefix="celeriac-py-"))
         for sub in ("redis", "mail", "reports", "logs"):
             (tmp / sub).mkdir()
@@ -90,6 +98,7 @@ class Stack:
             "CELERIAC__SMTP__PORT": str(stack.smtp_port),
             "CELERIAC__REPORTS__DIR": str(tmp / "reports"),
             "CELERIAC__LOG__FILTER": "warn",
+            **({"CELERIAC__WORKER__GATEWAY_URL": f"http://127.0.0.1:{stack.http_port}"} if progress_urls else {}),
             **(extra_env or {}),
         }
         try:

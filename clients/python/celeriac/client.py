@@ -175,6 +175,19 @@ class Client:
                     raise
                 time.sleep(min(0.2 * 2**failures, 5.0))
 
+    # --- remote task types (admin) -------------------------------------------------------
+
+    def put_task_type(self, name: str, url: str, secret: str, *, queue: Optional[str] = None, timeout: Optional[float] = None, **options: Any) -> Dict[str, Any]:
+        """Declares (or replaces) a remote task type: Celeriac runs task `name` by `POST`ing it,
+        signed with `secret`, to `url` (`PUT /task-types/{name}`, an admin token). `options`:
+        the retry policy and time limits of its tasks (max_retries, retry_delay, ...)."""
+        body: Dict[str, Any] = {"url": url, "secret": secret, "options": {k: v for k, v in options.items() if v is not None}}
+        if queue is not None:
+            body["queue"] = queue
+        if timeout is not None:
+            body["timeout"] = timeout
+        return self._request("PUT", f"/task-types/{_quote(name)}", json=body).json()
+
     # --- workflows ------------------------------------------------------------------------
 
     def start_workflow(self, spec: Dict[str, Any], *, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
