@@ -6,5 +6,7 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod queue_order;
+mod recovery;
 mod start_check;
 mod workflows;
