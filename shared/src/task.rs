@@ -42,6 +42,7 @@ pub struct TaskOptions {
     /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
     /// equal ones in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9))]
     pub priority: Option<u8>,
 }
 

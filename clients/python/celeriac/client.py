@@ -20,7 +20,7 @@ TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 OPTION_NAMES = frozenset(
     {
         "queue", "countdown", "eta", "expires", "max_retries", "time_limit", "soft_time_limit",
-        "retry_delay", "retry_backoff", "retry_delay_max", "retry_jitter",
+        "retry_delay", "retry_backoff", "retry_delay_max", "retry_jitter", "priority",
     }
 )
 
