@@ -6,5 +6,6 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod remote;
 mod start_check;
 mod workflows;
