@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod pull;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -41,7 +41,7 @@ def wait_until(check, what: str, timeout: float = 20.0) -> None:
         try:
             if check():
                 return
-        except OSError:
+        except Exception:  # noqa: BLE001 - not up yet (refused, reset, an error answer...)
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout} s")

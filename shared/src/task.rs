@@ -165,6 +165,10 @@ pub struct TaskError {
     pub kind: String,
     pub message: String,
     pub retryable: bool,
+    /// When the failure asked for the next attempt to wait this many seconds (an HTTP
+    /// endpoint's `Retry-After`), the retry waits that long instead of the backoff delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl TaskError {
@@ -174,6 +178,7 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -183,11 +188,18 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();
+        self
+    }
+
+    /// Asks the retry, if there is one, to wait `secs` seconds instead of the backoff delay.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 }

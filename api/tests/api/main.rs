@@ -11,6 +11,8 @@ mod events;
 mod metrics;
 mod openapi;
 mod options;
+mod pull;
+mod remote;
 mod schedules;
 mod shutdown;
 mod start_check;
