@@ -51,6 +51,7 @@ pub struct TaskOptions {
     /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
     /// equal ones in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9))]
     pub priority: Option<u8>,
     /// What the task is about, for searching history: a small map of strings such as
     /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
