@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue_fields};
+use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::scope::Scope;
@@ -24,7 +24,8 @@ pub struct EmailRequest {
     pub subject: String,
     #[schema(example = "Thanks for signing up.")]
     pub body: String,
-    /// Countdown, eta, expiry, retries, time limits, queue.
+    /// Countdown, eta, expiry, retries, time limits, queue, tags (`kind` = `email` and
+    /// `to_domain` are added unless given; add `user_id` for the user's report to count it).
     #[serde(default)]
     pub options: Option<CallOptions>,
 }
@@ -32,7 +33,7 @@ pub struct EmailRequest {
 /// Send an e-mail in the background.
 #[utoipa::path(post, path = "/emails", tag = "emails",
     request_body = EmailRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),
@@ -49,10 +50,13 @@ pub async fn post_email(
     headers: HeaderMap,
     ApiJson(request): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
+    let mut options = request.options.unwrap_or_default();
+    let domain = request.to.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+    add_default_tags(&mut options, [("kind", "email"), ("to_domain", domain.as_str())]);
     let args = SendEmailArgs {
         to: request.to,
         subject: request.subject,
         body: request.body,
     };
-    enqueue_fields(&state, &headers, &scope, SEND_EMAIL, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, &scope, SEND_EMAIL, args, options).await
 }

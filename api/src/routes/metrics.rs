@@ -16,7 +16,14 @@ use crate::state::AppState;
     (status = 503, description = "Redis is unreachable", body = ErrorBody),
 ))]
 pub async fn metrics(State(state): State<AppState>, scope: Scope) -> Result<Response, ApiError> {
-    let text = scope.filter_metrics(&state.worker_metrics.render(&state.broker).await?);
+    let mut text = state.worker_metrics.render(&state.broker).await?;
+    if state.settings.archive.enabled || state.history.is_some() {
+        let archive = crate::archive_metrics::render(&state.broker, state.history.as_ref()).await?;
+        // Before the closing `# EOF`, when the format has one.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &archive);
+    }
+    let text = scope.filter_metrics(&text);
     Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE))],
         text,

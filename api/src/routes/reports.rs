@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue_fields};
+use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
 use crate::scope::Scope;
@@ -24,6 +24,7 @@ pub struct ReportRequest {
     /// `csv` (default) or `pdf`.
     #[serde(default)]
     pub format: ReportFormat,
+    /// Call options; tags `kind` = `report` and `user_id` are added unless given.
     #[serde(default)]
     pub options: Option<CallOptions>,
 }
@@ -31,7 +32,7 @@ pub struct ReportRequest {
 /// Build a report for a user in the background.
 #[utoipa::path(post, path = "/reports/{user_id}", tag = "reports",
     params(("user_id" = String, Path, description = "The user the report is for"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+           ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     request_body(content = Option<ReportRequest>, description = "Optional: the format and call options"),
     responses(
@@ -47,20 +48,23 @@ pub async fn post_report(
     scope: Scope,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-    OptionalJson(request): OptionalJson<ReportRequest>,
+    OptionalJson(request): OptionalJson<Option<ReportRequest>>,
 ) -> Result<Response, ApiError> {
+    let request = request.unwrap_or_default();
+    let mut options = request.options.unwrap_or_default();
+    add_default_tags(&mut options, [("kind", "report"), ("user_id", user_id.as_str())]);
     let args = GenerateReportArgs {
         user_id,
         format: request.format,
     };
-    enqueue_fields(&state, &headers, &scope, GENERATE_REPORT, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, &scope, GENERATE_REPORT, args, options).await
 }
 
 /// Download the file of a finished `generate_report` task.
 #[utoipa::path(get, path = "/reports/{task_id}/file", tag = "reports",
     params(("task_id" = String, Path, description = "The generate_report task's id")),
     responses(
-        (status = 200, description = "The report file: text/csv or application/pdf", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The report file: text/csv or application/pdf", content((String = "text/csv"), (Vec<u8> = "application/pdf"))),
         (status = 404, description = "No such report task, or its file is gone", body = ErrorBody),
         (status = 409, description = "The report is not ready (or failed)", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),

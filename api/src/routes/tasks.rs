@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// Enqueue any registered task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks",
     request_body = TaskRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),
@@ -44,7 +44,9 @@ pub async fn post_task(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
-    /// Wait up to this many seconds (at most 60) for the task to finish before answering.
+    /// Wait up to this many seconds (at most `http.max_wait`, 60 by default) for the task to
+    /// finish before answering.
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<f64>,
 }
 
@@ -52,8 +54,8 @@ pub struct WaitQuery {
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id"), WaitQuery),
     responses(
-        (status = 200, description = "The task", body = TaskRecord),
-        (status = 404, description = "No such task, or its record expired", body = ErrorBody),
+        (status = 200, description = "The task (from the archive once its record expired, with `archived: true`)", body = TaskView),
+        (status = 404, description = "No such task, or its record expired (and it is not archived)", body = ErrorBody),
         (status = 422, description = "Invalid wait", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
@@ -62,7 +64,7 @@ pub async fn get_task(
     scope: Scope,
     Path(id): Path<String>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<TaskRecord>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("wait", "must be a number of seconds"))?;
     let id = parse_task_id(&id)?;
     scope.check_task(&state.broker, &id).await?;
@@ -78,7 +80,37 @@ pub async fn get_task(
         }
         Some(_) => return Err(ApiError::invalid("wait", format!("must be from 0 to {max_wait} seconds"))),
     };
-    record.map(Json).ok_or_else(|| not_found(&id.to_string()))
+    if let Some(record) = record {
+        return Ok(Json(TaskView::live(record)));
+    }
+    let archived = match &state.history {
+        Some(history) => history.get(&id).await?,
+        None => None,
+    };
+    archived
+        .map(|r| Json(TaskView::archived(r)))
+        .ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// A task's record as the gateway shows it: live from Redis, or from the archive once the
+/// record expired (the same fields, and `archived: true`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskView {
+    #[serde(flatten)]
+    pub record: TaskRecord,
+    /// True when the record comes from the PostgreSQL archive (absent for a live record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+}
+
+impl TaskView {
+    pub fn live(record: TaskRecord) -> Self {
+        Self { record, archived: false }
+    }
+
+    pub fn archived(record: TaskRecord) -> Self {
+        Self { record, archived: true }
+    }
 }
 
 /// The optional body of `POST /tasks/{id}/revoke`.
@@ -116,8 +148,9 @@ pub async fn revoke_task(
     State(state): State<AppState>,
     scope: Scope,
     Path(id): Path<String>,
-    OptionalJson(request): OptionalJson<RevokeRequest>,
+    OptionalJson(request): OptionalJson<Option<RevokeRequest>>,
 ) -> Result<Json<ActionResult>, ApiError> {
+    let request = request.unwrap_or_default();
     let task_id = parse_task_id(&id)?;
     scope.check_task(&state.broker, &task_id).await?;
     let outcome = match state.broker.revoke(&task_id, request.terminate, "revoked through the API").await? {

@@ -7,6 +7,8 @@ mod chaos;
 mod common;
 mod faults;
 mod payload;
+mod queue_order;
 mod recovery;
+mod remote;
 mod start_check;
 mod workflows;
