@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "workers", description = "Live worker processes"),
         (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "history", description = "Counts from the PostgreSQL archive of tasks that ended"),
         (name = "health", description = "Probes"),
     )
 )]
