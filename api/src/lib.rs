@@ -3,11 +3,13 @@
 
 pub mod archive_metrics;
 pub mod auth;
+pub mod contract;
 pub mod enqueue;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod pull;
 pub mod routes;
 pub mod settings;
 pub mod startup;

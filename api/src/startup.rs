@@ -57,6 +57,7 @@ impl Application {
             worker_metrics: Arc::default(),
             history,
             shutdown: shutdown.clone(),
+            run_secret: Default::default(),
         });
         Ok(Self {
             listener,

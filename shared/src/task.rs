@@ -24,31 +24,44 @@ pub const MAX_TAG_VALUE: usize = 256;
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub max_retries: Option<u32>,
     /// Hard limit in seconds: the task is stopped and fails with `TimeLimitExceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub time_limit: Option<f64>,
     /// Soft limit in seconds: the task's cancellation token fires so it can clean up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub soft_time_limit: Option<f64>,
     /// Delay before the first retry, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay: Option<f64>,
     /// Double the delay at every retry (exponential backoff); otherwise it stays fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<bool>,
     /// Ceiling of the delay, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay_max: Option<f64>,
     /// Spread retries at random between half the delay and the whole delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_jitter: Option<bool>,
+    /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
+    /// equal ones in arrival order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9))]
+    pub priority: Option<u8>,
     /// What the task is about, for searching history: a small map of strings such as
     /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
     /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
 }
+
+/// The highest task priority.
+pub const MAX_PRIORITY: u8 = 9;
 
 impl TaskOptions {
     /// The field names, as sent in JSON; [`TaskOptions::take_field`] reads each.
@@ -60,6 +73,7 @@ impl TaskOptions {
         "retry_backoff",
         "retry_delay_max",
         "retry_jitter",
+        "priority",
         "tags",
     ];
 
@@ -78,6 +92,7 @@ impl TaskOptions {
             "retry_backoff" => self.retry_backoff = map.next_value()?,
             "retry_delay_max" => self.retry_delay_max = map.next_value()?,
             "retry_jitter" => self.retry_jitter = map.next_value()?,
+            "priority" => self.priority = map.next_value()?,
             "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
@@ -94,6 +109,7 @@ impl TaskOptions {
             retry_backoff: self.retry_backoff.or(defaults.retry_backoff),
             retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
             retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
+            priority: self.priority.or(defaults.priority),
             tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
@@ -108,6 +124,7 @@ impl TaskOptions {
             retry_backoff: Some(true),
             retry_delay_max: Some(600.0),
             retry_jitter: Some(true),
+            priority: None,
             tags: None,
         }
     }
@@ -135,6 +152,11 @@ impl TaskOptions {
             && n > 1000
         {
             return Err(("max_retries".into(), "must be at most 1000".into()));
+        }
+        if let Some(p) = self.priority
+            && p > MAX_PRIORITY
+        {
+            return Err(("priority".into(), format!("must be from 0 to {MAX_PRIORITY}")));
         }
         if let Some(tags) = &self.tags {
             validate_tags(tags)?;
@@ -188,6 +210,10 @@ pub struct TaskError {
     pub kind: String,
     pub message: String,
     pub retryable: bool,
+    /// When the failure asked for the next attempt to wait this many seconds (an HTTP
+    /// endpoint's `Retry-After`), the retry waits that long instead of the backoff delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl TaskError {
@@ -197,6 +223,7 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -206,11 +233,18 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();
+        self
+    }
+
+    /// Asks the retry, if there is one, to wait `secs` seconds instead of the backoff delay.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 }
@@ -229,6 +263,7 @@ mod tests {
             retry_backoff: Some(false),
             retry_delay_max: Some(60.0),
             retry_jitter: Some(false),
+            priority: Some(7),
             tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
         }
     }

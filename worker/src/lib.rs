@@ -6,7 +6,7 @@
 //! [`Beat`] fires periodic schedules (`celeriac-beat`).
 
 mod acker;
-pub mod backoff;
+pub use celeriac::backoff;
 pub mod beat;
 pub mod cli;
 pub mod config;
@@ -15,11 +15,15 @@ pub mod executor;
 mod fetcher;
 pub mod health;
 mod heartbeat;
+pub mod liveness;
+pub mod order;
+mod ordered;
 mod promoter;
 #[cfg(test)]
 mod readme_example;
 mod reaper;
 pub mod registry;
+pub mod remote;
 pub mod runtime;
 pub mod settings;
 mod shared;

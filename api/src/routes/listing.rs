@@ -12,7 +12,7 @@
 //! archive knows (`from`, `to`, `error`, `args`) selects it without `source`.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use celeriac::TaskState;
 use celeriac::broker::{ListCursor, ListFilter};
 use celeriac_archive::{SearchCursor, SearchFilter};
@@ -22,7 +22,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{parse_limit, parse_queue};
+use crate::extract::{ApiQuery, parse_limit, parse_queue};
 use crate::routes::tasks::TaskView;
 use crate::state::AppState;
 
@@ -41,8 +41,10 @@ pub struct ListQuery {
     pub source: Option<String>,
     /// Only tasks in this state (`PENDING`, `SCHEDULED`, `STARTED`, `RETRY`, `SUCCESS`,
     /// `FAILURE`, `REVOKED`; the archive holds the last three).
+    #[param(value_type = Option<TaskState>)]
     pub state: Option<String>,
     /// Only this queue.
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub queue: Option<String>,
     /// Only this task name.
     pub task: Option<String>,
@@ -57,8 +59,10 @@ pub struct ListQuery {
     /// Archive: only tasks whose arguments contain this JSON (e.g. `{"to":"ada@example.com"}`).
     pub args: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (of the same source and filters).
+    #[param(pattern = r"^[0-9]{1,18}\.[A-Za-z0-9_.-]{1,128}(,[0-9]{1,18}\.[A-Za-z0-9_.-]{1,128})*$")]
     pub cursor: Option<String>,
 }
 
@@ -90,7 +94,7 @@ pub(crate) fn parse_tag(raw: &str) -> Result<(String, String), ApiError> {
         (status = 422, description = "Invalid filter, limit or cursor, or no archive configured for an archive search", body = ErrorBody),
         (status = 503, description = "Redis (live) or the archive is unreachable", body = ErrorBody),
     ))]
-pub async fn list_tasks(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<TaskList>, ApiError> {
+pub async fn list_tasks(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<TaskList>, ApiError> {
     let archive_only = query.from.is_some() || query.to.is_some() || query.error.is_some() || query.args.is_some();
     let source = query.source.as_deref().unwrap_or(if archive_only { "archive" } else { "live" });
     match source {
