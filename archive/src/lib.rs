@@ -8,6 +8,7 @@
 
 pub mod archiver;
 pub mod history;
+pub mod relay;
 pub mod retention;
 pub mod row;
 pub mod schema;
@@ -16,6 +17,7 @@ pub mod stream;
 
 pub use archiver::Archiver;
 pub use history::{History, SearchCursor, SearchFilter, SearchPage};
+pub use relay::Relay;
 pub use row::ArchivedTask;
 pub use settings::ArchiveSettings;
 /// The PostgreSQL driver, for the crates that read the archive through this one.

@@ -367,3 +367,33 @@ async fn metrics_show_the_archive_backlog_and_size() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn daily_counts_give_runs_and_failures_per_task_per_day() {
+    let pg = PostgresServer::start();
+    let (app, pool) = app_with_archive(&pg, |_| {}).await;
+    let now = Utc::now();
+    let mut rows: Vec<Row> = (0..12).map(sample).collect();
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.finished = now - chrono::Duration::days((i % 2) as i64);
+    }
+    insert(&pool, &rows).await;
+    let counts: Value = app.get("/history/daily?days=2").await.json().await.unwrap();
+    let today = now.date_naive().to_string();
+    let got = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["day"] == today.as_str() && c["task"] == "send_email")
+        .cloned()
+        .unwrap_or_else(|| panic!("{counts}"));
+    let want = |f: &dyn Fn(&Row) -> bool| {
+        rows.iter()
+            .enumerate()
+            .filter(|(i, r)| i % 2 == 0 && r.task == "send_email" && f(r))
+            .count()
+    };
+    assert_eq!(got["runs"], want(&|_| true) as u64);
+    assert_eq!(got["failures"], want(&|r| r.state == "FAILURE") as u64);
+    assert_eq!(app.get("/history/daily?days=0").await.status(), 422);
+}

@@ -2,13 +2,14 @@
 //! `celeriac-archiver migrate` applies the migrations and exits; `celeriac-archiver` applies
 //! them, then archives until Ctrl-C or SIGTERM. Redis comes from the project's settings
 //! (config/, `CELERIAC_*`), the archive from `CELERIAC_ARCHIVE_*` (settings.rs of this crate)
-//! or `[archive] database_url`; it also applies `[archive.retention]`.
+//! or `[archive] database_url`; it also applies `[archive.retention]` and relays the outbox
+//! (`celeriac_enqueue()`, relay.rs) to Redis.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use celeriac::Broker;
-use celeriac_archive::{ArchiveSettings, Archiver, retention, schema};
+use celeriac_archive::{ArchiveSettings, Archiver, Relay, retention, schema};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::main]
@@ -44,6 +45,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
     let consumer = format!("{}-{}", hostname(), std::process::id());
+    let relay = Relay::new(broker.clone(), pool.clone(), celeriac::catalog::Catalog::new(&settings.tasks));
     let archiver = Archiver::new(broker, pool.clone(), archive, consumer);
     tracing::info!(consumer = archiver.consumer(), "archiving");
     let stop = celeriac::shutdown::on_signal();
@@ -52,7 +54,12 @@ async fn run() -> anyhow::Result<()> {
         settings.archive.retention.clone(),
         stop.clone().cancelled_owned(),
     ));
+    let relaying = tokio::spawn({
+        let stop = stop.clone();
+        async move { relay.run(stop.cancelled_owned()).await }
+    });
     archiver.run(stop.cancelled_owned()).await;
+    let _ = relaying.await;
     let _ = retention.await;
     Ok(())
 }
