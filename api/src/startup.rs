@@ -43,6 +43,12 @@ impl Application {
         let broker = Broker::open(&settings.redis, settings.result_ttl())
             .await?
             .with_archive(settings.archive.enabled);
+        for (queue, n) in &settings.tasks.shards {
+            // Raised, never lowered; a worker with the same settings raises it too.
+            if let Err(e) = broker.raise_shards(queue, *n).await {
+                tracing::warn!(queue = %queue, error = %e, "cannot record the queue's shards in Redis yet");
+            }
+        }
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {

@@ -14,7 +14,10 @@ use crate::settings::WorkerProcessSettings;
 pub struct WorkerConfig {
     /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
+    /// The queues to consume; each sharded one's every shard is consumed (`shards.rs`).
     pub queues: Vec<QueueName>,
+    /// Queue -> number of shards, from the settings (`[tasks.shards]`).
+    pub shards: std::collections::BTreeMap<QueueName, u32>,
     pub concurrency: usize,
     /// Most tasks claimed per call (never more than free slots).
     pub batch_size: usize,
@@ -33,6 +36,7 @@ impl WorkerConfig {
         Self {
             id: new_worker_id(),
             queues: w.queues.clone(),
+            shards: settings.tasks.shards.clone(),
             concurrency: w.concurrency,
             batch_size: w.batch_size,
             lease: w.lease,

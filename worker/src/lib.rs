@@ -22,6 +22,7 @@ mod reaper;
 pub mod registry;
 pub mod runtime;
 pub mod settings;
+mod shards;
 mod shared;
 pub mod tasks;
 

@@ -39,7 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// Recovers every expired lease on this worker's queues. Returns how many tasks went back.
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
     let mut recovered = 0;
-    for queue in &shared.config.queues {
+    for queue in &shared.queues() {
         for worker in shared.broker.expired_leases(queue).await? {
             if worker == shared.config.id {
                 continue;

@@ -12,6 +12,7 @@ mod metrics;
 mod openapi;
 mod options;
 mod schedules;
+mod shards;
 mod shutdown;
 mod start_check;
 mod tasks;

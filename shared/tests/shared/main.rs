@@ -4,8 +4,10 @@
 
 mod cluster_keys;
 mod common;
+mod resharding;
 mod schedules;
 mod scripts;
+mod sharded_queues;
 mod topology_cluster;
 mod topology_sentinel;
 mod topology_tls;

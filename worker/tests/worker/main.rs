@@ -5,6 +5,7 @@
 mod beat;
 mod chaos;
 mod common;
+mod failover;
 mod faults;
 mod start_check;
 mod workflows;
