@@ -40,7 +40,17 @@ impl RedisSentinel {
         let replica = RedisNode::spawn(
             rport,
             dir.path(),
-            &["--port", &rport.to_string(), "--replicaof", "127.0.0.1", &port.to_string()].map(String::from),
+            // The same for the old master's first sync once this replica is promoted.
+            &[
+                "--port",
+                &rport.to_string(),
+                "--replicaof",
+                "127.0.0.1",
+                &port.to_string(),
+                "--repl-diskless-sync-delay",
+                "0",
+            ]
+            .map(String::from),
         )?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
