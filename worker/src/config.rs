@@ -14,11 +14,15 @@ use crate::settings::WorkerProcessSettings;
 pub struct WorkerConfig {
     /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
+    /// The process table this worker sees (`liveness.rs`); `None` where it cannot be read.
+    pub host_id: Option<String>,
     /// The queues to consume; each sharded one's every shard is consumed (`shards.rs`).
     pub queues: Vec<QueueName>,
     /// Queue -> number of shards, from the settings (`[tasks.shards]`).
     pub shards: std::collections::BTreeMap<QueueName, u32>,
     pub concurrency: usize,
+    /// How the queues share the slots (checked with the settings).
+    pub order: crate::order::QueueOrder,
     /// Most tasks claimed per call (never more than free slots).
     pub batch_size: usize,
     pub lease: Duration,
@@ -35,9 +39,11 @@ impl WorkerConfig {
         let w = &settings.worker;
         Self {
             id: new_worker_id(),
+            host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
             shards: settings.tasks.shards.clone(),
             concurrency: w.concurrency,
+            order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
             batch_size: w.batch_size,
             lease: w.lease,
             grace: w.grace,

@@ -1,4 +1,5 @@
-//! The worker process: wires the fetchers (one per queue), the executor, the acker, the
+//! The worker process: wires the fetchers (one per queue, or one for all in strict or
+//! weighted order), the executor, the acker, the
 //! heartbeat, the reaper and the promoter together, and stops gracefully: stop fetching, let
 //! running tasks finish within the grace period, give the rest back, store every outcome.
 
@@ -11,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::heartbeat::Heartbeat;
+use crate::order::QueueOrder;
 use crate::registry::Registry;
 use crate::shared::Shared;
-use crate::{acker, control, fetcher, health, promoter, reaper, shards};
+use crate::{acker, control, fetcher, health, ordered, promoter, reaper, shards};
 
 /// After the last outcome is stored, anything still leased to this worker belongs to no run
 /// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
@@ -68,10 +70,17 @@ impl Worker {
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));
         let mut fetchers = tokio::task::JoinSet::new();
-        // One fetch loop per shard: they share the slots, so the shards are served fairly, and
-        // each blocks on its own shard when it is empty, so the worker waits on all at once.
+        // Fair order: one fetch loop per shard; they share the slots, so the shards are served
+        // fairly, and each blocks on its own shard when it is empty, so the worker waits on all
+        // at once. Strict or weighted order: one loop takes the queues themselves (shard 0) in
+        // that order, and the other shards of sharded queues get fair loops of their own (so
+        // their tasks are never left behind; the order holds between the queues' first shards).
+        let ordered = config.order != QueueOrder::Fair;
+        if ordered {
+            fetchers.spawn(ordered::run(Arc::clone(&shared), settle_tx.clone(), shutdown.clone()));
+        }
         let mut start_fetchers = |queues: Vec<celeriac::QueueName>| {
-            for queue in queues {
+            for queue in queues.into_iter().filter(|q| !ordered || q.is_shard()) {
                 fetchers.spawn(fetcher::run(Arc::clone(&shared), queue, settle_tx.clone(), shutdown.clone()));
             }
         };

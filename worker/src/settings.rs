@@ -2,6 +2,7 @@
 //! concurrency, leases) and `[smtp]` (for `send_email`), read with the library's one loader
 //! and checked at start, so a bad value stops the worker in one line naming the setting.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -40,6 +41,10 @@ pub struct WorkerSettings {
     pub grace: Duration,
     /// Where a worker serves `/healthz` and `/readyz` (consuming), e.g. `0.0.0.0:9000`.
     pub health_bind: Option<SocketAddr>,
+    /// How the queues share the slots: `fair`, `strict` or `weighted` (`order.rs`).
+    pub order: String,
+    /// Queue name -> weight (at least 1), for `order = "weighted"`.
+    pub weights: BTreeMap<String, u32>,
 }
 
 /// The SMTP server `send_email` sends through.
@@ -72,6 +77,8 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             health_bind: None,
+            order: "fair".into(),
+            weights: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +114,7 @@ impl ProcessSettings for WorkerProcessSettings {
         if !(1..=1_000).contains(&w.batch_size) {
             return Err(invalid("worker.batch_size", "must be 1 to 1000"));
         }
+        crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
         if w.lease < Duration::from_secs(2) {
             return Err(invalid("worker.lease", "must be at least 2s"));
         }
@@ -184,6 +192,17 @@ pub(crate) mod tests {
         assert_eq!(e.setting, "worker.grace", "{e}");
         let e = load(&[], &[("CELERIAC__SMTP__SECURITY", "ssl")]).unwrap_err();
         assert_eq!(e.setting, "smtp.security");
+    }
+
+    #[test]
+    fn queue_weights_are_read_and_a_zero_weight_stops_the_start() {
+        let base = "[worker]\nqueues = [\"critical\", \"low\"]\norder = \"weighted\"\n[worker.weights]\ncritical = 6\nlow = 1\n";
+        let s = load(&[("base.toml", base)], &[]).unwrap();
+        assert_eq!(s.worker.weights.get("critical"), Some(&6));
+        let e = load(&[("base.toml", base)], &[("CELERIAC__WORKER__WEIGHTS__LOW", "0")]).unwrap_err();
+        assert_eq!(e.setting, "worker.weights.low", "{e}");
+        let e = load(&[], &[("CELERIAC__WORKER__ORDER", "random")]).unwrap_err();
+        assert_eq!(e.setting, "worker.order");
     }
 
     #[test]

@@ -238,8 +238,13 @@ impl Broker {
                 }),
                 throughput,
                 shards: 1,
-                shard_pending: vec![redis::from_redis_value_ref(&r[1]).map_err(convert)?],
+                shard_pending: Vec::new(),
             });
+        }
+        // Tasks of a priority above 0 wait in their level's list: pending too.
+        for (o, q) in out.iter_mut().zip(queues) {
+            o.pending += self.pending_in_levels(q).await?;
+            o.shard_pending = vec![o.pending];
         }
         Ok(out)
     }

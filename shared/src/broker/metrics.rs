@@ -42,7 +42,7 @@ impl Broker {
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
-        let each: Vec<QueueStats> = queues
+        let mut each: Vec<QueueStats> = queues
             .iter()
             .zip(replies.chunks_exact(4))
             .map(|(queue, r)| {
@@ -61,6 +61,10 @@ impl Broker {
                 })
             })
             .collect::<Result<_, BrokerError>>()?;
+        // Tasks of a priority above 0 wait in their level's list: pending too.
+        for (s, q) in each.iter_mut().zip(&queues) {
+            s.pending += self.pending_in_levels(q).await?;
+        }
         let mut each = each.into_iter();
         Ok(grouped
             .iter()

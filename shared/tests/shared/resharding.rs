@@ -142,9 +142,10 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
 
     let mut errors = 0;
     let mut ran = Vec::new();
-    let mut round = 0;
+    let (mut round, mut rounds_while_moving) = (0, 0);
     while !migration.is_finished() || round < 5 {
         round += 1;
+        rounds_while_moving += usize::from(!migration.is_finished());
         // Producers go on through the move...
         for _ in 0..6 {
             let shard = broker.pick_shard(&queue, None).await;
@@ -178,7 +179,7 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
         }
     }
     let (new_master, keys_moved) = migration.join().unwrap();
-    let rounds_during_move = round;
+    let rounds_during_move = rounds_while_moving;
     // Drain what is left.
     for _ in 0..100 {
         let mut took = 0;
@@ -218,7 +219,7 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
         accepted.len(),
         ran.len()
     );
-    assert!(keys_moved > 300 && rounds_during_move > 5, "the workload ran while the slot moved");
+    assert!(keys_moved > 300 && rounds_during_move >= 2, "the workload ran while the slot moved");
     let unique: HashSet<_> = ran.iter().collect();
     assert_eq!(unique.len(), ran.len(), "no task ran twice");
     assert_eq!(ran.len(), accepted.len(), "every accepted task ran");

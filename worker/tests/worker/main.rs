@@ -7,5 +7,7 @@ mod chaos;
 mod common;
 mod failover;
 mod faults;
+mod queue_order;
+mod recovery;
 mod start_check;
 mod workflows;
