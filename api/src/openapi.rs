@@ -21,6 +21,8 @@ use utoipa::{Modify, OpenApi};
         (name = "workflows", description = "Chains, groups and chords of tasks"),
         (name = "queues", description = "Queue depths, rates, pause, resume, purge and dead letters"),
         (name = "workers", description = "Live worker processes"),
+        (name = "task-types", description = "Remote task types: tasks whose code is an HTTP endpoint"),
+        (name = "pull", description = "Workers over HTTP: claim tasks with a long poll, then heartbeat, progress, complete or fail with each run's token"),
         (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "health", description = "Probes"),

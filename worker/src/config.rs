@@ -31,6 +31,8 @@ pub struct WorkerConfig {
     pub redis: RedisSettings,
     /// Where to serve `/healthz` and `/readyz`, if anywhere.
     pub health_bind: Option<std::net::SocketAddr>,
+    /// The gateway's URL as remote task endpoints reach it, for their `progress_url`.
+    pub gateway_url: Option<String>,
 }
 
 impl WorkerConfig {
@@ -49,6 +51,7 @@ impl WorkerConfig {
             grace: w.grace,
             redis: settings.redis.clone(),
             health_bind: w.health_bind,
+            gateway_url: w.gateway_url.clone(),
         }
     }
 }

@@ -83,17 +83,7 @@ pub(crate) async fn recover_dead_once(shared: &Shared) -> Result<usize, celeriac
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
     let mut recovered = 0;
     for queue in &shared.queues() {
-        for worker in shared.broker.expired_leases(queue).await? {
-            if worker == shared.config.id {
-                continue;
-            }
-            if let Some(n) = shared.broker.recover_expired(queue, &worker).await? {
-                if n > 0 {
-                    tracing::warn!(queue = %queue, dead_worker = %worker, tasks = n, "recovered tasks of a worker whose lease expired");
-                }
-                recovered += n;
-            }
-        }
+        recovered += shared.broker.recover_expired_on(queue, Some(&shared.config.id)).await?;
     }
     Ok(recovered)
 }

@@ -64,7 +64,9 @@ impl TestApp {
         let app = Application::build(settings.clone(), stop.clone()).await.expect("gateway builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl()).unwrap();
+        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())
+            .unwrap()
+            .with_archive(settings.archive.enabled);
         Self {
             redis,
             settings,
@@ -101,8 +103,14 @@ impl TestApp {
 
     /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.
     pub async fn start_worker(&self, registry: Registry) -> CancellationToken {
+        self.start_worker_with(registry, |_| {}).await
+    }
+
+    /// [`TestApp::start_worker`] with its config changed by `adjust` first.
+    pub async fn start_worker_with(&self, registry: Registry, adjust: impl FnOnce(&mut WorkerConfig)) -> CancellationToken {
         let mut config = WorkerConfig::from_settings(&self.worker_settings());
         config.concurrency = 4;
+        adjust(&mut config);
         let token = self.stop.child_token();
         let specs: Vec<_> = registry.specs().cloned().collect();
         self.broker.register_tasks(&specs).await.expect("register task types");

@@ -9,5 +9,6 @@ mod failover;
 mod faults;
 mod queue_order;
 mod recovery;
+mod remote;
 mod start_check;
 mod workflows;
