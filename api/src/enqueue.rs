@@ -154,7 +154,7 @@ pub async fn enqueue_task(
         .enqueue(
             &queue,
             std::slice::from_ref(&new),
-            state.catalog.max_pending(&queue),
+            state.catalog.max_pending(&state.broker, &queue),
             idempotency.as_ref(),
         )
         .await?;

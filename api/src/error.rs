@@ -134,6 +134,8 @@ impl ApiError {
     /// What the client is told; internal details stay in the logs.
     fn public_message(&self) -> String {
         match self {
+            // durability = "replicated": the master has it, no replica acknowledged it in time.
+            Self::Unavailable(BrokerError::NotReplicated(_)) => "no Redis replica acknowledged the task in time; it is stored on the master and may still run: retry with the same Idempotency-Key to be sure it runs once".into(),
             Self::Unavailable(_) => "the task broker is unreachable; nothing was stored, try again shortly".into(),
             Self::ArchiveUnavailable(_) => "the archive (PostgreSQL) did not answer; try again shortly".into(),
             Self::Internal(_) => "internal error".into(),
@@ -156,7 +158,7 @@ impl From<BrokerError> for ApiError {
                 depth,
             },
             BrokerError::Duplicate(id) => Self::Conflict(format!("a task with id {id} exists already")),
-            BrokerError::Redis(_) => Self::Unavailable(e),
+            BrokerError::Redis(_) | BrokerError::NotReplicated(_) => Self::Unavailable(e),
             BrokerError::Protocol(detail) | BrokerError::InvalidTask(detail) => Self::Internal(detail),
         }
     }

@@ -46,6 +46,12 @@ impl Application {
             .await?
             .with_archive(settings.archive.enabled)
             .with_payload(settings.tasks.payload());
+        for (queue, n) in &settings.tasks.shards {
+            // Raised, never lowered; a worker with the same settings raises it too.
+            if let Err(e) = broker.raise_shards(queue, *n).await {
+                tracing::warn!(queue = %queue, error = %e, "cannot record the queue's shards in Redis yet");
+            }
+        }
         let history = connect_history(&settings).await?;
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());

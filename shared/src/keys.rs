@@ -213,6 +213,12 @@ impl Keys {
         format!("{}:queues", self.ns)
     }
 
+    /// Hash of sharded queue -> its number of shards (absent: 1). Only ever raised
+    /// (lua/shards_raise.lua), so no shard holding tasks is ever forgotten.
+    pub fn shards(&self) -> String {
+        format!("{}:shards", self.ns)
+    }
+
     /// Sorted set of live worker ids scored by the time (ms) their lease runs out.
     pub fn workers(&self) -> String {
         format!("{}:workers", self.ns)

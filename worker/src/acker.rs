@@ -85,15 +85,38 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
     let broker = &shared.broker;
     let worker = &shared.config.id;
     let mut retry = Backoff::default();
+    // After an attempt whose replication was not confirmed, a refusal is that attempt's own
+    // store (this master kept it), not a lost lease.
+    let mut unconfirmed = false;
     if !work.outcomes.is_empty() {
         loop {
             match broker.finish(queue, worker, &work.outcomes).await {
                 Ok(acks) => {
                     count(shared, &work.outcomes);
+                    let refused: Vec<&Outcome> = work
+                        .outcomes
+                        .iter()
+                        .zip(&acks)
+                        .filter(|(_, ack)| **ack == Ack::Refused)
+                        .map(|(o, _)| o)
+                        .collect();
+                    // Safe after an unconfirmed store too: an outcome this master kept has left
+                    // the in-flight hash, so only true orphans are still held.
+                    if !refused.is_empty() {
+                        give_back_orphans(shared, queue, &refused).await;
+                    }
                     {
                         let mut metrics = shared.metrics.lock().expect("metrics lock");
                         for ((outcome, facts), ack) in work.outcomes.iter().zip(&work.facts).zip(&acks) {
-                            if *ack == Ack::Refused {
+                            if *ack == Ack::Refused && unconfirmed {
+                                tracing::info!(task_id = %outcome.id, "outcome already stored by the attempt whose replication was unconfirmed");
+                                metrics.record_outcome(
+                                    queue.as_str(),
+                                    &facts.task,
+                                    run_outcome(&outcome.verdict, facts.revoked),
+                                    facts.ran,
+                                );
+                            } else if *ack == Ack::Refused {
                                 tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
                             } else {
                                 let counted = run_outcome(&outcome.verdict, facts.revoked);
@@ -107,6 +130,7 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                     break;
                 }
                 Err(e) => {
+                    unconfirmed |= matches!(e, celeriac::BrokerError::NotReplicated(_));
                     let task_ids: Vec<String> = work.outcomes.iter().map(|o| o.id.to_string()).collect();
                     tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot store outcomes; retrying");
                     if !wait_or_give_up(shared, &mut retry).await {
@@ -135,6 +159,38 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                 }
             }
         }
+    }
+}
+
+/// After refused outcomes: an id still leased to this worker but run by none of its runs is
+/// an orphan (a Redis failover lost the start that the run's token came from, but kept the
+/// claim): nobody would ever run or free it while this worker lives, so it goes back to its
+/// queue and runs again (a redelivery, logged).
+async fn give_back_orphans(shared: &Shared, queue: &QueueName, refused: &[&Outcome]) {
+    let worker = &shared.config.id;
+    let held = match shared.broker.leased(queue, worker).await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(queue = %queue, error = %e, "cannot check refused outcomes for orphaned leases");
+            return;
+        }
+    };
+    let orphans: Vec<String> = {
+        let running = shared.running.lock().expect("running lock");
+        refused
+            .iter()
+            .filter(|o| !running.contains_key(&o.id) && held.iter().any(|h| h == o.id.suffix()))
+            .map(|o| o.id.suffix().to_owned())
+            .collect()
+    };
+    if orphans.is_empty() {
+        return;
+    }
+    match shared.broker.requeue_own(queue, worker, &orphans).await {
+        Ok(n) => {
+            tracing::warn!(queue = %queue, count = n, ?orphans, "gave back tasks leased to this worker whose start Redis lost (failover): they run again")
+        }
+        Err(e) => tracing::warn!(queue = %queue, error = %e, "cannot give orphaned leases back; retrying at the next refusal"),
     }
 }
 

@@ -32,6 +32,15 @@ pub struct DeadLetters {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// A queue's new number of shards.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetShards {
+    /// 1 to 256, and at least the number it has (shards are added, never removed: the tasks
+    /// of a removed one would be left unread).
+    pub shards: u32,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeadQuery {
@@ -81,6 +90,41 @@ pub async fn resume_queue(State(state): State<AppState>, scope: Scope, Path(queu
 async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<QueueOverview>, ApiError> {
     let queue = parse_queue(queue)?;
     state.broker.set_paused(&queue, paused).await?;
+    Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// Spread a queue over more shards: each is a queue of its own in Redis (its own hash tag, so
+/// a Cluster places them on different nodes); new tasks go to them in turn (or by their
+/// `partition_key`), workers consume them all within a few seconds, and the queue is still
+/// shown, paused and purged as one.
+#[utoipa::path(put, path = "/queues/{queue}/shards", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = SetShards,
+    responses(
+        (status = 200, description = "The queue, with its shards", body = QueueOverview),
+        (status = 422, description = "Invalid queue name, or a number of shards out of range or lower than now", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn set_shards(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<SetShards>,
+) -> Result<Json<QueueOverview>, ApiError> {
+    let queue = parse_queue(&queue)?;
+    if queue.is_shard() {
+        return Err(ApiError::invalid("queue", "name a queue, not one of its shards"));
+    }
+    let max = celeriac::id::MAX_SHARDS;
+    if !(1..=max).contains(&body.shards) {
+        return Err(ApiError::invalid("shards", format!("must be from 1 to {max}")));
+    }
+    let now = state.broker.raise_shards(&queue, body.shards).await?;
+    if now > body.shards {
+        return Err(ApiError::invalid(
+            "shards",
+            format!("the queue has {now} shards; shards can be added, never removed"),
+        ));
+    }
     Ok(Json(state.broker.queue_overview(&queue).await?))
 }
 

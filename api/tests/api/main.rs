@@ -17,6 +17,7 @@ mod pull;
 mod remote;
 mod schedules;
 mod scopes;
+mod shards;
 mod shutdown;
 mod start_check;
 mod tags;

@@ -281,6 +281,10 @@ impl Broker {
                 .arg(payload.as_ref());
         }
         let stored: String = call.invoke(&mut self.conn.clone()).await?;
+        // Under replicated durability, an outcome counts as stored once a replica has it;
+        // else the caller stores it again (refused if this master has it, stored if it is a
+        // promoted replica that never got it: the fencing token tells).
+        self.replicated(&self.keys.inflight(queue, worker)).await?;
         if stored.len() != outcomes.len() {
             return Err(BrokerError::Protocol(format!(
                 "finish answered {stored:?} for {} outcomes",

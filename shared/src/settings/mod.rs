@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub use self::forms::{comma_list, duration};
 pub use self::layers::{Layers, SECTIONS};
 pub use self::process::ProcessSettings;
-pub use self::redis::{RedisSettings, redact_url};
+pub use self::redis::{Durability, RedisSettings, redact_url};
 use crate::id::QueueName;
 
 /// The sections every process reads. Each binary's settings type holds this and its own
@@ -109,6 +109,9 @@ pub struct TaskSettings {
     pub max_result_bytes: usize,
     /// Arguments and results longer than this are stored zstd-compressed; 0 = never.
     pub compress_above_bytes: usize,
+    /// Queue -> number of shards (1 to 256; absent: 1). Raised in Redis at start, never
+    /// lowered (see `celeriac::broker::Broker::raise_shards`).
+    pub shards: BTreeMap<QueueName, u32>,
 }
 
 impl TaskSettings {
@@ -160,6 +163,7 @@ impl Default for TaskSettings {
             max_args_bytes: crate::payload::PayloadLimits::default().max_args_bytes,
             max_result_bytes: crate::payload::PayloadLimits::default().max_result_bytes,
             compress_above_bytes: crate::payload::PayloadLimits::default().compress_above_bytes,
+            shards: BTreeMap::new(),
         }
     }
 }
@@ -212,6 +216,10 @@ impl Settings {
         if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
             return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));
         }
+        // Under the connections' 5 s reply timeout, which a longer WAIT would trip.
+        if self.redis.replica_timeout.is_zero() || self.redis.replica_timeout > Duration::from_secs(4) {
+            return Err(invalid("redis.replica_timeout", "must be from 1ms to 4s"));
+        }
         if self.tasks.result_ttl.as_secs() == 0 {
             return Err(invalid("tasks.result_ttl", "must be at least 1s"));
         }
@@ -219,6 +227,14 @@ impl Settings {
             .payload()
             .validate()
             .map_err(|(setting, message)| invalid(setting, message))?;
+        for (queue, n) in &self.tasks.shards {
+            if queue.is_shard() || !(1..=crate::id::MAX_SHARDS).contains(n) {
+                return Err(invalid(
+                    &format!("tasks.shards.{queue}"),
+                    format!("must be a queue name and a number from 1 to {}", crate::id::MAX_SHARDS),
+                ));
+            }
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
         }

@@ -5,6 +5,7 @@
 mod beat;
 mod chaos;
 mod common;
+mod failover;
 mod faults;
 mod payload;
 mod queue_order;
