@@ -2,6 +2,7 @@
 //! progress and result, and the OpenAPI document with its browsable UI.
 
 pub mod auth;
+pub mod contract;
 pub mod enqueue;
 pub mod error;
 pub mod extract;

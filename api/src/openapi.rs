@@ -11,6 +11,9 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Celeriac", description = "Background jobs over HTTP: enqueue, then poll state, progress and result.", license(name = "MIT OR Apache-2.0")),
     modifiers(&BearerScheme),
+    // Reached only through fields marked `no_recursion` (a workflow's steps nest), so not
+    // collected from the handlers: listed here, or `Step` would refer to a missing schema.
+    components(schemas(celeriac::workflow::Chord)),
     tags(
         (name = "tasks", description = "Enqueue any registered task and read task records"),
         (name = "emails", description = "Send e-mail in the background"),

@@ -111,6 +111,9 @@ async fn note_worker(state: &AppState, queue: &QueueName, worker: &str, concurre
         id: worker.to_owned(),
         host: "pull".into(),
         pid: 0,
+        // No host to check a process on: a pull worker is proven gone by its lease only.
+        host_id: None,
+        process_start: None,
         queues,
         concurrency: concurrency.max(known.as_ref().map_or(0, |w| w.concurrency)),
         running,

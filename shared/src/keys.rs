@@ -53,6 +53,7 @@ impl Keys {
             "retry" => QueueKey::Retrying,
             "purging" => QueueKey::Purging,
             _ => match kind.split_once(':') {
+                Some(("pending", _level)) => QueueKey::Pending,
                 Some(("held", worker)) => QueueKey::Inflight(worker),
                 Some(("inflight", worker)) => QueueKey::LegacyInflight(worker),
                 Some(("t", suffix)) => QueueKey::Task(suffix),
@@ -65,6 +66,35 @@ impl Keys {
     /// List of ids waiting to run; producers push left, workers take from the right.
     pub fn pending(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "pending")
+    }
+
+    /// List of ids of priority `level` (1 to 9) waiting to run, like [`Keys::pending`] (which
+    /// holds level 0, the default): only a queue given priorities has these (flow.md,
+    /// docs/design.md "Priorities").
+    pub fn pending_level(&self, queue: &QueueName, level: u8) -> String {
+        debug_assert!((1..=crate::task::MAX_PRIORITY).contains(&level));
+        self.queue_key_of(queue, &["pending:", LEVEL_DIGITS[level as usize]])
+    }
+
+    /// The pending lists of priority 9 down to 1, highest first: the order claims take them.
+    pub fn pending_levels(&self, queue: &QueueName) -> Vec<String> {
+        (1..=crate::task::MAX_PRIORITY)
+            .rev()
+            .map(|l| self.pending_level(queue, l))
+            .collect()
+    }
+
+    /// Present (for good) once the queue was given a task of priority above 0: its workers
+    /// then wait on [`Keys::priority_bell`] too.
+    pub fn priority_marker(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "prio")
+    }
+
+    /// A one-element list present while some priority list of the queue may hold ids: pushes
+    /// into a priority list ring it, a claim that finds them all empty removes it. Workers
+    /// block on it beside the pending list, and a claim that sees it takes the priority lists.
+    pub fn priority_bell(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "bell")
     }
 
     /// Sorted set of ids waiting for a time (countdown, eta, retry backoff), scored by due ms.
@@ -236,6 +266,8 @@ impl Keys {
         format!("{}:{{schedules}}:state:{name}", self.ns)
     }
 }
+
+const LEVEL_DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Which of a queue's keys a key name is ([`Keys::parse_queue_key`]): the places a task can be,
 /// and its record.

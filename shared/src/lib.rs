@@ -13,6 +13,8 @@ pub mod handler;
 pub mod id;
 pub mod keys;
 pub mod metrics;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod reconnect;
 pub mod record;
 pub mod remote;

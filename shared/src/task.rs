@@ -15,26 +15,38 @@ use crate::id::QueueName;
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub max_retries: Option<u32>,
     /// Hard limit in seconds: the task is stopped and fails with `TimeLimitExceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub time_limit: Option<f64>,
     /// Soft limit in seconds: the task's cancellation token fires so it can clean up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub soft_time_limit: Option<f64>,
     /// Delay before the first retry, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay: Option<f64>,
     /// Double the delay at every retry (exponential backoff); otherwise it stays fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<bool>,
     /// Ceiling of the delay, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay_max: Option<f64>,
     /// Spread retries at random between half the delay and the whole delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_jitter: Option<bool>,
+    /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
+    /// equal ones in arrival order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }
+
+/// The highest task priority.
+pub const MAX_PRIORITY: u8 = 9;
 
 impl TaskOptions {
     /// The field names, as sent in JSON; [`TaskOptions::take_field`] reads each.
@@ -46,6 +58,7 @@ impl TaskOptions {
         "retry_backoff",
         "retry_delay_max",
         "retry_jitter",
+        "priority",
     ];
 
     /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
@@ -63,6 +76,7 @@ impl TaskOptions {
             "retry_backoff" => self.retry_backoff = map.next_value()?,
             "retry_delay_max" => self.retry_delay_max = map.next_value()?,
             "retry_jitter" => self.retry_jitter = map.next_value()?,
+            "priority" => self.priority = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -78,6 +92,7 @@ impl TaskOptions {
             retry_backoff: self.retry_backoff.or(defaults.retry_backoff),
             retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
             retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
+            priority: self.priority.or(defaults.priority),
         }
     }
 
@@ -91,6 +106,7 @@ impl TaskOptions {
             retry_backoff: Some(true),
             retry_delay_max: Some(600.0),
             retry_jitter: Some(true),
+            priority: None,
         }
     }
 
@@ -117,6 +133,11 @@ impl TaskOptions {
             && n > 1000
         {
             return Err(("max_retries".into(), "must be at most 1000".into()));
+        }
+        if let Some(p) = self.priority
+            && p > MAX_PRIORITY
+        {
+            return Err(("priority".into(), format!("must be from 0 to {MAX_PRIORITY}")));
         }
         Ok(())
     }
@@ -196,6 +217,7 @@ mod tests {
             retry_backoff: Some(false),
             retry_delay_max: Some(60.0),
             retry_jitter: Some(false),
+            priority: Some(7),
         }
     }
 

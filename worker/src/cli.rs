@@ -6,19 +6,32 @@ use anyhow::Context;
 use celeriac::settings::ProcessSettings;
 use celeriac::{Broker, QueueName};
 
+use crate::order::{QueueOrder, split_weights};
 use crate::{Beat, BeatConfig, BeatProcessSettings, Registry, Worker, WorkerConfig, WorkerProcessSettings};
 
-/// Runs a worker with the registry `make_registry` builds from the settings.
+/// Runs a worker with the registry `make_registry` builds from the settings. `queues` entries
+/// may carry a weight (`critical=6`), which makes the order weighted.
 pub async fn run_worker(
     queues: Vec<String>,
     concurrency: Option<usize>,
     make_registry: fn(&WorkerProcessSettings) -> anyhow::Result<Registry>,
 ) -> anyhow::Result<()> {
+    run_worker_with(queues, concurrency, None, make_registry).await
+}
+
+/// [`run_worker`] with `--order` (`fair`, `strict` or `weighted`) as well.
+pub async fn run_worker_with(
+    queues: Vec<String>,
+    concurrency: Option<usize>,
+    order: Option<String>,
+    make_registry: fn(&WorkerProcessSettings) -> anyhow::Result<Registry>,
+) -> anyhow::Result<()> {
     let settings = WorkerProcessSettings::load()?;
     celeriac::telemetry::init(&settings.log);
     let mut config = WorkerConfig::from_settings(&settings);
-    if !queues.is_empty() {
-        config.queues = queues
+    let (names, weights) = split_weights(&queues).map_err(anyhow::Error::msg).context("--queues")?;
+    if !names.is_empty() {
+        config.queues = names
             .iter()
             .map(|q| QueueName::parse(q).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()
@@ -27,6 +40,22 @@ pub async fn run_worker(
     if let Some(n) = concurrency {
         anyhow::ensure!((1..=10_000).contains(&n), "--concurrency must be 1 to 10000");
         config.concurrency = n;
+    }
+    if order.is_some() || !weights.is_empty() || !names.is_empty() {
+        let order = order.unwrap_or_else(|| {
+            if weights.is_empty() {
+                settings.worker.order.clone()
+            } else {
+                "weighted".into()
+            }
+        });
+        let weights = if weights.is_empty() {
+            settings.worker.weights.clone()
+        } else {
+            weights
+        };
+        config.order = QueueOrder::parse(&order, &config.queues, &weights)
+            .map_err(|(setting, message)| anyhow::anyhow!("--order/--queues: {setting}: {message}"))?;
     }
     let registry = make_registry(&settings)?;
     let broker = Broker::open(&settings.redis, settings.result_ttl())

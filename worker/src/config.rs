@@ -14,8 +14,12 @@ use crate::settings::WorkerProcessSettings;
 pub struct WorkerConfig {
     /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
+    /// The process table this worker sees (`liveness.rs`); `None` where it cannot be read.
+    pub host_id: Option<String>,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
+    /// How the queues share the slots (checked with the settings).
+    pub order: crate::order::QueueOrder,
     /// Most tasks claimed per call (never more than free slots).
     pub batch_size: usize,
     pub lease: Duration,
@@ -34,8 +38,10 @@ impl WorkerConfig {
         let w = &settings.worker;
         Self {
             id: new_worker_id(),
+            host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
             concurrency: w.concurrency,
+            order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
             batch_size: w.batch_size,
             lease: w.lease,
             grace: w.grace,

@@ -16,9 +16,9 @@ use crate::executor::{RunSignals, execute};
 use crate::shared::{RunHandle, Shared};
 
 /// How long one blocking wait lasts before the loop looks around again (pause, shutdown).
-const IDLE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// How long a paused queue is left alone before checking again.
-const PAUSED_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const PAUSED_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::UnboundedSender<Settlement>, stop: CancellationToken) {
     let mut waiter = QueueWaiter::new(&shared.broker, &queue);
@@ -70,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
 }
 
 /// Marks claimed tasks started and runs each that may run, with its slot's permit.
-async fn start_and_run(
+pub(crate) async fn start_and_run(
     shared: Arc<Shared>,
     queue: QueueName,
     ids: Vec<String>,
@@ -93,7 +93,7 @@ async fn start_and_run(
 /// Claims up to `max` tasks, asking again with the same token after an error until Redis
 /// answers: if the lost reply carried ids, they are leased to us, and only the same token
 /// gets them back. `None` when stopping (the worker gives back whatever it still holds).
-async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, stop: &CancellationToken) -> Option<Claim> {
+pub(crate) async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, stop: &CancellationToken) -> Option<Claim> {
     let token = new_claim_token();
     let mut retry = Backoff::default();
     loop {
@@ -174,7 +174,7 @@ async fn run_one(
     });
 }
 
-async fn pause(stop: &CancellationToken, how_long: Duration) {
+pub(crate) async fn pause(stop: &CancellationToken, how_long: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(how_long) => {}
         _ = stop.cancelled() => {}

@@ -15,6 +15,9 @@ pub mod executor;
 mod fetcher;
 pub mod health;
 mod heartbeat;
+pub mod liveness;
+pub mod order;
+mod ordered;
 mod promoter;
 #[cfg(test)]
 mod readme_example;

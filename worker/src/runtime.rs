@@ -1,4 +1,5 @@
-//! The worker process: wires the fetchers (one per queue), the executor, the acker, the
+//! The worker process: wires the fetchers (one per queue, or one for all in strict or
+//! weighted order), the executor, the acker, the
 //! heartbeat, the reaper and the promoter together, and stops gracefully: stop fetching, let
 //! running tasks finish within the grace period, give the rest back, store every outcome.
 
@@ -11,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::heartbeat::Heartbeat;
+use crate::order::QueueOrder;
 use crate::registry::Registry;
 use crate::shared::Shared;
-use crate::{acker, control, fetcher, health, promoter, reaper};
+use crate::{acker, control, fetcher, health, ordered, promoter, reaper};
 
 /// After the last outcome is stored, anything still leased to this worker belongs to no run
 /// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
@@ -68,13 +70,17 @@ impl Worker {
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));
         let mut fetchers = tokio::task::JoinSet::new();
-        for queue in &config.queues {
-            fetchers.spawn(fetcher::run(
-                Arc::clone(&shared),
-                queue.clone(),
-                settle_tx.clone(),
-                shutdown.clone(),
-            ));
+        if config.order == QueueOrder::Fair {
+            for queue in &config.queues {
+                fetchers.spawn(fetcher::run(
+                    Arc::clone(&shared),
+                    queue.clone(),
+                    settle_tx.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        } else {
+            fetchers.spawn(ordered::run(Arc::clone(&shared), settle_tx.clone(), shutdown.clone()));
         }
         drop(settle_tx);
         let maintenance = CancellationToken::new();

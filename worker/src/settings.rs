@@ -2,6 +2,7 @@
 //! concurrency, leases) and `[smtp]` (for `send_email`), read with the library's one loader
 //! and checked at start, so a bad value stops the worker in one line naming the setting.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ pub struct WorkerSettings {
     /// The gateway's URL as remote task endpoints reach it (`http://gateway:8000`): each
     /// remote call then carries a `progress_url` there. Unset: no progress URL is sent.
     pub gateway_url: Option<String>,
+    /// How the queues share the slots: `fair`, `strict` or `weighted` (`order.rs`).
+    pub order: String,
+    /// Queue name -> weight (at least 1), for `order = "weighted"`.
+    pub weights: BTreeMap<String, u32>,
 }
 
 /// The SMTP server `send_email` sends through.
@@ -76,6 +81,8 @@ impl Default for WorkerSettings {
             grace: Duration::from_secs(30),
             health_bind: None,
             gateway_url: None,
+            order: "fair".into(),
+            weights: BTreeMap::new(),
         }
     }
 }
@@ -116,6 +123,7 @@ impl ProcessSettings for WorkerProcessSettings {
         {
             return Err(invalid("worker.gateway_url", "must be an http:// or https:// URL"));
         }
+        crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
         if w.lease < Duration::from_secs(2) {
             return Err(invalid("worker.lease", "must be at least 2s"));
         }
@@ -193,6 +201,17 @@ pub(crate) mod tests {
         assert_eq!(e.setting, "worker.grace", "{e}");
         let e = load(&[], &[("CELERIAC__SMTP__SECURITY", "ssl")]).unwrap_err();
         assert_eq!(e.setting, "smtp.security");
+    }
+
+    #[test]
+    fn queue_weights_are_read_and_a_zero_weight_stops_the_start() {
+        let base = "[worker]\nqueues = [\"critical\", \"low\"]\norder = \"weighted\"\n[worker.weights]\ncritical = 6\nlow = 1\n";
+        let s = load(&[("base.toml", base)], &[]).unwrap();
+        assert_eq!(s.worker.weights.get("critical"), Some(&6));
+        let e = load(&[("base.toml", base)], &[("CELERIAC__WORKER__WEIGHTS__LOW", "0")]).unwrap_err();
+        assert_eq!(e.setting, "worker.weights.low", "{e}");
+        let e = load(&[], &[("CELERIAC__WORKER__ORDER", "random")]).unwrap_err();
+        assert_eq!(e.setting, "worker.order");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .merge(protect(producer, Role::Producer))
         .merge(protect(admin, Role::Admin))
         .split_for_parts();
+    let api = crate::contract::complete(api);
     let router = router
         .merge(dashboard::router())
         .fallback(not_found)

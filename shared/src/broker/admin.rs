@@ -176,6 +176,10 @@ impl Broker {
                 throughput,
             });
         }
+        // Tasks of a priority above 0 wait in their level's list: pending too.
+        for (o, q) in out.iter_mut().zip(queues) {
+            o.pending += self.pending_in_levels(q).await?;
+        }
         Ok(out)
     }
 }

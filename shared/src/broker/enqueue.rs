@@ -49,17 +49,25 @@ impl NewTask {
 
 impl NewTask {
     /// What enqueue.lua needs beyond the id and the spec: `""` for a task to run now that never
-    /// expires and is no workflow member, else `<due ms> <expires ms> <workflow link>`.
+    /// expires, is no workflow member and has priority 0, else `<due ms> <expires ms>
+    /// <workflow link>`, with `p<priority> ` in front for a priority above 0.
     fn extras(&self) -> String {
-        match (self.due_ms, self.expires_ms, &self.workflow) {
-            (None, None, None) => String::new(),
-            (due, expires, link) => format!(
-                "{} {} {}",
+        let level = self.level();
+        match (self.due_ms, self.expires_ms, &self.workflow, level) {
+            (None, None, None, 0) => String::new(),
+            (due, expires, link, level) => format!(
+                "{}{} {} {}",
+                if level > 0 { format!("p{level} ") } else { String::new() },
                 due.unwrap_or(0).max(0),
                 expires.unwrap_or(0).max(0),
                 link.as_deref().unwrap_or("")
             ),
         }
+    }
+
+    /// Its priority level, 0 (the default) to 9.
+    fn level(&self) -> u8 {
+        self.options.priority.unwrap_or(0).min(crate::task::MAX_PRIORITY)
     }
 
     /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
@@ -144,7 +152,10 @@ impl Broker {
         idempotency: Option<&Idempotency>,
     ) -> Result<EnqueueOutcome, BrokerError> {
         let keys = &self.keys;
-        let mut call = scripts::BatchCall::new(&scripts::ENQUEUE, 5 + tasks.len());
+        // Tasks of priority above 0 go to the queue's priority lists, passed after the task
+        // hashes only then: a queue never given priorities touches the keys it always did.
+        let prioritized = tasks.iter().any(|t| t.level() > 0);
+        let mut call = scripts::BatchCall::new(&scripts::ENQUEUE, 5 + tasks.len() + if prioritized { 11 } else { 0 });
         call.key(keys.pending(queue)).key(keys.scheduled(queue));
         match idempotency {
             Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
@@ -155,6 +166,12 @@ impl Broker {
         for task in tasks {
             debug_assert_eq!(task.id.queue(), queue);
             call.key(keys.task(&task.id));
+        }
+        if prioritized {
+            call.key(keys.priority_marker(queue)).key(keys.priority_bell(queue));
+            for level in keys.pending_levels(queue) {
+                call.key(level);
+            }
         }
         let now = self.clock.now_ms();
         call.arg(now).arg(max_pending);
@@ -207,5 +224,9 @@ mod tests {
         task.expires_ms = Some(-3);
         task.workflow = Some("wf1 2".into());
         assert_eq!(task.extras(), "17 0 wf1 2", "a past expiry reads as none, as before");
+        task.options.priority = Some(0);
+        assert_eq!(task.extras(), "17 0 wf1 2", "priority 0 is the default");
+        task.options.priority = Some(4);
+        assert_eq!(task.extras(), "p4 17 0 wf1 2");
     }
 }

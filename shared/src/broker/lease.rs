@@ -120,23 +120,51 @@ impl Broker {
     /// queue for `lease`. `token` identifies this claim: after an error, ask again with the
     /// same token to get the ids the lost reply carried (use [`new_claim_token`] otherwise).
     pub async fn claim(&self, queue: &QueueName, worker: &str, max: usize, lease: Duration, token: &str) -> Result<Claim, BrokerError> {
-        let reply: Value = scripts::CLAIM
-            .key(self.keys.pending(queue))
+        let with_levels = self.knows_priorities(queue);
+        match self.claim_once(queue, worker, max, lease, token, with_levels).await? {
+            // The queue has priority lists this process did not know of: take them from now on.
+            None => {
+                self.learn_priorities(queue);
+                let claim = self.claim_once(queue, worker, max, lease, token, true).await?;
+                claim.ok_or_else(|| BrokerError::Protocol("claim asked for priority lists it was given".into()))
+            }
+            Some(claim) => Ok(claim),
+        }
+    }
+
+    /// One call of claim.lua; `None` when it asks for the queue's priority lists.
+    async fn claim_once(
+        &self,
+        queue: &QueueName,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        token: &str,
+        with_levels: bool,
+    ) -> Result<Option<Claim>, BrokerError> {
+        let mut call = scripts::BatchCall::new(&scripts::CLAIM, if with_levels { 15 } else { 6 });
+        call.key(self.keys.pending(queue))
             .key(self.keys.inflight(queue, worker))
             .key(self.keys.paused(queue))
             .key(self.keys.leases(queue))
             .key(self.keys.last_claim(queue, worker))
-            .arg(max.max(1))
+            .key(self.keys.priority_bell(queue));
+        if with_levels {
+            for level in self.keys.pending_levels(queue) {
+                call.key(level);
+            }
+        }
+        call.arg(max.max(1))
             .arg(worker)
             .arg(self.clock.now_ms() + lease.as_millis() as i64)
-            .arg(token)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(token);
+        let reply: Value = call.invoke(&mut self.conn.clone()).await?;
         match reply {
-            Value::Int(-1) => Ok(Claim::Paused),
+            Value::Int(-1) => Ok(Some(Claim::Paused)),
+            Value::Int(-2) => Ok(None),
             other => {
                 let taken: String = redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?;
-                Ok(Claim::Ids(taken.split_ascii_whitespace().map(str::to_owned).collect()))
+                Ok(Some(Claim::Ids(taken.split_ascii_whitespace().map(str::to_owned).collect())))
             }
         }
     }
@@ -280,8 +308,22 @@ impl Broker {
     /// A worker of an earlier build kept its leased ids in a set of another name: those come
     /// back too.
     pub async fn recover_expired(&self, queue: &QueueName, worker: &str) -> Result<Option<usize>, BrokerError> {
+        self.recover_leased(queue, worker, self.clock.now_ms()).await
+    }
+
+    /// Recovers the tasks of `worker` on `queue` whatever its lease says, for a worker known
+    /// to be dead (its process is gone: the worker's `liveness.rs`). Fenced as the reaper's
+    /// recovery: each id leaves the dead worker's in-flight hash in the same script that
+    /// requeues it, so it is requeued once however many workers recover it, and a late write
+    /// of the dead run would be refused.
+    pub async fn recover_dead(&self, queue: &QueueName, worker: &str) -> Result<usize, BrokerError> {
+        Ok(self.recover_leased(queue, worker, i64::MAX).await?.unwrap_or(0))
+    }
+
+    /// Requeues `worker`'s leased tasks on `queue` unless its lease runs past `guard_ms`.
+    async fn recover_leased(&self, queue: &QueueName, worker: &str, guard_ms: i64) -> Result<Option<usize>, BrokerError> {
         use redis::AsyncCommands;
-        let guard = self.clock.now_ms().to_string();
+        let guard = guard_ms.to_string();
         let leased = self.leased(queue, worker).await?;
         let held = self.keys.inflight(queue, worker);
         let mut moved = self.requeue(&held, queue, worker, guard.clone(), &leased).await?;
@@ -311,6 +353,7 @@ impl Broker {
             let id = id_on(queue, suffix)?;
             call.key(self.keys.task(&id)).arg(suffix);
         }
+        self.priority_keys(queue, &mut call).await?;
         if let Some(stream) = self.archive_key(queue) {
             call.key(stream);
         }
@@ -325,6 +368,12 @@ impl Broker {
             .clone()
             .zrangebyscore(self.keys.leases(queue), "-inf", self.clock.now_ms() - 1)
             .await?)
+    }
+
+    /// Every worker holding a lease on `queue`, expired or not.
+    pub async fn lease_holders(&self, queue: &QueueName) -> Result<Vec<String>, BrokerError> {
+        use redis::AsyncCommands;
+        Ok(self.conn.clone().zrange(self.keys.leases(queue), 0, -1).await?)
     }
 
     /// Extends `worker`'s lease on each of `queues` (heartbeat).
@@ -368,6 +417,7 @@ impl Broker {
             let id = id_on(queue, suffix)?;
             call.key(self.keys.task(&id)).arg(suffix);
         }
+        self.priority_keys(queue, &mut call).await?;
         if let Some(stream) = self.archive_key(queue) {
             call.key(stream);
         }

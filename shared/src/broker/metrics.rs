@@ -42,7 +42,7 @@ impl Broker {
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
-        queues
+        let mut stats = queues
             .iter()
             .zip(replies.chunks_exact(4))
             .map(|(queue, r)| {
@@ -60,7 +60,12 @@ impl Broker {
                     dead: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, BrokerError>>()?;
+        // Tasks of a priority above 0 wait in their level's list: pending too.
+        for (s, q) in stats.iter_mut().zip(&queues) {
+            s.pending += self.pending_in_levels(q).await?;
+        }
+        Ok(stats)
     }
 
     /// Stores `worker`'s task metrics for `ttl` (each heartbeat rewrites them).

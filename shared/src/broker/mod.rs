@@ -14,6 +14,7 @@ mod lease;
 mod listing;
 mod lost_reply;
 mod metrics;
+mod priority;
 mod purge;
 mod revoke;
 mod runs;
@@ -106,6 +107,9 @@ pub struct Broker {
     listing_max: u64,
     /// Queues this process has already added to the namespace's queue set.
     known_queues: Arc<Mutex<HashSet<QueueName>>>,
+    /// Queues this process learned have priority lists (a claim answered so): its claims
+    /// there take them too ([`priority`]).
+    prioritized: Arc<Mutex<HashSet<QueueName>>>,
     /// Whether the scripts that end tasks hand each ending over to the archive (its queue's
     /// archive stream, lua/archive.lua). Every process that ends tasks (workers, gateway)
     /// must agree, or endings recorded by one with it off never reach the archive.
@@ -138,6 +142,7 @@ impl Broker {
             result_ttl_secs: result_ttl.as_secs().max(1),
             listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
+            prioritized: Arc::default(),
             archive: false,
         })
     }

@@ -10,10 +10,13 @@ use crate::record::TaskRecord;
 
 /// A dedicated connection for blocking on one queue; blocking commands must not share the
 /// multiplexed connection (they would hold up every other caller) nor time out after 500 ms.
+/// A queue with priorities ([`Broker::uses_priorities`]) also has its bell waited on, on a
+/// second connection.
 pub struct QueueWaiter {
     broker: Broker,
     queue: QueueName,
     conn: Option<RedisConnection>,
+    bell: Option<RedisConnection>,
 }
 
 impl QueueWaiter {
@@ -22,34 +25,46 @@ impl QueueWaiter {
             broker: broker.clone(),
             queue: queue.clone(),
             conn: None,
+            bell: None,
         }
     }
 
-    /// Blocks until the queue's pending list is non-empty or `timeout` passes, without taking
-    /// anything: `BLMOVE list list RIGHT RIGHT` moves the last id onto itself, which leaves the
-    /// list as it was. Returns `true` when there is work.
+    /// Blocks until the queue's pending list (or, for a queue with priorities, its bell) is
+    /// non-empty or `timeout` passes, without taking anything: `BLMOVE list list RIGHT RIGHT`
+    /// moves the last element onto itself, which leaves the list as it was. Returns `true`
+    /// when there is work.
     pub async fn wait_for_work(&mut self, timeout: Duration) -> Result<bool, BrokerError> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(self.broker.blocking_connection().await?),
-        };
         let pending = self.broker.keys().pending(&self.queue);
-        let reply: Result<Option<String>, _> = redis::cmd("BLMOVE")
-            .arg(&pending)
-            .arg(&pending)
-            .arg("RIGHT")
-            .arg("RIGHT")
-            .arg(timeout.as_secs_f64())
-            .query_async(conn)
-            .await;
-        match reply {
-            Ok(found) => Ok(found.is_some()),
-            Err(e) => {
-                self.conn = None;
-                Err(e.into())
-            }
+        if !self.broker.uses_priorities(&self.queue).await? {
+            return block_on(&self.broker, &mut self.conn, &pending, timeout).await;
+        }
+        let bell = self.broker.keys().priority_bell(&self.queue);
+        tokio::select! {
+            found = block_on(&self.broker, &mut self.conn, &pending, timeout) => found,
+            found = block_on(&self.broker, &mut self.bell, &bell, timeout) => found,
         }
     }
+}
+
+/// `BLMOVE key key RIGHT RIGHT` on `conn` (opened when `None`). The connection is taken out
+/// for the command and put back only when it answers: a wait dropped mid-command (a caller
+/// waiting on several queues at once) drops its connection too, instead of leaving the next
+/// command queued behind the blocked one.
+async fn block_on(broker: &Broker, conn: &mut Option<RedisConnection>, key: &str, timeout: Duration) -> Result<bool, BrokerError> {
+    let mut c = match conn.take() {
+        Some(c) => c,
+        None => broker.blocking_connection().await?,
+    };
+    let reply: Option<String> = redis::cmd("BLMOVE")
+        .arg(key)
+        .arg(key)
+        .arg("RIGHT")
+        .arg("RIGHT")
+        .arg(timeout.as_secs_f64())
+        .query_async(&mut c)
+        .await?;
+    *conn = Some(c);
+    Ok(reply.is_some())
 }
 
 impl Broker {

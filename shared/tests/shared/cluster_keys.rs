@@ -14,6 +14,7 @@ use celeriac::schedule::ScheduleDef;
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, Progress, QueueName, TaskError};
 use celeriac_testkit::{RedisServer, eventually, unique_namespace};
+use redis::AsyncCommands;
 use serde_json::json;
 
 /// Starts MONITOR on its own connection to one node and returns once the node has said it
@@ -130,6 +131,23 @@ async fn run_every_transition(broker: &Broker) {
     broker.requeue_own(&q, "w2", &more[..1]).await.unwrap();
     broker.recover_expired(&q, "w2").await.unwrap();
     broker.purge(&q).await.unwrap();
+    // Priorities: an enqueue into a level, a delayed one promoted, claims over the levels, a
+    // crashed worker's prioritized task back to its level.
+    let mut urgent: Vec<NewTask> = (0..3).map(|i| NewTask::new(&q, "echo", &json!(i))).collect();
+    for (i, t) in urgent.iter_mut().enumerate() {
+        t.options.priority = Some(3 + i as u8);
+    }
+    urgent[2].due_ms = Some(broker.clock().now_ms());
+    broker.enqueue(&q, &urgent, 0, None).await.unwrap();
+    broker.promote_due(&q, 10).await.unwrap();
+    broker.claim(&q, "w4", 1, lease, &new_claim_token()).await.unwrap();
+    broker
+        .connection()
+        .zadd::<_, _, _, ()>(broker.keys().leases(&q), "w4", 0)
+        .await
+        .unwrap();
+    broker.recover_expired(&q, "w4").await.unwrap();
+    broker.claim(&q, "w4", 10, lease, &new_claim_token()).await.unwrap();
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
     let workflow = broker.start_workflow(&plan).await.unwrap();
     let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {

@@ -6,6 +6,8 @@ mod beat;
 mod chaos;
 mod common;
 mod faults;
+mod queue_order;
+mod recovery;
 mod remote;
 mod start_check;
 mod workflows;

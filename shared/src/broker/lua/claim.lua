@@ -14,12 +14,16 @@ KEYS[2]  in-flight hash of this worker on this queue (id suffix -> fencing token
 KEYS[3]  pause flag of the queue
 KEYS[4]  leases sorted set of the queue (worker id -> lease expiry, ms)
 KEYS[5]  this worker's last claim on this queue ('<token> <id> <id>...')
+KEYS[6]  priority bell of the queue: present while its priority lists may hold ids (keys.rs)
+KEYS[7..15] only from a worker that knows the queue has priorities: its pending lists of
+         priority 9 down to 1, taken before the pending list (level 0), oldest first in each
 ARGV[1]  the most ids to take
 ARGV[2]  worker id
 ARGV[3]  lease expiry, ms
 ARGV[4]  claim token (new for every claim; the same when asking again after an error)
 
-Returns  -1 when the queue is paused; otherwise the ids taken, oldest first, in one string,
+Returns  -1 when the queue is paused; -2 when the bell rings and KEYS holds no priority lists
+         (ask again with them); otherwise the ids taken, oldest first, in one string,
          space-separated ('' for none): one value to parse instead of one per id
 ]]
 local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
@@ -29,9 +33,28 @@ local last = call('GET', KEYS[5])
 if last and string.sub(last, 1, #ARGV[4] + 1) == ARGV[4] .. ' ' then
   return string.sub(last, #ARGV[4] + 2)
 end
-if call('EXISTS', KEYS[3]) == 1 then return -1 end
-local ids = call('RPOP', KEYS[1], tonumber(ARGV[1]))
-if not ids then return '' end
+-- One lookup for both the pause flag and the bell: a queue never given priorities costs
+-- nothing more than the pause check it always had.
+local ids
+if call('EXISTS', KEYS[3], KEYS[6]) > 0 then
+  if call('EXISTS', KEYS[3]) == 1 then return -1 end
+  if #KEYS < 15 then return -2 end
+  -- Highest priority first, then level 0; a list holds its ids oldest at the right.
+  local want = tonumber(ARGV[1])
+  ids = {}
+  for k = 7, 16 do
+    local got = call('RPOP', k == 16 and KEYS[1] or KEYS[k], want - #ids)
+    if got then
+      for i = 1, #got do ids[#ids + 1] = got[i] end
+      if #ids >= want then break end
+    end
+  end
+  if call('EXISTS', unpack(KEYS, 7, 15)) == 0 then call('DEL', KEYS[6]) end
+  if #ids == 0 then return '' end
+else
+  ids = call('RPOP', KEYS[1], tonumber(ARGV[1]))
+  if not ids then return '' end
+end
 -- A hash of up to 128 short fields is kept as a listpack, where finding a field scans the
 -- whole hash: every batch read or write of tokens would cost O(n^2). A field longer than
 -- hash-max-listpack-value makes it a hash table for good (Redis never turns one back), so

@@ -9,6 +9,9 @@ KEYS[4]   listing log of the queue (list, newest first: '<creation ms>-<id suffi
 KEYS[5]   stats hash of the queue (counts 'enqueued' once per call, and 'listing_dropped':
           the listing entries the cap removed, which keeps the log's sequence numbers)
 KEYS[6..] one task hash per task, in the order of the task groups in ARGV
+then, only when a task of the batch has a priority above 0:
+  the queue's priority marker (set for good), its priority bell (rung), and its pending lists
+  of priority 9 down to 1 (keys.rs)
 ARGV[1]   now, ms since the epoch
 ARGV[2]   maximum pending length of the queue; 0 = unbounded
 ARGV[3]   idempotency TTL in seconds; 0 = no idempotency key
@@ -18,7 +21,8 @@ ARGV[6..] per task, 3 values: id suffix, spec (name, creation, traceparent, opti
           args, packed: record.rs), and the extras: '' for a task to run now that never
           expires and is no workflow member (the common case, which then costs no more
           arguments), else '<due ms> <expires ms> <workflow link>' (0 = now, 0 = never,
-          nothing after the second space = none)
+          nothing after the second space = none), with 'p<priority> ' in front for a
+          priority above 0 (the task then goes to that priority's list)
 
 Returns
   {1, ''}             stored
@@ -35,13 +39,18 @@ local idem_ttl = tonumber(ARGV[3])
 local listing_max = tonumber(ARGV[5])
 local FIRST, STRIDE = 6, 3
 local count = (#ARGV - FIRST + 1) / STRIDE
+-- The priority lists, when passed: level L's list is KEYS[levels + 9 - L].
+local prioritized = #KEYS > 5 + count
+local levels = 8 + count
 -- A task's extras: its due time (a number, 0 = now, and as the caller's text), its expiry
--- (text, nil = never) and its workflow link (nil = none).
+-- (text, nil = never), its workflow link (nil = none) and its priority (nil = 0).
 local function extras(i)
   local e = ARGV[FIRST + i * STRIDE + 2]
   if e == '' then return 0 end
+  local level, rest = string.match(e, '^p(%d) (.*)$')
+  if level then e = rest end
   local due, expires, link = string.match(e, '^(%d+) (%d+) ?(.*)$')
-  return tonumber(due), due, expires ~= '0' and expires or nil, link ~= '' and link or nil
+  return tonumber(due), due, expires ~= '0' and expires or nil, link ~= '' and link or nil, level
 end
 
 if idem_ttl > 0 then
@@ -51,7 +60,7 @@ end
 
 -- One EXISTS for the whole batch (a call costs more than the lookups); which id is taken is
 -- only looked for when one is.
-if call('EXISTS', unpack(KEYS, 6)) > 0 then
+if call('EXISTS', unpack(KEYS, 6, 5 + count)) > 0 then
   for i = 0, count - 1 do
     if call('EXISTS', KEYS[6 + i]) == 1 then return {-2, ARGV[FIRST + i * STRIDE]} end
   end
@@ -63,6 +72,9 @@ if max_pending > 0 then
   end
   if immediate > 0 then
     local depth = call('LLEN', KEYS[1])
+    if prioritized then
+      for l = levels, levels + 8 do depth = depth + call('LLEN', KEYS[l]) end
+    end
     if depth + immediate > max_pending then return {-1, tostring(depth)} end
   end
 end
@@ -73,10 +85,19 @@ local listed = {}
 for i = 0, count - 1 do
   local a = FIRST + i * STRIDE
   local suffix, spec = ARGV[a], ARGV[a + 1]
-  local due, due_text, expires, link = extras(i)
+  local due, due_text, expires, link, level = extras(i)
   local key = KEYS[6 + i]
   -- the state first: every script reads it, and a hash finds a field by scanning from the start
-  if due <= now then
+  if level then
+    -- field 'p': promote.lua and requeue.lua put it back in its priority's list
+    call('HSET', key, 's', due <= now and 'PENDING' or 'SCHEDULED', 't', spec, 'p', level)
+    if due <= now then
+      call('LPUSH', KEYS[levels + 9 - tonumber(level)], suffix)
+    else
+      call('HSET', key, 'eta', due_text)
+      call('ZADD', KEYS[2], due_text, suffix)
+    end
+  elseif due <= now then
     call('HSET', key, 's', 'PENDING', 't', spec)
     n_ready = n_ready + 1
     ready[n_ready] = suffix
@@ -89,6 +110,10 @@ for i = 0, count - 1 do
   listed[i + 1] = at .. '-' .. suffix
 end
 if n_ready > 0 then call('LPUSH', KEYS[1], unpack(ready)) end
+if prioritized then
+  call('SET', KEYS[6 + count], '1')
+  if call('EXISTS', KEYS[7 + count]) == 0 then call('LPUSH', KEYS[7 + count], '1') end
+end
 local over = call('LPUSH', KEYS[4], unpack(listed)) - listing_max
 if over > 0 then
   call('LTRIM', KEYS[4], 0, listing_max - 1)

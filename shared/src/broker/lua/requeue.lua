@@ -14,6 +14,8 @@ KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes ther
 KEYS[5]   stats hash of the queue (counts 'revoked')
 KEYS[6]   revoking set of the queue (ids revoked while they ran)
 KEYS[7..] task hashes, in the order of the ids in ARGV
+then, only for a queue given priorities: its priority bell and its pending lists of priority
+          9 down to 1 (a task with a priority, field 'p', goes back to its level's list)
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   events channel
 ARGV[2]   queue name
@@ -32,12 +34,14 @@ if ARGV[4] ~= 'own' then
   if lease and tonumber(lease) > tonumber(ARGV[4]) then return -1 end
 end
 local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
-local stream = archive_stream(6, #ARGV - 6)
+local n = #ARGV - 6
+local levels = #KEYS - 6 - n >= 10 and 6 + n + 2 -- level L's list: KEYS[levels + 9 - L]
+local stream = archive_stream(6, n + (levels and 10 or 0))
 local moved = 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i]
-  local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w')
+  local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w', 'p')
   local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
   if held and f[1] then
     if f[3] then
@@ -52,7 +56,12 @@ for i = 7, #ARGV do
       local h = next_event((folded(f[2], f[5])), 'PENDING', ARGV[5])
       redis.call('HSET', key, 's', 'PENDING', 'h', h)
       redis.call('HDEL', key, 'w', 'sa') -- 'sa': records from before the start time moved into 'w'
-      redis.call('RPUSH', KEYS[2], suffix)
+      if f[6] and levels then
+        redis.call('RPUSH', KEYS[levels + 9 - tonumber(f[6])], suffix)
+        if redis.call('EXISTS', KEYS[levels - 1]) == 0 then redis.call('LPUSH', KEYS[levels - 1], '1') end
+      else
+        redis.call('RPUSH', KEYS[2], suffix)
+      end
       moved = moved + 1
     end
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)

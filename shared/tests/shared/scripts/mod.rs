@@ -7,6 +7,7 @@ mod enqueue;
 mod events;
 mod finish;
 mod loading;
+mod priority;
 mod purge;
 mod requeue_reap;
 mod retry_revoke;

@@ -1,0 +1,90 @@
+//! One fetch loop for all of a worker's queues, when they are taken in `strict` or `weighted`
+//! order (`order.rs`): each claim fills the free slots from the queues in the order of the
+//! moment, the first queue first, so a queue later in the order only gets the slots the
+//! earlier ones leave free. When every queue is empty it blocks on all of them at once (one
+//! waiter each, no polling). With `fair` order the runtime runs `fetcher.rs` per queue instead.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use celeriac::QueueName;
+use celeriac::broker::{Claim, QueueWaiter};
+use celeriac::reconnect::Backoff;
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::Settlement;
+use crate::fetcher::{IDLE_WAIT, PAUSED_WAIT, claim_until_answered, pause, start_and_run};
+use crate::shared::Shared;
+
+pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settlement>, stop: CancellationToken) {
+    let queues: Vec<QueueName> = shared.config.queues.clone();
+    let mut waiters: Vec<QueueWaiter> = queues.iter().map(|q| QueueWaiter::new(&shared.broker, q)).collect();
+    let mut retry = Backoff::default();
+    loop {
+        let first = tokio::select! {
+            permit = Arc::clone(&shared.slots).acquire_owned() => permit.expect("slots never close"),
+            _ = stop.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while permits.len() < shared.config.batch_size {
+            match Arc::clone(&shared.slots).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut paused = vec![false; queues.len()];
+        let mut took = false;
+        for i in shared.config.order.claim_order(queues.len()) {
+            if permits.is_empty() {
+                break;
+            }
+            let Some(claim) = claim_until_answered(&shared, &queues[i], permits.len(), &stop).await else {
+                return;
+            };
+            match claim {
+                Claim::Ids(ids) if !ids.is_empty() => {
+                    took = true;
+                    let taken: Vec<_> = permits.drain(..ids.len()).collect();
+                    tokio::spawn(start_and_run(
+                        Arc::clone(&shared),
+                        queues[i].clone(),
+                        ids,
+                        taken,
+                        settle.clone(),
+                        stop.clone(),
+                    ));
+                }
+                Claim::Ids(_) => {}
+                Claim::Paused => paused[i] = true,
+            }
+        }
+        drop(permits);
+        if took {
+            retry.reset();
+            continue;
+        }
+        // Every queue was empty (or paused): block on the open ones until one has work. A
+        // paused queue is looked at again after a short while.
+        let timeout = if paused.iter().any(|p| *p) { PAUSED_WAIT } else { IDLE_WAIT };
+        let waits: Vec<_> = waiters
+            .iter_mut()
+            .zip(&paused)
+            .filter(|(_, p)| !**p)
+            .map(|(w, _)| w.wait_for_work(timeout).boxed())
+            .collect();
+        if waits.is_empty() {
+            pause(&stop, PAUSED_WAIT).await;
+            continue;
+        }
+        tokio::select! {
+            (waited, _, _) = futures::future::select_all(waits) => if let Err(e) = waited {
+                shared.consuming.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "waiting for work failed; retrying");
+                pause(&stop, retry.next_wait()).await;
+            },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
