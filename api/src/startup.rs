@@ -43,6 +43,9 @@ impl Application {
         let broker = Broker::open(&settings.redis, settings.result_ttl())
             .await?
             .with_archive(settings.archive.enabled);
+        if let Err(e) = broker.publish_task_types(&settings.declared_task_types()).await {
+            tracing::warn!(error = %e, "could not publish the settings' remote task types (Redis unreachable?)");
+        }
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {
