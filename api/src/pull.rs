@@ -111,7 +111,8 @@ async fn note_worker(state: &AppState, queue: &QueueName, worker: &str, concurre
         id: worker.to_owned(),
         host: "pull".into(),
         pid: 0,
-        // No host to check a process on: a pull worker is proven gone by its lease only.
+        // No host id: a pull worker runs elsewhere, so no worker can prove it dead by its pid
+        // (liveness.rs); its lease is the proof.
         host_id: None,
         process_start: None,
         queues,

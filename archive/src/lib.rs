@@ -7,12 +7,17 @@
 //! hand nothing over and no archiver runs.
 
 pub mod archiver;
+pub mod history;
+pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod settings;
 pub mod stream;
 
 pub use archiver::Archiver;
+pub use history::{History, SearchCursor, SearchFilter, SearchPage};
 pub use row::ArchivedTask;
 pub use settings::ArchiveSettings;
+/// The PostgreSQL driver, for the crates that read the archive through this one.
+pub use sqlx;
 pub use stream::{QueueBacklog, backlog};

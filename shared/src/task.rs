@@ -3,9 +3,18 @@
 //! the trait a task type implements, whose run takes a context holding the broker, is in
 //! `handler.rs`, so that the broker can use this model without a loop back to itself.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::id::QueueName;
+
+/// Most tags one task may carry.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag name, in characters (letters, digits, `_`, `-`, `.`).
+pub const MAX_TAG_NAME: usize = 64;
+/// Longest tag value, in characters.
+pub const MAX_TAG_VALUE: usize = 256;
 
 /// Options a task type sets as defaults and a caller may override per call.
 /// `None` means "not set here": the next layer (task type, then worker defaults) decides.
@@ -42,7 +51,13 @@ pub struct TaskOptions {
     /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
     /// equal ones in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9))]
     pub priority: Option<u8>,
+    /// What the task is about, for searching history: a small map of strings such as
+    /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
+    /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// The highest task priority.
@@ -59,6 +74,7 @@ impl TaskOptions {
         "retry_delay_max",
         "retry_jitter",
         "priority",
+        "tags",
     ];
 
     /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
@@ -77,6 +93,7 @@ impl TaskOptions {
             "retry_delay_max" => self.retry_delay_max = map.next_value()?,
             "retry_jitter" => self.retry_jitter = map.next_value()?,
             "priority" => self.priority = map.next_value()?,
+            "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -93,6 +110,7 @@ impl TaskOptions {
             retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
             retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
             priority: self.priority.or(defaults.priority),
+            tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
 
@@ -107,6 +125,7 @@ impl TaskOptions {
             retry_delay_max: Some(600.0),
             retry_jitter: Some(true),
             priority: None,
+            tags: None,
         }
     }
 
@@ -139,8 +158,35 @@ impl TaskOptions {
         {
             return Err(("priority".into(), format!("must be from 0 to {MAX_PRIORITY}")));
         }
+        if let Some(tags) = &self.tags {
+            validate_tags(tags)?;
+        }
         Ok(())
     }
+}
+
+/// Checks a task's tags: bounded in count and length, names of plain characters (they are
+/// searched as `tag=name:value`). The error names the field (`tags`, or `tags.<name>`).
+pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    if tags.len() > MAX_TAGS {
+        return Err(("tags".into(), format!("at most {MAX_TAGS} tags, got {}", tags.len())));
+    }
+    for (name, value) in tags {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if name.is_empty() || name.chars().count() > MAX_TAG_NAME || !name.chars().all(plain) {
+            return Err((
+                "tags".into(),
+                format!("tag name {name:?} must be 1 to {MAX_TAG_NAME} letters, digits, '_', '-' or '.'"),
+            ));
+        }
+        if value.chars().count() > MAX_TAG_VALUE || value.contains('\0') {
+            return Err((
+                format!("tags.{name}"),
+                format!("must be at most {MAX_TAG_VALUE} characters, without NUL"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a worker and a producer need to know about a task type.
@@ -218,6 +264,7 @@ mod tests {
             retry_delay_max: Some(60.0),
             retry_jitter: Some(false),
             priority: Some(7),
+            tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
         }
     }
 
@@ -233,5 +280,25 @@ mod tests {
         assert_eq!(listed, names_sorted, "TaskOptions::FIELDS must list every field");
         let read = crate::call::read_task_options(&json.to_string()).unwrap();
         assert_eq!(read, all, "take_field must read every field");
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn tags_are_bounded_and_the_error_names_the_field() {
+        assert!(validate_tags(&tags(&[("user_id", "42"), ("tenant", "acme")])).is_ok());
+        let many: BTreeMap<String, String> = (0..=MAX_TAGS).map(|i| (format!("t{i}"), "x".into())).collect();
+        assert_eq!(validate_tags(&many).unwrap_err().0, "tags");
+        assert_eq!(validate_tags(&tags(&[("bad name", "x")])).unwrap_err().0, "tags");
+        assert_eq!(validate_tags(&tags(&[("", "x")])).unwrap_err().0, "tags");
+        let long = "v".repeat(MAX_TAG_VALUE + 1);
+        assert_eq!(validate_tags(&tags(&[("user_id", &long)])).unwrap_err().0, "tags.user_id");
     }
 }

@@ -41,13 +41,13 @@ pub struct WorkerSettings {
     pub grace: Duration,
     /// Where a worker serves `/healthz` and `/readyz` (consuming), e.g. `0.0.0.0:9000`.
     pub health_bind: Option<SocketAddr>,
-    /// The gateway's URL as remote task endpoints reach it (`http://gateway:8000`): each
-    /// remote call then carries a `progress_url` there. Unset: no progress URL is sent.
-    pub gateway_url: Option<String>,
     /// How the queues share the slots: `fair`, `strict` or `weighted` (`order.rs`).
     pub order: String,
     /// Queue name -> weight (at least 1), for `order = "weighted"`.
     pub weights: BTreeMap<String, u32>,
+    /// The gateway's URL as remote task endpoints reach it (`http://gateway:8000`): each
+    /// remote call then carries a `progress_url` there. Unset: no progress URL is sent.
+    pub gateway_url: Option<String>,
 }
 
 /// The SMTP server `send_email` sends through.
@@ -80,9 +80,9 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             health_bind: None,
-            gateway_url: None,
             order: "fair".into(),
             weights: BTreeMap::new(),
+            gateway_url: None,
         }
     }
 }
@@ -118,12 +118,12 @@ impl ProcessSettings for WorkerProcessSettings {
         if !(1..=1_000).contains(&w.batch_size) {
             return Err(invalid("worker.batch_size", "must be 1 to 1000"));
         }
+        crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
         if let Some(url) = &w.gateway_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(invalid("worker.gateway_url", "must be an http:// or https:// URL"));
         }
-        crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
         if w.lease < Duration::from_secs(2) {
             return Err(invalid("worker.lease", "must be at least 2s"));
         }

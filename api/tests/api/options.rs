@@ -18,6 +18,8 @@ fn sample(field: &str) -> Value {
         "retry_backoff" => json!(false),
         "retry_delay_max" => json!(30.0),
         "retry_jitter" => json!(false),
+        // The names POST /emails would add, so its record holds exactly these.
+        "tags" => json!({"kind": "email", "to_domain": "example.com", "user_id": "42"}),
         other => panic!("a new task option `{other}`: give it a sample value here"),
     }
 }

@@ -6,4 +6,6 @@ mod catch_up;
 mod common;
 mod faults;
 mod handover;
+mod retention;
 mod schema;
+mod search;
