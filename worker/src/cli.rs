@@ -62,6 +62,9 @@ pub async fn run_worker_with(
         .await?
         .with_archive(settings.archive.enabled)
         .with_payload(settings.tasks.payload());
+    if let Err(e) = broker.publish_task_types(&settings.declared_task_types()).await {
+        tracing::warn!(error = %e, "could not publish the settings' remote task types (Redis unreachable?)");
+    }
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())

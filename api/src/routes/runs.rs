@@ -22,16 +22,17 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ClaimQuery {
-    /// Most tasks to take (1 to the gateway's `pull.max_claim`, default 100; default 1).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    /// Most tasks to take (default 1; at most the gateway's `pull.max_claim`, 100 unless set,
+    /// never above 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub max: Option<String>,
     /// Seconds to wait for a task when the queue is empty (0 to the gateway's longest wait,
     /// default 0: answer at once).
-    #[param(value_type = Option<f64>, minimum = 0, maximum = 60)]
+    #[param(value_type = Option<f64>, minimum = 0)]
     pub wait: Option<String>,
     /// The pull worker's id (1 to 64 letters, digits, `-`, `_`, `.`): its lease, its entry in
     /// `GET /workers`. Reuse it across claims; without it the gateway makes one and answers it.
-    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub worker: Option<String>,
 }
 

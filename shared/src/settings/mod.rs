@@ -34,6 +34,9 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub log: LogSettings,
     pub archive: ArchiveHandover,
+    /// Remote task types by name (`[remote_tasks.resize] url = ..., secret = ...`), published
+    /// to Redis by every gateway and worker at start (`remote.rs`).
+    pub remote_tasks: BTreeMap<String, crate::remote::RemoteTaskType>,
 }
 
 /// The `[archive]` section every process that ends tasks reads (gateway and workers must
@@ -150,6 +153,7 @@ impl Default for Settings {
             reports: ReportSettings::default(),
             log: LogSettings::default(),
             archive: ArchiveHandover::default(),
+            remote_tasks: BTreeMap::new(),
         }
     }
 }
@@ -238,6 +242,10 @@ impl Settings {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
         }
+        for ty in self.declared_task_types() {
+            ty.validate()
+                .map_err(|(field, message)| invalid(&format!("remote_tasks.{}.{field}", ty.name), message))?;
+        }
         if let Some(url) = &self.archive.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -263,6 +271,17 @@ impl Settings {
             return Err(invalid("archive.retention.every", "must be at least 1s"));
         }
         Ok(())
+    }
+
+    /// The remote task types of `[remote_tasks]`, each named by its table's key.
+    pub fn declared_task_types(&self) -> Vec<crate::remote::RemoteTaskType> {
+        self.remote_tasks
+            .iter()
+            .map(|(name, ty)| crate::remote::RemoteTaskType {
+                name: name.clone(),
+                ..ty.clone()
+            })
+            .collect()
     }
 
     pub fn result_ttl(&self) -> Duration {
@@ -364,6 +383,19 @@ pub(crate) mod tests {
         let e = layers(&[("base.toml", both)], &[]).unwrap_err();
         assert_eq!(e.setting, "tasks.result_ttl");
         assert!(e.to_string().contains("result_ttl_secs"), "{e}");
+    }
+
+    #[test]
+    fn remote_task_types_are_read_by_name_and_checked_at_start() {
+        let table = "[remote_tasks.resize]\nurl = \"http://127.0.0.1:9000/resize\"\nsecret = \"0123456789abcdef\"\nqueue = \"images\"\n";
+        let s = load(&[("base.toml", table)], &[]).unwrap();
+        let types = s.declared_task_types();
+        assert_eq!(
+            (types[0].name.as_str(), types[0].queue.as_str(), types[0].timeout),
+            ("resize", "images", 30.0)
+        );
+        let e = load(&[("base.toml", &table.replace("http://", "ftp://"))], &[]).unwrap_err();
+        assert_eq!(e.setting, "remote_tasks.resize.url", "{e}");
     }
 
     #[test]
