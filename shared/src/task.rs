@@ -38,7 +38,22 @@ pub struct TaskOptions {
     /// equal ones in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// Seconds during which a call of the same task with the same `unique_key` (else the same
+    /// name and arguments) creates no second task: it answers with the existing one's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_for: Option<f64>,
+    /// What makes calls duplicates of each other, instead of the name and arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// How long the uniqueness holds, within `unique_for`: until the task `started`, until it
+    /// `finished` (the default), or for the whole `period` (a throttle: one task per key per
+    /// period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_until: Option<String>,
 }
+
+/// The values of `unique_until`.
+pub const UNIQUE_UNTIL: [&str; 3] = ["started", "finished", "period"];
 
 /// The highest task priority.
 pub const MAX_PRIORITY: u8 = 9;
@@ -54,6 +69,9 @@ impl TaskOptions {
         "retry_delay_max",
         "retry_jitter",
         "priority",
+        "unique_for",
+        "unique_key",
+        "unique_until",
     ];
 
     /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
@@ -72,6 +90,9 @@ impl TaskOptions {
             "retry_delay_max" => self.retry_delay_max = map.next_value()?,
             "retry_jitter" => self.retry_jitter = map.next_value()?,
             "priority" => self.priority = map.next_value()?,
+            "unique_for" => self.unique_for = map.next_value()?,
+            "unique_key" => self.unique_key = map.next_value()?,
+            "unique_until" => self.unique_until = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -88,6 +109,9 @@ impl TaskOptions {
             retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
             retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
             priority: self.priority.or(defaults.priority),
+            unique_for: self.unique_for.or(defaults.unique_for),
+            unique_key: self.unique_key.clone().or_else(|| defaults.unique_key.clone()),
+            unique_until: self.unique_until.clone().or_else(|| defaults.unique_until.clone()),
         }
     }
 
@@ -102,6 +126,9 @@ impl TaskOptions {
             retry_delay_max: Some(600.0),
             retry_jitter: Some(true),
             priority: None,
+            unique_for: None,
+            unique_key: None,
+            unique_until: None,
         }
     }
 
@@ -133,6 +160,24 @@ impl TaskOptions {
             && p > MAX_PRIORITY
         {
             return Err(("priority".into(), format!("must be from 0 to {MAX_PRIORITY}")));
+        }
+        if let Some(secs) = self.unique_for
+            && !(0.001..=366.0 * 86_400.0).contains(&secs)
+        {
+            return Err(("unique_for".into(), "must be a number of seconds above 0 and at most a year".into()));
+        }
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(("unique_key".into(), "must be 1 to 200 characters".into()));
+        }
+        if let Some(until) = &self.unique_until
+            && !UNIQUE_UNTIL.contains(&until.as_str())
+        {
+            return Err(("unique_until".into(), "must be started, finished or period".into()));
+        }
+        if self.unique_for.is_none() && (self.unique_key.is_some() || self.unique_until.is_some()) {
+            return Err(("unique_for".into(), "is needed with unique_key or unique_until".into()));
         }
         Ok(())
     }
@@ -201,6 +246,9 @@ mod tests {
             retry_delay_max: Some(60.0),
             retry_jitter: Some(false),
             priority: Some(7),
+            unique_for: Some(60.0),
+            unique_key: Some("k".into()),
+            unique_until: Some("started".into()),
         }
     }
 

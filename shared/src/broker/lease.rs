@@ -49,6 +49,8 @@ pub struct Delivery {
 
 /// The fate of one claimed id at start.
 #[derive(Debug, Clone)]
+// Run, the common case, is the large one: boxing it would cost an allocation per task.
+#[allow(clippy::large_enum_variant)]
 pub enum Started {
     Run(Delivery),
     /// Not run: `gone` (no record or no lease), `revoked`, `expired` (now REVOKED) or

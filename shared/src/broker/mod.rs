@@ -20,6 +20,7 @@ mod revoke;
 mod schedules;
 mod scripts;
 mod target;
+mod unique;
 mod wait;
 mod workers;
 mod workflow;
