@@ -23,5 +23,12 @@ CELERIAC_TEST_REDIS=cluster cargo test -p celeriac --tests --locked -- --skip to
 ensure_packages chromium procps # procps: ps, for the test of scripts/run.sh
 [ -d api/tests/browser/node_modules/playwright-core ] || npm ci --prefix api/tests/browser --no-audit --no-fund
 CELERIAC_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug" node --test api/tests/browser/
+# The Python side, from a pinned environment (target/pyenv, scripts/python/requirements.txt):
+# the API tester (schemathesis, every check, bounded examples per operation) against a real
+# gateway and worker, then the pytest suites (the Python client, the FastAPI example, the
+# client generated from openapi.yaml), each starting its own processes from target/debug.
+ensure_packages python3 python3-venv
+scripts/python/env.sh
+target/pyenv/bin/python scripts/python/api_check.py
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json

@@ -27,8 +27,8 @@ pub struct TaskRequest {
     /// A registered task name, e.g. `add`.
     #[schema(example = "add")]
     pub task: String,
-    /// The task's arguments (any JSON).
-    #[schema(value_type = Object, example = json!([2, 2]))]
+    /// The task's arguments: any JSON (an array, an object...), as the task expects.
+    #[schema(value_type = Value, example = json!([2, 2]))]
     pub args: Value,
     #[serde(flatten)]
     pub options: CallOptions,

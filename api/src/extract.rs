@@ -3,7 +3,8 @@
 //! fit; and the parsers of path and query parameters several routes share (a queue name, a
 //! page size), so no route module imports another for them.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use celeriac::QueueName;
@@ -94,6 +95,25 @@ fn field_of(message: &str) -> String {
         .and_then(|rest| rest.split('`').next())
         .map(str::to_owned)
         .unwrap_or_else(|| "body".into())
+}
+
+/// Like `axum::extract::Query`, with [`ApiError`] rejections: a query string that does not
+/// fit (a repeated or malformed parameter) is a 422 naming the parameter, as a bad value is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let message = rejection.body_text();
+                Err(ApiError::invalid(field_of(&message).replace("body", "query"), message))
+            }
+        }
+    }
 }
 
 /// A queue name from the path or the query; the error names the field `queue`.

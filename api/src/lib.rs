@@ -2,11 +2,13 @@
 //! progress and result, and the OpenAPI document with its browsable UI.
 
 pub mod auth;
+pub mod contract;
 pub mod enqueue;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod pull;
 pub mod routes;
 pub mod settings;
 pub mod startup;

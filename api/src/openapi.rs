@@ -11,6 +11,9 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Celeriac", description = "Background jobs over HTTP: enqueue, then poll state, progress and result.", license(name = "MIT OR Apache-2.0")),
     modifiers(&BearerScheme),
+    // Reached only through fields marked `no_recursion` (a workflow's steps nest), so not
+    // collected from the handlers: listed here, or `Step` would refer to a missing schema.
+    components(schemas(celeriac::workflow::Chord)),
     tags(
         (name = "tasks", description = "Enqueue any registered task and read task records"),
         (name = "emails", description = "Send e-mail in the background"),
@@ -18,6 +21,8 @@ use utoipa::{Modify, OpenApi};
         (name = "workflows", description = "Chains, groups and chords of tasks"),
         (name = "queues", description = "Queue depths, rates, pause, resume, purge and dead letters"),
         (name = "workers", description = "Live worker processes"),
+        (name = "task-types", description = "Remote task types: tasks whose code is an HTTP endpoint"),
+        (name = "pull", description = "Workers over HTTP: claim tasks with a long poll, then heartbeat, progress, complete or fail with each run's token"),
         (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "health", description = "Probes"),

@@ -20,6 +20,28 @@ pub struct GatewaySettings {
     pub common: Settings,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    pub pull: PullSettings,
+}
+
+/// Workers over HTTP (`POST /queues/{queue}/claim` and `/runs/{token}/...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullSettings {
+    /// How long a pull worker's lease on its tasks lasts without a heartbeat or a claim
+    /// (`lease = "30s"`, or `lease_secs = 30`); past it, its tasks go back to their queue.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    /// Most tasks one claim may take (`?max=`).
+    pub max_claim: usize,
+}
+
+impl Default for PullSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            max_claim: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +139,12 @@ impl ProcessSettings for GatewaySettings {
     fn validate(&self) -> Result<(), SettingsError> {
         if self.http.body_limit_bytes == 0 {
             return Err(invalid("http.body_limit_bytes", "must be above 0"));
+        }
+        if self.pull.lease < Duration::from_secs(1) {
+            return Err(invalid("pull.lease", "must be at least 1s"));
+        }
+        if !(1..=1000).contains(&self.pull.max_claim) {
+            return Err(invalid("pull.max_claim", "must be from 1 to 1000"));
         }
         let tokens = self.auth.all();
         for (i, t) in tokens.iter().enumerate() {

@@ -53,6 +53,7 @@ impl Application {
             auth: Arc::new(auth),
             worker_metrics: Arc::default(),
             shutdown: shutdown.clone(),
+            run_secret: Default::default(),
         });
         Ok(Self {
             listener,

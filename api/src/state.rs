@@ -44,4 +44,16 @@ pub struct Shared {
     pub worker_metrics: Arc<WorkerMetrics>,
     /// Fires when the gateway is stopping: long polls return at once.
     pub shutdown: CancellationToken,
+    /// The namespace's run-token key (`Broker::run_secret`), read at the first use.
+    pub run_secret: tokio::sync::OnceCell<Vec<u8>>,
+}
+
+impl Shared {
+    /// The key that signs and checks run tokens.
+    pub async fn run_secret(&self) -> Result<&[u8], celeriac::BrokerError> {
+        self.run_secret
+            .get_or_try_init(|| self.broker.run_secret())
+            .await
+            .map(Vec::as_slice)
+    }
 }

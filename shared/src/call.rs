@@ -24,15 +24,16 @@ pub struct CallOptions {
     pub queue: Option<String>,
     /// Run no sooner than this many seconds from now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 31622400))]
     pub countdown: Option<f64>,
     /// Run no sooner than this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(example = "2026-11-24T21:00:00Z"))]
+    #[cfg_attr(feature = "openapi", schema(example = "2026-11-24T21:00:00Z", format = DateTime))]
     pub eta: Option<String>,
     /// Do not start after this: seconds from now, or an RFC 3339 time. An expired task is
     /// `REVOKED` and never runs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::expires))]
     pub expires: Option<Value>,
     /// How the task may fail: retries, time limits, backoff.
     #[serde(flatten)]

@@ -66,6 +66,18 @@ impl TaskContext {
         }
     }
 
+    /// This run as a run token names it (without a deadline), for code outside the process
+    /// that reports on it (a remote task's endpoint); `None` for a detached context.
+    pub fn run_token(&self) -> Option<crate::run_token::RunToken> {
+        self.inner.lease.as_ref().map(|lease| crate::run_token::RunToken {
+            id: self.inner.id.clone(),
+            delivery: lease.delivery,
+            worker: lease.worker.clone(),
+            retries: self.inner.attempt.saturating_sub(1),
+            deadline_ms: None,
+        })
+    }
+
     /// A context with no broker behind it, for calling a task directly (unit tests):
     /// progress reports are accepted and dropped.
     pub fn detached(id: TaskId) -> Self {

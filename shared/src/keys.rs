@@ -238,6 +238,16 @@ impl Keys {
         format!("{}:registry", self.ns)
     }
 
+    /// Hash of remote task type name -> its JSON definition, secret included (`remote.rs`).
+    pub fn task_types(&self) -> String {
+        format!("{}:task-types", self.ns)
+    }
+
+    /// The HMAC key of run tokens (`run_token.rs`), made by the first process that needs it.
+    pub fn run_secret(&self) -> String {
+        format!("{}:run-secret", self.ns)
+    }
+
     /// Pub/sub channel of commands to every worker (revoke a running task).
     pub fn control_channel(&self) -> String {
         format!("{}:control", self.ns)

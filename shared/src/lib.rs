@@ -2,6 +2,7 @@
 //! their typed calls), settings and telemetry. Task authors depend on this crate, and on
 //! `celeriac-worker` to run their tasks.
 
+pub mod backoff;
 pub mod broker;
 pub mod builtin;
 pub mod call;
@@ -12,11 +13,16 @@ pub mod handler;
 pub mod id;
 pub mod keys;
 pub mod metrics;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod reconnect;
 pub mod record;
+pub mod remote;
+pub mod run_token;
 pub mod schedule;
 pub mod settings;
 pub mod shutdown;
+pub mod signing;
 pub mod state;
 pub mod task;
 pub mod telemetry;

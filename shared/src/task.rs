@@ -15,21 +15,26 @@ use crate::id::QueueName;
 pub struct TaskOptions {
     /// Retries after the first attempt fails with a retryable error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub max_retries: Option<u32>,
     /// Hard limit in seconds: the task is stopped and fails with `TimeLimitExceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub time_limit: Option<f64>,
     /// Soft limit in seconds: the task's cancellation token fires so it can clean up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub soft_time_limit: Option<f64>,
     /// Delay before the first retry, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay: Option<f64>,
     /// Double the delay at every retry (exponential backoff); otherwise it stays fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<bool>,
     /// Ceiling of the delay, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 604800))]
     pub retry_delay_max: Option<f64>,
     /// Spread retries at random between half the delay and the whole delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,18 +42,23 @@ pub struct TaskOptions {
     /// Priority within the queue, 0 (the default) to 9: a higher one is handed out first,
     /// equal ones in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9))]
     pub priority: Option<u8>,
     /// Seconds during which a call of the same task with the same `unique_key` (else the same
     /// name and arguments) creates no second task: it answers with the existing one's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.001, maximum = 31622400))]
     pub unique_for: Option<f64>,
-    /// What makes calls duplicates of each other, instead of the name and arguments.
+    /// What makes calls duplicates of each other, instead of the name and arguments (read only
+    /// with `unique_for`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub unique_key: Option<String>,
     /// How long the uniqueness holds, within `unique_for`: until the task `started`, until it
     /// `finished` (the default), or for the whole `period` (a throttle: one task per key per
     /// period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(started|finished|period)$"))]
     pub unique_until: Option<String>,
 }
 
@@ -176,9 +186,6 @@ impl TaskOptions {
         {
             return Err(("unique_until".into(), "must be started, finished or period".into()));
         }
-        if self.unique_for.is_none() && (self.unique_key.is_some() || self.unique_until.is_some()) {
-            return Err(("unique_for".into(), "is needed with unique_key or unique_until".into()));
-        }
         Ok(())
     }
 }
@@ -204,6 +211,10 @@ pub struct TaskError {
     pub kind: String,
     pub message: String,
     pub retryable: bool,
+    /// When the failure asked for the next attempt to wait this many seconds (an HTTP
+    /// endpoint's `Retry-After`), the retry waits that long instead of the backoff delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl TaskError {
@@ -213,6 +224,7 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -222,11 +234,18 @@ impl TaskError {
             kind: "Error".into(),
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();
+        self
+    }
+
+    /// Asks the retry, if there is one, to wait `secs` seconds instead of the backoff delay.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 }

@@ -28,7 +28,6 @@ pub struct Step {
     pub task: Option<String>,
     /// ...its arguments...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub args: Option<Value>,
     /// ...its queue (default: the task's route)...
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,8 @@ use crate::settings::WorkerProcessSettings;
 pub struct WorkerConfig {
     /// Unique among live workers; names its in-flight hashes and leases.
     pub id: String,
+    /// The process table this worker sees (`liveness.rs`); `None` where it cannot be read.
+    pub host_id: Option<String>,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
     /// How the queues share the slots (checked with the settings).
@@ -26,6 +28,8 @@ pub struct WorkerConfig {
     pub redis: RedisSettings,
     /// Where to serve `/healthz` and `/readyz`, if anywhere.
     pub health_bind: Option<std::net::SocketAddr>,
+    /// The gateway's URL as remote task endpoints reach it, for their `progress_url`.
+    pub gateway_url: Option<String>,
 }
 
 impl WorkerConfig {
@@ -34,6 +38,7 @@ impl WorkerConfig {
         let w = &settings.worker;
         Self {
             id: new_worker_id(),
+            host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
             concurrency: w.concurrency,
             order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
@@ -42,6 +47,7 @@ impl WorkerConfig {
             grace: w.grace,
             redis: settings.redis.clone(),
             health_bind: w.health_bind,
+            gateway_url: w.gateway_url.clone(),
         }
     }
 }

@@ -12,8 +12,8 @@ use celeriac::{Broker, TaskContext, TaskError, TaskOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::backoff::retry_delay;
 use crate::registry::Registry;
+use celeriac::backoff::decide;
 
 /// How a run ended, before it is stored.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ async fn run(
     trace: Option<TraceParent>,
 ) -> Execution {
     let RunSignals { cancel, terminate, abort } = signals;
-    let Some(registered) = registry.get(&delivery.name) else {
+    let Some(registered) = registry.resolve(broker, &delivery.name).await else {
         let error =
             TaskError::permanent(format!("no task named {:?} is registered with this worker", delivery.name)).with_kind("NotRegistered");
         return settle(broker, delivery, &TaskOptions::worker_defaults(), Err(error));
@@ -133,17 +133,15 @@ fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Re
             Verdict::Success(json)
         }
         Err(error) => {
-            if error.retryable && delivery.retries < options.max_retries.unwrap_or(0) {
-                let delay = retry_delay(options, delivery.retries, fastrand::f64());
-                tracing::info!(kind = %error.kind, error = %error.message, retry_in = ?delay, "failed; will retry");
-                Verdict::Retry {
-                    error,
-                    due_ms: broker.clock().now_ms() + delay.as_millis() as i64,
+            let verdict = decide(error, options, delivery.retries, broker.clock().now_ms(), fastrand::f64());
+            match &verdict {
+                Verdict::Retry { error, due_ms } => {
+                    tracing::info!(kind = %error.kind, error = %error.message, retry_at_ms = due_ms, "failed; will retry")
                 }
-            } else {
-                tracing::warn!(kind = %error.kind, error = %error.message, "failed");
-                Verdict::Failure(error)
+                Verdict::Failure(error) => tracing::warn!(kind = %error.kind, error = %error.message, "failed"),
+                Verdict::Success(_) => {}
             }
+            verdict
         }
     };
     Execution::Settled(Outcome {

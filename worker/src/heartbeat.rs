@@ -60,12 +60,15 @@ async fn beat_until_stopped(shared: Arc<Shared>, stop: CancellationToken) {
         }
     };
     let started_at = chrono::Utc::now();
+    let process_start = crate::liveness::process_start(std::process::id());
     let interval = config.lease / 3;
     loop {
         let info = WorkerInfo {
             id: config.id.clone(),
             host: hostname(),
             pid: std::process::id(),
+            host_id: config.host_id.clone(),
+            process_start,
             queues: config.queues.iter().map(|q| q.to_string()).collect(),
             concurrency: config.concurrency,
             running: shared.running.lock().map(|r| r.len()).unwrap_or(0),

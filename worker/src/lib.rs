@@ -6,7 +6,7 @@
 //! [`Beat`] fires periodic schedules (`celeriac-beat`).
 
 mod acker;
-pub mod backoff;
+pub use celeriac::backoff;
 pub mod beat;
 pub mod cli;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod executor;
 mod fetcher;
 pub mod health;
 mod heartbeat;
+pub mod liveness;
 pub mod order;
 mod ordered;
 mod promoter;
@@ -22,6 +23,7 @@ mod promoter;
 mod readme_example;
 mod reaper;
 pub mod registry;
+pub mod remote;
 pub mod runtime;
 pub mod settings;
 mod shared;

@@ -1,6 +1,7 @@
-//! Crash recovery, run by every worker: tasks leased to a worker whose lease expired (it was
-//! killed, lost power or its network) go back to the front of their queue, and workflows whose
-//! start was cut short get their first members. Safe with any number of reapers at once:
+//! Crash recovery, run by every worker: tasks leased to a worker that is proven dead (its
+//! process is gone from this host's process table: `liveness.rs`) or whose lease expired (it
+//! was killed, lost power or its network) go back to the front of their queue, and workflows
+//! whose start was cut short get their first members. Safe with any number of reapers at once:
 //! recovery is one guarded script per (worker, queue), and a member is stored once however
 //! often it is enqueued.
 
@@ -22,6 +23,9 @@ const ABANDONED_WORKFLOW_START: Duration = Duration::from_secs(30);
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.lease / 10;
     loop {
+        if let Err(e) = recover_dead_once(&shared).await {
+            tracing::warn!(error = %e, "reaper could not check for dead workers; will retry");
+        }
         if let Err(e) = reap_once(&shared).await {
             tracing::warn!(error = %e, "reaper could not check leases; will retry");
         }
@@ -36,21 +40,49 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// Recovers at once the tasks of every worker on this worker's queues that is proven dead,
+/// whatever its lease says, and drops its registry entry. Returns how many tasks went back.
+pub(crate) async fn recover_dead_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
+    let Some(mine) = shared.config.host_id.as_deref() else {
+        return Ok(0);
+    };
+    let mut holders = Vec::new();
+    for queue in &shared.config.queues {
+        for worker in shared.broker.lease_holders(queue).await? {
+            if worker != shared.config.id {
+                holders.push((queue, worker));
+            }
+        }
+    }
+    let mut ids: Vec<String> = holders.iter().map(|(_, w)| w.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let dead: Vec<_> = shared
+        .broker
+        .worker_infos(&ids)
+        .await?
+        .into_iter()
+        .filter(|w| crate::liveness::proven_dead(w, Some(mine)))
+        .collect();
+    let mut recovered = 0;
+    for worker in &dead {
+        for (queue, _) in holders.iter().filter(|(_, w)| *w == worker.id) {
+            let n = shared.broker.recover_dead(queue, &worker.id).await?;
+            if n > 0 {
+                tracing::warn!(queue = %queue, dead_worker = %worker.id, pid = worker.pid, tasks = n, "recovered the tasks of a worker whose process is gone");
+            }
+            recovered += n;
+        }
+        shared.broker.unregister_worker(&worker.id).await?;
+    }
+    Ok(recovered)
+}
+
 /// Recovers every expired lease on this worker's queues. Returns how many tasks went back.
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
     let mut recovered = 0;
     for queue in &shared.config.queues {
-        for worker in shared.broker.expired_leases(queue).await? {
-            if worker == shared.config.id {
-                continue;
-            }
-            if let Some(n) = shared.broker.recover_expired(queue, &worker).await? {
-                if n > 0 {
-                    tracing::warn!(queue = %queue, dead_worker = %worker, tasks = n, "recovered tasks of a worker whose lease expired");
-                }
-                recovered += n;
-            }
-        }
+        recovered += shared.broker.recover_expired_on(queue, Some(&shared.config.id)).await?;
     }
     Ok(recovered)
 }

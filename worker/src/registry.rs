@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use celeriac::{Task, TaskContext, TaskError, TaskSpec};
 
+use crate::remote::RemoteTasks;
+
 /// A run of a handler: the result as JSON text, or the error.
 pub type RunFuture = Pin<Box<dyn Future<Output = Result<String, TaskError>> + Send>>;
 
@@ -21,6 +23,15 @@ pub struct Registered {
 }
 
 impl Registered {
+    /// A task type run by `handler`, which takes the context and the arguments as JSON text
+    /// (remote task types: `remote.rs`).
+    pub fn from_fn(spec: TaskSpec, handler: impl Fn(TaskContext, &str) -> RunFuture + Send + Sync + 'static) -> Self {
+        Self {
+            spec,
+            handler: Arc::new(handler),
+        }
+    }
+
     /// Decodes `args` (JSON text) and starts a run. Arguments that do not decode fail the task
     /// for good with kind `InvalidArgs`: no retry can fix them.
     pub fn run(&self, ctx: TaskContext, args: &str) -> RunFuture {
@@ -32,6 +43,8 @@ impl Registered {
 #[derive(Clone, Default)]
 pub struct Registry {
     tasks: BTreeMap<String, Registered>,
+    /// Remote task types, looked up when a name is not registered here ([`Registry::resolve`]).
+    remote: Option<Arc<RemoteTasks>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -65,6 +78,23 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Registered> {
         self.tasks.get(name)
+    }
+
+    /// Runs remote task types too (the worker runtime turns this on).
+    pub fn enable_remote(&mut self, remote: RemoteTasks) -> &mut Self {
+        self.remote = Some(Arc::new(remote));
+        self
+    }
+
+    /// The handler of `name`: a task type registered here, else a remote task type.
+    pub async fn resolve(&self, broker: &celeriac::Broker, name: &str) -> Option<Registered> {
+        if let Some(registered) = self.tasks.get(name) {
+            return Some(registered.clone());
+        }
+        match &self.remote {
+            Some(remote) => remote.lookup(broker, name).await,
+            None => None,
+        }
     }
 
     pub fn specs(&self) -> impl Iterator<Item = &TaskSpec> {

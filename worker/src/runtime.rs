@@ -44,7 +44,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(broker: Broker, registry: Registry, config: WorkerConfig) -> Self {
+    pub fn new(broker: Broker, mut registry: Registry, config: WorkerConfig) -> Self {
+        registry.enable_remote(crate::remote::RemoteTasks::new(config.gateway_url.clone()));
         Self {
             shared: Arc::new(Shared::new(broker, registry, config)),
         }

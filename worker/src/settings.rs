@@ -45,6 +45,9 @@ pub struct WorkerSettings {
     pub order: String,
     /// Queue name -> weight (at least 1), for `order = "weighted"`.
     pub weights: BTreeMap<String, u32>,
+    /// The gateway's URL as remote task endpoints reach it (`http://gateway:8000`): each
+    /// remote call then carries a `progress_url` there. Unset: no progress URL is sent.
+    pub gateway_url: Option<String>,
 }
 
 /// The SMTP server `send_email` sends through.
@@ -79,6 +82,7 @@ impl Default for WorkerSettings {
             health_bind: None,
             order: "fair".into(),
             weights: BTreeMap::new(),
+            gateway_url: None,
         }
     }
 }
@@ -115,6 +119,11 @@ impl ProcessSettings for WorkerProcessSettings {
             return Err(invalid("worker.batch_size", "must be 1 to 1000"));
         }
         crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
+        if let Some(url) = &w.gateway_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("worker.gateway_url", "must be an http:// or https:// URL"));
+        }
         if w.lease < Duration::from_secs(2) {
             return Err(invalid("worker.lease", "must be at least 2s"));
         }

@@ -31,7 +31,7 @@ pub struct EmailRequest {
 /// Send an e-mail in the background.
 #[utoipa::path(post, path = "/emails", tag = "emails",
     request_body = EmailRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),

@@ -4,14 +4,14 @@
 //! with a `next_cursor`: a client goes on until `next_cursor` is null.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use celeriac::broker::{ListCursor, ListFilter};
 use celeriac::{TaskRecord, TaskState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{parse_limit, parse_queue};
+use crate::extract::{ApiQuery, parse_limit, parse_queue};
 use crate::state::AppState;
 
 /// Index entries a page may examine, per task asked for.
@@ -22,14 +22,18 @@ const EXAMINE_PER_ITEM: usize = 10;
 pub struct ListQuery {
     /// Only tasks in this state (`PENDING`, `SCHEDULED`, `STARTED`, `RETRY`, `SUCCESS`,
     /// `FAILURE`, `REVOKED`).
+    #[param(value_type = Option<TaskState>)]
     pub state: Option<String>,
     /// Only this queue.
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub queue: Option<String>,
     /// Only this task name.
     pub task: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}\.[A-Za-z0-9_.-]{1,64}(,[0-9]{1,18}\.[A-Za-z0-9_.-]{1,64})*$")]
     pub cursor: Option<String>,
 }
 
@@ -50,7 +54,7 @@ pub struct TaskList {
         (status = 422, description = "Invalid state, queue, limit or cursor", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn list_tasks(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<TaskList>, ApiError> {
+pub async fn list_tasks(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<TaskList>, ApiError> {
     let filter = ListFilter {
         queue: query.queue.as_deref().map(parse_queue).transpose()?,
         state: query

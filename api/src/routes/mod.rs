@@ -1,7 +1,8 @@
 //! The gateway's routes, one module per resource, merged here with their OpenAPI paths.
 //!
 //! A route's role is declared here, once, by the group it is registered in:
-//! - `open`: probes; with `/openapi.json` and `/docs` (added in `startup`), never behind a token;
+//! - `open`: probes, and a run's progress (`/runs/{token}/progress`: the signed run token is
+//!   the permission, so a remote task's endpoint can report without a bearer token); with `/openapi.json` and `/docs` (added in `startup`), never behind a token;
 //! - `producer`: enqueue tasks and read them (a `producer` or an `admin` token);
 //! - `admin`: everything that steers or observes the whole system (an `admin` token).
 //!
@@ -20,7 +21,9 @@ pub mod listing;
 pub mod metrics;
 pub mod queues;
 pub mod reports;
+pub mod runs;
 pub mod schedules;
+pub mod task_types;
 pub mod tasks;
 pub mod workers;
 pub mod workflows;
@@ -40,7 +43,8 @@ use crate::state::AppState;
 pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz));
+        .routes(routes!(health::readyz))
+        .routes(routes!(runs::progress));
     let producer = OpenApiRouter::new()
         .routes(routes!(emails::post_email))
         .routes(routes!(reports::post_report))
@@ -49,7 +53,11 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .routes(routes!(tasks::get_task))
         .routes(routes!(events::task_events))
         .routes(routes!(workflows::post_workflow))
-        .routes(routes!(workflows::get_workflow));
+        .routes(routes!(workflows::get_workflow))
+        .routes(routes!(runs::claim))
+        .routes(routes!(runs::heartbeat))
+        .routes(routes!(runs::complete))
+        .routes(routes!(runs::fail));
     let admin = OpenApiRouter::new()
         .routes(routes!(tasks::revoke_task))
         .routes(routes!(tasks::retry_task))
@@ -70,12 +78,19 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::purge_queue))
         .routes(routes!(queues::dead_letters))
-        .routes(routes!(workers::list_workers));
+        .routes(routes!(workers::list_workers))
+        .routes(routes!(task_types::list_task_types))
+        .routes(routes!(
+            task_types::get_task_type,
+            task_types::put_task_type,
+            task_types::delete_task_type
+        ));
     let (router, api) = OpenApiRouter::with_openapi(base)
         .merge(open)
         .merge(protect(producer, Role::Producer))
         .merge(protect(admin, Role::Admin))
         .split_for_parts();
+    let api = crate::contract::complete(api);
     let router = router
         .merge(dashboard::router())
         .fallback(not_found)

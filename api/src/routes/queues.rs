@@ -2,14 +2,14 @@
 //! pause and resume, purge the pending list, and the dead letters of a queue.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use celeriac::TaskRecord;
 use celeriac::broker::QueueOverview;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{parse_limit, parse_queue};
+use crate::extract::{ApiQuery, parse_limit, parse_queue};
 use crate::state::AppState;
 
 /// Every queue of the namespace.
@@ -35,6 +35,7 @@ pub struct DeadLetters {
 #[into_params(parameter_in = Query)]
 pub struct DeadQuery {
     /// How many (1 to 200, default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
 }
 
@@ -52,7 +53,7 @@ pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList
 
 /// Pause a queue: workers take nothing from it until it is resumed (running tasks go on).
 #[utoipa::path(post, path = "/queues/{queue}/pause", tag = "queues",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
         (status = 200, description = "The queue, paused", body = QueueOverview),
         (status = 422, description = "Invalid queue name", body = ErrorBody),
@@ -64,7 +65,7 @@ pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String
 
 /// Resume a paused queue.
 #[utoipa::path(post, path = "/queues/{queue}/resume", tag = "queues",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
         (status = 200, description = "The queue, running", body = QueueOverview),
         (status = 422, description = "Invalid queue name", body = ErrorBody),
@@ -83,7 +84,7 @@ async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<
 /// Purge a queue's pending tasks: each becomes `REVOKED` (reason `Purged`) and never runs.
 /// Scheduled, running and retrying tasks are left alone. An unknown queue removes nothing.
 #[utoipa::path(delete, path = "/queues/{queue}/pending", tag = "queues",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
     responses(
         (status = 200, description = "How many were removed", body = Purged),
         (status = 422, description = "Invalid queue name", body = ErrorBody),
@@ -98,7 +99,7 @@ pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String
 
 /// A queue's dead letters (tasks that failed for good), newest first, with their records.
 #[utoipa::path(get, path = "/queues/{queue}/dead", tag = "queues",
-    params(("queue" = String, Path, description = "Queue name"), DeadQuery),
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name"), DeadQuery),
     responses(
         (status = 200, description = "Dead letters, newest first", body = DeadLetters),
         (status = 422, description = "Invalid queue name or limit", body = ErrorBody),
@@ -107,7 +108,7 @@ pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String
 pub async fn dead_letters(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-    Query(query): Query<DeadQuery>,
+    ApiQuery(query): ApiQuery<DeadQuery>,
 ) -> Result<Json<DeadLetters>, ApiError> {
     let queue = parse_queue(&queue)?;
     let limit = parse_limit(query.limit.as_deref())?;

@@ -30,7 +30,7 @@ pub struct ReportRequest {
 /// Build a report for a user in the background.
 #[utoipa::path(post, path = "/reports/{user_id}", tag = "reports",
     params(("user_id" = String, Path, description = "The user the report is for"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+           ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     request_body(content = Option<ReportRequest>, description = "Optional: the format and call options"),
     responses(
@@ -45,8 +45,9 @@ pub async fn post_report(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-    OptionalJson(request): OptionalJson<ReportRequest>,
+    OptionalJson(request): OptionalJson<Option<ReportRequest>>,
 ) -> Result<Response, ApiError> {
+    let request = request.unwrap_or_default();
     let args = GenerateReportArgs {
         user_id,
         format: request.format,
@@ -58,7 +59,7 @@ pub async fn post_report(
 #[utoipa::path(get, path = "/reports/{task_id}/file", tag = "reports",
     params(("task_id" = String, Path, description = "The generate_report task's id")),
     responses(
-        (status = 200, description = "The report file: text/csv or application/pdf", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The report file: text/csv or application/pdf", content((String = "text/csv"), (Vec<u8> = "application/pdf"))),
         (status = 404, description = "No such report task, or its file is gone", body = ErrorBody),
         (status = 409, description = "The report is not ready (or failed)", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),

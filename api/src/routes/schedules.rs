@@ -30,7 +30,6 @@ pub struct ScheduleRequest {
     pub task: String,
     /// The task's arguments (any JSON).
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub args: Value,
     /// Queue to use instead of the task's route.
     pub queue: Option<String>,
@@ -57,7 +56,6 @@ pub struct ScheduleView {
     #[schema(example = "nightly-report")]
     pub name: String,
     pub task: String,
-    #[schema(value_type = Object)]
     pub args: Value,
     pub queue: Option<String>,
     pub every: Option<String>,
@@ -234,7 +232,7 @@ pub async fn resume_schedule(State(state): State<AppState>, Path(name): Path<Str
 #[utoipa::path(post, path = "/schedules/{name}/run", tag = "schedules",
     params(
         ("name" = String, Path, description = "Schedule name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
     ),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),

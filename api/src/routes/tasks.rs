@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Enqueue any registered task.
 #[utoipa::path(post, path = "/tasks", tag = "tasks",
     request_body = TaskRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h return the first task"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h return the first task"),
            ("traceparent" = Option<String>, Header, description = "W3C trace context; the run continues the trace (an invalid one is ignored)")),
     responses(
         (status = 202, description = "Stored and queued", body = Accepted, headers(("Location" = String, description = "The task's status URL"))),
@@ -42,7 +42,9 @@ pub async fn post_task(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
-    /// Wait up to this many seconds (at most 60) for the task to finish before answering.
+    /// Wait up to this many seconds (at most `http.max_wait`, 60 by default) for the task to
+    /// finish before answering.
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<f64>,
 }
 
@@ -111,8 +113,9 @@ pub struct ActionResult {
 pub async fn revoke_task(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    OptionalJson(request): OptionalJson<RevokeRequest>,
+    OptionalJson(request): OptionalJson<Option<RevokeRequest>>,
 ) -> Result<Json<ActionResult>, ApiError> {
+    let request = request.unwrap_or_default();
     let task_id = parse_task_id(&id)?;
     let outcome = match state.broker.revoke(&task_id, request.terminate, "revoked through the API").await? {
         RevokeOutcome::Revoked => "revoked",

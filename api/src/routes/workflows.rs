@@ -31,7 +31,7 @@ pub struct WorkflowAccepted {
 #[utoipa::path(post, path = "/workflows", tag = "workflows",
     request_body(content = WorkflowSpec, example = json!({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key within 24 h (at most the result TTL) return the first workflow"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$", description = "Repeats with the same key within 24 h (at most the result TTL) return the first workflow"),
         ("traceparent" = Option<String>, Header, description = "W3C trace context; every member's run continues the trace (an invalid one is ignored)"),
     ),
     responses(

@@ -101,8 +101,14 @@ impl TestApp {
 
     /// Starts an in-process worker on every built-in queue with `registry`; it stops with the app.
     pub async fn start_worker(&self, registry: Registry) -> CancellationToken {
+        self.start_worker_with(registry, |_| {}).await
+    }
+
+    /// [`TestApp::start_worker`] with its config changed by `adjust` first.
+    pub async fn start_worker_with(&self, registry: Registry, adjust: impl FnOnce(&mut WorkerConfig)) -> CancellationToken {
         let mut config = WorkerConfig::from_settings(&self.worker_settings());
         config.concurrency = 4;
+        adjust(&mut config);
         let token = self.stop.child_token();
         let specs: Vec<_> = registry.specs().cloned().collect();
         self.broker.register_tasks(&specs).await.expect("register task types");

@@ -99,7 +99,7 @@ async fn bad_flow_options_are_refused_naming_the_field() {
         (json!({"priority": 10}), "priority"),
         (json!({"priority": -1}), "priority"),
         (json!({"unique_for": 0}), "unique_for"),
-        (json!({"unique_key": "k"}), "unique_for"),
+        (json!({"unique_key": ""}), "unique_key"),
         (json!({"unique_for": 5, "unique_until": "forever"}), "unique_until"),
     ] {
         let mut body = json!({"task": "noop"});

@@ -12,6 +12,8 @@ mod flow;
 mod metrics;
 mod openapi;
 mod options;
+mod pull;
+mod remote;
 mod schedules;
 mod shutdown;
 mod start_check;

@@ -310,8 +310,22 @@ impl Broker {
     /// A worker of an earlier build kept its leased ids in a set of another name: those come
     /// back too.
     pub async fn recover_expired(&self, queue: &QueueName, worker: &str) -> Result<Option<usize>, BrokerError> {
+        self.recover_leased(queue, worker, self.clock.now_ms()).await
+    }
+
+    /// Recovers the tasks of `worker` on `queue` whatever its lease says, for a worker known
+    /// to be dead (its process is gone: the worker's `liveness.rs`). Fenced as the reaper's
+    /// recovery: each id leaves the dead worker's in-flight hash in the same script that
+    /// requeues it, so it is requeued once however many workers recover it, and a late write
+    /// of the dead run would be refused.
+    pub async fn recover_dead(&self, queue: &QueueName, worker: &str) -> Result<usize, BrokerError> {
+        Ok(self.recover_leased(queue, worker, i64::MAX).await?.unwrap_or(0))
+    }
+
+    /// Requeues `worker`'s leased tasks on `queue` unless its lease runs past `guard_ms`.
+    async fn recover_leased(&self, queue: &QueueName, worker: &str, guard_ms: i64) -> Result<Option<usize>, BrokerError> {
         use redis::AsyncCommands;
-        let guard = self.clock.now_ms().to_string();
+        let guard = guard_ms.to_string();
         let leased = self.leased(queue, worker).await?;
         let held = self.keys.inflight(queue, worker);
         let mut moved = self.requeue(&held, queue, worker, guard.clone(), &leased).await?;
@@ -356,6 +370,12 @@ impl Broker {
             .clone()
             .zrangebyscore(self.keys.leases(queue), "-inf", self.clock.now_ms() - 1)
             .await?)
+    }
+
+    /// Every worker holding a lease on `queue`, expired or not.
+    pub async fn lease_holders(&self, queue: &QueueName) -> Result<Vec<String>, BrokerError> {
+        use redis::AsyncCommands;
+        Ok(self.conn.clone().zrange(self.keys.leases(queue), 0, -1).await?)
     }
 
     /// Extends `worker`'s lease on each of `queues` (heartbeat).

@@ -16,6 +16,14 @@ pub struct WorkerInfo {
     pub id: String,
     pub host: String,
     pub pid: u32,
+    /// One PID namespace on one boot of one machine (`host/boot id/pid namespace`): a worker
+    /// with the same host id can tell from the process table whether this one is alive.
+    /// Absent from an earlier build's entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// When the process started (clock ticks after boot), so a reused pid is not taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
     pub queues: Vec<String>,
     pub concurrency: usize,
     /// Tasks running at the last heartbeat.
@@ -72,6 +80,18 @@ impl Broker {
             .map(|w| (w.id.clone(), w))
             .collect();
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+}
+
+impl Broker {
+    /// The registry entries of `ids` that have one (a worker's entry outlives its lease).
+    pub async fn worker_infos(&self, ids: &[String]) -> Result<Vec<WorkerInfo>, BrokerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.keys.worker_info(id)).collect();
+        let infos: Vec<Option<String>> = self.conn.clone().mget(keys).await?;
+        Ok(infos.into_iter().flatten().filter_map(|j| serde_json::from_str(&j).ok()).collect())
     }
 }
 

@@ -29,6 +29,7 @@ pub const SECTIONS: &[&str] = &[
     "archive",
     "http",
     "auth",
+    "pull",
     "worker",
     "smtp",
     "beat",

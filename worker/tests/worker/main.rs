@@ -7,5 +7,6 @@ mod chaos;
 mod common;
 mod faults;
 mod queue_order;
+mod recovery;
 mod start_check;
 mod workflows;

@@ -1,0 +1,136 @@
+"""Starts a real Celeriac system for the Python tests: redis-server, the SMTP sink, the gateway
+and a worker, on free 127.0.0.1 ports, from the binaries in CELERIAC_BIN_DIR (default
+target/debug). Used by the API tester (scripts/python/api_check.py), the client's pytest suite
+and the FastAPI example's test, so all three start the system one way.
+
+    with Stack.start() as stack:
+        stack.url  # http://127.0.0.1:PORT
+
+Nothing here is mocked: the processes are the ones `scripts/run.sh` starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bin_dir() -> Path:
+    return Path(os.environ.get("CELERIAC_BIN_DIR", ROOT / "target" / "debug"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what: str, timeout: float = 20.0) -> None:
+    """Polls `check()` until it is true, or fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as answer:
+        return answer.status == 200
+
+
+@dataclass
+class Stack:
+    dir: Path
+    redis_port: int
+    http_port: int
+    smtp_port: int
+    env: dict[str, str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    worker: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.dir / "mail"
+
+    @classmethod
+    def start(cls, worker: bool = True, extra_env: dict[str, str] | None = None, worker_queues: str = "emails,reports,default") -> "Stack":
+        tmp = Path(tempfile.mkdtemp(prefix="celeriac-py-"))
+        for sub in ("redis", "mail", "reports", "logs"):
+            (tmp / sub).mkdir()
+        stack = cls(tmp, free_port(), free_port(), free_port(), {})
+        stack.env = {
+            **os.environ,
+            "CELERIAC_ENV": "test",
+            "CELERIAC__REDIS__URL": stack.redis_url,
+            "CELERIAC__REDIS__NAMESPACE": "celeriac",
+            "CELERIAC__HTTP__BIND": f"127.0.0.1:{stack.http_port}",
+            "CELERIAC__SMTP__HOST": "127.0.0.1",
+            "CELERIAC__SMTP__PORT": str(stack.smtp_port),
+            "CELERIAC__REPORTS__DIR": str(tmp / "reports"),
+            "CELERIAC__LOG__FILTER": "warn",
+            **(extra_env or {}),
+        }
+        try:
+            redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+            stack._spawn("redis", [redis, "--port", str(stack.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp / "redis")])
+            wait_until(lambda: socket.create_connection(("127.0.0.1", stack.redis_port), timeout=1).close() is None, "redis-server")
+            stack._spawn("smtp", [str(bin_dir() / "celeriac-smtp-sink"), "--port", str(stack.smtp_port), "--maildir", str(tmp / "mail")])
+            stack._spawn("api", [str(bin_dir() / "celeriac-api")])
+            wait_until(lambda: _http_ok(stack.url + "/readyz"), "celeriac-api")
+            if worker:
+                stack.worker = stack._spawn("worker", [str(bin_dir() / "celeriac-worker"), "--queues", worker_queues])
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.dir / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
