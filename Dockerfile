@@ -22,15 +22,15 @@ COPY bench/Cargo.toml bench/
 RUN for crate in shared worker api testkit bench; do \
         mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
     done \
-    && cargo build --release --locked -p celeriac-api -p celeriac-worker --bins \
+    && cargo build --release --locked -p celeriac-api -p celeriac-worker -p celeriac-archive --bins \
     && rm -rf shared/src worker/src api/src testkit/src bench/src
 
 # 2. The real sources. COPY keeps the files' old modification times, which Cargo would take
 #    as older than the stand-ins it just built: touch them so our own crates are rebuilt.
 COPY . .
 RUN find shared worker api testkit bench -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked -p celeriac-api -p celeriac-worker --bins \
-    && cp target/release/celeriac-api target/release/celeriac-worker target/release/celeriac-beat /usr/local/bin/
+    && cargo build --release --locked -p celeriac-api -p celeriac-worker -p celeriac-archive --bins \
+    && cp target/release/celeriac-api target/release/celeriac-worker target/release/celeriac-beat target/release/celeriac-archiver /usr/local/bin/
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -49,7 +49,7 @@ RUN groupadd --system --gid 10001 celeriac \
     && mkdir -p /app/data/reports \
     && chown -R celeriac:celeriac /app/data
 
-COPY --from=builder /usr/local/bin/celeriac-api /usr/local/bin/celeriac-worker /usr/local/bin/celeriac-beat /usr/local/bin/
+COPY --from=builder /usr/local/bin/celeriac-api /usr/local/bin/celeriac-worker /usr/local/bin/celeriac-beat /usr/local/bin/celeriac-archiver /usr/local/bin/
 COPY config/ /app/config/
 
 WORKDIR /app

@@ -30,5 +30,6 @@ CELERIAC_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug" node --test 
 ensure_packages python3 python3-venv
 scripts/python/env.sh
 target/pyenv/bin/python scripts/python/api_check.py
+target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tests examples/fastapi/tests
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json

@@ -115,6 +115,17 @@ pub async fn enqueue_fields(
     })
 }
 
+/// Adds a built-in route's tags to the call's, unless the caller gave a tag of that name
+/// (an empty value is not added: `to_domain` of an address without one).
+pub fn add_default_tags<'a>(options: &mut CallOptions, defaults: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    let tags = options.options.tags.get_or_insert_with(Default::default);
+    for (name, value) in defaults {
+        if !value.is_empty() && !tags.contains_key(name) {
+            tags.insert(name.to_owned(), value.to_owned());
+        }
+    }
+}
+
 /// Validates and stores one task; its id and state (the first task's, for a replayed
 /// `Idempotency-Key`).
 pub async fn enqueue_task(

@@ -60,6 +60,9 @@ pub enum ApiError {
     QueueFull { queue: String, depth: u64 },
     #[error("the broker is unreachable")]
     Unavailable(#[source] BrokerError),
+    /// The PostgreSQL archive failed to answer (history only; Redis may be fine).
+    #[error("the archive is unreachable")]
+    ArchiveUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -96,7 +99,7 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::ArchiveUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +119,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::QueueFull { .. } => "queue_full",
             Self::Unavailable(_) => "unavailable",
+            Self::ArchiveUnavailable(_) => "archive_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -124,9 +128,16 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             Self::Unavailable(_) => "the task broker is unreachable; nothing was stored, try again shortly".into(),
+            Self::ArchiveUnavailable(_) => "the archive (PostgreSQL) did not answer; try again shortly".into(),
             Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }
+    }
+}
+
+impl From<celeriac_archive::sqlx::Error> for ApiError {
+    fn from(e: celeriac_archive::sqlx::Error) -> Self {
+        Self::ArchiveUnavailable(e.to_string())
     }
 }
 
@@ -148,6 +159,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Unavailable(cause) => tracing::warn!(error = %cause, "broker unavailable"),
+            Self::ArchiveUnavailable(cause) => tracing::warn!(error = %cause, "archive unavailable"),
             Self::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
             _ => {}
         }
@@ -167,7 +179,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status_code(), axum::Json(body)).into_response();
         let retry_after = match self {
             Self::QueueFull { .. } => Some("5"),
-            Self::Unavailable(_) => Some("2"),
+            Self::Unavailable(_) | Self::ArchiveUnavailable(_) => Some("2"),
             _ => None,
         };
         if let Some(secs) = retry_after {

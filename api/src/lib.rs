@@ -1,6 +1,7 @@
 //! Celeriac's HTTP gateway: enqueue tasks (`202` plus an id at once), read their state,
 //! progress and result, and the OpenAPI document with its browsable UI.
 
+pub mod archive_metrics;
 pub mod auth;
 pub mod contract;
 pub mod enqueue;

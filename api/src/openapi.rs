@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "pull", description = "Workers over HTTP: claim tasks with a long poll, then heartbeat, progress, complete or fail with each run's token"),
         (name = "schedules", description = "Periodic schedules fired by celeriac-beat"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "history", description = "Counts from the PostgreSQL archive of tasks that ended"),
         (name = "health", description = "Probes"),
     )
 )]

@@ -11,6 +11,8 @@ use axum::{Extension, Router};
 use celeriac::Broker;
 use celeriac::broker::TaskEvents;
 use celeriac::catalog::Catalog;
+use celeriac::settings::redact_url;
+use celeriac_archive::History;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -43,6 +45,7 @@ impl Application {
         let broker = Broker::open(&settings.redis, settings.result_ttl())
             .await?
             .with_archive(settings.archive.enabled);
+        let history = connect_history(&settings).await?;
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {
@@ -52,6 +55,7 @@ impl Application {
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             worker_metrics: Arc::default(),
+            history,
             shutdown: shutdown.clone(),
             run_secret: Default::default(),
         });
@@ -72,6 +76,20 @@ impl Application {
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await
     }
+}
+
+/// The archive of `[archive] database_url`, migrated to this build's schema (a newer one is
+/// refused), or why not, in one line naming the setting (the URL's password hidden).
+async fn connect_history(settings: &GatewaySettings) -> anyhow::Result<Option<History>> {
+    let Some(url) = &settings.archive.database_url else {
+        return Ok(None);
+    };
+    let history = History::connect(url, 8).await.map_err(|e| {
+        let e = e.to_string().replace('\n', " ");
+        anyhow::anyhow!("archive.database_url ({}): {e}", redact_url(url))
+    })?;
+    tracing::info!(database = %redact_url(url), "reading history from the archive");
+    Ok(Some(history))
 }
 
 /// The whole HTTP application over `state`, for `Application` and for tests without a socket.

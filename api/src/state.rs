@@ -7,6 +7,7 @@ use std::sync::Arc;
 use celeriac::Broker;
 use celeriac::broker::TaskEvents;
 use celeriac::catalog::Catalog;
+use celeriac_archive::History;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     /// The workers' task metrics, kept between scrapes so sums never go down.
     pub worker_metrics: Arc<WorkerMetrics>,
+    /// The PostgreSQL archive, when `[archive] database_url` is set: history is read from it.
+    pub history: Option<History>,
     /// Fires when the gateway is stopping: long polls return at once.
     pub shutdown: CancellationToken,
     /// The namespace's run-token key (`Broker::run_secret`), read at the first use.

@@ -191,7 +191,8 @@ fn is_bad_row(e: &sqlx::Error) -> bool {
 async fn upsert(pool: &PgPool, rows: &[&ArchivedTask]) -> Result<(), sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(
         "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, result, error, attempts, deliveries, \
-         created_at, started_at, finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, tags) ",
+         created_at, started_at, finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, tags, \
+         options, max_retries, workflow_node, eta, expires_at) ",
     );
     q.push_values(rows, |mut b, r| {
         b.push_bind(&r.task_id)
@@ -211,7 +212,12 @@ async fn upsert(pool: &PgPool, rows: &[&ArchivedTask]) -> Result<(), sqlx::Error
             .push_bind(&r.worker)
             .push_bind(&r.workflow_id)
             .push_bind(&r.trace_id)
-            .push_bind(Json(&r.tags));
+            .push_bind(Json(&r.tags))
+            .push_bind(Json(&r.options))
+            .push_bind(r.max_retries)
+            .push_bind(r.workflow_node)
+            .push_bind(r.eta)
+            .push_bind(r.expires_at);
     });
     q.push(
         " ON CONFLICT (task_id) DO UPDATE SET task = excluded.task, queue = excluded.queue, state = excluded.state, \
@@ -219,6 +225,8 @@ async fn upsert(pool: &PgPool, rows: &[&ArchivedTask]) -> Result<(), sqlx::Error
          deliveries = excluded.deliveries, created_at = excluded.created_at, started_at = excluded.started_at, \
          finished_at = excluded.finished_at, queue_wait_ms = excluded.queue_wait_ms, run_time_ms = excluded.run_time_ms, \
          worker = excluded.worker, workflow_id = excluded.workflow_id, trace_id = excluded.trace_id, tags = excluded.tags, \
+         options = excluded.options, max_retries = excluded.max_retries, workflow_node = excluded.workflow_node, \
+         eta = excluded.eta, expires_at = excluded.expires_at, \
          archived_at = now() WHERE celeriac_tasks.finished_at <= excluded.finished_at",
     );
     q.build().execute(pool).await?;

@@ -7,12 +7,19 @@
 //! hand nothing over and no archiver runs.
 
 pub mod archiver;
+pub mod history;
+pub mod relay;
+pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod settings;
 pub mod stream;
 
 pub use archiver::Archiver;
+pub use history::{History, SearchCursor, SearchFilter, SearchPage};
+pub use relay::Relay;
 pub use row::ArchivedTask;
 pub use settings::ArchiveSettings;
+/// The PostgreSQL driver, for the crates that read the archive through this one.
+pub use sqlx;
 pub use stream::{QueueBacklog, backlog};

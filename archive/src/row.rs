@@ -32,6 +32,12 @@ pub struct ArchivedTask {
     pub workflow_id: Option<String>,
     pub trace_id: Option<String>,
     pub tags: Value,
+    /// The task's options as the record holds them (tags included).
+    pub options: Value,
+    pub max_retries: i32,
+    pub workflow_node: Option<i32>,
+    pub eta: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl ArchivedTask {
@@ -69,10 +75,14 @@ impl ArchivedTask {
             started_at: r.started_at,
             finished_at,
             worker: r.worker,
+            workflow_node: r.workflow.as_ref().map(|w| w.node as i32),
             workflow_id: r.workflow.map(|w| w.workflow_id),
             trace_id: r.trace_id,
-            // Tags are not kept in task records yet (issue 16): every row has none.
-            tags: Value::Object(Default::default()),
+            tags: serde_json::to_value(r.options.tags.clone().unwrap_or_default()).expect("tags serialize"),
+            options: serde_json::to_value(&r.options).expect("options serialize"),
+            max_retries: r.max_retries as i32,
+            eta: r.eta,
+            expires_at: r.expires_at,
         }
     }
 }

@@ -70,8 +70,8 @@ impl ArchiveSettings {
     }
 }
 
-/// Most rows in one INSERT: 18 parameters a row, under PostgreSQL's 65,535 per statement.
-pub const MAX_BATCH: usize = 3000;
+/// Most rows in one INSERT: 23 parameters a row, under PostgreSQL's 65,535 per statement.
+pub const MAX_BATCH: usize = 2500;
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,7 @@ def wait_until(check, what: str, timeout: float = 20.0) -> None:
         try:
             if check():
                 return
-        except OSError:
+        except Exception:  # noqa: BLE001 - not up yet (refused, reset, an error answer...)
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout} s")
@@ -75,7 +75,15 @@ class Stack:
         return self.dir / "mail"
 
     @classmethod
-    def start(cls, worker: bool = True, extra_env: dict[str, str] | None = None, worker_queues: str = "emails,reports,default") -> "Stack":
+    def start(
+        cls,
+        worker: bool = True,
+        extra_env: dict[str, str] | None = None,
+        worker_queues: str = "emails,reports,default",
+        progress_urls: bool = False,
+    ) -> "Stack":
+        """`progress_urls`: the worker tells remote task endpoints the gateway's address
+        (`worker.gateway_url`), so they can report progress."""
         tmp = Path(tempfile.mkdtemp(prefix="celeriac-py-"))
         for sub in ("redis", "mail", "reports", "logs"):
             (tmp / sub).mkdir()
@@ -90,6 +98,7 @@ class Stack:
             "CELERIAC__SMTP__PORT": str(stack.smtp_port),
             "CELERIAC__REPORTS__DIR": str(tmp / "reports"),
             "CELERIAC__LOG__FILTER": "warn",
+            **({"CELERIAC__WORKER__GATEWAY_URL": f"http://127.0.0.1:{stack.http_port}"} if progress_urls else {}),
             **(extra_env or {}),
         }
         try:

@@ -3,9 +3,18 @@
 //! the trait a task type implements, whose run takes a context holding the broker, is in
 //! `handler.rs`, so that the broker can use this model without a loop back to itself.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::id::QueueName;
+
+/// Most tags one task may carry.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag name, in characters (letters, digits, `_`, `-`, `.`).
+pub const MAX_TAG_NAME: usize = 64;
+/// Longest tag value, in characters.
+pub const MAX_TAG_VALUE: usize = 256;
 
 /// Options a task type sets as defaults and a caller may override per call.
 /// `None` means "not set here": the next layer (task type, then worker defaults) decides.
@@ -60,6 +69,11 @@ pub struct TaskOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = "^(started|finished|period)$"))]
     pub unique_until: Option<String>,
+    /// What the task is about, for searching history: a small map of strings such as
+    /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
+    /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// The values of `unique_until`.
@@ -82,6 +96,7 @@ impl TaskOptions {
         "unique_for",
         "unique_key",
         "unique_until",
+        "tags",
     ];
 
     /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
@@ -103,6 +118,7 @@ impl TaskOptions {
             "unique_for" => self.unique_for = map.next_value()?,
             "unique_key" => self.unique_key = map.next_value()?,
             "unique_until" => self.unique_until = map.next_value()?,
+            "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -122,6 +138,7 @@ impl TaskOptions {
             unique_for: self.unique_for.or(defaults.unique_for),
             unique_key: self.unique_key.clone().or_else(|| defaults.unique_key.clone()),
             unique_until: self.unique_until.clone().or_else(|| defaults.unique_until.clone()),
+            tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
 
@@ -139,6 +156,7 @@ impl TaskOptions {
             unique_for: None,
             unique_key: None,
             unique_until: None,
+            tags: None,
         }
     }
 
@@ -186,8 +204,35 @@ impl TaskOptions {
         {
             return Err(("unique_until".into(), "must be started, finished or period".into()));
         }
+        if let Some(tags) = &self.tags {
+            validate_tags(tags)?;
+        }
         Ok(())
     }
+}
+
+/// Checks a task's tags: bounded in count and length, names of plain characters (they are
+/// searched as `tag=name:value`). The error names the field (`tags`, or `tags.<name>`).
+pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    if tags.len() > MAX_TAGS {
+        return Err(("tags".into(), format!("at most {MAX_TAGS} tags, got {}", tags.len())));
+    }
+    for (name, value) in tags {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if name.is_empty() || name.chars().count() > MAX_TAG_NAME || !name.chars().all(plain) {
+            return Err((
+                "tags".into(),
+                format!("tag name {name:?} must be 1 to {MAX_TAG_NAME} letters, digits, '_', '-' or '.'"),
+            ));
+        }
+        if value.chars().count() > MAX_TAG_VALUE || value.contains('\0') {
+            return Err((
+                format!("tags.{name}"),
+                format!("must be at most {MAX_TAG_VALUE} characters, without NUL"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a worker and a producer need to know about a task type.
@@ -268,6 +313,7 @@ mod tests {
             unique_for: Some(60.0),
             unique_key: Some("k".into()),
             unique_until: Some("started".into()),
+            tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
         }
     }
 
@@ -283,5 +329,25 @@ mod tests {
         assert_eq!(listed, names_sorted, "TaskOptions::FIELDS must list every field");
         let read = crate::call::read_task_options(&json.to_string()).unwrap();
         assert_eq!(read, all, "take_field must read every field");
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn tags_are_bounded_and_the_error_names_the_field() {
+        assert!(validate_tags(&tags(&[("user_id", "42"), ("tenant", "acme")])).is_ok());
+        let many: BTreeMap<String, String> = (0..=MAX_TAGS).map(|i| (format!("t{i}"), "x".into())).collect();
+        assert_eq!(validate_tags(&many).unwrap_err().0, "tags");
+        assert_eq!(validate_tags(&tags(&[("bad name", "x")])).unwrap_err().0, "tags");
+        assert_eq!(validate_tags(&tags(&[("", "x")])).unwrap_err().0, "tags");
+        let long = "v".repeat(MAX_TAG_VALUE + 1);
+        assert_eq!(validate_tags(&tags(&[("user_id", &long)])).unwrap_err().0, "tags.user_id");
     }
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue_fields};
+use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -23,7 +23,8 @@ pub struct EmailRequest {
     pub subject: String,
     #[schema(example = "Thanks for signing up.")]
     pub body: String,
-    /// Countdown, eta, expiry, retries, time limits, queue.
+    /// Countdown, eta, expiry, retries, time limits, queue, tags (`kind` = `email` and
+    /// `to_domain` are added unless given; add `user_id` for the user's report to count it).
     #[serde(default)]
     pub options: Option<CallOptions>,
 }
@@ -47,10 +48,13 @@ pub async fn post_email(
     headers: HeaderMap,
     ApiJson(request): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
+    let mut options = request.options.unwrap_or_default();
+    let domain = request.to.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+    add_default_tags(&mut options, [("kind", "email"), ("to_domain", domain.as_str())]);
     let args = SendEmailArgs {
         to: request.to,
         subject: request.subject,
         body: request.body,
     };
-    enqueue_fields(&state, &headers, SEND_EMAIL, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, SEND_EMAIL, args, options).await
 }

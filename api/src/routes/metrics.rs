@@ -15,7 +15,13 @@ use crate::state::AppState;
     (status = 503, description = "Redis is unreachable", body = ErrorBody),
 ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let text = state.worker_metrics.render(&state.broker).await?;
+    let mut text = state.worker_metrics.render(&state.broker).await?;
+    if state.settings.archive.enabled || state.history.is_some() {
+        let archive = crate::archive_metrics::render(&state.broker, state.history.as_ref()).await?;
+        // Before the closing `# EOF`, when the format has one.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &archive);
+    }
     Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE))],
         text,

@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod emails;
 pub mod events;
 pub mod health;
+pub mod history;
 pub mod listing;
 pub mod metrics;
 pub mod queues;
@@ -73,6 +74,7 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .routes(routes!(schedules::run_schedule))
         .routes(routes!(metrics::metrics))
         .routes(routes!(listing::list_tasks))
+        .routes(routes!(history::daily))
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))

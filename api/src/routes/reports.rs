@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use celeriac::call::CallOptions;
 
-use crate::enqueue::{Accepted, enqueue_fields};
+use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
 use crate::state::AppState;
@@ -23,6 +23,7 @@ pub struct ReportRequest {
     /// `csv` (default) or `pdf`.
     #[serde(default)]
     pub format: ReportFormat,
+    /// Call options; tags `kind` = `report` and `user_id` are added unless given.
     #[serde(default)]
     pub options: Option<CallOptions>,
 }
@@ -48,11 +49,13 @@ pub async fn post_report(
     OptionalJson(request): OptionalJson<Option<ReportRequest>>,
 ) -> Result<Response, ApiError> {
     let request = request.unwrap_or_default();
+    let mut options = request.options.unwrap_or_default();
+    add_default_tags(&mut options, [("kind", "report"), ("user_id", user_id.as_str())]);
     let args = GenerateReportArgs {
         user_id,
         format: request.format,
     };
-    enqueue_fields(&state, &headers, GENERATE_REPORT, args, request.options.unwrap_or_default()).await
+    enqueue_fields(&state, &headers, GENERATE_REPORT, args, options).await
 }
 
 /// Download the file of a finished `generate_report` task.

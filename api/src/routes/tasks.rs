@@ -52,8 +52,8 @@ pub struct WaitQuery {
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id"), WaitQuery),
     responses(
-        (status = 200, description = "The task", body = TaskRecord),
-        (status = 404, description = "No such task, or its record expired", body = ErrorBody),
+        (status = 200, description = "The task (from the archive once its record expired, with `archived: true`)", body = TaskView),
+        (status = 404, description = "No such task, or its record expired (and it is not archived)", body = ErrorBody),
         (status = 422, description = "Invalid wait", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
@@ -61,7 +61,7 @@ pub async fn get_task(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<TaskRecord>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("wait", "must be a number of seconds"))?;
     let id = parse_task_id(&id)?;
     let max_wait = state.settings.http.max_wait.as_secs_f64();
@@ -76,7 +76,37 @@ pub async fn get_task(
         }
         Some(_) => return Err(ApiError::invalid("wait", format!("must be from 0 to {max_wait} seconds"))),
     };
-    record.map(Json).ok_or_else(|| not_found(&id.to_string()))
+    if let Some(record) = record {
+        return Ok(Json(TaskView::live(record)));
+    }
+    let archived = match &state.history {
+        Some(history) => history.get(&id).await?,
+        None => None,
+    };
+    archived
+        .map(|r| Json(TaskView::archived(r)))
+        .ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// A task's record as the gateway shows it: live from Redis, or from the archive once the
+/// record expired (the same fields, and `archived: true`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskView {
+    #[serde(flatten)]
+    pub record: TaskRecord,
+    /// True when the record comes from the PostgreSQL archive (absent for a live record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+}
+
+impl TaskView {
+    pub fn live(record: TaskRecord) -> Self {
+        Self { record, archived: false }
+    }
+
+    pub fn archived(record: TaskRecord) -> Self {
+        Self { record, archived: true }
+    }
 }
 
 /// The optional body of `POST /tasks/{id}/revoke`.

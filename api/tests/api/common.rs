@@ -64,7 +64,9 @@ impl TestApp {
         let app = Application::build(settings.clone(), stop.clone()).await.expect("gateway builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl()).unwrap();
+        let broker = Broker::connect(&settings.redis.url, &settings.redis.namespace, settings.result_ttl())
+            .unwrap()
+            .with_archive(settings.archive.enabled);
         Self {
             redis,
             settings,

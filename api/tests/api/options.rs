@@ -22,6 +22,8 @@ fn sample(field: &str) -> Value {
         "unique_for" => json!(600.0),
         "unique_key" => json!("sample"),
         "unique_until" => json!("period"),
+        // The names POST /emails would add, so its record holds exactly these.
+        "tags" => json!({"kind": "email", "to_domain": "example.com", "user_id": "42"}),
         other => panic!("a new task option `{other}`: give it a sample value here"),
     }
 }

@@ -1,13 +1,15 @@
 //! `celeriac-archiver`: moves tasks that ended from Redis into the PostgreSQL archive.
 //! `celeriac-archiver migrate` applies the migrations and exits; `celeriac-archiver` applies
 //! them, then archives until Ctrl-C or SIGTERM. Redis comes from the project's settings
-//! (config/, `CELERIAC_*`), the archive from `CELERIAC_ARCHIVE_*` (settings.rs of this crate).
+//! (config/, `CELERIAC_*`), the archive from `CELERIAC_ARCHIVE_*` (settings.rs of this crate)
+//! or `[archive] database_url`; it also applies `[archive.retention]` and relays the outbox
+//! (`celeriac_enqueue()`, relay.rs) to Redis.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use celeriac::Broker;
-use celeriac_archive::{ArchiveSettings, Archiver, schema};
+use celeriac_archive::{ArchiveSettings, Archiver, Relay, retention, schema};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::main]
@@ -22,11 +24,14 @@ async fn run() -> anyhow::Result<()> {
     let layers = celeriac::settings::Layers::load()?;
     let settings = celeriac::Settings::from_layers(&layers)?;
     celeriac::telemetry::init(&settings.log);
-    let archive = ArchiveSettings::from_env().map_err(anyhow::Error::msg)?;
+    let mut archive = ArchiveSettings::from_env().map_err(anyhow::Error::msg)?;
+    if archive.database_url.is_none() {
+        archive.database_url = settings.archive.database_url.clone();
+    }
     let url = archive
         .database_url
         .clone()
-        .context("CELERIAC_ARCHIVE_DATABASE_URL is not set: there is no archive to write to")?;
+        .context("neither CELERIAC_ARCHIVE_DATABASE_URL nor [archive] database_url is set: there is no archive to write to")?;
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(5))
@@ -40,9 +45,22 @@ async fn run() -> anyhow::Result<()> {
     }
     let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
     let consumer = format!("{}-{}", hostname(), std::process::id());
-    let archiver = Archiver::new(broker, pool, archive, consumer);
+    let relay = Relay::new(broker.clone(), pool.clone(), celeriac::catalog::Catalog::new(&settings.tasks));
+    let archiver = Archiver::new(broker, pool.clone(), archive, consumer);
     tracing::info!(consumer = archiver.consumer(), "archiving");
-    archiver.run(celeriac::shutdown::on_signal().cancelled_owned()).await;
+    let stop = celeriac::shutdown::on_signal();
+    let retention = tokio::spawn(retention::run(
+        pool.clone(),
+        settings.archive.retention.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let relaying = tokio::spawn({
+        let stop = stop.clone();
+        async move { relay.run(stop.cancelled_owned()).await }
+    });
+    archiver.run(stop.cancelled_owned()).await;
+    let _ = relaying.await;
+    let _ = retention.await;
     Ok(())
 }
 

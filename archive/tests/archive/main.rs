@@ -6,4 +6,7 @@ mod catch_up;
 mod common;
 mod faults;
 mod handover;
+mod outbox;
+mod retention;
 mod schema;
+mod search;

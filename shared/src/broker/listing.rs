@@ -58,6 +58,8 @@ pub struct ListFilter {
     pub queue: Option<QueueName>,
     pub state: Option<TaskState>,
     pub task: Option<String>,
+    /// Only tasks carrying this tag (name, value).
+    pub tag: Option<(String, String)>,
 }
 
 /// One page of the listing.
@@ -281,7 +283,12 @@ fn cursor(next: &BTreeMap<QueueName, Option<u64>>) -> Option<ListCursor> {
 }
 
 fn matches(filter: &ListFilter, record: &TaskRecord) -> bool {
-    filter.state.is_none_or(|s| record.state == s) && filter.task.as_ref().is_none_or(|t| record.task == *t)
+    filter.state.is_none_or(|s| record.state == s)
+        && filter.task.as_ref().is_none_or(|t| record.task == *t)
+        && filter
+            .tag
+            .as_ref()
+            .is_none_or(|(name, value)| record.options.tags.as_ref().and_then(|tags| tags.get(name)) == Some(value))
 }
 
 #[cfg(test)]

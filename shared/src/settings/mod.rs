@@ -43,6 +43,54 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveHandover {
     pub enabled: bool,
+    /// `postgres://...` of the archive: the gateway reads history from it (`GET /tasks/{id}`
+    /// of an expired record, `GET /tasks?source=archive`), `generate_report` counts a user's
+    /// tasks in it, and `celeriac-archiver` writes it. Unset: no history is read.
+    pub database_url: Option<String>,
+    /// How long archived tasks are kept, per state (applied by `celeriac-archiver`).
+    pub retention: RetentionSettings,
+}
+
+/// `[archive.retention]`: how long an archived task is kept after it ended, per state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    #[serde(deserialize_with = "duration")]
+    pub success: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub failure: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub revoked: Duration,
+    /// Most rows one DELETE removes (small batches never lock the table for long).
+    pub batch: usize,
+    /// How often the archiver applies the retention.
+    #[serde(deserialize_with = "duration")]
+    pub every: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            success: Duration::from_secs(30 * DAY),
+            failure: Duration::from_secs(180 * DAY),
+            revoked: Duration::from_secs(30 * DAY),
+            batch: 1000,
+            every: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetentionSettings {
+    /// Each archived state with how long it is kept.
+    pub fn per_state(&self) -> [(crate::TaskState, Duration); 3] {
+        use crate::TaskState;
+        [
+            (TaskState::Success, self.success),
+            (TaskState::Failure, self.failure),
+            (TaskState::Revoked, self.revoked),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +197,30 @@ impl Settings {
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
+        }
+        if let Some(url) = &self.archive.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "archive.database_url",
+                format!("must be postgres://user@host:port/database, got {}", redact_url(url)),
+            ));
+        }
+        let retention = &self.archive.retention;
+        for (name, kept) in [
+            ("success", retention.success),
+            ("failure", retention.failure),
+            ("revoked", retention.revoked),
+        ] {
+            if kept.as_secs() < 60 {
+                return Err(invalid(&format!("archive.retention.{name}"), "must be at least 1m"));
+            }
+        }
+        if retention.batch == 0 || retention.batch > 100_000 {
+            return Err(invalid("archive.retention.batch", "must be from 1 to 100000"));
+        }
+        if retention.every.as_secs() == 0 {
+            return Err(invalid("archive.retention.every", "must be at least 1s"));
         }
         Ok(())
     }

@@ -8,5 +8,6 @@ mod common;
 mod faults;
 mod queue_order;
 mod recovery;
+mod remote;
 mod start_check;
 mod workflows;
