@@ -185,6 +185,11 @@ impl Keys {
         self.queue_key(queue, &format!("idem:{key}"))
     }
 
+    /// A unique task's lock (`unique_for`), holding its id: a call with the same key finds it.
+    pub fn unique(&self, queue: &QueueName, key: &str) -> String {
+        self.queue_key(queue, &format!("uniq:{key}"))
+    }
+
     /// List of the queue's tasks, newest first, one `<created ms>-<suffix>` entry each: the
     /// listing log (listing.rs). Earlier versions kept a sorted set under `index` instead.
     pub fn listing(&self, queue: &QueueName) -> String {

@@ -16,6 +16,7 @@ use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::executor::Execution;
+use crate::fetcher::UniqueLock;
 use crate::shared::Shared;
 
 /// Most outcomes stored in one call.
@@ -31,6 +32,8 @@ pub(crate) struct Settlement {
     pub ran: Duration,
     /// A revoke reached the run: its outcome is stored as REVOKED whatever it was.
     pub revoked: bool,
+    /// A unique task's lock, released once its final outcome is stored.
+    pub unique: Option<UniqueLock>,
     /// The run's slot, freed once its outcome is stored: a finished task stays leased until
     /// then, so the tasks leased to a worker never outnumber its slots.
     pub slot: OwnedSemaphorePermit,
@@ -41,6 +44,7 @@ struct RunFacts {
     task: String,
     ran: Duration,
     revoked: bool,
+    unique: Option<UniqueLock>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
@@ -71,6 +75,7 @@ async fn store(shared: &Shared, batch: Vec<Settlement>) {
                     task: s.task,
                     ran: s.ran,
                     revoked: s.revoked,
+                    unique: s.unique,
                 });
             }
             Execution::Interrupted(delivery) => entry.interrupted.push(delivery.id.suffix().to_owned()),
@@ -122,6 +127,14 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                                 let counted = run_outcome(&outcome.verdict, facts.revoked);
                                 metrics.record_outcome(queue.as_str(), &facts.task, counted, facts.ran);
                             }
+                        }
+                    }
+                    for ((outcome, facts), ack) in work.outcomes.iter().zip(&work.facts).zip(&acks) {
+                        if let Some(lock) = &facts.unique
+                            && *ack != Ack::Refused
+                            && !matches!(outcome.verdict, Verdict::Retry { .. })
+                        {
+                            release_unique(shared, &outcome.id, lock, "finished").await;
                         }
                     }
                     if acks.contains(&Ack::StoredWorkflowMember) {
@@ -225,4 +238,16 @@ fn count(shared: &Shared, outcomes: &[Outcome]) {
     let failed = outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Failure(_))).count();
     shared.processed.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
     shared.failed.fetch_add(failed as u64, Ordering::Relaxed);
+}
+
+/// Ends a unique task's lock when `moment` is when its uniqueness ends; a failure only leaves
+/// the lock to expire at the end of its `unique_for`.
+pub(crate) async fn release_unique(shared: &Shared, id: &celeriac::TaskId, lock: &UniqueLock, moment: &str) {
+    if let Err(e) = shared
+        .broker
+        .release_unique(id, &lock.name, &lock.args, &lock.options, moment)
+        .await
+    {
+        tracing::warn!(task_id = %id, error = %e, "cannot release the unique lock; it expires at the end of unique_for");
+    }
 }

@@ -21,7 +21,7 @@ pub enum Execution {
     /// Store this outcome.
     Settled(Outcome),
     /// The run was stopped by a shutdown: give the task back untouched.
-    Interrupted(Delivery),
+    Interrupted(Box<Delivery>),
 }
 
 /// The ways a run can be told to stop.
@@ -102,7 +102,7 @@ async fn run(
         _ = abort.cancelled() => {
             stopper.abort();
             tracing::info!("interrupted by the shutdown; the task goes back to its queue");
-            return Execution::Interrupted(delivery);
+            return Execution::Interrupted(Box::new(delivery));
         }
         _ = terminate.cancelled() => {
             stopper.abort();
@@ -120,7 +120,7 @@ async fn run(
     };
     if abort.is_cancelled() {
         tracing::info!("interrupted by the shutdown; the task goes back to its queue");
-        return Execution::Interrupted(delivery);
+        return Execution::Interrupted(Box::new(delivery));
     }
     settle(broker, delivery, &options, result)
 }

@@ -8,6 +8,7 @@ mod common;
 mod delivery;
 mod errors;
 mod events;
+mod flow;
 mod history;
 mod metrics;
 mod openapi;

@@ -23,6 +23,7 @@ mod scripts;
 mod shards;
 mod target;
 mod task_types;
+mod unique;
 mod wait;
 mod workers;
 mod workflow;
