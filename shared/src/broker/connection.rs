@@ -317,7 +317,11 @@ impl Connector {
             let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
                 continue;
             };
-            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+            // A master serving slots: a node that holds none holds no keys, and one that became
+            // a replica a moment ago may still be gossiped as a master without slots (its keys
+            // would then be counted twice).
+            let serves_slots = fields.len() > 8;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || !serves_slots {
                 continue;
             }
             let addr = addr.split(['@', ',']).next().unwrap_or_default();

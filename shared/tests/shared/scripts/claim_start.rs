@@ -42,7 +42,8 @@ async fn the_in_flight_hash_is_a_hash_table_and_holds_only_ids_for_readers() {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(leased, expected);
-    assert!(broker.audit().await.unwrap().is_clean());
+    let report = broker.audit().await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
     // Given back, the lease ends and the hash goes.
     assert_eq!(broker.requeue_own(&queue(), "w1", &ids).await.unwrap(), 3);
     let exists: bool = broker.connection().exists(&key).await.unwrap();
