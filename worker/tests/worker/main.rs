@@ -9,5 +9,6 @@ mod faults;
 mod queue_order;
 mod recovery;
 mod remote;
+mod report_archive;
 mod start_check;
 mod workflows;
