@@ -20,6 +20,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::scope::Scope;
 use crate::settings::{AuthSettings, Role};
 
 /// The name of the bearer scheme in the OpenAPI document.
@@ -27,7 +28,7 @@ pub const SCHEME: &str = "bearer";
 
 /// The configured tokens; none means "open" (loopback only).
 pub struct Auth {
-    tokens: Vec<(SecretSlice<u8>, Role)>,
+    tokens: Vec<(SecretSlice<u8>, Role, Scope)>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -41,7 +42,10 @@ impl Auth {
         let tokens = settings
             .all()
             .into_iter()
-            .map(|t| (t.token.expose_secret().as_bytes().to_vec().into(), t.role))
+            .map(|t| {
+                let scope = Scope::new(&t.queues, &t.tasks);
+                (t.token.expose_secret().as_bytes().to_vec().into(), t.role, scope)
+            })
             .collect();
         Self { tokens }
     }
@@ -52,13 +56,13 @@ impl Auth {
     }
 
     /// Lets the request in if it carries a token of `needed` or a higher role: 401 without a
-    /// (valid) token, 403 with a token of a lower role.
-    pub fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
+    /// (valid) token, 403 with a token of a lower role. Returns what the token may reach.
+    pub fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<Scope, ApiError> {
         if self.is_open() {
-            return Ok(());
+            return Ok(Scope::default());
         }
         let presented = bearer(headers).ok_or(ApiError::Unauthorized { invalid_token: false })?;
-        let role = self
+        let (role, scope) = self
             .role_of(presented.as_bytes())
             .ok_or(ApiError::Unauthorized { invalid_token: true })?;
         if role < needed {
@@ -67,16 +71,16 @@ impl Auth {
                 name(needed)
             )));
         }
-        Ok(())
+        Ok(scope)
     }
 
     /// The role of `presented`. Every token is compared, each in constant time: the time
     /// taken does not tell how much of a token matched.
-    fn role_of(&self, presented: &[u8]) -> Option<Role> {
+    fn role_of(&self, presented: &[u8]) -> Option<(Role, Scope)> {
         let mut found = None;
-        for (token, role) in &self.tokens {
+        for (token, role, scope) in &self.tokens {
             if bool::from(token.expose_secret().ct_eq(presented)) {
-                found = Some(*role);
+                found = Some((*role, scope.clone()));
             }
         }
         found
@@ -123,12 +127,15 @@ pub fn protect<S: Clone + Send + Sync + 'static>(router: OpenApiRouter<S>, role:
 
 /// The middleware: the [`Auth`] comes from the request's extensions (put there by `startup`);
 /// without it, nothing gets in.
-async fn require(role: Role, request: Request, next: Next) -> Response {
+async fn require(role: Role, mut request: Request, next: Next) -> Response {
     let Some(auth) = request.extensions().get::<Arc<Auth>>() else {
         return ApiError::Internal("the authentication layer is missing".into()).into_response();
     };
     match auth.authorize(request.headers(), role) {
-        Ok(()) => next.run(request).await,
+        Ok(scope) => {
+            request.extensions_mut().insert(scope);
+            next.run(request).await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -190,6 +197,8 @@ mod tests {
                 name: "ci".into(),
                 token: "producer-token-0123456789".into(),
                 role: Role::Producer,
+                queues: vec![],
+                tasks: vec![],
             }],
             admin_tokens: vec!["admin-token-0123456789".into()],
             producer_tokens: vec![],

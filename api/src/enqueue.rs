@@ -16,6 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// How long an idempotency key is remembered.
@@ -82,12 +83,23 @@ pub struct Accepted {
     /// Where to poll the task: `GET` it.
     #[schema(example = "/tasks/emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
     pub status_url: String,
+    /// Present (`true`) when the call was a duplicate of a unique task (`unique_for`): no new
+    /// task was created, and `task_id` is the existing one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// Validates and stores one task; the `202` response or the error.
-pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Value, options: CallOptions) -> Result<Response, ApiError> {
-    let (id, state_now) = enqueue_task(state, headers, task, args, options).await?;
-    Ok(accepted(&id, state_now))
+pub async fn enqueue(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &Scope,
+    task: &str,
+    args: Value,
+    options: CallOptions,
+) -> Result<Response, ApiError> {
+    let (id, state_now, duplicate) = enqueue_one(state, headers, scope, task, args, options).await?;
+    Ok(accepted_body(&id, state_now, duplicate))
 }
 
 /// Enqueues a built-in task whose arguments are the request's own fields (`POST /emails`,
@@ -97,12 +109,13 @@ pub async fn enqueue(state: &AppState, headers: &HeaderMap, task: &str, args: Va
 pub async fn enqueue_fields(
     state: &AppState,
     headers: &HeaderMap,
+    scope: &Scope,
     task: &str,
     args: impl Serialize,
     options: CallOptions,
 ) -> Result<Response, ApiError> {
     let args = serde_json::to_value(args).map_err(|e| ApiError::Internal(e.to_string()))?;
-    enqueue(state, headers, task, args, options).await.map_err(|e| match e {
+    enqueue(state, headers, scope, task, args, options).await.map_err(|e| match e {
         ApiError::InvalidField { field, message } => ApiError::InvalidField {
             field: field.strip_prefix("args.").map(str::to_owned).unwrap_or(field),
             message,
@@ -123,16 +136,31 @@ pub fn add_default_tags<'a>(options: &mut CallOptions, defaults: impl IntoIterat
 }
 
 /// Validates and stores one task; its id and state (the first task's, for a replayed
-/// `Idempotency-Key`).
+/// `Idempotency-Key`). A token scoped to other queues or task types is refused (403).
 pub async fn enqueue_task(
     state: &AppState,
     headers: &HeaderMap,
+    scope: &Scope,
     task: &str,
     args: Value,
     options: CallOptions,
 ) -> Result<(TaskId, TaskState), ApiError> {
+    let (id, state_now, _duplicate) = enqueue_one(state, headers, scope, task, args, options).await?;
+    Ok((id, state_now))
+}
+
+/// [`enqueue_task`], also telling whether the call was a duplicate of a unique task.
+async fn enqueue_one(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &Scope,
+    task: &str,
+    args: Value,
+    options: CallOptions,
+) -> Result<(TaskId, TaskState, bool), ApiError> {
     let now = state.broker.clock().now_ms();
     let mut new = state.catalog.prepare(&state.broker, task, &args, &options, now).await?;
+    scope.check(new.id.queue().as_str(), task)?;
     new.traceparent = traceparent(headers);
     let idempotency = idempotency(headers, || {
         serde_json::json!({ "task": task, "args": args, "queue": new.id.queue().as_str(), "options": options }).to_string()
@@ -143,11 +171,15 @@ pub async fn enqueue_task(
         .enqueue(
             &queue,
             std::slice::from_ref(&new),
-            state.catalog.max_pending(&queue),
+            state.catalog.max_pending(&state.broker, &queue),
             idempotency.as_ref(),
         )
         .await?;
     let (id, state_now) = match outcome {
+        EnqueueOutcome::Unique { task_id } => {
+            let current = state.broker.get(&task_id).await?.map(|r| r.state).unwrap_or(TaskState::Pending);
+            return Ok((task_id, current, true));
+        }
         EnqueueOutcome::Stored => (
             new.id,
             if new.due_ms.is_some_and(|d| d > now) {
@@ -172,7 +204,7 @@ pub async fn enqueue_task(
             )));
         }
     };
-    Ok((id, state_now))
+    Ok((id, state_now, false))
 }
 
 /// The request's `traceparent` header; an invalid one is ignored, as W3C Trace Context asks.
@@ -186,6 +218,11 @@ pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
 
 /// The `202 Accepted` answer for a stored task.
 pub fn accepted(id: &TaskId, state: TaskState) -> Response {
+    accepted_body(id, state, false)
+}
+
+/// The `202 Accepted` answer, marked `duplicate` for a unique task's repeat.
+fn accepted_body(id: &TaskId, state: TaskState, duplicate: bool) -> Response {
     let status_url = format!("/tasks/{id}");
     let location = HeaderValue::from_str(&status_url).expect("ids are header-safe");
     let body = Accepted {
@@ -193,6 +230,7 @@ pub fn accepted(id: &TaskId, state: TaskState) -> Response {
         state,
         queue: id.queue().to_string(),
         status_url,
+        duplicate,
     };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
 }

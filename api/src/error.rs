@@ -38,6 +38,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than this gateway accepts")]
     PayloadTooLarge,
+    /// A field over its size limit (the arguments over `tasks.max_args_bytes`).
+    #[error("{message}")]
+    FieldTooLarge { field: String, message: String },
     #[error("{field}: {message}")]
     InvalidField { field: String, message: String },
     #[error("unknown task {name:?}")]
@@ -75,6 +78,10 @@ impl From<CallError> for ApiError {
                 field: e.field,
                 message: e.message,
             },
+            e @ CallError::ArgsTooLarge { .. } => Self::FieldTooLarge {
+                field: "args".into(),
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -91,7 +98,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::FieldTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidField { .. } | Self::UnknownTask { .. } | Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -108,7 +115,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge | Self::FieldTooLarge { .. } => "payload_too_large",
             Self::InvalidField { .. } => "invalid_field",
             Self::UnknownTask { .. } => "unknown_task",
             Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
@@ -127,6 +134,8 @@ impl ApiError {
     /// What the client is told; internal details stay in the logs.
     fn public_message(&self) -> String {
         match self {
+            // durability = "replicated": the master has it, no replica acknowledged it in time.
+            Self::Unavailable(BrokerError::NotReplicated(_)) => "no Redis replica acknowledged the task in time; it is stored on the master and may still run: retry with the same Idempotency-Key to be sure it runs once".into(),
             Self::Unavailable(_) => "the task broker is unreachable; nothing was stored, try again shortly".into(),
             Self::ArchiveUnavailable(_) => "the archive (PostgreSQL) did not answer; try again shortly".into(),
             Self::Internal(_) => "internal error".into(),
@@ -149,7 +158,7 @@ impl From<BrokerError> for ApiError {
                 depth,
             },
             BrokerError::Duplicate(id) => Self::Conflict(format!("a task with id {id} exists already")),
-            BrokerError::Redis(_) => Self::Unavailable(e),
+            BrokerError::Redis(_) | BrokerError::NotReplicated(_) => Self::Unavailable(e),
             BrokerError::Protocol(detail) | BrokerError::InvalidTask(detail) => Self::Internal(detail),
         }
     }
@@ -164,7 +173,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (field, known_tasks) = match &self {
-            Self::InvalidField { field, .. } => (Some(field.clone()), None),
+            Self::InvalidField { field, .. } | Self::FieldTooLarge { field, .. } => (Some(field.clone()), None),
             Self::UnknownTask { known, .. } => (None, Some(known.clone())),
             _ => (None, None),
         };

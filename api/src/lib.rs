@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pull;
 pub mod routes;
+pub mod scope;
 pub mod settings;
 pub mod startup;
 pub mod state;

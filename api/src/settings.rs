@@ -78,6 +78,12 @@ pub struct ApiToken {
     pub name: String,
     pub token: SecretString,
     pub role: Role,
+    /// The only queues it may use (enqueue into, read, steer); empty: every queue.
+    #[serde(default)]
+    pub queues: Vec<celeriac::QueueName>,
+    /// The only task types it may use; empty: every task type.
+    #[serde(default)]
+    pub tasks: Vec<String>,
 }
 
 /// What a token may do. `admin` includes everything a `producer` may do.
@@ -116,6 +122,8 @@ impl AuthSettings {
                     name: format!("{prefix}-{}", i + 1),
                     token: t.into(),
                     role,
+                    queues: Vec::new(),
+                    tasks: Vec::new(),
                 })
                 .collect::<Vec<_>>()
         };

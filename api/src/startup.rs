@@ -44,7 +44,17 @@ impl Application {
         }
         let broker = Broker::open(&settings.redis, settings.result_ttl())
             .await?
-            .with_archive(settings.archive.enabled);
+            .with_archive(settings.archive.enabled)
+            .with_payload(settings.tasks.payload());
+        for (queue, n) in &settings.tasks.shards {
+            // Raised, never lowered; a worker with the same settings raises it too.
+            if let Err(e) = broker.raise_shards(queue, *n).await {
+                tracing::warn!(queue = %queue, error = %e, "cannot record the queue's shards in Redis yet");
+            }
+        }
+        if let Err(e) = broker.publish_task_types(&settings.declared_task_types()).await {
+            tracing::warn!(error = %e, "could not publish the settings' remote task types (Redis unreachable?)");
+        }
         let history = connect_history(&settings).await?;
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());

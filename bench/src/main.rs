@@ -5,6 +5,7 @@
 mod lifecycle;
 mod measures;
 mod procs;
+mod push;
 mod redis_stats;
 mod report;
 mod scale;
@@ -49,6 +50,10 @@ struct Args {
     /// the same commands every run, for a profiler.
     #[arg(long)]
     lifecycle_only: bool,
+    /// Only the push path's overhead: drain this many native no-op tasks, then as many tasks
+    /// of a remote type on a loopback endpoint, with one worker of `--concurrency` slots.
+    #[arg(long)]
+    push: Option<usize>,
 }
 
 #[tokio::main]
@@ -102,6 +107,12 @@ async fn main() -> anyhow::Result<()> {
         sizes,
         report: report::Report::default(),
     };
+    if let Some(n) = args.push {
+        let concurrency = if args.smoke { 16 } else { args.concurrency };
+        bench.push(n, concurrency).await?;
+        println!("\n{}", bench.report.table());
+        return Ok(());
+    }
     {
         // On a redis-server of its own when the bench owns Redis, as the yardstick runs: an
         // empty keyspace, and no keys left behind for the measures after it.

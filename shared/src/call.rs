@@ -22,6 +22,10 @@ pub struct CallOptions {
     /// Queue to use instead of the task's route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// On a sharded queue, the shard is picked by this key's hash instead of in turn, so the
+    /// tasks of one key stay in one shard, in the order they were enqueued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
     /// Run no sooner than this many seconds from now.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 31622400))]
@@ -84,7 +88,7 @@ impl ObjectFields for CallOptions {
     const EXPECTING: &'static str = "call options";
 
     fn fields() -> Vec<&'static str> {
-        let mut fields = vec!["queue", "countdown", "eta", "expires"];
+        let mut fields = vec!["queue", "partition_key", "countdown", "eta", "expires"];
         fields.extend_from_slice(TaskOptions::FIELDS);
         fields
     }
@@ -92,6 +96,7 @@ impl ObjectFields for CallOptions {
     fn take_field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
         match key {
             "queue" => self.queue = map.next_value()?,
+            "partition_key" => self.partition_key = map.next_value()?,
             "countdown" => self.countdown = map.next_value()?,
             "eta" => self.eta = map.next_value()?,
             "expires" => self.expires = map.next_value()?,

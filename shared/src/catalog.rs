@@ -29,6 +29,9 @@ pub enum CallError {
     /// A field of the call is invalid; the error names it (`queue`, `countdown`, `args.to`...).
     #[error("{}: {}", .0.field, .0.message)]
     Invalid(FieldError),
+    /// The arguments are larger than `[tasks] max_args_bytes` (answered 413).
+    #[error("args: {size} bytes of JSON, over the limit of {limit} bytes (tasks.max_args_bytes)")]
+    ArgsTooLarge { size: usize, limit: usize },
 }
 
 impl From<FieldError> for CallError {
@@ -83,8 +86,19 @@ impl Catalog {
     /// own (a schedule's occurrence, a workflow member) set it after.
     pub async fn prepare(&self, broker: &Broker, task: &str, args: &Value, call: &CallOptions, now_ms: i64) -> Result<NewTask, CallError> {
         crate::builtin::validate_args(task, args)?;
-        let resolved = self.resolve(broker, task, call.queue.as_deref(), &call.options).await?;
+        let mut resolved = self.resolve_queue(broker, task, call.queue.as_deref(), &call.options).await?;
+        if call.partition_key.as_deref().is_some_and(str::is_empty) {
+            return Err(FieldError::new("partition_key", "must not be empty").into());
+        }
+        resolved.queue = broker.pick_shard(&resolved.queue, call.partition_key.as_deref()).await;
         let mut new = NewTask::new(&resolved.queue, task, args);
+        let limit = broker.payload().max_args_bytes;
+        if new.args.len() > limit {
+            return Err(CallError::ArgsTooLarge {
+                size: new.args.len(),
+                limit,
+            });
+        }
         new.options = resolved.options;
         new.due_ms = call.due_ms(now_ms)?;
         new.expires_ms = call.expires_ms(now_ms)?;
@@ -94,14 +108,26 @@ impl Catalog {
     /// The part of [`Catalog::prepare`] that needs no arguments (a workflow member's are
     /// completed by its predecessors' results when it is enqueued): the task is known, the
     /// queue is `queue` or the route, the options are valid and filled from the type's
-    /// defaults.
+    /// defaults. On a sharded queue, the queue is the shard the task goes to (in turn).
     pub async fn resolve(&self, broker: &Broker, task: &str, queue: Option<&str>, options: &TaskOptions) -> Result<Resolved, CallError> {
+        let mut resolved = self.resolve_queue(broker, task, queue, options).await?;
+        resolved.queue = broker.pick_shard(&resolved.queue, None).await;
+        Ok(resolved)
+    }
+
+    /// [`Catalog::resolve`] up to the queue, before a shard is picked.
+    async fn resolve_queue(&self, broker: &Broker, task: &str, queue: Option<&str>, options: &TaskOptions) -> Result<Resolved, CallError> {
         let spec = self.lookup(broker, task).await.map_err(|known| CallError::UnknownTask {
             name: task.to_owned(),
             known,
         })?;
         let queue = match queue {
-            Some(q) => QueueName::parse(q).map_err(|m| FieldError::new("queue", m))?,
+            Some(q) => match QueueName::parse(q).map_err(|m| FieldError::new("queue", m))? {
+                // Tasks are spread over the shards by the gateway, which keeps the partition
+                // keys' order; a caller naming a shard would break it.
+                shard if shard.is_shard() => return Err(FieldError::new("queue", "name a queue, not one of its shards").into()),
+                queue => queue,
+            },
             None => self.route(&spec),
         };
         options.validate().map_err(|(field, message)| FieldError::new(field, message))?;
@@ -109,9 +135,14 @@ impl Catalog {
         Ok(Resolved { spec, queue, options })
     }
 
-    /// Most pending tasks of `queue`; 0 for no limit.
-    pub fn max_pending(&self, queue: &QueueName) -> u64 {
-        self.max_pending.get(queue).copied().unwrap_or(0)
+    /// Most pending tasks of `queue`; 0 for no limit. For a shard of a sharded queue, its
+    /// share of the queue's limit (each shard is checked on its own, in its script).
+    pub fn max_pending(&self, broker: &Broker, queue: &QueueName) -> u64 {
+        let (base, _) = queue.sharded_queue();
+        match self.max_pending.get(&base).copied().unwrap_or(0) {
+            0 => 0,
+            max => max.div_ceil(u64::from(broker.cached_shard_count(&base))),
+        }
     }
 
     /// The spec of `name`, or `Err` with every known name.

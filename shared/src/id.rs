@@ -11,14 +11,36 @@ use serde::{Deserialize, Serialize};
 /// Longest queue name we accept; keeps keys short and ids readable.
 pub const MAX_QUEUE_LEN: usize = 64;
 
+/// Most shards a queue may have (docs/design.md, "Sharded queues").
+pub const MAX_SHARDS: u32 = 256;
+
+/// Between a sharded queue's name and its shard's number: `emails~3`. Not a character of
+/// queue names, so a shard's name never clashes with a queue's.
+const SHARD_MARK: char = '~';
+
 /// A validated queue name: ASCII letters, digits, `_`, `.` and `-`, 1 to 64 characters.
 /// Braces are excluded because the name becomes a Redis Cluster hash tag.
+///
+/// It may also name one shard of a sharded queue, `<queue>~<n>` with `n` from 1 to
+/// [`MAX_SHARDS`] - 1 (shard 0 is the queue's own name): each shard is a queue of its own in
+/// Redis, with its own hash tag, so a Cluster places the shards on different nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct QueueName(String);
 
 impl QueueName {
     pub fn parse(name: &str) -> Result<Self, String> {
+        if let Some((base, digits)) = name.split_once(SHARD_MARK) {
+            let base = Self::parse(base)?;
+            // `q~01` or `q~+1` would name shard 1 a second way.
+            return match digits.parse::<u32>() {
+                Ok(n) if (1..MAX_SHARDS).contains(&n) && n.to_string() == digits => Ok(base.shard(n)),
+                _ => Err(format!(
+                    "queue shard {name:?} must be <queue>~<n> with n from 1 to {}",
+                    MAX_SHARDS - 1
+                )),
+            };
+        }
         let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
         if name.is_empty() || name.len() > MAX_QUEUE_LEN || !name.chars().all(valid_char) {
             return Err(format!(
@@ -30,6 +52,30 @@ impl QueueName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Shard `n` of this queue: the queue itself for 0, else `<queue>~<n>`. Only for a queue
+    /// that is not itself a shard, and `n` below [`MAX_SHARDS`].
+    pub fn shard(&self, n: u32) -> Self {
+        debug_assert!(!self.is_shard() && n < MAX_SHARDS);
+        match n {
+            0 => self.clone(),
+            n => Self(format!("{}{SHARD_MARK}{n}", self.0)),
+        }
+    }
+
+    /// Whether this names a shard other than a queue's first (`emails~3`).
+    pub fn is_shard(&self) -> bool {
+        self.0.contains(SHARD_MARK)
+    }
+
+    /// The queue this shard belongs to (itself for a queue or its shard 0), and the shard's
+    /// number.
+    pub fn sharded_queue(&self) -> (Self, u32) {
+        match self.0.split_once(SHARD_MARK) {
+            Some((base, n)) => (Self(base.to_owned()), n.parse().unwrap_or(0)),
+            None => (self.clone(), 0),
+        }
     }
 }
 
@@ -166,5 +212,32 @@ mod tests {
         assert!(TaskId::on(&queue, "0193a1b2c3d4e5f60718293a4b5c6d7e").is_some());
         assert!(QueueName::parse("a{b}").is_err());
         assert!(QueueName::parse(&"q".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_shard_names_its_queue_and_number_and_its_ids_round_trip() {
+        let queue = QueueName::parse("emails").unwrap();
+        assert_eq!(queue.shard(0), queue, "shard 0 is the queue itself");
+        let third = queue.shard(3);
+        assert_eq!(third.as_str(), "emails~3");
+        assert_eq!(QueueName::parse("emails~3").unwrap(), third);
+        assert_eq!(third.sharded_queue(), (queue.clone(), 3));
+        assert_eq!(queue.sharded_queue(), (queue.clone(), 0));
+        assert!(third.is_shard() && !queue.is_shard());
+        let id = TaskId::generate(&third);
+        assert!(id.to_string().starts_with("emails~3-"), "{id}");
+        assert_eq!(TaskId::parse(&id.to_string()).unwrap(), id);
+        for bad in [
+            "emails~0",
+            "emails~01",
+            "emails~+1",
+            "emails~256",
+            "emails~",
+            "~1",
+            "emails~1~2",
+            "a{b}~1",
+        ] {
+            assert!(QueueName::parse(bad).is_err(), "{bad}");
+        }
     }
 }

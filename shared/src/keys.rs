@@ -185,6 +185,11 @@ impl Keys {
         self.queue_key(queue, &format!("idem:{key}"))
     }
 
+    /// A unique task's lock (`unique_for`), holding its id: a call with the same key finds it.
+    pub fn unique(&self, queue: &QueueName, key: &str) -> String {
+        self.queue_key(queue, &format!("uniq:{key}"))
+    }
+
     /// List of the queue's tasks, newest first, one `<created ms>-<suffix>` entry each: the
     /// listing log (listing.rs). Earlier versions kept a sorted set under `index` instead.
     pub fn listing(&self, queue: &QueueName) -> String {
@@ -211,6 +216,12 @@ impl Keys {
     /// Set of every queue name that has ever been used in this namespace.
     pub fn queues(&self) -> String {
         format!("{}:queues", self.ns)
+    }
+
+    /// Hash of sharded queue -> its number of shards (absent: 1). Only ever raised
+    /// (lua/shards_raise.lua), so no shard holding tasks is ever forgotten.
+    pub fn shards(&self) -> String {
+        format!("{}:shards", self.ns)
     }
 
     /// Sorted set of live worker ids scored by the time (ms) their lease runs out.

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod payload;
 pub mod reconnect;
 pub mod record;
 pub mod remote;

@@ -53,12 +53,31 @@ pub struct TaskOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(maximum = 9))]
     pub priority: Option<u8>,
+    /// Seconds during which a call of the same task with the same `unique_key` (else the same
+    /// name and arguments) creates no second task: it answers with the existing one's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.001, maximum = 31622400))]
+    pub unique_for: Option<f64>,
+    /// What makes calls duplicates of each other, instead of the name and arguments (read only
+    /// with `unique_for`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub unique_key: Option<String>,
+    /// How long the uniqueness holds, within `unique_for`: until the task `started`, until it
+    /// `finished` (the default), or for the whole `period` (a throttle: one task per key per
+    /// period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(started|finished|period)$"))]
+    pub unique_until: Option<String>,
     /// What the task is about, for searching history: a small map of strings such as
     /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
     /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
 }
+
+/// The values of `unique_until`.
+pub const UNIQUE_UNTIL: [&str; 3] = ["started", "finished", "period"];
 
 /// The highest task priority.
 pub const MAX_PRIORITY: u8 = 9;
@@ -74,6 +93,9 @@ impl TaskOptions {
         "retry_delay_max",
         "retry_jitter",
         "priority",
+        "unique_for",
+        "unique_key",
+        "unique_until",
         "tags",
     ];
 
@@ -93,6 +115,9 @@ impl TaskOptions {
             "retry_delay_max" => self.retry_delay_max = map.next_value()?,
             "retry_jitter" => self.retry_jitter = map.next_value()?,
             "priority" => self.priority = map.next_value()?,
+            "unique_for" => self.unique_for = map.next_value()?,
+            "unique_key" => self.unique_key = map.next_value()?,
+            "unique_until" => self.unique_until = map.next_value()?,
             "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
@@ -110,6 +135,9 @@ impl TaskOptions {
             retry_delay_max: self.retry_delay_max.or(defaults.retry_delay_max),
             retry_jitter: self.retry_jitter.or(defaults.retry_jitter),
             priority: self.priority.or(defaults.priority),
+            unique_for: self.unique_for.or(defaults.unique_for),
+            unique_key: self.unique_key.clone().or_else(|| defaults.unique_key.clone()),
+            unique_until: self.unique_until.clone().or_else(|| defaults.unique_until.clone()),
             tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
@@ -125,6 +153,9 @@ impl TaskOptions {
             retry_delay_max: Some(600.0),
             retry_jitter: Some(true),
             priority: None,
+            unique_for: None,
+            unique_key: None,
+            unique_until: None,
             tags: None,
         }
     }
@@ -157,6 +188,21 @@ impl TaskOptions {
             && p > MAX_PRIORITY
         {
             return Err(("priority".into(), format!("must be from 0 to {MAX_PRIORITY}")));
+        }
+        if let Some(secs) = self.unique_for
+            && !(0.001..=366.0 * 86_400.0).contains(&secs)
+        {
+            return Err(("unique_for".into(), "must be a number of seconds above 0 and at most a year".into()));
+        }
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(("unique_key".into(), "must be 1 to 200 characters".into()));
+        }
+        if let Some(until) = &self.unique_until
+            && !UNIQUE_UNTIL.contains(&until.as_str())
+        {
+            return Err(("unique_until".into(), "must be started, finished or period".into()));
         }
         if let Some(tags) = &self.tags {
             validate_tags(tags)?;
@@ -264,6 +310,9 @@ mod tests {
             retry_delay_max: Some(60.0),
             retry_jitter: Some(false),
             priority: Some(7),
+            unique_for: Some(60.0),
+            unique_key: Some("k".into()),
+            unique_until: Some("started".into()),
             tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
         }
     }

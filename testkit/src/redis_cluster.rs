@@ -46,6 +46,12 @@ impl RedisCluster {
                 "2000",
                 "--hash-max-listpack-value",
                 "512",
+                // Redis waits 5 s by default before a diskless full sync, for more replicas to
+                // join it: a master killed within 5 s of the start had a replica that never
+                // synced, which Redis then refuses to promote ("Disconnected from master for
+                // longer than allowed"), so the failover never happened.
+                "--repl-diskless-sync-delay",
+                "0",
             ]
             .map(String::from)
             .to_vec();
@@ -63,15 +69,19 @@ impl RedisCluster {
         cluster.wait_until_ok(Duration::from_secs(20)).then_some(cluster)
     }
 
-    /// Waits until every running node says `cluster_state:ok`.
+    /// Waits until every running node says `cluster_state:ok` and every replica has synced
+    /// with its master (only a synced replica can be promoted).
     pub fn wait_until_ok(&self, deadline: Duration) -> bool {
         let until = Instant::now() + deadline;
         while Instant::now() < until {
-            let ok = self
-                .nodes
-                .iter()
-                .filter(|n| n.is_running())
-                .all(|n| redis_cli(&["-p".into(), n.port.to_string(), "cluster".into(), "info".into()]).contains("cluster_state:ok"));
+            let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let ask = |what: &[&str]| {
+                    let mut args = vec!["-p".to_owned(), n.port.to_string()];
+                    args.extend(what.iter().map(|w| w.to_string()));
+                    redis_cli(&args)
+                };
+                ask(&["cluster", "info"]).contains("cluster_state:ok") && replica_synced(&ask(&["info", "replication"]))
+            });
             if ok {
                 return true;
             }
@@ -100,4 +110,15 @@ impl RedisCluster {
     pub fn kill_node(&mut self, index: usize) {
         self.nodes[index].kill();
     }
+
+    /// Starts a killed node again: it rejoins the Cluster (as a replica of the node that
+    /// took its slots over); `true` once it listens.
+    pub fn restart_node(&mut self, index: usize) -> bool {
+        self.nodes[index].restart()
+    }
+}
+
+/// `INFO replication` of a node: a master, or a replica whose link to its master is up.
+pub(crate) fn replica_synced(info: &str) -> bool {
+    !info.contains("role:slave") || info.contains("master_link_status:up")
 }

@@ -2,7 +2,7 @@
 //! shared by the topology harnesses: spawned with its own arguments, waited for until it
 //! listens, killed on drop. Also the pick of ports for servers that bind a second port.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -11,12 +11,34 @@ use std::time::{Duration, Instant};
 pub struct RedisNode {
     pub port: u16,
     child: Option<Child>,
+    /// How it was started, to start it again after a kill.
+    dir: PathBuf,
+    args: Vec<String>,
 }
 
 impl RedisNode {
     /// Starts `redis-server ARGS` in `dir`, logging to `dir/<port>.log`; `None` when it exits
     /// or does not listen on `port` within 5 s (the port was taken: pick another).
     pub fn spawn(port: u16, dir: &Path, args: &[String]) -> Option<Self> {
+        let mut node = Self {
+            port,
+            child: None,
+            dir: dir.to_owned(),
+            args: args.to_vec(),
+        };
+        node.launch().then_some(node)
+    }
+
+    /// Starts a killed node again with its arguments and folder (a cluster node keeps its
+    /// identity in its nodes file, so it rejoins, as a replica if it was failed over);
+    /// `true` once it listens.
+    pub fn restart(&mut self) -> bool {
+        self.kill();
+        self.launch()
+    }
+
+    fn launch(&mut self) -> bool {
+        let (port, dir, args) = (self.port, &self.dir, &self.args);
         let child = Command::new(crate::redis_server::redis_server_binary())
             .args(args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -27,19 +49,19 @@ impl RedisNode {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
-        let mut node = Self { port, child: Some(child) };
+        self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
-            if node.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
-                node.child = None;
-                return None;
+            if self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
+                self.child = None;
+                return false;
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(node);
+                return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        None
+        false
     }
 
     /// Kills the node at once (SIGKILL), as a crash would.

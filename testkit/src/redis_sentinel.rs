@@ -29,12 +29,28 @@ impl RedisSentinel {
     fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port_pair();
-        let master = RedisNode::spawn(port, dir.path(), &["--port".into(), port.to_string()])?;
+        // No 5 s wait before the replica's first sync (see redis_cluster.rs): an unsynced
+        // replica is never promoted.
+        let master = RedisNode::spawn(
+            port,
+            dir.path(),
+            &["--port", &port.to_string(), "--repl-diskless-sync-delay", "0"].map(String::from),
+        )?;
         let rport = free_port_pair();
         let replica = RedisNode::spawn(
             rport,
             dir.path(),
-            &["--port", &rport.to_string(), "--replicaof", "127.0.0.1", &port.to_string()].map(String::from),
+            // The same for the old master's first sync once this replica is promoted.
+            &[
+                "--port",
+                &rport.to_string(),
+                "--replicaof",
+                "127.0.0.1",
+                &port.to_string(),
+                "--repl-diskless-sync-delay",
+                "0",
+            ]
+            .map(String::from),
         )?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
@@ -58,14 +74,24 @@ impl RedisSentinel {
         set.wait_until_watched(Duration::from_secs(10)).then_some(set)
     }
 
-    /// Waits until every running sentinel names a master and knows its replica.
+    /// Waits until every running sentinel names a master and knows its replica, and the
+    /// replica has synced (only a synced replica can be promoted).
     pub fn wait_until_watched(&self, deadline: Duration) -> bool {
         let until = Instant::now() + deadline;
         while Instant::now() < until {
-            let ready = self.sentinels.iter().filter(|s| s.is_running()).all(|s| {
-                let ask = |what: &str| redis_cli(&["-p".into(), s.port.to_string(), "sentinel".into(), what.into(), MASTER_NAME.into()]);
-                ask("get-master-addr-by-name").contains("127.0.0.1") && ask("replicas").contains("127.0.0.1")
-            });
+            let synced = !self.replica.is_running()
+                || crate::redis_cluster::replica_synced(&redis_cli(&[
+                    "-p".into(),
+                    self.replica.port.to_string(),
+                    "info".into(),
+                    "replication".into(),
+                ]));
+            let ready = synced
+                && self.sentinels.iter().filter(|s| s.is_running()).all(|s| {
+                    let ask =
+                        |what: &str| redis_cli(&["-p".into(), s.port.to_string(), "sentinel".into(), what.into(), MASTER_NAME.into()]);
+                    ask("get-master-addr-by-name").contains("127.0.0.1") && ask("replicas").contains("127.0.0.1")
+                });
             if ready {
                 return true;
             }

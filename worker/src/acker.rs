@@ -16,6 +16,7 @@ use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::executor::Execution;
+use crate::fetcher::UniqueLock;
 use crate::shared::Shared;
 
 /// Most outcomes stored in one call.
@@ -31,6 +32,8 @@ pub(crate) struct Settlement {
     pub ran: Duration,
     /// A revoke reached the run: its outcome is stored as REVOKED whatever it was.
     pub revoked: bool,
+    /// A unique task's lock, released once its final outcome is stored.
+    pub unique: Option<UniqueLock>,
     /// The run's slot, freed once its outcome is stored: a finished task stays leased until
     /// then, so the tasks leased to a worker never outnumber its slots.
     pub slot: OwnedSemaphorePermit,
@@ -41,6 +44,7 @@ struct RunFacts {
     task: String,
     ran: Duration,
     revoked: bool,
+    unique: Option<UniqueLock>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
@@ -71,6 +75,7 @@ async fn store(shared: &Shared, batch: Vec<Settlement>) {
                     task: s.task,
                     ran: s.ran,
                     revoked: s.revoked,
+                    unique: s.unique,
                 });
             }
             Execution::Interrupted(delivery) => entry.interrupted.push(delivery.id.suffix().to_owned()),
@@ -85,20 +90,51 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
     let broker = &shared.broker;
     let worker = &shared.config.id;
     let mut retry = Backoff::default();
+    // After an attempt whose replication was not confirmed, a refusal is that attempt's own
+    // store (this master kept it), not a lost lease.
+    let mut unconfirmed = false;
     if !work.outcomes.is_empty() {
         loop {
             match broker.finish(queue, worker, &work.outcomes).await {
                 Ok(acks) => {
                     count(shared, &work.outcomes);
+                    let refused: Vec<&Outcome> = work
+                        .outcomes
+                        .iter()
+                        .zip(&acks)
+                        .filter(|(_, ack)| **ack == Ack::Refused)
+                        .map(|(o, _)| o)
+                        .collect();
+                    // Safe after an unconfirmed store too: an outcome this master kept has left
+                    // the in-flight hash, so only true orphans are still held.
+                    if !refused.is_empty() {
+                        give_back_orphans(shared, queue, &refused).await;
+                    }
                     {
                         let mut metrics = shared.metrics.lock().expect("metrics lock");
                         for ((outcome, facts), ack) in work.outcomes.iter().zip(&work.facts).zip(&acks) {
-                            if *ack == Ack::Refused {
+                            if *ack == Ack::Refused && unconfirmed {
+                                tracing::info!(task_id = %outcome.id, "outcome already stored by the attempt whose replication was unconfirmed");
+                                metrics.record_outcome(
+                                    queue.as_str(),
+                                    &facts.task,
+                                    run_outcome(&outcome.verdict, facts.revoked),
+                                    facts.ran,
+                                );
+                            } else if *ack == Ack::Refused {
                                 tracing::warn!(task_id = %outcome.id, "outcome refused: this run lost its lease and a newer run owns the task");
                             } else {
                                 let counted = run_outcome(&outcome.verdict, facts.revoked);
                                 metrics.record_outcome(queue.as_str(), &facts.task, counted, facts.ran);
                             }
+                        }
+                    }
+                    for ((outcome, facts), ack) in work.outcomes.iter().zip(&work.facts).zip(&acks) {
+                        if let Some(lock) = &facts.unique
+                            && *ack != Ack::Refused
+                            && !matches!(outcome.verdict, Verdict::Retry { .. })
+                        {
+                            release_unique(shared, &outcome.id, lock, "finished").await;
                         }
                     }
                     if acks.contains(&Ack::StoredWorkflowMember) {
@@ -107,6 +143,7 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                     break;
                 }
                 Err(e) => {
+                    unconfirmed |= matches!(e, celeriac::BrokerError::NotReplicated(_));
                     let task_ids: Vec<String> = work.outcomes.iter().map(|o| o.id.to_string()).collect();
                     tracing::warn!(queue = %queue, ?task_ids, error = %e, "cannot store outcomes; retrying");
                     if !wait_or_give_up(shared, &mut retry).await {
@@ -135,6 +172,38 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                 }
             }
         }
+    }
+}
+
+/// After refused outcomes: an id still leased to this worker but run by none of its runs is
+/// an orphan (a Redis failover lost the start that the run's token came from, but kept the
+/// claim): nobody would ever run or free it while this worker lives, so it goes back to its
+/// queue and runs again (a redelivery, logged).
+async fn give_back_orphans(shared: &Shared, queue: &QueueName, refused: &[&Outcome]) {
+    let worker = &shared.config.id;
+    let held = match shared.broker.leased(queue, worker).await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(queue = %queue, error = %e, "cannot check refused outcomes for orphaned leases");
+            return;
+        }
+    };
+    let orphans: Vec<String> = {
+        let running = shared.running.lock().expect("running lock");
+        refused
+            .iter()
+            .filter(|o| !running.contains_key(&o.id) && held.iter().any(|h| h == o.id.suffix()))
+            .map(|o| o.id.suffix().to_owned())
+            .collect()
+    };
+    if orphans.is_empty() {
+        return;
+    }
+    match shared.broker.requeue_own(queue, worker, &orphans).await {
+        Ok(n) => {
+            tracing::warn!(queue = %queue, count = n, ?orphans, "gave back tasks leased to this worker whose start Redis lost (failover): they run again")
+        }
+        Err(e) => tracing::warn!(queue = %queue, error = %e, "cannot give orphaned leases back; retrying at the next refusal"),
     }
 }
 
@@ -169,4 +238,16 @@ fn count(shared: &Shared, outcomes: &[Outcome]) {
     let failed = outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Failure(_))).count();
     shared.processed.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
     shared.failed.fetch_add(failed as u64, Ordering::Relaxed);
+}
+
+/// Ends a unique task's lock when `moment` is when its uniqueness ends; a failure only leaves
+/// the lock to expire at the end of its `unique_for`.
+pub(crate) async fn release_unique(shared: &Shared, id: &celeriac::TaskId, lock: &UniqueLock, moment: &str) {
+    if let Err(e) = shared
+        .broker
+        .release_unique(id, &lock.name, &lock.args, &lock.options, moment)
+        .await
+    {
+        tracing::warn!(task_id = %id, error = %e, "cannot release the unique lock; it expires at the end of unique_for");
+    }
 }

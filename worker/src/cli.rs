@@ -60,7 +60,11 @@ pub async fn run_worker_with(
     let registry = make_registry(&settings)?;
     let broker = Broker::open(&settings.redis, settings.result_ttl())
         .await?
-        .with_archive(settings.archive.enabled);
+        .with_archive(settings.archive.enabled)
+        .with_payload(settings.tasks.payload());
+    if let Err(e) = broker.publish_task_types(&settings.declared_task_types()).await {
+        tracing::warn!(error = %e, "could not publish the settings' remote task types (Redis unreachable?)");
+    }
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
     Ok(())
@@ -73,7 +77,8 @@ pub async fn run_beat() -> anyhow::Result<()> {
     celeriac::telemetry::init(&settings.log);
     let broker = Broker::open(&settings.redis, settings.result_ttl())
         .await?
-        .with_archive(settings.archive.enabled);
+        .with_archive(settings.archive.enabled)
+        .with_payload(settings.tasks.payload());
     let shutdown = celeriac::shutdown::on_signal();
     Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
     Ok(())

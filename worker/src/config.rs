@@ -16,7 +16,10 @@ pub struct WorkerConfig {
     pub id: String,
     /// The process table this worker sees (`liveness.rs`); `None` where it cannot be read.
     pub host_id: Option<String>,
+    /// The queues to consume; each sharded one's every shard is consumed (`shards.rs`).
     pub queues: Vec<QueueName>,
+    /// Queue -> number of shards, from the settings (`[tasks.shards]`).
+    pub shards: std::collections::BTreeMap<QueueName, u32>,
     pub concurrency: usize,
     /// How the queues share the slots (checked with the settings).
     pub order: crate::order::QueueOrder,
@@ -40,6 +43,7 @@ impl WorkerConfig {
             id: new_worker_id(),
             host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
+            shards: settings.tasks.shards.clone(),
             concurrency: w.concurrency,
             order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
             batch_size: w.batch_size,

@@ -21,7 +21,7 @@ pub enum Execution {
     /// Store this outcome.
     Settled(Outcome),
     /// The run was stopped by a shutdown: give the task back untouched.
-    Interrupted(Delivery),
+    Interrupted(Box<Delivery>),
 }
 
 /// The ways a run can be told to stop.
@@ -102,7 +102,7 @@ async fn run(
         _ = abort.cancelled() => {
             stopper.abort();
             tracing::info!("interrupted by the shutdown; the task goes back to its queue");
-            return Execution::Interrupted(delivery);
+            return Execution::Interrupted(Box::new(delivery));
         }
         _ = terminate.cancelled() => {
             stopper.abort();
@@ -120,7 +120,7 @@ async fn run(
     };
     if abort.is_cancelled() {
         tracing::info!("interrupted by the shutdown; the task goes back to its queue");
-        return Execution::Interrupted(delivery);
+        return Execution::Interrupted(Box::new(delivery));
     }
     settle(broker, delivery, &options, result)
 }
@@ -128,6 +128,15 @@ async fn run(
 /// Decides what to store: retryable errors retry while the budget lasts.
 fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Result<String, TaskError>) -> Execution {
     let verdict = match result {
+        Ok(json) if json.len() > broker.payload().max_result_bytes => {
+            let limit = broker.payload().max_result_bytes;
+            let message = format!(
+                "the result is {} bytes of JSON, over the limit of {limit} bytes (tasks.max_result_bytes)",
+                json.len()
+            );
+            tracing::warn!(kind = "ResultTooLarge", error = %message, "failed");
+            Verdict::Failure(TaskError::permanent(message).with_kind("ResultTooLarge"))
+        }
         Ok(json) => {
             tracing::debug!("succeeded");
             Verdict::Success(json)

@@ -83,6 +83,9 @@ pub(crate) async fn start_and_run(
         match outcome {
             Started::Run(delivery) => {
                 (shared.metrics.lock().expect("metrics lock")).record_start(queue.as_str(), &delivery.name, delivery.waited);
+                if delivery.options.unique_for.is_some() {
+                    crate::acker::release_unique(&shared, &delivery.id, &UniqueLock::of(&delivery), "started").await;
+                }
                 tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
             }
             Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
@@ -148,6 +151,7 @@ async fn run_one(
 ) {
     let id = delivery.id.clone();
     let task = delivery.name.clone();
+    let unique = delivery.options.unique_for.is_some().then(|| UniqueLock::of(&delivery));
     let signals = RunSignals {
         abort: shared.abort.clone(),
         ..Default::default()
@@ -170,6 +174,7 @@ async fn run_one(
         task,
         ran,
         revoked,
+        unique,
         slot: permit,
     });
 }
@@ -178,5 +183,23 @@ pub(crate) async fn pause(stop: &CancellationToken, how_long: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(how_long) => {}
         _ = stop.cancelled() => {}
+    }
+}
+
+/// What releasing a unique task's lock needs of its delivery (only kept for unique tasks).
+#[derive(Debug)]
+pub(crate) struct UniqueLock {
+    pub name: String,
+    pub args: String,
+    pub options: celeriac::TaskOptions,
+}
+
+impl UniqueLock {
+    fn of(delivery: &celeriac::broker::Delivery) -> Self {
+        Self {
+            name: delivery.name.clone(),
+            args: delivery.args.clone(),
+            options: delivery.options.clone(),
+        }
     }
 }

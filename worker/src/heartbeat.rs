@@ -78,7 +78,7 @@ async fn beat_until_stopped(shared: Arc<Shared>, stop: CancellationToken) {
             last_heartbeat: chrono::Utc::now(),
         };
         let beat = async {
-            broker.renew_leases(&config.queues, &config.id, config.lease).await?;
+            broker.renew_leases(&shared.queues(), &config.id, config.lease).await?;
             broker.register_worker(&info, config.lease).await?;
             publish_metrics(&shared, &broker).await
         };

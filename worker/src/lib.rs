@@ -26,6 +26,7 @@ pub mod registry;
 pub mod remote;
 pub mod runtime;
 pub mod settings;
+mod shards;
 mod shared;
 pub mod tasks;
 

@@ -15,7 +15,7 @@ const MAX_PER_CALL: usize = 500;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
-        for queue in &shared.config.queues {
+        for queue in &shared.queues() {
             crate::acker::advance_workflows(&shared, queue).await;
             if let Err(e) = shared.broker.finish_purge(queue).await {
                 tracing::warn!(queue = %queue, error = %e, "cannot finish an interrupted purge; will retry");

@@ -47,7 +47,8 @@ pub(crate) async fn recover_dead_once(shared: &Shared) -> Result<usize, celeriac
         return Ok(0);
     };
     let mut holders = Vec::new();
-    for queue in &shared.config.queues {
+    let queues = shared.queues();
+    for queue in &queues {
         for worker in shared.broker.lease_holders(queue).await? {
             if worker != shared.config.id {
                 holders.push((queue, worker));
@@ -81,7 +82,7 @@ pub(crate) async fn recover_dead_once(shared: &Shared) -> Result<usize, celeriac
 /// Recovers every expired lease on this worker's queues. Returns how many tasks went back.
 pub(crate) async fn reap_once(shared: &Shared) -> Result<usize, celeriac::BrokerError> {
     let mut recovered = 0;
-    for queue in &shared.config.queues {
+    for queue in &shared.queues() {
         recovered += shared.broker.recover_expired_on(queue, Some(&shared.config.id)).await?;
     }
     Ok(recovered)

@@ -15,13 +15,13 @@ use crate::heartbeat::Heartbeat;
 use crate::order::QueueOrder;
 use crate::registry::Registry;
 use crate::shared::Shared;
-use crate::{acker, control, fetcher, health, ordered, promoter, reaper};
+use crate::{acker, control, fetcher, health, ordered, promoter, reaper, shards};
 
 /// After the last outcome is stored, anything still leased to this worker belongs to no run
 /// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
 async fn give_back_leftovers(shared: &Shared) {
     let worker = &shared.config.id;
-    for queue in &shared.config.queues {
+    for queue in &shared.queues() {
         let leftovers = match shared.broker.leased(queue, worker).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -66,23 +66,26 @@ impl Worker {
         if let Err(e) = shared.broker.register_tasks(&specs).await {
             tracing::warn!(error = %e, "could not publish the task types (Redis unreachable?); the gateway knows only the built-in ones");
         }
+        let first_shards = shards::added(&shared).await;
         let heartbeat = Heartbeat::start(Arc::clone(&shared));
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));
         let mut fetchers = tokio::task::JoinSet::new();
-        if config.order == QueueOrder::Fair {
-            for queue in &config.queues {
-                fetchers.spawn(fetcher::run(
-                    Arc::clone(&shared),
-                    queue.clone(),
-                    settle_tx.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        } else {
+        // Fair order: one fetch loop per shard; they share the slots, so the shards are served
+        // fairly, and each blocks on its own shard when it is empty, so the worker waits on all
+        // at once. Strict or weighted order: one loop takes the queues themselves (shard 0) in
+        // that order, and the other shards of sharded queues get fair loops of their own (so
+        // their tasks are never left behind; the order holds between the queues' first shards).
+        let ordered = config.order != QueueOrder::Fair;
+        if ordered {
             fetchers.spawn(ordered::run(Arc::clone(&shared), settle_tx.clone(), shutdown.clone()));
         }
-        drop(settle_tx);
+        let mut start_fetchers = |queues: Vec<celeriac::QueueName>| {
+            for queue in queues.into_iter().filter(|q| !ordered || q.is_shard()) {
+                fetchers.spawn(fetcher::run(Arc::clone(&shared), queue, settle_tx.clone(), shutdown.clone()));
+            }
+        };
+        start_fetchers(first_shards);
         let maintenance = CancellationToken::new();
         let promoter = tokio::spawn(promoter::run(Arc::clone(&shared), maintenance.clone()));
         let reaper = tokio::spawn(reaper::run(Arc::clone(&shared), maintenance.clone()));
@@ -96,7 +99,19 @@ impl Worker {
             }
         }
 
-        shutdown.cancelled().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(shards::WATCH_PERIOD) => {
+                    let new = shards::added(&shared).await;
+                    if !new.is_empty() {
+                        tracing::info!(shards = ?new.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "consuming new shards");
+                    }
+                    start_fetchers(new);
+                }
+            }
+        }
+        drop(settle_tx);
         tracing::info!(worker = %config.id, grace = ?config.grace, "stopping: no new tasks; waiting for running ones");
         let give_up = shared.give_up.clone();
         let storing_deadline = config.grace * 2;

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use celeriac::metrics::MetricsSnapshot;
-use celeriac::{Broker, TaskId};
+use celeriac::{Broker, QueueName, TaskId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub broker: Broker,
     pub registry: Registry,
     pub config: WorkerConfig,
+    /// The queues and shards consumed now: every shard of `config.queues` (`shards.rs`).
+    pub queues: RwLock<Vec<QueueName>>,
     /// One permit per concurrency slot; a run holds one until its outcome is handed over.
     pub slots: Arc<Semaphore>,
     pub running: Mutex<HashMap<TaskId, RunHandle>>,
@@ -44,6 +46,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The queues and shards consumed now (for the leases, the reaper, the promoter).
+    pub fn queues(&self) -> Vec<QueueName> {
+        self.queues.read().expect("queues lock").clone()
+    }
+
     /// The state of a worker that has not started: every slot free, nothing running.
     pub fn new(broker: Broker, registry: Registry, config: WorkerConfig) -> Self {
         Self {
@@ -51,6 +58,7 @@ impl Shared {
             registry,
             slots: Arc::new(Semaphore::new(config.concurrency)),
             config,
+            queues: RwLock::default(),
             running: Mutex::default(),
             abort: CancellationToken::new(),
             give_up: CancellationToken::new(),

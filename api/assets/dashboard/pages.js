@@ -52,6 +52,8 @@ const queueColumns = [
   ['Queue', (q) => h('a', { href: `#/queue/${enc(q.name)}` }, q.name)],
   ['Status', (q) => (q.paused ? h('span', { class: 'paused' }, 'paused') : 'running')],
   ['Pending', (q) => q.pending, true],
+  // A sharded queue's depth per shard, shown where it says something (docs/design.md).
+  ['Shards', (q) => (q.shards > 1 ? `${q.shards}: ${(q.shard_pending || []).join(' / ')}` : '1'), true],
   ['Scheduled', (q) => q.scheduled, true],
   ['Active', (q) => q.active, true],
   ['Retrying', (q) => q.retrying, true],

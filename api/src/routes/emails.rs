@@ -12,6 +12,7 @@ use celeriac::call::CallOptions;
 use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,6 +46,7 @@ pub struct EmailRequest {
     ))]
 pub async fn post_email(
     State(state): State<AppState>,
+    scope: Scope,
     headers: HeaderMap,
     ApiJson(request): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
@@ -56,5 +58,5 @@ pub async fn post_email(
         subject: request.subject,
         body: request.body,
     };
-    enqueue_fields(&state, &headers, SEND_EMAIL, args, options).await
+    enqueue_fields(&state, &headers, &scope, SEND_EMAIL, args, options).await
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::tasks::{not_found, parse_task_id};
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// Live state changes and progress of a task, as Server-Sent Events.
@@ -29,10 +30,12 @@ use crate::state::AppState;
     ))]
 pub async fn task_events(
     State(state): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let task_id = parse_task_id(&id)?;
+    scope.check_id(&task_id)?;
     let resume_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -44,6 +47,7 @@ pub async fn task_events(
     // for an event that never comes.
     let version = state.broker.last_event_id(&task_id).await?;
     let record = state.broker.get(&task_id).await?.ok_or_else(|| not_found(&id))?;
+    scope.check_record(&record)?;
     let (tx, rx) = mpsc::channel::<Event>(64);
     let mut sent = match resume_after {
         Some(after) => after,

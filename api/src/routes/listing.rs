@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, parse_limit, parse_queue};
 use crate::routes::tasks::TaskView;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// Index entries a page may examine, per task asked for.
@@ -94,7 +95,14 @@ pub(crate) fn parse_tag(raw: &str) -> Result<(String, String), ApiError> {
         (status = 422, description = "Invalid filter, limit or cursor, or no archive configured for an archive search", body = ErrorBody),
         (status = 503, description = "Redis (live) or the archive is unreachable", body = ErrorBody),
     ))]
-pub async fn list_tasks(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<TaskList>, ApiError> {
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<TaskList>, ApiError> {
+    if let Some(queue) = query.queue.as_deref() {
+        scope.check_queue(queue)?;
+    }
     let archive_only = query.from.is_some() || query.to.is_some() || query.error.is_some() || query.args.is_some();
     let source = query.source.as_deref().unwrap_or(if archive_only { "archive" } else { "live" });
     match source {
@@ -102,8 +110,8 @@ pub async fn list_tasks(State(state): State<AppState>, ApiQuery(query): ApiQuery
             "source",
             "from, to, error and args search the archive: use source=archive",
         )),
-        "live" => list_live(&state, query).await,
-        "archive" => search_archive(&state, query).await,
+        "live" => list_live(&state, &scope, query).await,
+        "archive" => search_archive(&state, &scope, query).await,
         other => Err(ApiError::invalid("source", format!("must be live or archive, got {other:?}"))),
     }
 }
@@ -113,7 +121,7 @@ fn parse_state(raw: Option<&str>) -> Result<Option<TaskState>, ApiError> {
         .transpose()
 }
 
-async fn list_live(state: &AppState, query: ListQuery) -> Result<Json<TaskList>, ApiError> {
+async fn list_live(state: &AppState, scope: &Scope, query: ListQuery) -> Result<Json<TaskList>, ApiError> {
     let filter = ListFilter {
         queue: query.queue.as_deref().map(parse_queue).transpose()?,
         state: parse_state(query.state.as_deref())?,
@@ -126,7 +134,9 @@ async fn list_live(state: &AppState, query: ListQuery) -> Result<Json<TaskList>,
         .as_deref()
         .map(|c| ListCursor::parse(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor from a previous page")))
         .transpose()?;
-    let page = state.broker.list_tasks(&filter, limit, limit * EXAMINE_PER_ITEM, cursor).await?;
+    let mut page = state.broker.list_tasks(&filter, limit, limit * EXAMINE_PER_ITEM, cursor).await?;
+    // Out of the token's scope: left out (the page may hold fewer, as it already may).
+    page.tasks.retain(|t| scope.allows(&t.queue, &t.task));
     Ok(Json(TaskList {
         tasks: page.tasks.into_iter().map(TaskView::live).collect(),
         next_cursor: page.next.map(|c| c.to_string()),
@@ -134,7 +144,7 @@ async fn list_live(state: &AppState, query: ListQuery) -> Result<Json<TaskList>,
     }))
 }
 
-async fn search_archive(state: &AppState, query: ListQuery) -> Result<Json<TaskList>, ApiError> {
+async fn search_archive(state: &AppState, scope: &Scope, query: ListQuery) -> Result<Json<TaskList>, ApiError> {
     let history = state.history.as_ref().ok_or_else(|| {
         ApiError::invalid(
             "source",
@@ -180,7 +190,8 @@ async fn search_archive(state: &AppState, query: ListQuery) -> Result<Json<TaskL
         .as_deref()
         .map(|c| SearchCursor::parse(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor from a previous archive page")))
         .transpose()?;
-    let page = history.search(&filter, limit, cursor.as_ref()).await?;
+    let mut page = history.search(&filter, limit, cursor.as_ref()).await?;
+    page.tasks.retain(|t| scope.allows(&t.queue, &t.task));
     Ok(Json(TaskList {
         tasks: page.tasks.into_iter().map(TaskView::archived).collect(),
         next_cursor: page.next.map(|c| c.to_string()),

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, parse_limit, parse_queue};
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// Every queue of the namespace.
@@ -31,6 +32,15 @@ pub struct DeadLetters {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// A queue's new number of shards.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetShards {
+    /// 1 to 256, and at least the number it has (shards are added, never removed: the tasks
+    /// of a removed one would be left unread).
+    pub shards: u32,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeadQuery {
@@ -45,10 +55,10 @@ pub struct DeadQuery {
         (status = 200, description = "Every queue, by name", body = QueueList),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
-    Ok(Json(QueueList {
-        queues: state.broker.queue_overviews().await?,
-    }))
+pub async fn list_queues(State(state): State<AppState>, scope: Scope) -> Result<Json<QueueList>, ApiError> {
+    let mut queues = state.broker.queue_overviews().await?;
+    queues.retain(|q| scope.allows_queue(&q.name));
+    Ok(Json(QueueList { queues }))
 }
 
 /// Pause a queue: workers take nothing from it until it is resumed (running tasks go on).
@@ -59,7 +69,8 @@ pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+pub async fn pause_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
     set_paused(&state, &queue, true).await
 }
 
@@ -71,13 +82,49 @@ pub async fn pause_queue(State(state): State<AppState>, Path(queue): Path<String
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn resume_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+pub async fn resume_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
     set_paused(&state, &queue, false).await
 }
 
 async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<QueueOverview>, ApiError> {
     let queue = parse_queue(queue)?;
     state.broker.set_paused(&queue, paused).await?;
+    Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// Spread a queue over more shards: each is a queue of its own in Redis (its own hash tag, so
+/// a Cluster places them on different nodes); new tasks go to them in turn (or by their
+/// `partition_key`), workers consume them all within a few seconds, and the queue is still
+/// shown, paused and purged as one.
+#[utoipa::path(put, path = "/queues/{queue}/shards", tag = "queues",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = SetShards,
+    responses(
+        (status = 200, description = "The queue, with its shards", body = QueueOverview),
+        (status = 422, description = "Invalid queue name, or a number of shards out of range or lower than now", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn set_shards(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<SetShards>,
+) -> Result<Json<QueueOverview>, ApiError> {
+    let queue = parse_queue(&queue)?;
+    if queue.is_shard() {
+        return Err(ApiError::invalid("queue", "name a queue, not one of its shards"));
+    }
+    let max = celeriac::id::MAX_SHARDS;
+    if !(1..=max).contains(&body.shards) {
+        return Err(ApiError::invalid("shards", format!("must be from 1 to {max}")));
+    }
+    let now = state.broker.raise_shards(&queue, body.shards).await?;
+    if now > body.shards {
+        return Err(ApiError::invalid(
+            "shards",
+            format!("the queue has {now} shards; shards can be added, never removed"),
+        ));
+    }
     Ok(Json(state.broker.queue_overview(&queue).await?))
 }
 
@@ -90,7 +137,8 @@ async fn set_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<
         (status = 422, description = "Invalid queue name", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String>) -> Result<Json<Purged>, ApiError> {
+pub async fn purge_queue(State(state): State<AppState>, scope: Scope, Path(queue): Path<String>) -> Result<Json<Purged>, ApiError> {
+    scope.check_queue(&queue)?;
     let queue = parse_queue(&queue)?;
     Ok(Json(Purged {
         removed: state.broker.purge(&queue).await?,
@@ -107,9 +155,11 @@ pub async fn purge_queue(State(state): State<AppState>, Path(queue): Path<String
     ))]
 pub async fn dead_letters(
     State(state): State<AppState>,
+    scope: Scope,
     Path(queue): Path<String>,
     ApiQuery(query): ApiQuery<DeadQuery>,
 ) -> Result<Json<DeadLetters>, ApiError> {
+    scope.check_queue(&queue)?;
     let queue = parse_queue(&queue)?;
     let limit = parse_limit(query.limit.as_deref())?;
     Ok(Json(DeadLetters {

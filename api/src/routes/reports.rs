@@ -14,6 +14,7 @@ use celeriac::call::CallOptions;
 use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// The optional body of `POST /reports/{user_id}`.
@@ -44,6 +45,7 @@ pub struct ReportRequest {
     ))]
 pub async fn post_report(
     State(state): State<AppState>,
+    scope: Scope,
     Path(user_id): Path<String>,
     headers: HeaderMap,
     OptionalJson(request): OptionalJson<Option<ReportRequest>>,
@@ -55,7 +57,7 @@ pub async fn post_report(
         user_id,
         format: request.format,
     };
-    enqueue_fields(&state, &headers, GENERATE_REPORT, args, options).await
+    enqueue_fields(&state, &headers, &scope, GENERATE_REPORT, args, options).await
 }
 
 /// Download the file of a finished `generate_report` task.
@@ -67,15 +69,17 @@ pub async fn post_report(
         (status = 409, description = "The report is not ready (or failed)", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn download_report(State(state): State<AppState>, Path(task_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn download_report(State(state): State<AppState>, scope: Scope, Path(task_id): Path<String>) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("no report task {task_id:?}"));
     let id = TaskId::parse(&task_id).ok_or_else(not_found)?;
+    scope.check_id(&id)?;
     let record = state
         .broker
         .get(&id)
         .await?
         .filter(|r| r.task == GENERATE_REPORT)
         .ok_or_else(not_found)?;
+    scope.check_record(&record)?;
     if record.state != TaskState::Success {
         return Err(ApiError::Conflict(format!("the report is not ready: the task is {}", record.state)));
     }

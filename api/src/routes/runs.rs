@@ -7,27 +7,32 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use celeriac::{Progress, TaskError, TaskOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, OptionalJson, parse_queue};
+use crate::extract::{ApiJson, ApiQuery, OptionalJson, parse_queue};
 use crate::pull;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ClaimQuery {
-    /// Most tasks to take (1 to the gateway's `pull.max_claim`, default 100; default 1).
+    /// Most tasks to take (default 1; at most the gateway's `pull.max_claim`, 100 unless set,
+    /// never above 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub max: Option<String>,
     /// Seconds to wait for a task when the queue is empty (0 to the gateway's longest wait,
     /// default 0: answer at once).
+    #[param(value_type = Option<f64>, minimum = 0)]
     pub wait: Option<String>,
     /// The pull worker's id (1 to 64 letters, digits, `-`, `_`, `.`): its lease, its entry in
     /// `GET /workers`. Reuse it across claims; without it the gateway makes one and answers it.
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub worker: Option<String>,
 }
 
@@ -114,7 +119,7 @@ const MAX_MESSAGE: usize = 4096;
 /// bound to the worker's lease on the queue: heartbeat before the lease runs out, or the task
 /// goes back to the queue and the token is refused.
 #[utoipa::path(post, path = "/queues/{queue}/claim", tag = "pull",
-    params(("queue" = String, Path, description = "Queue name"), ClaimQuery),
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name"), ClaimQuery),
     responses(
         (status = 200, description = "The tasks taken (maybe none)", body = Claimed),
         (status = 422, description = "Invalid queue, max, wait or worker", body = ErrorBody),
@@ -122,9 +127,11 @@ const MAX_MESSAGE: usize = 4096;
     ))]
 pub async fn claim(
     State(state): State<AppState>,
+    scope: Scope,
     Path(queue): Path<String>,
-    Query(query): Query<ClaimQuery>,
+    ApiQuery(query): ApiQuery<ClaimQuery>,
 ) -> Result<Json<Claimed>, ApiError> {
+    scope.check_queue(&queue)?;
     let queue = parse_queue(&queue)?;
     let most = state.settings.pull.max_claim;
     let max = match query.max.as_deref() {

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use crate::enqueue::{Accepted, accepted, enqueue_task};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// The body of `PUT /schedules/{name}`: the task, and `every` or `cron` (not both).
@@ -110,12 +111,15 @@ pub struct ScheduleList {
         (status = 200, description = "The schedules", body = ScheduleList),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn list_schedules(State(state): State<AppState>) -> Result<Json<ScheduleList>, ApiError> {
+pub async fn list_schedules(State(state): State<AppState>, scope: Scope) -> Result<Json<ScheduleList>, ApiError> {
     let now = state.broker.clock().now_ms();
-    let schedules = state.broker.schedules().await?;
-    Ok(Json(ScheduleList {
-        schedules: schedules.into_iter().map(|e| ScheduleView::new(e, now)).collect(),
-    }))
+    let mut schedules = Vec::new();
+    for entry in state.broker.schedules().await? {
+        if in_scope(&state, &scope, &entry.def.task, entry.def.queue.as_deref()).await {
+            schedules.push(ScheduleView::new(entry, now));
+        }
+    }
+    Ok(Json(ScheduleList { schedules }))
 }
 
 /// One schedule.
@@ -126,7 +130,8 @@ pub async fn list_schedules(State(state): State<AppState>) -> Result<Json<Schedu
         (status = 404, description = "No such schedule", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn get_schedule(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScheduleView>, ApiError> {
+pub async fn get_schedule(State(state): State<AppState>, scope: Scope, Path(name): Path<String>) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&state, &scope, &name).await?;
     Ok(Json(view(&state, &name).await?))
 }
 
@@ -146,10 +151,14 @@ pub async fn get_schedule(State(state): State<AppState>, Path(name): Path<String
     ))]
 pub async fn put_schedule(
     State(state): State<AppState>,
+    scope: Scope,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<ScheduleRequest>,
 ) -> Result<Response, ApiError> {
     validate_name(&name).map_err(|m| ApiError::invalid("name", m))?;
+    if state.broker.schedule(&name).await?.is_some() {
+        check_schedule(&state, &scope, &name).await?;
+    }
     let def = ScheduleDef {
         name: name.clone(),
         task: request.task,
@@ -175,6 +184,7 @@ pub async fn put_schedule(
             }
             other => other.into(),
         })?;
+    scope.check(task.id.queue().as_str(), &schedule.def.task)?;
     schedule.def.queue = Some(task.id.queue().to_string());
 
     let status = match state.broker.put_schedule(&schedule.def, ScheduleSource::Api).await? {
@@ -196,7 +206,8 @@ pub async fn put_schedule(
         (status = 409, description = "Defined in the settings file; remove it there", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn delete_schedule(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_schedule(State(state): State<AppState>, scope: Scope, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    check_schedule(&state, &scope, &name).await?;
     match state.broker.delete_schedule(&name, ScheduleSource::Api).await? {
         DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT),
         DeleteOutcome::Missing => Err(not_found(&name)),
@@ -212,7 +223,8 @@ pub async fn delete_schedule(State(state): State<AppState>, Path(name): Path<Str
         (status = 404, description = "No such schedule", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn pause_schedule(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScheduleView>, ApiError> {
+pub async fn pause_schedule(State(state): State<AppState>, scope: Scope, Path(name): Path<String>) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&state, &scope, &name).await?;
     set_paused(&state, &name, true).await
 }
 
@@ -224,7 +236,12 @@ pub async fn pause_schedule(State(state): State<AppState>, Path(name): Path<Stri
         (status = 404, description = "No such schedule", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn resume_schedule(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScheduleView>, ApiError> {
+pub async fn resume_schedule(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&state, &scope, &name).await?;
     set_paused(&state, &name, false).await
 }
 
@@ -241,13 +258,18 @@ pub async fn resume_schedule(State(state): State<AppState>, Path(name): Path<Str
         (status = 429, description = "The queue is full", body = ErrorBody),
         (status = 503, description = "Redis is unreachable; nothing was stored", body = ErrorBody),
     ))]
-pub async fn run_schedule(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn run_schedule(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let entry = state.broker.schedule(&name).await?.ok_or_else(|| not_found(&name))?;
     let schedule =
         Schedule::parse(entry.def).map_err(|e| ApiError::Internal(format!("stored schedule {name}: {}: {}", e.field, e.message)))?;
     let call = schedule.call();
     let def = schedule.def;
-    let (task_id, task_state) = enqueue_task(&state, &headers, &def.task, def.args, call).await?;
+    let (task_id, task_state) = enqueue_task(&state, &headers, &scope, &def.task, def.args, call).await?;
     let run = FiredRun {
         occurrence_ms: None,
         task_id: task_id.clone(),
@@ -261,6 +283,29 @@ async fn set_paused(state: &AppState, name: &str, paused: bool) -> Result<Json<S
         return Err(not_found(name));
     }
     Ok(Json(view(state, name).await?))
+}
+
+/// Whether a schedule of `task` on `queue` (its route when it names none) is in `scope`.
+async fn in_scope(state: &AppState, scope: &Scope, task: &str, queue: Option<&str>) -> bool {
+    if scope.is_unlimited() {
+        return true;
+    }
+    let queue = match queue {
+        Some(q) => q.to_owned(),
+        None => state.catalog.route_name(&state.broker, task).await.to_string(),
+    };
+    scope.allows(&queue, task)
+}
+
+/// `403` unless the existing schedule `name` is in `scope` (a missing one is left to the
+/// route's 404).
+async fn check_schedule(state: &AppState, scope: &Scope, name: &str) -> Result<(), ApiError> {
+    if let Some(entry) = state.broker.schedule(name).await?
+        && !in_scope(state, scope, &entry.def.task, entry.def.queue.as_deref()).await
+    {
+        return Err(ApiError::Forbidden(format!("this token may not use schedule {name}")));
+    }
+    Ok(())
 }
 
 async fn view(state: &AppState, name: &str) -> Result<ScheduleView, ApiError> {

@@ -19,7 +19,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskTypeRequest {
-    /// Where each run is `POST`ed (`http://` or `https://`).
+    /// Where each run is `POST`ed (`http://`; `https://` is refused by this build).
     #[schema(example = "http://127.0.0.1:8080/tasks/resize")]
     pub url: String,
     /// The queue its tasks go to (default `default`).

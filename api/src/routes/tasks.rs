@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::enqueue::{Accepted, TaskRequest, enqueue};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, OptionalJson};
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// Enqueue any registered task.
@@ -33,10 +34,11 @@ use crate::state::AppState;
     ))]
 pub async fn post_task(
     State(state): State<AppState>,
+    scope: Scope,
     headers: HeaderMap,
     ApiJson(request): ApiJson<TaskRequest>,
 ) -> Result<Response, ApiError> {
-    enqueue(&state, &headers, &request.task, request.args, request.options).await
+    enqueue(&state, &headers, &scope, &request.task, request.args, request.options).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -59,11 +61,13 @@ pub struct WaitQuery {
     ))]
 pub async fn get_task(
     State(state): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskView>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("wait", "must be a number of seconds"))?;
     let id = parse_task_id(&id)?;
+    scope.check_task(&state.broker, &id).await?;
     let max_wait = state.settings.http.max_wait.as_secs_f64();
     let record = match query.wait {
         None => state.broker.get(&id).await?,
@@ -142,11 +146,13 @@ pub struct ActionResult {
     ))]
 pub async fn revoke_task(
     State(state): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
     OptionalJson(request): OptionalJson<Option<RevokeRequest>>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let request = request.unwrap_or_default();
     let task_id = parse_task_id(&id)?;
+    scope.check_task(&state.broker, &task_id).await?;
     let outcome = match state.broker.revoke(&task_id, request.terminate, "revoked through the API").await? {
         RevokeOutcome::Revoked => "revoked",
         RevokeOutcome::Signalled => "signalled",
@@ -168,8 +174,9 @@ pub async fn revoke_task(
         (status = 409, description = "The task has not failed", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ActionResult>, ApiError> {
+pub async fn retry_task(State(state): State<AppState>, scope: Scope, Path(id): Path<String>) -> Result<Json<ActionResult>, ApiError> {
     let task_id = parse_task_id(&id)?;
+    scope.check_task(&state.broker, &task_id).await?;
     match state.broker.retry(&task_id).await? {
         RetryOutcome::Queued => Ok(Json(ActionResult {
             task_id: id,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// The live workers.
@@ -21,8 +22,9 @@ pub struct WorkerList {
         (status = 200, description = "Workers whose registration has not expired", body = WorkerList),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn list_workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
-    Ok(Json(WorkerList {
-        workers: state.broker.live_workers().await?,
-    }))
+pub async fn list_workers(State(state): State<AppState>, scope: Scope) -> Result<Json<WorkerList>, ApiError> {
+    let mut workers = state.broker.live_workers().await?;
+    // A scoped token sees the workers that consume one of its queues.
+    workers.retain(|w| w.queues.iter().any(|q| scope.allows_queue(q)));
+    Ok(Json(WorkerList { workers }))
 }

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::scope::Scope;
 use crate::state::AppState;
 
 /// The answer to an accepted workflow.
@@ -43,6 +44,7 @@ pub struct WorkflowAccepted {
     ))]
 pub async fn post_workflow(
     State(state): State<AppState>,
+    scope: Scope,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<WorkflowSpec>,
 ) -> Result<Response, ApiError> {
@@ -64,6 +66,7 @@ pub async fn post_workflow(
                 CallError::Invalid(e) => ApiError::invalid(format!("{where_}.options.{}", e.field), e.message),
                 other => other.into(),
             })?;
+        scope.check(resolved.queue.as_str(), &node.task)?;
         node.queue = Some(resolved.queue.to_string());
         node.options = resolved.options;
     }
@@ -96,10 +99,23 @@ pub async fn post_workflow(
         (status = 404, description = "No such workflow, or it expired", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowStatus>, ApiError> {
+pub async fn get_workflow(State(state): State<AppState>, scope: Scope, Path(id): Path<String>) -> Result<Json<WorkflowStatus>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no workflow {id:?}: it never existed or it expired"));
     let valid = parse_workflow_id(&id).ok_or_else(not_found)?;
-    state.broker.workflow_status(valid).await?.map(Json).ok_or_else(not_found)
+    let status = state.broker.workflow_status(valid).await?.ok_or_else(not_found)?;
+    check_members(&scope, &status)?;
+    Ok(Json(status))
+}
+
+/// `403` unless the token may use every member of the workflow (its queues and task types).
+fn check_members(scope: &Scope, status: &WorkflowStatus) -> Result<(), ApiError> {
+    for member in &status.members {
+        let queue = celeriac::TaskId::parse(&member.task_id)
+            .map(|id| id.queue().to_string())
+            .unwrap_or_default();
+        scope.check(&queue, &member.task)?;
+    }
+    Ok(())
 }
 
 /// Revoke a running workflow: no member starts any more, unfinished members are revoked.
@@ -111,9 +127,14 @@ pub async fn get_workflow(State(state): State<AppState>, Path(id): Path<String>)
         (status = 409, description = "The workflow has already finished", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
-pub async fn revoke_workflow(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WorkflowStatus>, ApiError> {
+pub async fn revoke_workflow(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowStatus>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no workflow {id:?}"));
     let valid = parse_workflow_id(&id).ok_or_else(not_found)?;
+    check_members(&scope, &state.broker.workflow_status(valid).await?.ok_or_else(not_found)?)?;
     match state.broker.revoke_workflow(valid).await?.as_deref() {
         None => return Err(not_found()),
         Some("RUNNING") => {}

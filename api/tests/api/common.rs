@@ -17,7 +17,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub broker: Broker,
-    stop: CancellationToken,
+    pub stop: CancellationToken,
     /// The reports folder of `settings`, removed when the app is dropped.
     _reports_dir: tempfile::TempDir,
 }

@@ -68,7 +68,8 @@ async fn invalid_or_missing_fields_are_422_naming_the_field() {
         ("/tasks", json!({"task": "noop", "retry_backoff": "yes"}), "retry_backoff"),
         ("/tasks", json!({"task": "noop", "queue": "{bad}"}), "queue"),
         ("/tasks", json!({"task": "add", "args": ["x"]}), "args"),
-        ("/tasks", json!({"task": "noop", "priority": 3}), "priority"),
+        ("/tasks", json!({"task": "noop", "priority": 12}), "priority"),
+        ("/tasks", json!({"task": "noop", "urgency": 3}), "urgency"),
         ("/reports/bad%20user", json!({}), "user_id"),
         ("/reports/42", json!({"format": "docx"}), "format"),
     ];

@@ -19,6 +19,9 @@ fn sample(field: &str) -> Value {
         "retry_delay_max" => json!(30.0),
         "retry_jitter" => json!(false),
         "priority" => json!(3),
+        "unique_for" => json!(600.0),
+        "unique_key" => json!("sample"),
+        "unique_until" => json!("period"),
         // The names POST /emails would add, so its record holds exactly these.
         "tags" => json!({"kind": "email", "to_domain": "example.com", "user_id": "42"}),
         other => panic!("a new task option `{other}`: give it a sample value here"),
@@ -59,7 +62,7 @@ async fn every_task_option_reaches_the_record_from_each_producer() {
     assert_eq!(response.status(), 202);
     let started: Value = response.json().await.unwrap();
     let id = started["tasks"][0]["task_id"].as_str().unwrap().to_owned();
-    assert_eq!(stored_options(&app, &id).await, options, "a workflow member");
+    assert_eq!(stored_options(&app, &id).await, options, "a workflow member: {started}");
 
     let schedule = json!({"task": "noop", "every": "1h", "options": options});
     let response = app
@@ -78,7 +81,12 @@ async fn every_task_option_reaches_the_record_from_each_producer() {
 async fn an_option_of_the_wrong_type_is_refused_naming_it_from_each_producer() {
     let app = TestApp::spawn().await;
     for field in TaskOptions::FIELDS {
-        let bad = json!("not-a-number-or-bool");
+        // a string option's wrong type is a number
+        let bad = if ["unique_key", "unique_until"].contains(field) {
+            json!(5)
+        } else {
+            json!("not-a-number-or-bool")
+        };
         let mut task = json!({"task": "noop"});
         task[field] = bad.clone();
         let email = json!({"to": "ada@example.com", "subject": "s", "body": "b", "options": {*field: bad}});

@@ -300,3 +300,23 @@ async fn a_bad_task_type_is_refused_naming_the_field() {
     assert_eq!(app.delete("/task-types/t").await.status(), 204);
     assert_eq!(app.delete("/task-types/t").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_task_type_declared_in_the_settings_is_published_at_start() {
+    let declared: celeriac::remote::RemoteTaskType = serde_json::from_value(json!({
+        "url": "http://127.0.0.1:9/run", "secret": SECRET, "queue": "images", "timeout": 5
+    }))
+    .unwrap();
+    let app = TestApp::spawn_with(|s| {
+        s.common.remote_tasks.insert("from_settings".into(), declared);
+    })
+    .await;
+    let shown: Value = app.get("/task-types/from_settings").await.json().await.unwrap();
+    assert_eq!(
+        (shown["queue"].as_str(), shown["timeout"].as_f64()),
+        (Some("images"), Some(5.0)),
+        "{shown}"
+    );
+    let id = app.enqueue("from_settings", json!({})).await;
+    assert!(id.starts_with("images-"), "the gateway routes it to its queue: {id}");
+}

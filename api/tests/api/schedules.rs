@@ -150,9 +150,9 @@ async fn every_bad_input_is_refused_naming_the_problem_and_stores_nothing() {
             "seconds",
         ),
         (
-            json!({"task": "noop", "every": "1m", "options": {"priority": 1}}),
-            "options.priority",
-            "priority",
+            json!({"task": "noop", "every": "1m", "options": {"urgency": 1}}),
+            "options.urgency",
+            "urgency",
         ),
         (json!({"task": "noop", "every": "1m", "name": "x"}), "name", "name"),
         (json!({"every": "1m"}), "task", "task"),

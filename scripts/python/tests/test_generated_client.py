@@ -46,7 +46,7 @@ def test_the_readme_curl_session_through_a_generated_client(generated, stack):
     from celeriac_generated.api.reports import download_report, post_report
     from celeriac_generated.api.tasks import get_task, post_task, revoke_task
     from celeriac_generated.models import (
-        Accepted, ActionResult, EmailRequest, ReportFormat, ReportRequest, RevokeRequest, TaskRecord, TaskRequest, TaskState,
+        Accepted, ActionResult, EmailRequest, ReportFormat, ReportRequest, RevokeRequest, TaskRequest, TaskState, TaskView,
     )
 
     client = AuthenticatedClient(base_url=stack.url, token=TOKEN, raise_on_unexpected_status=True)
@@ -55,7 +55,7 @@ def test_the_readme_curl_session_through_a_generated_client(generated, stack):
     sent = post_email.sync_detailed(client=client, body=EmailRequest(to="ada@example.com", subject="Welcome", body="Thanks for signing up."))
     assert sent.status_code == 202 and isinstance(sent.parsed, Accepted), sent.content
     done = get_task.sync(sent.parsed.task_id, client=client, wait=10)
-    assert isinstance(done, TaskRecord) and done.state == TaskState.SUCCESS, done
+    assert isinstance(done, TaskView) and done.state == TaskState.SUCCESS, done
     assert any("ada@example.com" in p.read_text(errors="replace") for p in stack.mail_dir.glob("*.eml"))
 
     # Build a PDF report, watch it finish, download it.

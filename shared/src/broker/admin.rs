@@ -43,6 +43,61 @@ pub struct QueueOverview {
     pub oldest_pending_age_secs: Option<f64>,
     /// The last 60 minutes, oldest first, the current minute last.
     pub throughput: Vec<MinuteCount>,
+    /// How many shards the queue has (1 unless declared with `shards = N`); the counts
+    /// above add up all of them.
+    pub shards: u32,
+    /// Pending tasks of each shard, in shard order (one entry for a plain queue).
+    pub shard_pending: Vec<u64>,
+}
+
+impl QueueOverview {
+    /// The overview of a sharded queue: its shards' (in shard order) added up.
+    fn merged(name: &QueueName, shards: Vec<QueueOverview>) -> QueueOverview {
+        let mut shards = shards.into_iter();
+        let mut all = shards.next().expect("a queue has at least one shard");
+        all.name = name.to_string();
+        for s in shards {
+            all.paused |= s.paused;
+            all.pending += s.pending;
+            all.scheduled += s.scheduled;
+            all.active += s.active;
+            all.retrying += s.retrying;
+            all.dead += s.dead;
+            all.enqueued_total += s.enqueued_total;
+            all.succeeded_total += s.succeeded_total;
+            all.failed_total += s.failed_total;
+            all.succeeded_last_minute += s.succeeded_last_minute;
+            all.failed_last_minute += s.failed_last_minute;
+            all.oldest_pending_age_secs = match (all.oldest_pending_age_secs, s.oldest_pending_age_secs) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            for (m, n) in all.throughput.iter_mut().zip(&s.throughput) {
+                m.succeeded += n.succeeded;
+                m.failed += n.failed;
+            }
+            all.shards += 1;
+            all.shard_pending.push(s.pending);
+        }
+        all
+    }
+}
+
+/// The queues of `physical` (queues and shards, as in the queue set), each with its shards
+/// in shard order, sorted by name.
+pub(crate) fn group_shards(physical: Vec<QueueName>) -> Vec<(QueueName, Vec<QueueName>)> {
+    let mut by_queue: std::collections::BTreeMap<QueueName, Vec<(u32, QueueName)>> = std::collections::BTreeMap::new();
+    for q in physical {
+        let (base, n) = q.sharded_queue();
+        by_queue.entry(base).or_default().push((n, q));
+    }
+    by_queue
+        .into_iter()
+        .map(|(base, mut shards)| {
+            shards.sort();
+            (base, shards.into_iter().map(|(_, q)| q).collect())
+        })
+        .collect()
 }
 
 /// Runs that ended in one minute.
@@ -59,27 +114,35 @@ pub struct MinuteCount {
 const PER_QUEUE: usize = 9;
 
 impl Broker {
-    /// An overview of every queue of the namespace, sorted by name.
+    /// An overview of every queue of the namespace, sorted by name; a sharded queue is one
+    /// queue, its shards added up.
     pub async fn queue_overviews(&self) -> Result<Vec<QueueOverview>, BrokerError> {
-        let mut queues = self.queues().await?;
-        queues.sort();
-        self.overviews_of(&queues).await
+        let grouped = group_shards(self.queues().await?);
+        let physical: Vec<QueueName> = grouped.iter().flat_map(|(_, shards)| shards.iter().cloned()).collect();
+        let mut each = self.overviews_of(&physical).await?.into_iter();
+        Ok(grouped
+            .iter()
+            .map(|(queue, shards)| QueueOverview::merged(queue, each.by_ref().take(shards.len()).collect()))
+            .collect())
     }
 
-    /// The overview of one queue (known or not).
+    /// The overview of one queue (known or not), all its shards added up.
     pub async fn queue_overview(&self, queue: &QueueName) -> Result<QueueOverview, BrokerError> {
-        let mut all = self.overviews_of(std::slice::from_ref(queue)).await?;
-        all.pop().ok_or_else(|| BrokerError::Protocol("no overview".into()))
+        let all = self.overviews_of(&self.shards_of(queue).await?).await?;
+        Ok(QueueOverview::merged(queue, all))
     }
 
-    /// Pauses (`true`) or resumes the queue: claim.lua takes nothing while the flag is set.
+    /// Pauses (`true`) or resumes the queue (every shard of a sharded one): claim.lua takes
+    /// nothing while the flag is set.
     pub async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<(), BrokerError> {
-        self.remember_queue(queue).await?;
-        let mut conn = self.conn.clone();
-        if paused {
-            let () = conn.set(self.keys.paused(queue), "1").await?;
-        } else {
-            let _: i64 = conn.del(self.keys.paused(queue)).await?;
+        for shard in self.shards_of(queue).await? {
+            self.remember_queue(&shard).await?;
+            let mut conn = self.conn.clone();
+            if paused {
+                let () = conn.set(self.keys.paused(&shard), "1").await?;
+            } else {
+                let _: i64 = conn.del(self.keys.paused(&shard)).await?;
+            }
         }
         Ok(())
     }
@@ -174,11 +237,14 @@ impl Broker {
                     ((now - created).max(0) as f64) / 1000.0
                 }),
                 throughput,
+                shards: 1,
+                shard_pending: Vec::new(),
             });
         }
         // Tasks of a priority above 0 wait in their level's list: pending too.
         for (o, q) in out.iter_mut().zip(queues) {
             o.pending += self.pending_in_levels(q).await?;
+            o.shard_pending = vec![o.pending];
         }
         Ok(out)
     }

@@ -101,6 +101,29 @@ impl SentinelMaster {
     }
 }
 
+impl RedisConnection {
+    /// `WAIT <replicas> <timeout>` on the node that holds `key` (on a Cluster, its slot's
+    /// master; elsewhere the one node): how many replicas have every write this connection
+    /// sent that node so far.
+    pub async fn wait_for_replicas(&mut self, key: &str, replicas: u32, timeout: Duration) -> RedisResult<i64> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        match &self.0 {
+            Inner::Cluster(lazy) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(key, SlotAddr::Master);
+                let value = lazy
+                    .get()
+                    .await?
+                    .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
+                    .await?;
+                redis::from_redis_value(value).map_err(Into::into)
+            }
+            _ => cmd.query_async(self).await,
+        }
+    }
+}
+
 /// A demoted master answers writes with READONLY; one still syncing with MASTERDOWN.
 fn is_not_master(e: &RedisError) -> bool {
     matches!(

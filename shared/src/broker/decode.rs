@@ -9,6 +9,7 @@ use super::fields::{StoredRun, StoredSpec, field, parse_workflow_link};
 use super::history::LogFields;
 use crate::clock::to_datetime;
 use crate::id::TaskId;
+use crate::payload::unpack;
 use crate::record::TaskRecord;
 use crate::state::TaskState;
 use crate::task::TaskOptions;
@@ -20,7 +21,7 @@ impl TaskRecord {
         let state = TaskState::parse(h.get(field::STATE)?)?;
         let int = |h: &HashMap<String, String>, f: &str| h.get(f).and_then(|v| v.parse::<i64>().ok());
         let time = |h: &HashMap<String, String>, f: &str| int(h, f).and_then(to_datetime);
-        let json = |h: &mut HashMap<String, String>, f: &str| h.remove(f).and_then(|v| serde_json::from_str::<Value>(&v).ok());
+        let json = |h: &mut HashMap<String, String>, f: &str| h.remove(f).and_then(|v| serde_json::from_str::<Value>(&unpack(&v)).ok());
         let packed = h.remove(field::SPEC).unwrap_or_else(|| StoredSpec::from_legacy_fields(&h));
         let spec = StoredSpec::parse(&packed);
         let options: TaskOptions = serde_json::from_str(spec.options).unwrap_or_default();
@@ -45,7 +46,7 @@ impl TaskRecord {
             attempt: int(&h, field::RETRIES).unwrap_or(0) as u32 + 1,
             deliveries: int(&h, field::DELIVERIES).unwrap_or(0) as u32,
             max_retries: options.max_retries.or(TaskOptions::worker_defaults().max_retries).unwrap_or(0),
-            args: serde_json::from_str(spec.args).unwrap_or(Value::Null),
+            args: serde_json::from_str(&unpack(spec.args)).unwrap_or(Value::Null),
             progress: json(&mut h, field::PROGRESS).and_then(|v| serde_json::from_value(v).ok()),
             result: json(&mut h, field::RESULT),
             error: json(&mut h, field::ERROR).and_then(|v| serde_json::from_value(v).ok()),

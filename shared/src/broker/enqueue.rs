@@ -71,7 +71,7 @@ impl NewTask {
     }
 
     /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
-    fn spec(&self, now_ms: i64) -> Result<String, BrokerError> {
+    fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
             return Err(BrokerError::InvalidTask(format!(
                 "the task name {:?} holds a line break",
@@ -89,7 +89,7 @@ impl NewTask {
             created_ms: Some(now_ms),
             traceparent: &traceparent,
             options: &options,
-            args: &self.args,
+            args: &payload.pack(&self.args),
         }
         .pack())
     }
@@ -111,6 +111,9 @@ pub enum EnqueueOutcome {
     Stored,
     /// The idempotency key was used before; nothing new was stored.
     Replayed { task_id: TaskId, same_request: bool },
+    /// The task is unique (`unique_for`) and an equal one is locked: nothing new was stored;
+    /// `task_id` is the existing one.
+    Unique { task_id: TaskId },
 }
 
 impl Broker {
@@ -157,9 +160,16 @@ impl Broker {
         let prioritized = tasks.iter().any(|t| t.level() > 0);
         let mut call = scripts::BatchCall::new(&scripts::ENQUEUE, 5 + tasks.len() + if prioritized { 11 } else { 0 });
         call.key(keys.pending(queue)).key(keys.scheduled(queue));
-        match idempotency {
-            Some(idem) => call.key(keys.idempotency(queue, &idem.key)),
-            None => call.key(keys.pending(queue)),
+        // The claim slot: an Idempotency-Key, else a unique task's lock (unique.rs). A
+        // workflow member is never a duplicate: its workflow counts on it.
+        let unique = match (idempotency, tasks) {
+            (None, [task]) if task.workflow.is_none() => self.unique_claim(task),
+            _ => None,
+        };
+        match (idempotency, &unique) {
+            (Some(idem), _) => call.key(keys.idempotency(queue, &idem.key)),
+            (None, Some(lock)) => call.key(keys.unique(queue, &lock.key)),
+            (None, None) => call.key(keys.pending(queue)),
         };
         call.key(keys.listing(queue));
         call.key(keys.stats(queue));
@@ -175,13 +185,13 @@ impl Broker {
         }
         let now = self.clock.now_ms();
         call.arg(now).arg(max_pending);
-        match (idempotency, tasks.first()) {
+        match (idempotency.or(unique.as_ref()), tasks.first()) {
             (Some(idem), Some(first)) => call.arg(idem.ttl_secs).arg(format!("{} {}", first.id, idem.fingerprint)),
             _ => call.arg(0).arg(""),
         };
         call.arg(self.listing_max);
         for task in tasks {
-            call.arg(task.id.suffix()).arg(task.spec(now)?).arg(task.extras());
+            call.arg(task.id.suffix()).arg(task.spec(now, &self.payload)?).arg(task.extras());
         }
         let reply: (i64, Option<String>) = call.invoke(&mut self.conn.clone()).await?;
         let outcome = match reply {
@@ -189,6 +199,13 @@ impl Broker {
             (0, Some(first)) => {
                 let (id, fingerprint) = first.split_once(' ').unwrap_or((&first, ""));
                 let task_id = TaskId::parse(id).ok_or_else(|| BrokerError::Protocol(format!("idempotency value {first:?}")))?;
+                if idempotency.is_none() && fingerprint == super::unique::UNIQUE_MARK {
+                    // Our own lock after a lost reply: this very task was stored.
+                    if tasks.first().is_some_and(|t| t.id == task_id) {
+                        return Ok(EnqueueOutcome::Stored);
+                    }
+                    return Ok(EnqueueOutcome::Unique { task_id });
+                }
                 let same_request = idempotency.is_some_and(|i| i.fingerprint == fingerprint);
                 EnqueueOutcome::Replayed { task_id, same_request }
             }
@@ -205,6 +222,9 @@ impl Broker {
             }
             other => return Err(BrokerError::Protocol(format!("enqueue returned {other:?}"))),
         };
+        if outcome == EnqueueOutcome::Stored {
+            self.replicated(&keys.pending(queue)).await?;
+        }
         self.remember_queue(queue).await?;
         Ok(outcome)
     }

@@ -230,7 +230,7 @@ impl Broker {
                 Ok(Started::Run(Delivery {
                     id,
                     name: spec.name.to_owned(),
-                    args: spec.args.to_owned(),
+                    args: crate::payload::unpack(spec.args).into_owned(),
                     options,
                     delivery: delivery.unwrap_or(0) as u32,
                     retries: retries.unwrap_or(0) as u32,
@@ -271,7 +271,7 @@ impl Broker {
         let error_json = |e: &TaskError| Cow::Owned(serde_json::to_string(e).expect("error serializes"));
         for outcome in outcomes {
             let (state, payload) = match &outcome.verdict {
-                Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), Cow::Borrowed(json.as_str())),
+                Verdict::Success(json) => (Cow::Borrowed("SUCCESS"), self.payload.pack(json)),
                 Verdict::Failure(error) => (Cow::Borrowed("FAILURE"), error_json(error)),
                 Verdict::Retry { error, due_ms } => (Cow::Owned(format!("RETRY {}", (*due_ms).max(0))), error_json(error)),
             };
@@ -281,6 +281,10 @@ impl Broker {
                 .arg(payload.as_ref());
         }
         let stored: String = call.invoke(&mut self.conn.clone()).await?;
+        // Under replicated durability, an outcome counts as stored once a replica has it;
+        // else the caller stores it again (refused if this master has it, stored if it is a
+        // promoted replica that never got it: the fencing token tells).
+        self.replicated(&self.keys.inflight(queue, worker)).await?;
         if stored.len() != outcomes.len() {
             return Err(BrokerError::Protocol(format!(
                 "finish answered {stored:?} for {} outcomes",

@@ -110,7 +110,8 @@ impl Broker {
         after: Option<ListCursor>,
     ) -> Result<TaskPage, BrokerError> {
         let queues = match &filter.queue {
-            Some(q) => vec![q.clone()],
+            // A sharded queue's listing merges its shards' logs, like every queue's.
+            Some(q) => self.shards_of(q).await?,
             None => self.queues().await?,
         };
         // Each queue's next sequence number to examine; `None`: from its newest entry.
@@ -221,13 +222,20 @@ impl Broker {
 
     /// The queue's dead letters, newest first, with their records (those whose record expired
     /// are left out).
+    /// A sharded queue's are its shards' together, newest first.
     pub async fn dead_letters(&self, queue: &QueueName, limit: usize) -> Result<Vec<TaskRecord>, BrokerError> {
-        let suffixes: Vec<String> = self
-            .conn
-            .clone()
-            .zrevrange(self.keys.dead(queue), 0, limit.max(1) as isize - 1)
-            .await?;
-        let ids: Vec<TaskId> = suffixes.iter().filter_map(|s| TaskId::parse(&format!("{queue}-{s}"))).collect();
+        let mut dead: Vec<(f64, TaskId)> = Vec::new();
+        for shard in self.shards_of(queue).await? {
+            let newest: Vec<(String, f64)> = self
+                .conn
+                .clone()
+                .zrevrange_withscores(self.keys.dead(&shard), 0, limit.max(1) as isize - 1)
+                .await?;
+            dead.extend(newest.into_iter().filter_map(|(s, at)| Some((at, TaskId::on(&shard, &s)?))));
+        }
+        dead.sort_by(|a, b| b.0.total_cmp(&a.0));
+        dead.truncate(limit.max(1));
+        let ids: Vec<TaskId> = dead.into_iter().map(|(_, id)| id).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -25,11 +25,11 @@ pub struct QueueStats {
 }
 
 impl Broker {
-    /// Counters and depths of every queue of the namespace, in one round trip after the
-    /// queue set is read.
+    /// Counters and depths of every queue of the namespace (a sharded queue's shards added
+    /// up), in one round trip after the queue set is read.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, BrokerError> {
-        let mut queues = self.queues().await?;
-        queues.sort();
+        let grouped = super::admin::group_shards(self.queues().await?);
+        let queues: Vec<_> = grouped.iter().flat_map(|(_, shards)| shards.iter().cloned()).collect();
         if queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -42,7 +42,7 @@ impl Broker {
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
-        let mut stats = queues
+        let mut each: Vec<QueueStats> = queues
             .iter()
             .zip(replies.chunks_exact(4))
             .map(|(queue, r)| {
@@ -60,12 +60,32 @@ impl Broker {
                     dead: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
                 })
             })
-            .collect::<Result<Vec<_>, BrokerError>>()?;
+            .collect::<Result<_, BrokerError>>()?;
         // Tasks of a priority above 0 wait in their level's list: pending too.
-        for (s, q) in stats.iter_mut().zip(&queues) {
+        for (s, q) in each.iter_mut().zip(&queues) {
             s.pending += self.pending_in_levels(q).await?;
         }
-        Ok(stats)
+        let mut each = each.into_iter();
+        Ok(grouped
+            .iter()
+            .map(|(queue, shards)| {
+                let mut sum = QueueStats {
+                    queue: queue.to_string(),
+                    ..QueueStats::default()
+                };
+                for s in each.by_ref().take(shards.len()) {
+                    sum.enqueued += s.enqueued;
+                    sum.succeeded += s.succeeded;
+                    sum.failed += s.failed;
+                    sum.retried += s.retried;
+                    sum.revoked += s.revoked;
+                    sum.pending += s.pending;
+                    sum.scheduled += s.scheduled;
+                    sum.dead += s.dead;
+                }
+                sum
+            })
+            .collect())
     }
 
     /// Stores `worker`'s task metrics for `ttl` (each heartbeat rewrites them).

@@ -20,8 +20,10 @@ mod revoke;
 mod runs;
 mod schedules;
 mod scripts;
+mod shards;
 mod target;
 mod task_types;
+mod unique;
 mod wait;
 mod workers;
 mod workflow;
@@ -43,6 +45,7 @@ pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
+pub use shards::shard_of_key;
 pub use target::{RedisTarget, TargetError, TlsFiles, Topology};
 pub use wait::QueueWaiter;
 pub use workers::WorkerInfo;
@@ -52,6 +55,7 @@ use crate::clock::Clock;
 use crate::id::{QueueName, TaskId};
 use crate::keys::Keys;
 use crate::record::TaskRecord;
+use crate::settings::Durability;
 
 /// What can go wrong talking to the broker. Only `Redis` is an outage; the others are answers.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,10 @@ pub enum BrokerError {
     QueueFull { queue: QueueName, depth: u64 },
     #[error("a task with id {0} exists already")]
     Duplicate(TaskId),
+    /// `durability = "replicated"`: the write is on the master, but no replica acknowledged
+    /// it in time, so it could still be lost with the master.
+    #[error("no replica acknowledged the write within {0:?}")]
+    NotReplicated(Duration),
     #[error("unexpected reply from a broker script: {0}")]
     Protocol(String),
     /// A task the store cannot hold as given (a library caller's bug; the gateway checks first).
@@ -114,6 +122,13 @@ pub struct Broker {
     /// archive stream, lua/archive.lua). Every process that ends tasks (workers, gateway)
     /// must agree, or endings recorded by one with it off never reach the archive.
     archive: bool,
+    /// Payload limits and the compression threshold of stored arguments and results.
+    payload: crate::payload::PayloadLimits,
+    /// `durability = "replicated"`: how long a write waits for one replica's acknowledgement
+    /// (`None`: Redis's asynchronous replication, nothing waits).
+    replica_wait: Option<Duration>,
+    /// The shard counts last read, shared by the clones (shards.rs).
+    shards: Arc<Mutex<shards::ShardCache>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -144,6 +159,9 @@ impl Broker {
             known_queues: Arc::default(),
             prioritized: Arc::default(),
             archive: false,
+            payload: crate::payload::PayloadLimits::default(),
+            replica_wait: None,
+            shards: Arc::default(),
         })
     }
 
@@ -151,7 +169,9 @@ impl Broker {
     /// misconfiguration ends the process at start with one line naming the cause.
     pub async fn open(settings: &crate::settings::RedisSettings, result_ttl: Duration) -> Result<Self, StartError> {
         let target = RedisTarget::from_settings(settings).map_err(|e| StartError(e.to_string()))?;
-        let broker = Self::connect_to(target, &settings.namespace, result_ttl).map_err(|e| StartError(e.to_string()))?;
+        let broker = Self::connect_to(target, &settings.namespace, result_ttl)
+            .map_err(|e| StartError(e.to_string()))?
+            .with_durability(settings.durability, settings.replica_timeout);
         broker.check_at_start().await.map_err(StartError)?;
         Ok(broker)
     }
@@ -176,7 +196,31 @@ impl Broker {
             self.keys.namespace(),
             Duration::from_secs(self.result_ttl_secs),
         )?;
-        Ok(fresh.with_listing_max(self.listing_max).with_archive(self.archive))
+        let mut fresh = fresh
+            .with_listing_max(self.listing_max)
+            .with_archive(self.archive)
+            .with_payload(self.payload);
+        fresh.replica_wait = self.replica_wait;
+        Ok(fresh)
+    }
+
+    /// Under [`Durability::Replicated`], enqueues and stored outcomes are answered only once
+    /// a replica has them (waiting at most `timeout`); see docs/design.md, "Durability".
+    pub fn with_durability(mut self, durability: Durability, timeout: Duration) -> Self {
+        self.replica_wait = (durability == Durability::Replicated).then_some(timeout);
+        self
+    }
+
+    /// Under `replicated` durability, waits until one replica has every write this process
+    /// sent to the node holding `key` ([`BrokerError::NotReplicated`] if none does in time).
+    pub(crate) async fn replicated(&self, key: &str) -> Result<(), BrokerError> {
+        let Some(timeout) = self.replica_wait else {
+            return Ok(());
+        };
+        match self.conn.clone().wait_for_replicas(key, 1, timeout).await? {
+            0 => Err(BrokerError::NotReplicated(timeout)),
+            _ => Ok(()),
+        }
     }
 
     /// Hands every task ending over to the archive (`true`), or not (`false`, the default):
@@ -184,6 +228,16 @@ impl Broker {
     pub fn with_archive(mut self, on: bool) -> Self {
         self.archive = on;
         self
+    }
+
+    /// Stores arguments and results above `payload`'s threshold compressed ([`crate::payload`]).
+    pub fn with_payload(mut self, payload: crate::payload::PayloadLimits) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    pub fn payload(&self) -> &crate::payload::PayloadLimits {
+        &self.payload
     }
 
     pub fn archive_enabled(&self) -> bool {

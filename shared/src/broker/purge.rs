@@ -11,8 +11,17 @@ use crate::id::{QueueName, TaskId};
 const BATCH: isize = 500;
 
 impl Broker {
-    /// Purges the queue's pending tasks; returns how many were removed.
+    /// Purges the queue's pending tasks (every shard's, for a sharded queue); returns how
+    /// many were removed.
     pub async fn purge(&self, queue: &QueueName) -> Result<usize, BrokerError> {
+        let mut removed = 0;
+        for shard in self.shards_of(queue).await? {
+            removed += self.purge_shard(&shard).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn purge_shard(&self, queue: &QueueName) -> Result<usize, BrokerError> {
         let mut removed = self.finish_purge(queue).await?;
         let moved: i64 = scripts::PURGE_START
             .key(self.keys.pending(queue))

@@ -62,8 +62,7 @@ impl Broker {
 
     /// One worker's registry entry, if it is there.
     pub async fn worker_info(&self, worker: &str) -> Result<Option<WorkerInfo>, BrokerError> {
-        let json: Option<String> = self.conn.clone().get(self.keys.worker_info(worker)).await?;
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        Ok(self.worker_infos(&[worker.to_owned()]).await?.pop())
     }
 
     /// Counts a run ended by a worker over HTTP in its registry entry (processed, and failed

@@ -46,6 +46,8 @@ script!(SCHEDULE_FIRED, "lua/schedule_fired.lua");
 script!(PURGE, "lua/purge.lua", with_history, ends_tasks);
 script!(PURGE_START, "lua/purge_start.lua");
 script!(LISTING, "lua/listing.lua");
+script!(SHARDS_RAISE, "lua/shards_raise.lua");
+script!(UNIQUE_RELEASE, "lua/unique_release.lua");
 
 /// A call of one of the scripts on the hot path (enqueue, start, finish), built straight into
 /// one command: `EVALSHA <sha> <number of keys> <keys...> <arguments...>`.

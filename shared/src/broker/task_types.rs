@@ -47,4 +47,12 @@ impl Broker {
             .await?;
         Ok(removed == 1)
     }
+
+    /// Stores the task types declared in the settings (a process's start).
+    pub async fn publish_task_types(&self, declared: &[RemoteTaskType]) -> Result<(), BrokerError> {
+        for ty in declared {
+            self.put_task_type(ty).await?;
+        }
+        Ok(())
+    }
 }

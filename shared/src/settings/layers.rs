@@ -34,6 +34,7 @@ pub const SECTIONS: &[&str] = &[
     "smtp",
     "beat",
     "schedules",
+    "remote_tasks",
 ];
 
 /// The suffix of the older spelling of a duration key.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub use self::forms::{comma_list, duration};
 pub use self::layers::{Layers, SECTIONS};
 pub use self::process::ProcessSettings;
-pub use self::redis::{RedisSettings, redact_url};
+pub use self::redis::{Durability, RedisSettings, redact_url};
 use crate::id::QueueName;
 
 /// The sections every process reads. Each binary's settings type holds this and its own
@@ -34,6 +34,9 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub log: LogSettings,
     pub archive: ArchiveHandover,
+    /// Remote task types by name (`[remote_tasks.resize] url = ..., secret = ...`), published
+    /// to Redis by every gateway and worker at start (`remote.rs`).
+    pub remote_tasks: BTreeMap<String, crate::remote::RemoteTaskType>,
 }
 
 /// The `[archive]` section every process that ends tasks reads (gateway and workers must
@@ -103,6 +106,26 @@ pub struct TaskSettings {
     pub routes: BTreeMap<String, QueueName>,
     /// Queue -> most pending tasks; enqueues beyond it are refused with 429.
     pub max_pending: BTreeMap<QueueName, u64>,
+    /// Largest arguments (JSON bytes) an enqueue accepts (413 beyond).
+    pub max_args_bytes: usize,
+    /// Largest result (JSON bytes) a run may store (a FAILURE `ResultTooLarge` beyond).
+    pub max_result_bytes: usize,
+    /// Arguments and results longer than this are stored zstd-compressed; 0 = never.
+    pub compress_above_bytes: usize,
+    /// Queue -> number of shards (1 to 256; absent: 1). Raised in Redis at start, never
+    /// lowered (see `celeriac::broker::Broker::raise_shards`).
+    pub shards: BTreeMap<QueueName, u32>,
+}
+
+impl TaskSettings {
+    /// The payload limits and compression threshold ([`crate::payload`]).
+    pub fn payload(&self) -> crate::payload::PayloadLimits {
+        crate::payload::PayloadLimits {
+            max_args_bytes: self.max_args_bytes,
+            max_result_bytes: self.max_result_bytes,
+            compress_above_bytes: self.compress_above_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +153,7 @@ impl Default for Settings {
             reports: ReportSettings::default(),
             log: LogSettings::default(),
             archive: ArchiveHandover::default(),
+            remote_tasks: BTreeMap::new(),
         }
     }
 }
@@ -140,6 +164,10 @@ impl Default for TaskSettings {
             result_ttl: Duration::from_secs(86_400),
             routes: BTreeMap::new(),
             max_pending: BTreeMap::new(),
+            max_args_bytes: crate::payload::PayloadLimits::default().max_args_bytes,
+            max_result_bytes: crate::payload::PayloadLimits::default().max_result_bytes,
+            compress_above_bytes: crate::payload::PayloadLimits::default().compress_above_bytes,
+            shards: BTreeMap::new(),
         }
     }
 }
@@ -192,11 +220,31 @@ impl Settings {
         if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
             return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));
         }
+        // Under the connections' 5 s reply timeout, which a longer WAIT would trip.
+        if self.redis.replica_timeout.is_zero() || self.redis.replica_timeout > Duration::from_secs(4) {
+            return Err(invalid("redis.replica_timeout", "must be from 1ms to 4s"));
+        }
         if self.tasks.result_ttl.as_secs() == 0 {
             return Err(invalid("tasks.result_ttl", "must be at least 1s"));
         }
+        self.tasks
+            .payload()
+            .validate()
+            .map_err(|(setting, message)| invalid(setting, message))?;
+        for (queue, n) in &self.tasks.shards {
+            if queue.is_shard() || !(1..=crate::id::MAX_SHARDS).contains(n) {
+                return Err(invalid(
+                    &format!("tasks.shards.{queue}"),
+                    format!("must be a queue name and a number from 1 to {}", crate::id::MAX_SHARDS),
+                ));
+            }
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
+        }
+        for ty in self.declared_task_types() {
+            ty.validate()
+                .map_err(|(field, message)| invalid(&format!("remote_tasks.{}.{field}", ty.name), message))?;
         }
         if let Some(url) = &self.archive.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -223,6 +271,17 @@ impl Settings {
             return Err(invalid("archive.retention.every", "must be at least 1s"));
         }
         Ok(())
+    }
+
+    /// The remote task types of `[remote_tasks]`, each named by its table's key.
+    pub fn declared_task_types(&self) -> Vec<crate::remote::RemoteTaskType> {
+        self.remote_tasks
+            .iter()
+            .map(|(name, ty)| crate::remote::RemoteTaskType {
+                name: name.clone(),
+                ..ty.clone()
+            })
+            .collect()
     }
 
     pub fn result_ttl(&self) -> Duration {
@@ -324,6 +383,19 @@ pub(crate) mod tests {
         let e = layers(&[("base.toml", both)], &[]).unwrap_err();
         assert_eq!(e.setting, "tasks.result_ttl");
         assert!(e.to_string().contains("result_ttl_secs"), "{e}");
+    }
+
+    #[test]
+    fn remote_task_types_are_read_by_name_and_checked_at_start() {
+        let table = "[remote_tasks.resize]\nurl = \"http://127.0.0.1:9000/resize\"\nsecret = \"0123456789abcdef\"\nqueue = \"images\"\n";
+        let s = load(&[("base.toml", table)], &[]).unwrap();
+        let types = s.declared_task_types();
+        assert_eq!(
+            (types[0].name.as_str(), types[0].queue.as_str(), types[0].timeout),
+            ("resize", "images", 30.0)
+        );
+        let e = load(&[("base.toml", &table.replace("http://", "ftp://"))], &[]).unwrap_err();
+        assert_eq!(e.setting, "remote_tasks.resize.url", "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! of its keys. The URL may hold a password, so it is only ever shown through [`redact_url`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -21,6 +22,24 @@ pub struct RedisSettings {
     /// PEM files of a client certificate and its key, for servers that ask for one.
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// What an answer promises (docs/design.md, "Durability"): `async` (Redis's own
+    /// replication: an accepted task can be lost with a master that dies before its replica
+    /// copied it) or `replicated` (an enqueue and the storing of an outcome wait until at
+    /// least one replica has them, `WAIT 1`, before they are answered).
+    pub durability: Durability,
+    /// How long `replicated` waits for a replica before the enqueue answers 503 (the task
+    /// is on the master and may still run) or the worker stores the outcome again.
+    #[serde(deserialize_with = "super::duration")]
+    pub replica_timeout: Duration,
+}
+
+/// See [`RedisSettings::durability`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Async,
+    Replicated,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -31,6 +50,8 @@ impl std::fmt::Debug for RedisSettings {
             .field("ca_file", &self.ca_file)
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
+            .field("durability", &self.durability)
+            .field("replica_timeout", &self.replica_timeout)
             .finish()
     }
 }
@@ -43,6 +64,8 @@ impl Default for RedisSettings {
             ca_file: None,
             client_cert: None,
             client_key: None,
+            durability: Durability::Async,
+            replica_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -148,6 +148,14 @@ async fn run_every_transition(broker: &Broker) {
         .unwrap();
     broker.recover_expired(&q, "w4").await.unwrap();
     broker.claim(&q, "w4", 10, lease, &new_claim_token()).await.unwrap();
+    // A unique task's lock: taken at enqueue, released by its task.
+    let mut once = NewTask::new(&q, "echo", &json!("once"));
+    once.options.unique_for = Some(60.0);
+    broker.enqueue(&q, std::slice::from_ref(&once), 0, None).await.unwrap();
+    broker
+        .release_unique(&once.id, "echo", "\"once\"", &once.options, "finished")
+        .await
+        .unwrap();
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
     let workflow = broker.start_workflow(&plan).await.unwrap();
     let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {

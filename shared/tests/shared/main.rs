@@ -4,8 +4,11 @@
 
 mod cluster_keys;
 mod common;
+mod payload;
+mod resharding;
 mod schedules;
 mod scripts;
+mod sharded_queues;
 mod topology_cluster;
 mod topology_sentinel;
 mod topology_tls;

@@ -40,7 +40,7 @@ pub(crate) async fn occurrence(
     };
     task.id = schedule.occurrence_id(queue, occurrence_ms);
     match broker
-        .enqueue(queue, std::slice::from_ref(&task), catalog.max_pending(queue), None)
+        .enqueue(queue, std::slice::from_ref(&task), catalog.max_pending(broker, queue), None)
         .await
     {
         Ok(_) => {

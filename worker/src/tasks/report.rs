@@ -106,12 +106,14 @@ impl GenerateReport {
 
         stop_if_cancelled(ctx)?;
         let file_name = format!("{}.{ext}", ctx.task_id());
-        let path = write_atomically(&self.dir, &file_name, &bytes).await.map_err(|e| {
-            TaskError::retryable(format!("cannot write {}: {e}", self.dir.join(&file_name).display())).with_kind("ReportWriteFailed")
+        // The result and the error name the file, never the server's folder: both are shown to
+        // API clients.
+        write_atomically(&self.dir, &file_name, &bytes).await.map_err(|e| {
+            tracing::warn!(dir = %self.dir.display(), file = %file_name, error = %e, "cannot write the report");
+            TaskError::retryable(format!("cannot write the report file {file_name}: {}", e.kind())).with_kind("ReportWriteFailed")
         })?;
         progress.report(total, total, "Report ready").await?;
         let mut out = json!({
-            "path": path.display().to_string(),
             "file_name": file_name,
             "size_bytes": bytes.len(),
             "format": ext,

@@ -5,7 +5,9 @@
 mod beat;
 mod chaos;
 mod common;
+mod failover;
 mod faults;
+mod payload;
 mod queue_order;
 mod recovery;
 mod remote;

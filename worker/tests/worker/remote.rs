@@ -1,6 +1,7 @@
 //! A remote task whose worker process is SIGKILLed in the middle of the HTTP call: the task
-//! runs again after the dead worker's lease, once, on another worker (real `celeriac-worker`
-//! processes, a real endpoint on a loopback port).
+//! runs again, once, on another worker, as soon as that one proves the first dead (same host,
+//! pid gone) or else after its lease (real `celeriac-worker` processes, a real endpoint on a
+//! loopback port).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +36,7 @@ async fn endpoint() -> (String, Arc<AtomicUsize>) {
 }
 
 #[tokio::test]
-async fn a_worker_killed_mid_call_runs_the_task_again_once_after_its_lease() {
+async fn a_worker_killed_mid_call_runs_the_task_again_once() {
     let setup = Setup::new(RedisServer::start());
     let (url, calls) = endpoint().await;
     let ty = RemoteTaskType {

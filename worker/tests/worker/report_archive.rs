@@ -70,7 +70,7 @@ async fn a_report_counts_exactly_the_users_tagged_tasks() {
         .await
         .unwrap();
     assert_eq!((out["history"].as_bool(), out["rows"].as_u64()), (Some(true), Some(12)), "{out}");
-    let csv = std::fs::read_to_string(out["path"].as_str().unwrap()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join(out["file_name"].as_str().unwrap())).unwrap();
     let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
     assert_eq!(lines.len(), 13, "{csv}");
     assert_eq!(lines[0], "month,emails_sent,reports_generated,failures");
@@ -89,7 +89,7 @@ async fn without_an_archive_the_report_says_no_history_is_kept() {
     let out = GenerateReport::new(dir.path()).run(ctx(), csv_args("u7")).await.unwrap();
     assert_eq!((out["history"].as_bool(), out["rows"].as_u64()), (Some(false), Some(0)), "{out}");
     assert!(out["note"].as_str().unwrap().starts_with("No history is kept"), "{out}");
-    let csv = std::fs::read_to_string(out["path"].as_str().unwrap()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join(out["file_name"].as_str().unwrap())).unwrap();
     assert!(csv.starts_with("note\r\n\"No history is kept"), "{csv}");
     assert!(!csv.chars().any(|c| c.is_ascii_digit()), "no figures: {csv}");
 }

@@ -11,6 +11,7 @@ mod priority;
 mod purge;
 mod requeue_reap;
 mod retry_revoke;
+mod unique;
 
 use std::time::Duration;
 

@@ -1,0 +1,127 @@
+//! Flow control through the gateway: a thousand concurrent identical calls of a unique task
+//! create one task (the others are answered with its id, marked `duplicate`); the lock ends
+//! when the task finished, or holds for the whole period as a throttle; bad flow options are
+//! refused with 422 naming the field; a task's priority reaches its record.
+
+use std::time::Duration;
+
+use celeriac_testkit::eventually;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, test_registry};
+
+/// The `default` queue as `GET /queues` shows it.
+async fn default_queue(app: &TestApp) -> Value {
+    let queues: Value = app.get("/queues").await.json().await.unwrap();
+    let list = queues
+        .as_array()
+        .or_else(|| queues["queues"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    list.into_iter()
+        .find(|q| q["name"] == "default")
+        .expect("the default queue is listed")
+}
+
+async fn post(app: &TestApp, body: &Value) -> Value {
+    let response = app.post_json("/tasks", body).await;
+    assert_eq!(response.status(), 202);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_identical_calls_create_one_task() {
+    let app = TestApp::spawn().await;
+    let body = json!({"task": "echo", "args": ["report", 42], "unique_for": 60});
+    let calls = (0..1000).map(|_| {
+        let (client, url, body) = (app.client.clone(), app.url("/tasks"), body.clone());
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap() })
+    });
+    let mut answers = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        let response = call.await.unwrap();
+        assert_eq!(response.status(), 202);
+        answers.push(response.json::<Value>().await.unwrap());
+    }
+    let first = answers[0]["task_id"].clone();
+    assert!(
+        answers.iter().all(|a| a["task_id"] == first),
+        "every call answered with the one task"
+    );
+    let created = answers.iter().filter(|a| a.get("duplicate").is_none()).count();
+    assert_eq!(created, 1, "one call created it; the others say duplicate");
+    let queue = default_queue(&app).await;
+    assert_eq!(queue["pending"], 1);
+    assert_eq!(queue["enqueued_total"], 1);
+    // Other arguments, or another unique_key, are another task.
+    let other = post(&app, &json!({"task": "echo", "args": ["report", 43], "unique_for": 60})).await;
+    assert_ne!(other["task_id"], first);
+    assert!(other.get("duplicate").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_lock_ends_when_the_task_finished_unless_it_is_a_throttle() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let unique = json!({"task": "echo", "args": [1], "unique_for": 60, "unique_key": "user-7"});
+    let first = post(&app, &unique).await;
+    let id = first["task_id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the unique task succeeds", || async {
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.ok()?;
+        (record["state"] == "SUCCESS").then_some(())
+    })
+    .await;
+    // The worker released the lock after storing the outcome: a new call is a new task.
+    let again = eventually(Duration::from_secs(10), "the lock is released", || async {
+        let answer = post(&app, &unique).await;
+        (answer["task_id"] != first["task_id"]).then_some(answer)
+    })
+    .await;
+    assert!(again.get("duplicate").is_none());
+
+    let throttle = json!({"task": "echo", "args": [2], "unique_for": 60, "unique_until": "period"});
+    let first = post(&app, &throttle).await;
+    let id = first["task_id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the throttled task succeeds", || async {
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.ok()?;
+        (record["state"] == "SUCCESS").then_some(())
+    })
+    .await;
+    let later = post(&app, &throttle).await;
+    assert_eq!(later["task_id"], first["task_id"], "one run per key per period");
+    assert_eq!(later["duplicate"], true);
+}
+
+#[tokio::test]
+async fn bad_flow_options_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (bad, field) in [
+        (json!({"priority": 10}), "priority"),
+        (json!({"priority": -1}), "priority"),
+        (json!({"unique_for": 0}), "unique_for"),
+        (json!({"unique_key": ""}), "unique_key"),
+        (json!({"unique_for": 5, "unique_until": "forever"}), "unique_until"),
+    ] {
+        let mut body = json!({"task": "noop"});
+        body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+        let response = app.post_json("/tasks", &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["field"], json!(field), "{body}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_priority_reaches_the_record_and_its_queue_counts_it_pending() {
+    let app = TestApp::spawn().await;
+    let answer = post(&app, &json!({"task": "noop", "priority": 7})).await;
+    let record: Value = app
+        .get(&format!("/tasks/{}", answer["task_id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["options"]["priority"], 7);
+    let queue = default_queue(&app).await;
+    assert_eq!(queue["pending"], 1);
+}

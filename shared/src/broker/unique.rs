@@ -1,0 +1,90 @@
+//! Unique tasks (`unique_for`): a call whose key (`unique_key`, else the task's name and
+//! arguments) has a live lock in its queue creates no task and answers with the locked task's
+//! id. The lock is taken in enqueue.lua's claim slot (the one an `Idempotency-Key` uses, which
+//! wins when a call has both), so a thousand concurrent calls store one task. It lasts
+//! `unique_for` at most, and ends earlier when the task started or finished
+//! (`unique_until`; the worker releases it, [`Broker::release_unique`]), or not at all before
+//! the period is over (`period`: a throttle). See docs/design.md ("Unique tasks").
+
+use super::enqueue::{Idempotency, NewTask};
+use super::{Broker, BrokerError, scripts};
+use crate::id::TaskId;
+use crate::task::TaskOptions;
+
+/// The claim value's mark of a unique lock (`<task id> unique`).
+pub(crate) const UNIQUE_MARK: &str = "unique";
+
+/// FNV-1a with a given start: a stable digest, the same in every process and version.
+fn fnv1a(start: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The lock name of a unique task: its `unique_key`, else its name and a 128-bit digest of its
+/// arguments (as stored: the same JSON text for the same call).
+pub fn unique_key(name: &str, args: &str, options: &TaskOptions) -> Option<String> {
+    options.unique_for?;
+    Some(match &options.unique_key {
+        Some(key) => format!("k:{key}"),
+        None => format!(
+            "a:{name}:{:016x}{:016x}",
+            fnv1a(0xcbf2_9ce4_8422_2325, args.as_bytes()),
+            fnv1a(0x6c62_272e_07bb_0142, args.as_bytes())
+        ),
+    })
+}
+
+impl Broker {
+    /// The lock claim of `task` when it is unique, in the form enqueue.lua takes a claim.
+    pub(crate) fn unique_claim(&self, task: &NewTask) -> Option<Idempotency> {
+        let key = unique_key(&task.name, &task.args, &task.options)?;
+        let secs = task.options.unique_for.unwrap_or(1.0).ceil().max(1.0) as u64;
+        Some(Idempotency {
+            key,
+            fingerprint: UNIQUE_MARK.into(),
+            ttl_secs: secs,
+        })
+    }
+
+    /// Ends the lock of the unique task `id` (named `name`, with `args` and `options`) if it
+    /// still holds it and `moment` (`started` or `finished`) is when its uniqueness ends.
+    /// Returns whether a lock was released.
+    pub async fn release_unique(
+        &self,
+        id: &TaskId,
+        name: &str,
+        args: &str,
+        options: &TaskOptions,
+        moment: &str,
+    ) -> Result<bool, BrokerError> {
+        let Some(key) = unique_key(name, args, options) else {
+            return Ok(false);
+        };
+        if options.unique_until.as_deref().unwrap_or("finished") != moment {
+            return Ok(false);
+        }
+        let released: i64 = scripts::UNIQUE_RELEASE
+            .key(self.keys.unique(id.queue(), &key))
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(released == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_callers_or_the_name_and_arguments() {
+        let mut options = TaskOptions::default();
+        assert_eq!(unique_key("a", "[1]", &options), None, "not unique without unique_for");
+        options.unique_for = Some(5.0);
+        let by_args = unique_key("a", "[1]", &options).unwrap();
+        assert_ne!(Some(by_args.clone()), unique_key("a", "[2]", &options));
+        assert_ne!(Some(by_args.clone()), unique_key("b", "[1]", &options));
+        assert_eq!(Some(by_args), unique_key("a", "[1]", &options));
+        options.unique_key = Some("user-42".into());
+        assert_eq!(unique_key("a", "[1]", &options).as_deref(), Some("k:user-42"));
+    }
+}
