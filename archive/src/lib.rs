@@ -6,6 +6,7 @@
 //! The archive is optional: with it off ([`ArchiveSettings::enabled`]), the broker's scripts
 //! hand nothing over and no archiver runs.
 
+pub mod activity;
 pub mod archiver;
 pub mod history;
 pub mod relay;

@@ -53,6 +53,15 @@ export async function api(method, path, body) {
 }
 
 export const get = (path) => api('GET', path);
+
+/** A text answer (the Prometheus metrics), with the token, errors as for JSON. */
+export async function getText(path) {
+  const bearer = token();
+  const response = await fetch(path, { headers: bearer ? { Authorization: `Bearer ${bearer}` } : {} });
+  if (response.status === 401) unauthorized();
+  if (!response.ok) throw new ApiError(response.status, 'error', response.statusText);
+  return response.text();
+}
 export const post = (path, body) => api('POST', path, body === undefined ? {} : body);
 export const del = (path) => api('DELETE', path);
 

@@ -1,5 +1,5 @@
 // Celeriac dashboard: the entry point. A hash router (#/, #/queue/<name>, #/task/<id>,
-// #/workers, #/schedules, #/dead, #/progress-example) mounts one page at a time, keeps the
+// #/workers, #/schedules, #/dead, #/history, #/progress-example) mounts one page at a time, keeps the
 // status line, and shows the token prompt when the gateway answers 401.
 
 import { onUnauthorized, setToken } from './api.js';
@@ -12,6 +12,7 @@ const routes = [
   [/^\/workers$/, pages.workers],
   [/^\/schedules$/, pages.schedules],
   [/^\/dead(?:\/([^/]+))?$/, pages.dead],
+  [/^\/history$/, pages.history],
   [/^\/progress-example$/, pages.progressExample],
 ];
 

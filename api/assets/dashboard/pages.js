@@ -2,8 +2,8 @@
 // function that stops it. Lists poll their JSON every 2 s (`polled`); the task page and the
 // progress example follow their task live with `watchTask` (SSE, or long polls with a token).
 
-import { get, post, del, watchTask, isTerminal } from './api.js';
-import { h, table, taskTable, stateBadge, time, age, json, progressBar, throughputChart, sumThroughput, taskLink } from './render.js';
+import { get, getText, post, del, watchTask, isTerminal } from './api.js';
+import { h, table, taskTable, stateBadge, time, age, json, progressBar, throughputChart, sumThroughput, taskLink, dailyChart } from './render.js';
 
 const REFRESH_MS = 2000;
 const STATES = ['PENDING', 'SCHEDULED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
@@ -243,4 +243,76 @@ export function progressExample(main, params, query, ui) {
       "});",
     ].join('\n')));
   return () => stopWatch();
+}
+
+const HISTORY_FILTERS = [
+  ['task', 'Task', 'send_email'],
+  ['queue', 'Queue', 'emails'],
+  ['tag', 'Tag', 'user_id:42'],
+  ['error', 'Error words', 'timeout'],
+  ['args', 'Arguments contain (JSON)', '{"to":"ada@example.com"}'],
+  ['from', 'Ended from (RFC 3339)', '2026-12-01T00:00:00Z'],
+  ['to', 'Ended before (RFC 3339)', ''],
+];
+
+/** The archive's backlog from /metrics: `{ total, queues: [{queue, entries}] }`. */
+async function archiveBacklog() {
+  const text = await getText('/metrics');
+  const total = text.match(/^celeriac_archive_backlog (\d+)$/m);
+  const queues = [...text.matchAll(/^celeriac_archive_backlog_queue\{queue="([^"]+)"\} (\d+)$/gm)]
+    .map(([, queue, entries]) => ({ queue, entries: Number(entries) }));
+  return total ? { total: Number(total[1]), queues } : null;
+}
+
+/** The history: a search of the PostgreSQL archive (`GET /tasks?source=archive`), the runs
+ * and failures per task per day (`GET /history/daily`) and the archive's backlog. */
+export function history(main, params, query, ui) {
+  let stopped = false;
+  const fields = HISTORY_FILTERS.map(([name, label, example]) => h('label', {},
+    label, h('input', { name, value: query.get(name) || '', placeholder: example })));
+  const state = h('select', { name: 'state' }, h('option', { value: '' }, 'any'),
+    ['SUCCESS', 'FAILURE', 'REVOKED'].map((s) => h('option', { value: s, selected: query.get('state') === s }, s)));
+  const form = h('form', {
+    id: 'history-search', class: 'search',
+    onsubmit: (event) => {
+      event.preventDefault();
+      const next = new URLSearchParams();
+      for (const input of form.querySelectorAll('input, select')) if (input.value.trim()) next.set(input.name, input.value.trim());
+      const hash = `#/history${next.toString() ? `?${next}` : ''}`;
+      if (location.hash === hash) window.dispatchEvent(new HashChangeEvent('hashchange'));
+      else location.hash = hash;
+    },
+  }, fields, h('label', {}, 'State', state), h('button', { type: 'submit' }, 'Search'));
+  const backlogSlot = h('section', { class: 'card', id: 'archive-backlog' }, h('h2', {}, 'Archive backlog'), 'Loading…');
+  const chartSlot = h('section', { class: 'card', id: 'history-chart' }, h('h2', {}, 'Runs and failures per day'), 'Loading…');
+  const results = h('section', { class: 'card', id: 'history-results' }, h('h2', {}, 'Archived tasks'), 'Loading…');
+  main.replaceChildren(h('h1', {}, 'History'), form, results, chartSlot, backlogSlot);
+
+  const search = new URLSearchParams({ source: 'archive', limit: '50' });
+  for (const [name] of [...HISTORY_FILTERS, ['state'], ['cursor']]) if (query.get(name)) search.set(name, query.get(name));
+  get(`/tasks?${search}`).then((page) => {
+    if (stopped) return;
+    const older = new URLSearchParams(query);
+    if (page.next_cursor) older.set('cursor', page.next_cursor);
+    results.replaceChildren(...nodes([h('h2', {}, 'Archived tasks'),
+      taskTable(page.tasks, [
+        ['Ended', (t) => time(t.finished_at)],
+        ['Tags', (t) => Object.entries(t.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ')],
+      ]),
+      page.next_cursor ? h('p', {}, h('a', { id: 'history-older', href: `#/history?${older}` }, 'Older tasks →')) : null]));
+    ui.ok();
+  }, (error) => { if (!stopped) { results.replaceChildren(h('h2', {}, 'Archived tasks'), h('p', { class: 'empty' }, error.message)); ui.error(error); } });
+  get('/history/daily?days=14').then((counts) => {
+    if (!stopped) chartSlot.replaceChildren(h('h2', {}, 'Runs and failures per day (last 14 days)'), dailyChart(counts));
+  }, (error) => { if (!stopped) chartSlot.replaceChildren(h('h2', {}, 'Runs and failures per day'), h('p', { class: 'empty' }, error.message)); });
+  const showBacklog = () => archiveBacklog().then((backlog) => {
+    if (stopped) return;
+    backlogSlot.replaceChildren(h('h2', {}, 'Archive backlog'), ...nodes(backlog
+      ? [h('p', {}, 'Endings not archived yet: ', h('strong', { id: 'backlog-total' }, String(backlog.total))),
+        table([['Queue', (b) => b.queue], ['Waiting', (b) => b.entries, true]], backlog.queues, (b) => ({ 'data-backlog-queue': b.queue }), 'No queue has handed anything over.')]
+      : h('p', { class: 'empty' }, 'The archive is off on this gateway.')));
+  }, (error) => { if (!stopped) backlogSlot.replaceChildren(h('h2', {}, 'Archive backlog'), h('p', { class: 'empty' }, error.message)); });
+  showBacklog();
+  const timer = setInterval(showBacklog, REFRESH_MS);
+  return () => { stopped = true; clearInterval(timer); };
 }

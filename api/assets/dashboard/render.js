@@ -120,3 +120,44 @@ export function sumThroughput(queues) {
     failed: queues.reduce((n, q) => n + (q.throughput[i] ? q.throughput[i].failed : 0), 0),
   }));
 }
+
+/** Runs and failures per task per day (`GET /history/daily`: `[{day, task, runs, failures}]`,
+ * runs counting failures too): one row of bars per task, a bar per day, its failed part red. */
+export function dailyChart(counts) {
+  if (!counts.length) return h('p', { class: 'empty' }, 'Nothing archived in this period yet.');
+  const days = [...new Set(counts.map((c) => c.day))].sort();
+  const tasks = [...new Set(counts.map((c) => c.task))].sort();
+  const width = 1100, rowHeight = 60, label = 140, pad = 14;
+  const height = tasks.length * rowHeight + pad;
+  const max = Math.max(1, ...counts.map((c) => c.runs));
+  const step = (width - label) / days.length;
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'xMinYMin meet', role: 'img', 'aria-label': 'Runs and failures per task per day' });
+  chart.style.height = `${height}px`;
+  tasks.forEach((task, row) => {
+    const base = (row + 1) * rowHeight;
+    const group = svg('g', { 'data-task': task });
+    group.append(svg('text', { x: 0, y: base - rowHeight / 2 }, task));
+    group.append(svg('line', { class: 'axis', x1: label, y1: base, x2: width, y2: base }));
+    days.forEach((day, i) => {
+      const c = counts.find((x) => x.task === task && x.day === day);
+      if (!c) return;
+      const x = label + i * step + 1;
+      const scale = (rowHeight - 12) / max;
+      const title = `${task} on ${day}: ${c.runs} runs, ${c.failures} failed`;
+      const ok = svg('rect', { class: 'ok', x, y: base - c.runs * scale, width: Math.max(1, step - 2), height: (c.runs - c.failures) * scale,
+        'data-day': day, 'data-runs': c.runs, 'data-failures': c.failures });
+      ok.append(svg('title', {}, title));
+      group.append(ok);
+      if (c.failures > 0) {
+        const bad = svg('rect', { class: 'bad', x, y: base - c.failures * scale, width: Math.max(1, step - 2), height: c.failures * scale });
+        bad.append(svg('title', {}, title));
+        group.append(bad);
+      }
+    });
+    chart.append(group);
+  });
+  chart.append(svg('text', { x: label, y: height - 2 }, days[0]));
+  chart.append(svg('text', { x: width - 70, y: height - 2 }, days[days.length - 1]));
+  return h('div', { class: 'chart daily' }, chart,
+    h('div', { class: 'legend' }, `Runs per task and day (UTC), ${max} at most: green succeeded or revoked, red failed.`));
+}

@@ -3,7 +3,7 @@
 // headless Debian Chromium driven by playwright-core with a fresh profile; stops them all.
 // Its helpers (free ports, polling, the JSON client) serve run-script.test.mjs too.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -73,9 +73,35 @@ async function stop(child) {
   clearTimeout(timer);
 }
 
+const PG_BIN = process.env.PG_BIN_DIR || '/usr/lib/postgresql/15/bin';
+
+/** A throwaway PostgreSQL on a free loopback port with a `celeriac` database (as the
+ * `postgres` user when root: the server refuses root); `stop()` stops it and removes it. */
+export async function startPostgres() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'celeriac-pg-'));
+  const root = process.getuid && process.getuid() === 0;
+  if (root) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  const run = (program, args) => (root
+    ? execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, program), ...args], { stdio: 'pipe' })
+    : execFileSync(path.join(PG_BIN, program), args, { stdio: 'pipe' }));
+  const data = path.join(dir, 'data');
+  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  run('pg_ctl', ['-D', data, '-l', path.join(dir, 'pg.log'), '-w', '-t', '30', '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'celeriac']);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/celeriac`,
+    stop() {
+      try { run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']); } catch { /* already gone */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** The whole stack plus a browser; `close()` stops everything it started. With
  * `adminToken`, the gateway requires that token (and the harness sends it). */
-export async function startStack({ adminToken } = {}) {
+export async function startStack({ adminToken, archive } = {}) {
   const redisPort = await freePort();
   const httpPort = await freePort();
   const namespace = `browser-${process.pid}-${Date.now()}`;
@@ -83,9 +109,11 @@ export async function startStack({ adminToken } = {}) {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'celeriac-chromium-'));
   let context;
   let base;
+  let postgres;
   const close = async () => {
     if (context) await context.close().catch(() => {});
     for (const child of processes.reverse()) await stop(child);
+    if (postgres) postgres.stop();
     rmSync(profile, { recursive: true, force: true });
   };
   try {
@@ -99,10 +127,15 @@ export async function startStack({ adminToken } = {}) {
       RUST_LOG: 'warn',
       ...(adminToken ? { CELERIAC__AUTH__ADMIN_TOKENS: adminToken } : {}),
     };
+    if (archive) {
+      postgres = await startPostgres();
+      Object.assign(env, { CELERIAC__ARCHIVE__ENABLED: 'true', CELERIAC__ARCHIVE__DATABASE_URL: postgres.url });
+    }
     base = `http://127.0.0.1:${httpPort}`;
     processes.push(start(path.join(binDir, 'celeriac-api'), [], env, 'celeriac-api'));
     await eventually('the gateway to answer /healthz', async () => (await fetch(`${base}/healthz`)).ok);
     processes.push(start(path.join(binDir, 'celeriac-worker'), ['--queues', 'default'], env, 'celeriac-worker'));
+    if (archive) processes.push(start(path.join(binDir, 'celeriac-archiver'), [], env, 'celeriac-archiver'));
     const api = client(base, adminToken);
     await eventually('the worker to register', async () => (await api.get('/workers')).body.workers.length > 0);
     context = await chromium.launchPersistentContext(profile, {
@@ -115,7 +148,7 @@ export async function startStack({ adminToken } = {}) {
     await close();
     throw error;
   }
-  return { base, context, close };
+  return { base, context, close, postgres };
 }
 
 /** A new page whose console errors and uncaught exceptions are collected in `page.errors`. */

@@ -1,6 +1,7 @@
 // The README's start command, scripts/run.sh, as a user runs it (with the binaries of the test
 // build, on free ports, its data in a temporary folder): everything comes up, an e-mail
-// reaches the SMTP sink, a worker killed with SIGKILL is started again and its task comes back
+// reaches the SMTP sink and, within seconds, the PostgreSQL archive run.sh started (found by a
+// search of GET /tasks?source=archive), a worker killed with SIGKILL is started again and its task comes back
 // and succeeds, and Ctrl-C (SIGINT to the process group) stops every process it started.
 
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ function groupLeft(pgid) {
 }
 
 test('run.sh starts the system, restarts a killed worker, and Ctrl-C stops it all', { timeout: 120000 }, async () => {
-  const [httpPort, redisPort, smtpPort] = [await freePort(), await freePort(), await freePort()];
+  const [httpPort, redisPort, smtpPort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const data = mkdtempSync(path.join(os.tmpdir(), 'celeriac-run-'));
   let output = '';
   let stopped;
@@ -38,6 +39,7 @@ test('run.sh starts the system, restarts a killed worker, and Ctrl-C stops it al
       PORT: String(httpPort),
       REDIS_PORT: String(redisPort),
       SMTP_PORT: String(smtpPort),
+      PG_PORT: String(pgPort),
       BIN_DIR: binDir,
       DATA_DIR: data,
       RUST_LOG: 'warn',
@@ -60,6 +62,13 @@ test('run.sh starts the system, restarts a killed worker, and Ctrl-C stops it al
     assert.equal(email.status, 202, JSON.stringify(email.body));
     await eventually('the e-mail to be sent', async () => (await api.get(`/tasks/${email.body.task_id}`)).body.state === 'SUCCESS');
     assert.equal(readdirSync(path.join(data, 'mail')).filter((f) => f.endsWith('.eml')).length, 1, 'the sink received it');
+    const archived = await eventually('the e-mail to be found in the archive', async () => {
+      const found = await api.get('/tasks?source=archive&task=send_email&args=' + encodeURIComponent(JSON.stringify({ to: 'ada@example.com' })));
+      assert.equal(found.status, 200, JSON.stringify(found.body));
+      return found.body.tasks.find((task) => task.task_id === email.body.task_id);
+    }, 10000);
+    assert.equal(archived.state, 'SUCCESS');
+    assert.equal(archived.archived, true);
 
     const id = await api.enqueue({ task: 'sleep', args: { ms: 3000 } });
     await eventually('the task to start', async () => (await api.get(`/tasks/${id}`)).body.state === 'STARTED');
@@ -87,5 +96,5 @@ test('run.sh starts the system, restarts a killed worker, and Ctrl-C stops it al
   }
   assert.ok(stopped, `run.sh did not exit on Ctrl-C:\n${output}`);
   assert.deepEqual(left, [], `a process of run.sh outlived Ctrl-C:\n${output}`);
-  for (const port of [httpPort, redisPort, smtpPort]) assert.equal(await portOpen(port), false, `port ${port} is closed`);
+  for (const port of [httpPort, redisPort, smtpPort, pgPort]) assert.equal(await portOpen(port), false, `port ${port} is closed`);
 });

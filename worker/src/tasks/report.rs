@@ -1,10 +1,12 @@
 //! `generate_report`: builds a user's activity report (CSV or PDF) over the last 12 complete
 //! months and writes it to `<dir>/<task id>.<ext>`, for the gateway to serve.
 //!
-//! The figures come from [`data`], which stands in for the application's own database (there
-//! is none in Celeriac) with numbers derived from the user id. The task reports progress after
-//! each step, stops between steps when cancelled, and writes the file atomically (a `.tmp`
-//! file renamed into place), so a reader never sees half a report.
+//! The figures are the user's real activity, read from the PostgreSQL archive when the worker
+//! has one (`[archive] database_url`): per month, the e-mails sent to them, the reports built
+//! for them and the failures, from the tasks tagged `user_id=<id>`. Without an archive the
+//! report says plainly that no history is kept, and shows no figures. The task reports
+//! progress after each step, stops between steps when cancelled, and writes the file
+//! atomically (a `.tmp` file renamed into place), so a reader never sees half a report.
 
 mod data;
 mod layout;
@@ -16,18 +18,31 @@ use std::path::{Path, PathBuf};
 
 use celeriac::builtin::{GENERATE_REPORT, GenerateReportArgs, ReportFormat};
 use celeriac::{QueueName, Task, TaskContext, TaskError, TaskOptions, TaskSpec};
+use celeriac_archive::History;
+use celeriac_archive::activity::user_activity;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 /// The `generate_report` task, writing into one folder.
 pub struct GenerateReport {
     dir: PathBuf,
+    /// Where the figures come from; `None`: no history is kept.
+    history: Option<History>,
 }
 
 impl GenerateReport {
-    /// Writes reports into `dir`, created on first use.
+    /// Writes reports into `dir`, created on first use; without history (see [`with_history`](Self::with_history)).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            history: None,
+        }
+    }
+
+    /// Counts the user's activity in this archive.
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
     }
 }
 
@@ -55,22 +70,36 @@ impl GenerateReport {
         args.validate()
             .map_err(|e| TaskError::permanent(format!("{}: {}", e.field, e.message)).with_kind("InvalidArgs"))?;
         let generated = chrono::Utc::now();
-        let months = data::report_months(generated.date_naive());
-        // One step per month, one to render, one to write.
-        let total = months.len() as u64 + 2;
-        let mut rows = Vec::with_capacity(months.len());
-        for month in months {
-            stop_if_cancelled(ctx)?;
-            rows.push(data::activity(&args.user_id, month));
-            progress
-                .report(rows.len() as u64, total, &format!("Collected activity for {month}"))
-                .await?;
-        }
-
+        // One step to collect, one to render, one to write.
+        let total = 3;
         stop_if_cancelled(ctx)?;
-        let bytes = match args.format {
-            ReportFormat::Csv => data::to_csv(&rows),
-            ReportFormat::Pdf => layout::render(&args.user_id, generated, &rows),
+        let (bytes, rows, note) = match &self.history {
+            Some(history) => {
+                let months = data::report_months(generated.date_naive());
+                let (first, last) = (months[0], months[months.len() - 1]);
+                let counts = user_activity(history.pool(), &args.user_id, first.start(), last.next().start())
+                    .await
+                    .map_err(|e| TaskError::retryable(format!("cannot read the archive: {e}")).with_kind("ArchiveUnavailable"))?;
+                let rows = data::activity_rows(&months, &counts);
+                progress
+                    .report(1, total, &format!("Collected activity from {first} to {last}"))
+                    .await?;
+                stop_if_cancelled(ctx)?;
+                let bytes = match args.format {
+                    ReportFormat::Csv => data::to_csv(&rows),
+                    ReportFormat::Pdf => layout::render(&args.user_id, generated, &rows),
+                };
+                (bytes, rows.len(), None)
+            }
+            None => {
+                progress.report(1, total, "No history is kept").await?;
+                stop_if_cancelled(ctx)?;
+                let bytes = match args.format {
+                    ReportFormat::Csv => data::no_history_csv(),
+                    ReportFormat::Pdf => layout::render_no_history(&args.user_id, generated),
+                };
+                (bytes, 0, Some(data::NO_HISTORY))
+            }
         };
         let ext = args.format.extension();
         progress.report(total - 1, total, &format!("Rendered the {ext} file")).await?;
@@ -84,13 +113,18 @@ impl GenerateReport {
             TaskError::retryable(format!("cannot write the report file {file_name}: {}", e.kind())).with_kind("ReportWriteFailed")
         })?;
         progress.report(total, total, "Report ready").await?;
-        Ok(json!({
+        let mut out = json!({
             "file_name": file_name,
             "size_bytes": bytes.len(),
             "format": ext,
-            "rows": rows.len(),
+            "rows": rows,
             "user_id": args.user_id,
-        }))
+            "history": note.is_none(),
+        });
+        if let Some(note) = note {
+            out["note"] = note.into();
+        }
+        Ok(out)
     }
 }
 

@@ -11,5 +11,6 @@ mod payload;
 mod queue_order;
 mod recovery;
 mod remote;
+mod report_archive;
 mod start_check;
 mod workflows;

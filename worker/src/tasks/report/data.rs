@@ -1,20 +1,23 @@
 //! The numbers in a report, and their CSV form.
 //!
-//! There is no application database in Celeriac, so this generator stands in for the
-//! application's own data: a user's activity in a month (e-mails sent, reports generated, API
-//! calls and their cost) is a pure function of the user id and the month. The same user gets
-//! the same row for the same month on every run and every machine, which also makes the
-//! output testable. A real deployment replaces [`activity`] with a query.
+//! They come from the archive (crate `celeriac-archive`, see [`activity_rows`]): a user's
+//! real tasks, tagged with their id, over the report's months. Without an archive there is no
+//! history to count, and the report says so ([`NO_HISTORY`]) rather than show figures.
 
 use std::fmt;
 
-use chrono::{Datelike, NaiveDate};
+use celeriac_archive::activity::MonthActivity;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 /// How many months a report covers.
 pub const MONTHS: usize = 12;
 
 /// The CSV header, in column order.
-pub const CSV_HEADER: [&str; 5] = ["month", "emails_sent", "reports_generated", "api_calls", "cost_usd"];
+pub const CSV_HEADER: [&str; 4] = ["month", "emails_sent", "reports_generated", "failures"];
+
+/// What a report says in place of figures when no history is kept.
+pub const NO_HISTORY: &str =
+    "No history is kept: this Celeriac runs without an archive ([archive] database_url is not set), so there are no figures to report.";
 
 /// A calendar month, shown as `2025-03`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,6 +32,27 @@ impl Month {
         Self {
             year: date.year(),
             month: date.month(),
+        }
+    }
+
+    /// Midnight UTC on the month's first day.
+    pub fn start(self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .expect("the first of a month exists")
+    }
+
+    /// The month after this one.
+    pub fn next(self) -> Self {
+        match self.month {
+            12 => Self {
+                year: self.year + 1,
+                month: 1,
+            },
+            m => Self {
+                year: self.year,
+                month: m + 1,
+            },
         }
     }
 
@@ -58,9 +82,7 @@ pub struct ActivityRow {
     pub month: Month,
     pub emails_sent: u64,
     pub reports_generated: u64,
-    pub api_calls: u64,
-    /// In US cents, so sums are exact.
-    pub cost_cents: u64,
+    pub failures: u64,
 }
 
 /// The [`MONTHS`] complete months before the one `today` is in, oldest first.
@@ -72,30 +94,23 @@ pub fn report_months(today: NaiveDate) -> Vec<Month> {
     months
 }
 
-/// The activity of `user_id` in `month`: always the same numbers for the same pair.
-pub fn activity(user_id: &str, month: Month) -> ActivityRow {
-    // Each user gets a steady profile, and each month a variation around it.
-    let mut profile = SplitMix64(fnv1a(user_id.as_bytes()));
-    let email_base = 50 + profile.below(1950);
-    let report_base = 1 + profile.below(30);
-    let api_base = 1_000 + profile.below(49_000);
-    let mut this_month = SplitMix64(profile.next() ^ fnv1a(month.to_string().as_bytes()));
-    let mut vary = |base: u64| base * (60 + this_month.below(81)) / 100;
-    let (emails_sent, reports_generated, api_calls) = (vary(email_base), vary(report_base), vary(api_base));
-    // Price list: an e-mail 0.1 cent, a report 5 cents, an API call 0.02 cent.
-    let hundredths_of_cents = emails_sent * 10 + reports_generated * 500 + api_calls * 2;
-    ActivityRow {
-        month,
-        emails_sent,
-        reports_generated,
-        api_calls,
-        cost_cents: (hundredths_of_cents + 50) / 100,
-    }
-}
-
-/// Cents as dollars with two decimals: `1234` is `12.34`.
-pub fn dollars(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+/// One row per month of `months` (consecutive, oldest first) from the archive's counts, a
+/// month the archive has nothing for showing zeros.
+pub fn activity_rows(months: &[Month], counts: &[MonthActivity]) -> Vec<ActivityRow> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    months
+        .iter()
+        .map(|&month| {
+            let label = month.to_string();
+            let found = counts.iter().find(|c| c.month == label);
+            ActivityRow {
+                month,
+                emails_sent: found.map_or(0, |c| count(c.emails_sent)),
+                reports_generated: found.map_or(0, |c| count(c.reports_generated)),
+                failures: found.map_or(0, |c| count(c.failures)),
+            }
+        })
+        .collect()
 }
 
 /// The report as CSV (RFC 4180): a header line, one line per row, CRLF line ends.
@@ -105,11 +120,15 @@ pub fn to_csv(rows: &[ActivityRow]) -> Vec<u8> {
             row.month.to_string(),
             row.emails_sent.to_string(),
             row.reports_generated.to_string(),
-            row.api_calls.to_string(),
-            dollars(row.cost_cents),
+            row.failures.to_string(),
         ]
     });
     csv_lines(std::iter::once(CSV_HEADER.map(String::from)).chain(lines))
+}
+
+/// The CSV of a report without history: one column, `note`, saying so.
+pub fn no_history_csv() -> Vec<u8> {
+    csv_lines([["note".to_owned()], [NO_HISTORY.to_owned()]])
 }
 
 /// Records as CSV lines ending in CRLF; the `csv` crate quotes a field only when it holds a
@@ -121,31 +140,6 @@ fn csv_lines<R: IntoIterator<Item = String>>(records: impl IntoIterator<Item = R
         writer.write_record(record).expect("a CSV record into memory");
     }
     writer.into_inner().expect("a CSV flush into memory")
-}
-
-/// FNV-1a, 64 bits: a hash that, unlike std's, is the same on every Rust version.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// SplitMix64: a tiny, well-mixed generator whose sequence is fixed by its seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (the modulo bias is irrelevant for sample data).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[cfg(test)]
@@ -165,22 +159,33 @@ mod tests {
     }
 
     #[test]
-    fn activity_depends_on_user_and_month_only() {
-        let march = Month::of(date(2025, 3, 1));
-        assert_eq!(activity("42", march), activity("42", march));
-        assert_ne!(activity("42", march), activity("43", march));
-        assert_ne!(activity("42", march), activity("42", march.previous()));
-        let row = activity("42", march);
-        assert!(row.emails_sent > 0 && row.api_calls > 0 && row.cost_cents > 0);
+    fn rows_take_the_archive_counts_and_zero_elsewhere() {
+        let months = report_months(date(2026, 3, 15));
+        let counts = [MonthActivity {
+            month: "2025-04".into(),
+            emails_sent: 3,
+            reports_generated: 1,
+            failures: 2,
+        }];
+        let rows = activity_rows(&months, &counts);
+        assert_eq!(rows.len(), MONTHS);
+        assert_eq!((rows[1].emails_sent, rows[1].reports_generated, rows[1].failures), (3, 1, 2));
+        assert!(
+            rows.iter()
+                .enumerate()
+                .all(|(i, r)| i == 1 || (r.emails_sent, r.reports_generated, r.failures) == (0, 0, 0))
+        );
+        assert_eq!(months[11].next().start(), Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        assert_eq!(Month::of(date(2025, 12, 9)).next().to_string(), "2026-01");
     }
 
     #[test]
     fn csv_has_a_header_and_a_line_per_row() {
-        let rows: Vec<ActivityRow> = report_months(date(2026, 3, 15)).into_iter().map(|m| activity("ada", m)).collect();
+        let rows = activity_rows(&report_months(date(2026, 3, 15)), &[]);
         let csv = String::from_utf8(to_csv(&rows)).unwrap();
         let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
         assert_eq!(lines.len(), 1 + MONTHS);
-        assert_eq!(lines[0], "month,emails_sent,reports_generated,api_calls,cost_usd");
+        assert_eq!(lines[0], "month,emails_sent,reports_generated,failures");
         assert!(lines[1].starts_with("2025-03,"), "{}", lines[1]);
         assert_eq!(csv.as_bytes(), to_csv(&rows));
     }
@@ -192,7 +197,5 @@ mod tests {
         assert_eq!(line("a,b"), "\"a,b\"\r\n");
         assert_eq!(line("say \"hi\""), "\"say \"\"hi\"\"\"\r\n");
         assert_eq!(line("two\nlines"), "\"two\nlines\"\r\n");
-        assert_eq!(dollars(1234), "12.34");
-        assert_eq!(dollars(5), "0.05");
     }
 }

@@ -1,5 +1,6 @@
 //! The PDF form of a report: a title block (user, generation time, period) and a table of the
-//! monthly rows with a total, on as many A4 pages as the rows need.
+//! monthly rows with a total, on as many A4 pages as the rows need; or, when no history is
+//! kept, the title block and a note saying so ([`render_no_history`]).
 //!
 //! The table is laid out from its content: each column is as wide as its widest cell (titles
 //! and the total in bold, rows in regular, measured with the fonts' widths) plus padding, and
@@ -8,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::data::{ActivityRow, dollars};
+use super::data::{ActivityRow, NO_HISTORY};
 use super::pdf::{self, Font, PAGE_HEIGHT, PAGE_WIDTH, Page};
 
 const MARGIN: f32 = 50.0;
@@ -26,10 +27,10 @@ const ROWS_PER_PAGE: usize = ((TABLE_TOP - TABLE_BOTTOM) / ROW_HEIGHT) as usize 
 
 /// Column titles; the first column holds labels (left-aligned), the others numbers
 /// (right-aligned).
-const TITLES: [&str; 5] = ["Month", "E-mails sent", "Reports", "API calls", "Cost (USD)"];
+const TITLES: [&str; 4] = ["Month", "E-mails sent", "Reports", "Failures"];
 
-/// One line of the table: a label and four numbers.
-type Cells = [String; 5];
+/// One line of the table: a label and three numbers.
+type Cells = [String; 4];
 
 /// The report for `user_id` as a PDF file.
 pub fn render(user_id: &str, generated: DateTime<Utc>, rows: &[ActivityRow]) -> Vec<u8> {
@@ -66,7 +67,7 @@ pub fn render(user_id: &str, generated: DateTime<Utc>, rows: &[ActivityRow]) -> 
         }
         page.rule(MARGIN, MARGIN + TABLE_WIDTH, top, 0.5);
         let footer = format!(
-            "Page {} of {page_count}. Sample figures derived from the user id (Celeriac has no application database).",
+            "Page {} of {page_count}. Counted from the archive: the user's tasks tagged user_id={user_id}.",
             index + 1
         );
         page.text(Font::Helvetica, 8.0, MARGIN, MARGIN - 20.0, &footer);
@@ -75,10 +76,36 @@ pub fn render(user_id: &str, generated: DateTime<Utc>, rows: &[ActivityRow]) -> 
     pdf::document(&title, pages)
 }
 
+/// The report for `user_id` when no history is kept: the title block and [`NO_HISTORY`].
+pub fn render_no_history(user_id: &str, generated: DateTime<Utc>) -> Vec<u8> {
+    let title = format!("Activity report for user {user_id}");
+    let mut page = Page::default();
+    title_block(&mut page, &title, user_id, generated, &[]);
+    // The note, wrapped to the line at word boundaries.
+    let mut y = TABLE_TOP;
+    let mut line = String::new();
+    for word in NO_HISTORY.split(' ') {
+        let candidate = if line.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{line} {word}")
+        };
+        if Font::Helvetica.width(&candidate, 11.0) > TABLE_WIDTH && !line.is_empty() {
+            page.text(Font::Helvetica, 11.0, MARGIN, y, &line);
+            y -= 15.0;
+            line = word.to_owned();
+        } else {
+            line = candidate;
+        }
+    }
+    page.text(Font::Helvetica, 11.0, MARGIN, y, &line);
+    pdf::document(&title, vec![page])
+}
+
 /// The column edges of a table, computed from every cell it will show.
 struct Table {
     /// The x at which each column starts, and one more for the right edge of the last.
-    edges: [f32; 6],
+    edges: [f32; 5],
 }
 
 impl Table {
@@ -102,7 +129,7 @@ impl Table {
         } else {
             natural.map(|w| w * TABLE_WIDTH / sum)
         };
-        let mut edges = [MARGIN; 6];
+        let mut edges = [MARGIN; 5];
         for (i, width) in widths.iter().enumerate() {
             edges[i + 1] = edges[i] + width;
         }
@@ -132,7 +159,7 @@ fn title_block(page: &mut Page, title: &str, user_id: &str, generated: DateTime<
     y -= 28.0;
     let period = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => format!("{} to {}", first.month, last.month),
-        _ => "no data".to_owned(),
+        _ => "none (no history is kept)".to_owned(),
     };
     for line in [
         format!("User: {user_id}"),
@@ -149,8 +176,7 @@ fn cells(row: &ActivityRow) -> Cells {
         row.month.to_string(),
         row.emails_sent.to_string(),
         row.reports_generated.to_string(),
-        row.api_calls.to_string(),
-        dollars(row.cost_cents),
+        row.failures.to_string(),
     ]
 }
 
@@ -160,21 +186,22 @@ fn totals(rows: &[ActivityRow]) -> Cells {
         "Total".to_owned(),
         sum(|r| r.emails_sent).to_string(),
         sum(|r| r.reports_generated).to_string(),
-        sum(|r| r.api_calls).to_string(),
-        dollars(sum(|r| r.cost_cents)),
+        sum(|r| r.failures).to_string(),
     ]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::data::{Month, activity};
+    use super::super::data::{Month, activity_rows};
     use super::*;
 
     #[test]
     fn long_tables_continue_on_more_pages() {
         let first = Month::of(chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap());
-        let months = std::iter::successors(Some(first), |m| Some(m.previous())).take(ROWS_PER_PAGE * 2 + 1);
-        let rows: Vec<ActivityRow> = months.map(|m| activity("many", m)).collect();
+        let months: Vec<Month> = std::iter::successors(Some(first), |m| Some(m.previous()))
+            .take(ROWS_PER_PAGE * 2 + 1)
+            .collect();
+        let rows = activity_rows(&months, &[]);
         let pdf = render("many", Utc::now(), &rows);
         pdf::tests::assert_well_formed(&pdf);
         let text = String::from_utf8_lossy(&pdf);
@@ -186,17 +213,17 @@ mod tests {
 
     #[test]
     fn columns_fit_their_content_and_fill_the_line() {
-        let body = [["2025-01".into(), "1".into(), "2".into(), "3".into(), "0.04".into()]];
-        let total = ["Total".into(), "1".into(), "2".into(), "3".into(), "0.04".into()];
+        let body = [["2025-01".into(), "1".into(), "2".into(), "3".into()]];
+        let total = ["Total".into(), "1".into(), "2".into(), "3".into()];
         let table = Table::fit(&body, &total);
         assert_eq!(table.edges[0], MARGIN);
-        assert!((table.edges[5] - (MARGIN + TABLE_WIDTH)).abs() < 0.01);
+        assert!((table.edges[4] - (MARGIN + TABLE_WIDTH)).abs() < 0.01);
         // The column with the longest title is the widest.
         let widths: Vec<f32> = table.edges.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(widths[1] > widths[2], "{widths:?}");
 
-        let long = ["x".repeat(200), "1".into(), "2".into(), "3".into(), "0.04".into()];
+        let long = ["x".repeat(200), "1".into(), "2".into(), "3".into()];
         let table = Table::fit(&[long], &total);
-        assert!((table.edges[5] - (MARGIN + TABLE_WIDTH)).abs() < 0.01, "squeezed to the line");
+        assert!((table.edges[4] - (MARGIN + TABLE_WIDTH)).abs() < 0.01, "squeezed to the line");
     }
 }

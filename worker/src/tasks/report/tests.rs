@@ -15,7 +15,7 @@ fn args(user_id: &str, format: ReportFormat) -> GenerateReportArgs {
 }
 
 #[tokio::test]
-async fn csv_reports_land_in_the_folder_and_are_deterministic() {
+async fn csv_reports_land_in_the_folder_and_say_no_history_is_kept_without_an_archive() {
     let dir = tempfile::tempdir().unwrap();
     let task = GenerateReport::new(dir.path().join("reports"));
     let (ctx_a, ctx_b) = (ctx(), ctx());
@@ -26,17 +26,16 @@ async fn csv_reports_land_in_the_folder_and_are_deterministic() {
     assert_eq!(a["file_name"], file_name.as_str());
     assert_eq!(
         (a["format"].as_str(), a["rows"].as_u64(), a["user_id"].as_str()),
-        (Some("csv"), Some(12), Some("user-42"))
+        (Some("csv"), Some(0), Some("user-42"))
     );
+    assert_eq!((a["history"].as_bool(), a["note"].as_str()), (Some(false), Some(data::NO_HISTORY)));
     let path = dir.path().join("reports").join(&file_name);
     assert!(a.get("path").is_none(), "no server path in a result: {a}");
     assert!(!a.to_string().contains(&dir.path().display().to_string()), "{a}");
     let content = std::fs::read_to_string(&path).unwrap();
     assert_eq!(a["size_bytes"].as_u64(), Some(std::fs::metadata(&path).unwrap().len()));
     let lines: Vec<&str> = content.split_terminator("\r\n").collect();
-    assert_eq!(lines.len(), 13);
-    assert_eq!(lines[0], "month,emails_sent,reports_generated,api_calls,cost_usd");
-    assert!(lines[1..].iter().all(|l| l.split(',').count() == 5));
+    assert_eq!(lines, ["note", &format!("\"{}\"", data::NO_HISTORY)]);
     let other_path = dir.path().join("reports").join(b["file_name"].as_str().unwrap());
     let other = std::fs::read_to_string(other_path).unwrap();
     assert_eq!(content, other, "same user, same report");
@@ -59,7 +58,11 @@ async fn pdf_reports_are_well_formed() {
     pdf::tests::assert_well_formed(&bytes);
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("(Activity report for user ada_1) Tj"));
-    assert!(text.contains("(User: ada_1) Tj") && text.contains("(Total) Tj") && text.contains("(Generated: "));
+    assert!(text.contains("(User: ada_1) Tj") && text.contains("(Generated: "));
+    assert!(
+        text.contains("(No history is kept: ") && !text.contains("(Total) Tj"),
+        "a note, no table"
+    );
 }
 
 /// Keeps every progress report.
@@ -82,15 +85,15 @@ async fn progress_climbs_step_by_step_to_the_total() {
         .await
         .unwrap();
     let steps = recorder.0.into_inner().unwrap();
-    assert_eq!(steps.len(), 14);
+    assert_eq!(steps.len(), 3);
     assert!(
         steps
             .iter()
             .enumerate()
-            .all(|(i, (current, total, _))| *current == i as u64 + 1 && *total == 14)
+            .all(|(i, (current, total, _))| *current == i as u64 + 1 && *total == 3)
     );
-    assert!(steps[0].2.starts_with("Collected activity for "));
-    assert_eq!(steps[13].2, "Report ready");
+    assert_eq!(steps[0].2, "No history is kept");
+    assert_eq!(steps[2].2, "Report ready");
     // Through the detached context, progress is accepted silently.
     assert!(
         GenerateReport::new(dir.path())

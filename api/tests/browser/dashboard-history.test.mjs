@@ -1,0 +1,68 @@
+// Browser test of the dashboard's History page against a real PostgreSQL archive (the harness
+// starts one, with celeriac-archiver): the search lists archived tasks and its tag filter keeps
+// exactly the matching one, the chart shows each task's runs and failures of the day, and the
+// archive's backlog is shown (0 once everything is archived).
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { client, eventually, openPage, startStack } from './harness.mjs';
+
+let stack;
+let api;
+
+before(async () => {
+  stack = await startStack({ archive: true });
+  api = client(stack.base);
+});
+
+after(async () => {
+  if (stack) await stack.close();
+});
+
+test('the history page searches the archive, charts runs and failures per day, and shows the backlog', { timeout: 90000 }, async () => {
+  const ids = [];
+  for (let i = 0; i < 3; i += 1) ids.push(await api.enqueue({ task: 'add', args: [i, 1] }));
+  const tagged = await api.enqueue({ task: 'add', args: [40, 2], tags: { user_id: '42' } });
+  ids.push(tagged);
+  for (let i = 0; i < 2; i += 1) ids.push(await api.enqueue({ task: 'fail', args: { message: `boom ${i}` } }));
+  await eventually('every task to be archived', async () => {
+    const found = (await api.get('/tasks?source=archive&limit=50')).body.tasks.map((t) => t.task_id);
+    return ids.every((id) => found.includes(id));
+  }, 30000);
+
+  const page = await openPage(stack.context);
+  await page.goto(`${stack.base}/dashboard#/history`);
+  await page.locator('#history-results tr[data-task-id]').first().waitFor();
+  assert.equal(await page.locator('#history-results tr[data-task-id]').count(), ids.length);
+
+  // The chart: today's bar of each task, with its runs and failures.
+  const today = new Date().toISOString().slice(0, 10);
+  const add = page.locator(`#history-chart g[data-task="add"] rect.ok[data-day="${today}"]`);
+  await add.waitFor();
+  assert.deepEqual([await add.getAttribute('data-runs'), await add.getAttribute('data-failures')], ['4', '0']);
+  const fail = page.locator(`#history-chart g[data-task="fail"] rect.ok[data-day="${today}"]`);
+  assert.deepEqual([await fail.getAttribute('data-runs'), await fail.getAttribute('data-failures')], ['2', '2']);
+  assert.equal(await page.locator('#history-chart g[data-task="fail"] rect.bad').count(), 1);
+
+  // The backlog, from /metrics.
+  await eventually('the backlog to show 0', async () => (await page.locator('#backlog-total').textContent()) === '0');
+
+  // A search by tag keeps exactly the tagged task, and puts the filter in the address.
+  await page.locator('#history-search input[name="tag"]').fill('user_id:42');
+  await page.locator('#history-search button[type="submit"]').click();
+  await eventually('the tag search to keep one task', async () => {
+    const rows = await page.locator('#history-results tr[data-task-id]').evaluateAll((trs) => trs.map((tr) => tr.dataset.taskId));
+    return rows.length === 1 && rows[0] === tagged;
+  });
+  assert.match(page.url(), /#\/history\?tag=user_id%3A42$/);
+  // A search by state: the two failures.
+  await page.locator('#history-search input[name="tag"]').fill('');
+  await page.locator('#history-search select[name="state"]').selectOption('FAILURE');
+  await page.locator('#history-search button[type="submit"]').click();
+  await eventually('the state search to keep the failures', async () => {
+    const states = await page.locator('#history-results tr[data-task-id] [data-state]').evaluateAll((els) => els.map((e) => e.dataset.state));
+    return states.length === 2 && states.every((s) => s === 'FAILURE');
+  });
+  assert.deepEqual(page.errors, []);
+});
