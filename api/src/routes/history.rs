@@ -2,18 +2,20 @@
 //! dashboard's chart.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use celeriac_archive::history::DailyCount;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// Days to cover, today included: 1 to 366 (default 14).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 366)]
     pub days: Option<String>,
 }
 
@@ -22,14 +24,15 @@ pub struct DailyQuery {
     params(DailyQuery),
     responses(
         (status = 200, description = "Counts per day and task", body = Vec<DailyCountView>),
-        (status = 422, description = "Invalid days, or no archive configured", body = ErrorBody),
+        (status = 404, description = "No archive is configured on this gateway ([archive] database_url)", body = ErrorBody),
+        (status = 422, description = "Invalid days", body = ErrorBody),
         (status = 503, description = "The archive is unreachable", body = ErrorBody),
     ))]
-pub async fn daily(State(state): State<AppState>, Query(query): Query<DailyQuery>) -> Result<Json<Vec<DailyCount>>, ApiError> {
+pub async fn daily(State(state): State<AppState>, ApiQuery(query): ApiQuery<DailyQuery>) -> Result<Json<Vec<DailyCount>>, ApiError> {
     let history = state
         .history
         .as_ref()
-        .ok_or_else(|| ApiError::invalid("days", "no archive is configured ([archive] database_url)"))?;
+        .ok_or_else(|| ApiError::NotFound("no archive is configured on this gateway ([archive] database_url)".into()))?;
     let days = match query.days.as_deref() {
         None => 14,
         Some(d) => d

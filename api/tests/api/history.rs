@@ -397,3 +397,13 @@ async fn daily_counts_give_runs_and_failures_per_task_per_day() {
     assert_eq!(got["failures"], want(&|r| r.state == "FAILURE") as u64);
     assert_eq!(app.get("/history/daily?days=0").await.status(), 422);
 }
+
+#[tokio::test]
+async fn daily_counts_without_an_archive_are_not_found_not_a_bad_field() {
+    let app = TestApp::spawn().await;
+    let answer = app.get("/history/daily?days=3").await;
+    assert_eq!(answer.status(), 404);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no archive"), "{body}");
+}
