@@ -77,7 +77,9 @@ def test_report_progress_events_resume_after_a_dropped_stream(client):
     assert record["progress"]["current"] == record["progress"]["total"]
     progress = [e.data["progress"]["current"] for e in rest if e.event == "progress"]
     assert len(progress) >= 2 and progress == sorted(progress), [e.event for e in rest]
-    assert client.download_report(accepted.task_id).startswith(b"month,")
+    # The test stack keeps no archive, so the report says so instead of inventing figures.
+    report = client.download_report(accepted.task_id)
+    assert report.startswith(b"note") and b"No history is kept" in report, report
 
 
 def test_a_workflow_runs_and_is_read_back(client):
