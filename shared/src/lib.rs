@@ -9,6 +9,7 @@ pub mod call;
 pub mod catalog;
 pub mod clock;
 pub mod context;
+pub mod digest;
 pub mod handler;
 pub mod id;
 pub mod keys;

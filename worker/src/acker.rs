@@ -9,14 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use celeriac::QueueName;
-use celeriac::broker::{Ack, Outcome, Verdict};
+use celeriac::broker::{Ack, Outcome, UniqueLock, Verdict};
 use celeriac::metrics::RunOutcome;
 use celeriac::reconnect::Backoff;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::executor::Execution;
-use crate::fetcher::UniqueLock;
 use crate::shared::Shared;
 
 /// Most outcomes stored in one call.
@@ -32,7 +31,7 @@ pub(crate) struct Settlement {
     pub ran: Duration,
     /// A revoke reached the run: its outcome is stored as REVOKED whatever it was.
     pub revoked: bool,
-    /// A unique task's lock, released once its final outcome is stored.
+    /// A unique task's lock, released once its final outcome is stored (`finished`).
     pub unique: Option<UniqueLock>,
     /// The run's slot, freed once its outcome is stored: a finished task stays leased until
     /// then, so the tasks leased to a worker never outnumber its slots.
@@ -134,7 +133,7 @@ async fn store_queue(shared: &Shared, queue: &QueueName, work: &PerQueue) {
                             && *ack != Ack::Refused
                             && !matches!(outcome.verdict, Verdict::Retry { .. })
                         {
-                            release_unique(shared, &outcome.id, lock, "finished").await;
+                            release_unique(shared, &outcome.id, lock).await;
                         }
                     }
                     if acks.contains(&Ack::StoredWorkflowMember) {
@@ -240,14 +239,10 @@ fn count(shared: &Shared, outcomes: &[Outcome]) {
     shared.failed.fetch_add(failed as u64, Ordering::Relaxed);
 }
 
-/// Ends a unique task's lock when `moment` is when its uniqueness ends; a failure only leaves
-/// the lock to expire at the end of its `unique_for`.
-pub(crate) async fn release_unique(shared: &Shared, id: &celeriac::TaskId, lock: &UniqueLock, moment: &str) {
-    if let Err(e) = shared
-        .broker
-        .release_unique(id, &lock.name, &lock.args, &lock.options, moment)
-        .await
-    {
+/// Ends a unique task's lock; a failure only leaves the lock to expire at the end of its
+/// `unique_for`.
+pub(crate) async fn release_unique(shared: &Shared, id: &celeriac::TaskId, lock: &UniqueLock) {
+    if let Err(e) = shared.broker.release_unique(id, lock).await {
         tracing::warn!(task_id = %id, error = %e, "cannot release the unique lock; it expires at the end of unique_for");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
-use celeriac::broker::{Claim, QueueWaiter, Started, new_claim_token};
+use celeriac::broker::{Claim, QueueWaiter, Started, UniqueLock, UniqueRelease, new_claim_token};
 use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -24,17 +24,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
     let mut waiter = QueueWaiter::new(&shared.broker, &queue);
     let mut retry = Backoff::default();
     loop {
-        let first = tokio::select! {
-            permit = Arc::clone(&shared.slots).acquire_owned() => permit.expect("slots never close"),
-            _ = stop.cancelled() => return,
+        let Some(mut permits) = free_slots(&shared, &stop).await else {
+            return;
         };
-        let mut permits = vec![first];
-        while permits.len() < shared.config.batch_size {
-            match Arc::clone(&shared.slots).try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
         let Some(claim) = claim_until_answered(&shared, &queue, permits.len(), &stop).await else {
             return;
         };
@@ -69,6 +61,23 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
     }
 }
 
+/// Waits for a free slot, then takes every other free one up to a batch: the permits a claim
+/// may fill. `None` when stopping.
+pub(crate) async fn free_slots(shared: &Shared, stop: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        permit = Arc::clone(&shared.slots).acquire_owned() => permit.expect("slots never close"),
+        _ = stop.cancelled() => return None,
+    };
+    let mut permits = vec![first];
+    while permits.len() < shared.config.batch_size {
+        match Arc::clone(&shared.slots).try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
+}
+
 /// Marks claimed tasks started and runs each that may run, with its slot's permit.
 pub(crate) async fn start_and_run(
     shared: Arc<Shared>,
@@ -83,10 +92,18 @@ pub(crate) async fn start_and_run(
         match outcome {
             Started::Run(delivery) => {
                 (shared.metrics.lock().expect("metrics lock")).record_start(queue.as_str(), &delivery.name, delivery.waited);
-                if delivery.options.unique_for.is_some() {
-                    crate::acker::release_unique(&shared, &delivery.id, &UniqueLock::of(&delivery), "started").await;
+                let mut unique = UniqueLock::of(&delivery.name, &delivery.args, &delivery.options);
+                if let Some(lock) = unique.take_if(|lock| lock.release == UniqueRelease::Started) {
+                    crate::acker::release_unique(&shared, &delivery.id, &lock).await;
                 }
-                tokio::spawn(run_one(Arc::clone(&shared), queue.clone(), delivery, permit, settle.clone()));
+                tokio::spawn(run_one(
+                    Arc::clone(&shared),
+                    queue.clone(),
+                    delivery,
+                    unique,
+                    permit,
+                    settle.clone(),
+                ));
             }
             Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
         }
@@ -146,12 +163,12 @@ async fn run_one(
     shared: Arc<Shared>,
     queue: QueueName,
     delivery: celeriac::broker::Delivery,
+    unique: Option<UniqueLock>,
     permit: OwnedSemaphorePermit,
     settle: mpsc::UnboundedSender<Settlement>,
 ) {
     let id = delivery.id.clone();
     let task = delivery.name.clone();
-    let unique = delivery.options.unique_for.is_some().then(|| UniqueLock::of(&delivery));
     let signals = RunSignals {
         abort: shared.abort.clone(),
         ..Default::default()
@@ -164,7 +181,9 @@ async fn run_one(
     };
     shared.running.lock().expect("running lock").insert(id.clone(), handle);
     let began = Instant::now();
-    let execution = execute(&shared.registry, &shared.broker, &shared.config.id, delivery, signals).await;
+    // Boxed: the run's state is large (the task's own future inside), and a spawned future is
+    // copied whole into its task; boxing it here keeps that copy to this small frame.
+    let execution = Box::pin(execute(&shared.registry, &shared.broker, &shared.config.id, delivery, signals)).await;
     let ran = began.elapsed();
     shared.running.lock().expect("running lock").remove(&id);
     let revoked = revoked.load(Ordering::Relaxed);
@@ -183,23 +202,5 @@ pub(crate) async fn pause(stop: &CancellationToken, how_long: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(how_long) => {}
         _ = stop.cancelled() => {}
-    }
-}
-
-/// What releasing a unique task's lock needs of its delivery (only kept for unique tasks).
-#[derive(Debug)]
-pub(crate) struct UniqueLock {
-    pub name: String,
-    pub args: String,
-    pub options: celeriac::TaskOptions,
-}
-
-impl UniqueLock {
-    fn of(delivery: &celeriac::broker::Delivery) -> Self {
-        Self {
-            name: delivery.name.clone(),
-            args: delivery.args.clone(),
-            options: delivery.options.clone(),
-        }
     }
 }

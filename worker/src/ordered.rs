@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Settlement;
-use crate::fetcher::{IDLE_WAIT, PAUSED_WAIT, claim_until_answered, pause, start_and_run};
+use crate::fetcher::{IDLE_WAIT, PAUSED_WAIT, claim_until_answered, free_slots, pause, start_and_run};
 use crate::shared::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settlement>, stop: CancellationToken) {
@@ -23,17 +23,9 @@ pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settl
     let mut waiters: Vec<QueueWaiter> = queues.iter().map(|q| QueueWaiter::new(&shared.broker, q)).collect();
     let mut retry = Backoff::default();
     loop {
-        let first = tokio::select! {
-            permit = Arc::clone(&shared.slots).acquire_owned() => permit.expect("slots never close"),
-            _ = stop.cancelled() => return,
+        let Some(mut permits) = free_slots(&shared, &stop).await else {
+            return;
         };
-        let mut permits = vec![first];
-        while permits.len() < shared.config.batch_size {
-            match Arc::clone(&shared.slots).try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
         let mut paused = vec![false; queues.len()];
         let mut took = false;
         for i in shared.config.order.claim_order(queues.len()) {

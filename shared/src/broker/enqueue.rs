@@ -223,7 +223,7 @@ impl Broker {
             other => return Err(BrokerError::Protocol(format!("enqueue returned {other:?}"))),
         };
         if outcome == EnqueueOutcome::Stored {
-            self.replicated(&keys.pending(queue)).await?;
+            self.replicated(|| keys.pending(queue)).await?;
         }
         self.remember_queue(queue).await?;
         Ok(outcome)

@@ -284,7 +284,7 @@ impl Broker {
         // Under replicated durability, an outcome counts as stored once a replica has it;
         // else the caller stores it again (refused if this master has it, stored if it is a
         // promoted replica that never got it: the fencing token tells).
-        self.replicated(&self.keys.inflight(queue, worker)).await?;
+        self.replicated(|| self.keys.inflight(queue, worker)).await?;
         if stored.len() != outcomes.len() {
             return Err(BrokerError::Protocol(format!(
                 "finish answered {stored:?} for {} outcomes",

@@ -47,6 +47,8 @@ pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
 pub use shards::shard_of_key;
 pub use target::{RedisTarget, TargetError, TlsFiles, Topology};
+pub(crate) use unique::unique_key;
+pub use unique::{UniqueLock, UniqueRelease};
 pub use wait::QueueWaiter;
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
@@ -213,11 +215,12 @@ impl Broker {
 
     /// Under `replicated` durability, waits until one replica has every write this process
     /// sent to the node holding `key` ([`BrokerError::NotReplicated`] if none does in time).
-    pub(crate) async fn replicated(&self, key: &str) -> Result<(), BrokerError> {
+    /// `key` is only named (built) under `replicated` durability: the default costs nothing.
+    pub(crate) async fn replicated(&self, key: impl FnOnce() -> String) -> Result<(), BrokerError> {
         let Some(timeout) = self.replica_wait else {
             return Ok(());
         };
-        match self.conn.clone().wait_for_replicas(key, 1, timeout).await? {
+        match self.conn.clone().wait_for_replicas(&key(), 1, timeout).await? {
             0 => Err(BrokerError::NotReplicated(timeout)),
             _ => Ok(()),
         }

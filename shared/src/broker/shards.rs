@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 
 use super::{Broker, BrokerError, scripts};
+use crate::digest::{FNV_OFFSET, fnv1a};
 use crate::id::{MAX_SHARDS, QueueName};
 
 /// How long a process trusts the shard counts it read before reading them again.
@@ -38,12 +39,7 @@ impl ShardCache {
 
 /// The shard of `n` a partition key goes to: FNV-1a, the same in every process and build.
 pub fn shard_of_key(key: &str, n: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % u64::from(n.max(1))) as u32
+    (fnv1a(FNV_OFFSET, key.as_bytes()) % u64::from(n.max(1))) as u32
 }
 
 impl Broker {

@@ -3,21 +3,17 @@
 //! id. The lock is taken in enqueue.lua's claim slot (the one an `Idempotency-Key` uses, which
 //! wins when a call has both), so a thousand concurrent calls store one task. It lasts
 //! `unique_for` at most, and ends earlier when the task started or finished
-//! (`unique_until`; the worker releases it, [`Broker::release_unique`]), or not at all before
+//! (`unique_until`; the worker releases it, [`UniqueLock`], [`Broker::release_unique`]), or not at all before
 //! the period is over (`period`: a throttle). See docs/design.md ("Unique tasks").
 
 use super::enqueue::{Idempotency, NewTask};
 use super::{Broker, BrokerError, scripts};
+use crate::digest::{FNV_OFFSET, fnv1a};
 use crate::id::TaskId;
 use crate::task::TaskOptions;
 
 /// The claim value's mark of a unique lock (`<task id> unique`).
 pub(crate) const UNIQUE_MARK: &str = "unique";
-
-/// FNV-1a with a given start: a stable digest, the same in every process and version.
-fn fnv1a(start: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
 
 /// The lock name of a unique task: its `unique_key`, else its name and a 128-bit digest of its
 /// arguments (as stored: the same JSON text for the same call).
@@ -27,7 +23,7 @@ pub fn unique_key(name: &str, args: &str, options: &TaskOptions) -> Option<Strin
         Some(key) => format!("k:{key}"),
         None => format!(
             "a:{name}:{:016x}{:016x}",
-            fnv1a(0xcbf2_9ce4_8422_2325, args.as_bytes()),
+            fnv1a(FNV_OFFSET, args.as_bytes()),
             fnv1a(0x6c62_272e_07bb_0142, args.as_bytes())
         ),
     })
@@ -45,29 +41,47 @@ impl Broker {
         })
     }
 
-    /// Ends the lock of the unique task `id` (named `name`, with `args` and `options`) if it
-    /// still holds it and `moment` (`started` or `finished`) is when its uniqueness ends.
-    /// Returns whether a lock was released.
-    pub async fn release_unique(
-        &self,
-        id: &TaskId,
-        name: &str,
-        args: &str,
-        options: &TaskOptions,
-        moment: &str,
-    ) -> Result<bool, BrokerError> {
-        let Some(key) = unique_key(name, args, options) else {
-            return Ok(false);
-        };
-        if options.unique_until.as_deref().unwrap_or("finished") != moment {
-            return Ok(false);
-        }
+    /// Ends `lock` if its task `id` still holds it (a later task's lock stays). Returns
+    /// whether a lock was released.
+    pub async fn release_unique(&self, id: &TaskId, lock: &UniqueLock) -> Result<bool, BrokerError> {
         let released: i64 = scripts::UNIQUE_RELEASE
-            .key(self.keys.unique(id.queue(), &key))
+            .key(self.keys.unique(id.queue(), &lock.key))
             .arg(id.to_string())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(released == 1)
+    }
+}
+
+/// When a unique task's worker ends its lock before `unique_for` runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueRelease {
+    /// Once the task has started (`unique_until = "started"`).
+    Started,
+    /// Once its final outcome is stored (`unique_until = "finished"`, the default).
+    Finished,
+}
+
+/// The lock a unique task holds, and when its worker releases it.
+#[derive(Debug, Clone)]
+pub struct UniqueLock {
+    key: String,
+    pub release: UniqueRelease,
+}
+
+impl UniqueLock {
+    /// The lock of the task `name` with `args` (its JSON text) and `options`: `None` when it
+    /// is not unique, or is a throttle (`period`: its lock lasts its `unique_for`).
+    pub fn of(name: &str, args: &str, options: &TaskOptions) -> Option<Self> {
+        let release = match options.unique_until.as_deref().unwrap_or("finished") {
+            "started" => UniqueRelease::Started,
+            "finished" => UniqueRelease::Finished,
+            _ => return None,
+        };
+        Some(Self {
+            key: unique_key(name, args, options)?,
+            release,
+        })
     }
 }
 

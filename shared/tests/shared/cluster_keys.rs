@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{Claim, NewTask, Outcome, Started, UniqueLock, Verdict, new_claim_token};
 use celeriac::schedule::ScheduleDef;
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, Progress, QueueName, TaskError};
@@ -152,10 +152,8 @@ async fn run_every_transition(broker: &Broker) {
     let mut once = NewTask::new(&q, "echo", &json!("once"));
     once.options.unique_for = Some(60.0);
     broker.enqueue(&q, std::slice::from_ref(&once), 0, None).await.unwrap();
-    broker
-        .release_unique(&once.id, "echo", "\"once\"", &once.options, "finished")
-        .await
-        .unwrap();
+    let lock = UniqueLock::of("echo", "\"once\"", &once.options).expect("a unique task");
+    broker.release_unique(&once.id, &lock).await.unwrap();
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
     let workflow = broker.start_workflow(&plan).await.unwrap();
     let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {
