@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use celeriac::broker::{EnqueueOutcome, Idempotency};
 use celeriac::call::{CallOptions, ObjectFields, read_object};
+use celeriac::digest::{FNV_OFFSET, fnv1a};
 use celeriac::trace::TraceParent;
 use celeriac::{TaskId, TaskState};
 use serde::de::{self, MapAccess};
@@ -98,8 +99,7 @@ pub async fn enqueue(
     args: Value,
     options: CallOptions,
 ) -> Result<Response, ApiError> {
-    let (id, state_now, duplicate) = enqueue_one(state, headers, scope, task, args, options).await?;
-    Ok(accepted_body(&id, state_now, duplicate))
+    Ok(accepted(&enqueue_task(state, headers, scope, task, args, options).await?))
 }
 
 /// Enqueues a built-in task whose arguments are the request's own fields (`POST /emails`,
@@ -135,29 +135,33 @@ pub fn add_default_tags<'a>(options: &mut CallOptions, defaults: impl IntoIterat
     }
 }
 
-/// Validates and stores one task; its id and state (the first task's, for a replayed
-/// `Idempotency-Key`). A token scoped to other queues or task types is refused (403).
+/// What an accepted call stands for: the task's id and state now (the first task's, for a
+/// replayed `Idempotency-Key` or a unique task's duplicate).
+#[derive(Debug)]
+pub struct Enqueued {
+    pub id: TaskId,
+    pub state: TaskState,
+    /// The call repeated a unique task (`unique_for`): nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Validates and stores one task. A token scoped to other queues or task types is refused
+/// (403).
 pub async fn enqueue_task(
     state: &AppState,
     headers: &HeaderMap,
     scope: &Scope,
     task: &str,
     args: Value,
-    options: CallOptions,
-) -> Result<(TaskId, TaskState), ApiError> {
-    let (id, state_now, _duplicate) = enqueue_one(state, headers, scope, task, args, options).await?;
-    Ok((id, state_now))
-}
-
-/// [`enqueue_task`], also telling whether the call was a duplicate of a unique task.
-async fn enqueue_one(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope: &Scope,
-    task: &str,
-    args: Value,
-    options: CallOptions,
-) -> Result<(TaskId, TaskState, bool), ApiError> {
+    mut options: CallOptions,
+) -> Result<Enqueued, ApiError> {
+    // A repeated request must reach the shard holding its key (the key lives under the
+    // shard's hash tag): on a sharded queue, the key picks the shard unless the call did.
+    if options.partition_key.is_none()
+        && let Some(key) = idempotency_key(headers)?
+    {
+        options.partition_key = Some(format!("idempotency:{key}"));
+    }
     let now = state.broker.clock().now_ms();
     let mut new = state.catalog.prepare(&state.broker, task, &args, &options, now).await?;
     scope.check(new.id.queue().as_str(), task)?;
@@ -175,26 +179,24 @@ async fn enqueue_one(
             idempotency.as_ref(),
         )
         .await?;
-    let (id, state_now) = match outcome {
-        EnqueueOutcome::Unique { task_id } => {
-            let current = state.broker.get(&task_id).await?.map(|r| r.state).unwrap_or(TaskState::Pending);
-            return Ok((task_id, current, true));
-        }
-        EnqueueOutcome::Stored => (
-            new.id,
-            if new.due_ms.is_some_and(|d| d > now) {
+    let (task_id, duplicate) = match outcome {
+        EnqueueOutcome::Stored => {
+            let state = if new.due_ms.is_some_and(|d| d > now) {
                 TaskState::Scheduled
             } else {
                 TaskState::Pending
-            },
-        ),
+            };
+            return Ok(Enqueued {
+                id: new.id,
+                state,
+                duplicate: false,
+            });
+        }
+        EnqueueOutcome::Unique { task_id } => (task_id, true),
         EnqueueOutcome::Replayed {
             task_id,
             same_request: true,
-        } => {
-            let current = state.broker.get(&task_id).await?.map(|r| r.state).unwrap_or(TaskState::Pending);
-            (task_id, current)
-        }
+        } => (task_id, false),
         EnqueueOutcome::Replayed {
             task_id,
             same_request: false,
@@ -204,7 +206,13 @@ async fn enqueue_one(
             )));
         }
     };
-    Ok((id, state_now, false))
+    // The task the call stands for was stored before: its state now.
+    let state = state.broker.get(&task_id).await?.map(|r| r.state).unwrap_or(TaskState::Pending);
+    Ok(Enqueued {
+        id: task_id,
+        state,
+        duplicate,
+    })
 }
 
 /// The request's `traceparent` header; an invalid one is ignored, as W3C Trace Context asks.
@@ -216,21 +224,17 @@ pub(crate) fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
     parsed
 }
 
-/// The `202 Accepted` answer for a stored task.
-pub fn accepted(id: &TaskId, state: TaskState) -> Response {
-    accepted_body(id, state, false)
-}
-
 /// The `202 Accepted` answer, marked `duplicate` for a unique task's repeat.
-fn accepted_body(id: &TaskId, state: TaskState, duplicate: bool) -> Response {
+pub fn accepted(done: &Enqueued) -> Response {
+    let id = &done.id;
     let status_url = format!("/tasks/{id}");
     let location = HeaderValue::from_str(&status_url).expect("ids are header-safe");
     let body = Accepted {
         task_id: id.to_string(),
-        state,
+        state: done.state,
         queue: id.queue().to_string(),
         status_url,
-        duplicate,
+        duplicate: done.duplicate,
     };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
 }
@@ -239,6 +243,18 @@ fn accepted_body(id: &TaskId, state: TaskState, duplicate: bool) -> Response {
 /// of what the request asks for, which tells a true repeat from a reuse of the key. Built only
 /// for a request with a key, so no other request pays for it.
 pub(crate) fn idempotency(headers: &HeaderMap, canonical: impl FnOnce() -> String) -> Result<Option<Idempotency>, ApiError> {
+    let Some(key) = idempotency_key(headers)? else {
+        return Ok(None);
+    };
+    Ok(Some(Idempotency {
+        key: key.to_owned(),
+        fingerprint: format!("{:016x}", fnv1a(FNV_OFFSET, canonical().as_bytes())),
+        ttl_secs: IDEMPOTENCY_TTL_SECS,
+    }))
+}
+
+/// The request's `Idempotency-Key`, checked.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -246,17 +262,6 @@ pub(crate) fn idempotency(headers: &HeaderMap, canonical: impl FnOnce() -> Strin
         .to_str()
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()));
-    let key = key.ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1 to 200 visible ASCII characters"))?;
-    Ok(Some(Idempotency {
-        key: key.to_owned(),
-        fingerprint: format!("{:016x}", fnv1a(canonical().as_bytes())),
-        ttl_secs: IDEMPOTENCY_TTL_SECS,
-    }))
-}
-
-/// FNV-1a: a stable digest (the same in every process and version) to tell requests apart.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    key.map(Some)
+        .ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1 to 200 visible ASCII characters"))
 }

@@ -37,6 +37,8 @@ impl Scope {
     }
 
     pub fn allows_queue(&self, queue: &str) -> bool {
+        // A shard (`billing~2`) is its queue's: a token for a queue may use all its shards.
+        let queue = QueueName::queue_name_of(queue);
         self.queues
             .as_ref()
             .is_none_or(|q| q.iter().any(|allowed| allowed.as_str() == queue))

@@ -90,7 +90,17 @@ impl Catalog {
         if call.partition_key.as_deref().is_some_and(str::is_empty) {
             return Err(FieldError::new("partition_key", "must not be empty").into());
         }
-        resolved.queue = broker.pick_shard(&resolved.queue, call.partition_key.as_deref()).await;
+        // On a sharded queue, a unique task's repeats must meet its lock, which lives under one
+        // shard's hash tag: its lock name picks the shard unless the call's partition key does.
+        let unique = match &call.partition_key {
+            None if resolved.options.unique_for.is_some() => {
+                let text = serde_json::to_string(args).expect("a JSON value serializes");
+                crate::broker::unique_key(task, &text, &resolved.options)
+            }
+            _ => None,
+        };
+        let partition = call.partition_key.as_deref().or(unique.as_deref());
+        resolved.queue = broker.pick_shard(&resolved.queue, partition).await;
         let mut new = NewTask::new(&resolved.queue, task, args);
         let limit = broker.payload().max_args_bytes;
         if new.args.len() > limit {

@@ -69,6 +69,12 @@ impl QueueName {
         self.0.contains(SHARD_MARK)
     }
 
+    /// The name of the queue `name` belongs to: `name` itself, or for a shard (`emails~3`) its
+    /// queue's (`emails`). Without allocating, for checks made on every request.
+    pub fn queue_name_of(name: &str) -> &str {
+        name.split_once(SHARD_MARK).map_or(name, |(base, _)| base)
+    }
+
     /// The queue this shard belongs to (itself for a queue or its shard 0), and the shard's
     /// number.
     pub fn sharded_queue(&self) -> (Self, u32) {

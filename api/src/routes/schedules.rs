@@ -269,13 +269,13 @@ pub async fn run_schedule(
         Schedule::parse(entry.def).map_err(|e| ApiError::Internal(format!("stored schedule {name}: {}: {}", e.field, e.message)))?;
     let call = schedule.call();
     let def = schedule.def;
-    let (task_id, task_state) = enqueue_task(&state, &headers, &scope, &def.task, def.args, call).await?;
+    let done = enqueue_task(&state, &headers, &scope, &def.task, def.args, call).await?;
     let run = FiredRun {
         occurrence_ms: None,
-        task_id: task_id.clone(),
+        task_id: done.id.clone(),
     };
     state.broker.record_schedule(&name, None, Some(&run)).await?;
-    Ok(accepted(&task_id, task_state))
+    Ok(accepted(&done))
 }
 
 async fn set_paused(state: &AppState, name: &str, paused: bool) -> Result<Json<ScheduleView>, ApiError> {

@@ -242,3 +242,27 @@ async fn admin_routes_honour_the_scope_and_lists_leave_other_queues_out() {
     .await;
     assert_eq!(workers(BILLING_ADMIN).await, 0, "the test worker does not consume billing");
 }
+
+#[tokio::test]
+async fn a_token_for_a_sharded_queue_may_use_every_shard_of_it() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.admin_tokens = vec![ADMIN.into()];
+        s.auth.tokens = vec![token("billing", BILLING, Role::Producer, &["billing"], &[])];
+        s.common.tasks.shards.insert(QueueName::parse("billing").unwrap(), 4);
+    })
+    .await;
+    // Enqueues go to the shards in turn; each is accepted, and each task can be read back.
+    for n in 0..8 {
+        let response = call(
+            &app,
+            Method::POST,
+            "/tasks",
+            BILLING,
+            Some(json!({"task": "add", "args": [n, 1], "queue": "billing"})),
+        )
+        .await;
+        assert_eq!(response.status(), 202);
+        let id = response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned();
+        assert_eq!(status(&app, Method::GET, &format!("/tasks/{id}"), BILLING, None).await, 200, "{id}");
+    }
+}

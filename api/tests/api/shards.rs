@@ -120,3 +120,31 @@ async fn a_sharded_queue_is_spread_shown_as_one_and_fully_consumed() {
         assert_eq!(record["state"], "SUCCESS", "{record}");
     }
 }
+
+#[tokio::test]
+async fn on_a_sharded_queue_a_repeated_request_and_a_unique_tasks_repeats_meet_their_first_task() {
+    let app = TestApp::spawn_with(|s| {
+        s.common.tasks.shards.insert(QueueName::parse("spread").unwrap(), 4);
+    })
+    .await;
+    // The same Idempotency-Key, sent again and again: one task, whichever shard is next in turn.
+    let body = json!({"task": "echo", "args": [1, 2], "queue": "spread"});
+    let mut ids = HashSet::new();
+    for _ in 0..8 {
+        let response = app.post_json_with_key("/tasks", "order-42", &body).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let answer: Value = response.json().await.unwrap();
+        ids.insert(answer["task_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one task for one key: {ids:?}");
+    // A unique task called again: the first task's id, marked as a duplicate.
+    let unique = json!({"task": "echo", "args": [3, 4], "queue": "spread", "unique_for": 60});
+    let (status, first) = post(&app, unique.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    for _ in 0..8 {
+        let (status, again) = post(&app, unique.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+        assert_eq!(again["task_id"], first["task_id"], "{again}");
+        assert_eq!(again["duplicate"], true, "{again}");
+    }
+}
