@@ -10,6 +10,9 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+
+use crate::TaskError;
+use crate::broker::Verdict;
 /// Starts a compressed payload. A JSON text never starts with a control character, so a
 /// stored text with this prefix was compressed here, and any other is plain JSON.
 pub const MARKER: &str = "\u{1}zstd:";
@@ -74,6 +77,23 @@ impl PayloadLimits {
     }
 }
 
+impl PayloadLimits {
+    /// A run's successful result as it is stored: `Success`, or a `FAILURE` of kind
+    /// `ResultTooLarge` when the JSON is over `max_result_bytes`. Every path that ends a run
+    /// (native workers, pull workers) goes through here.
+    pub fn success(&self, json: String) -> Verdict {
+        let limit = self.max_result_bytes;
+        if json.len() <= limit {
+            return Verdict::Success(json);
+        }
+        let message = format!(
+            "the result is {} bytes of JSON, over the limit of {limit} bytes (tasks.max_result_bytes)",
+            json.len()
+        );
+        Verdict::Failure(TaskError::permanent(message).with_kind("ResultTooLarge"))
+    }
+}
+
 /// Reads a stored payload back: a compressed one is decompressed, any other is returned as it
 /// is. A damaged compressed payload reads as empty text (which is no JSON, as if damaged).
 pub fn unpack(stored: &str) -> Cow<'_, str> {
@@ -92,26 +112,10 @@ pub fn unpack(stored: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
-    fn realistic_json(bytes: usize) -> String {
-        let mut items = Vec::new();
-        let mut i = 0;
-        while serde_json::to_string(&items).unwrap().len() < bytes {
-            items.push(serde_json::json!({
-                "sku": format!("SKU-{:06}", i * 7919 % 1_000_000),
-                "name": format!("Item number {i}"),
-                "quantity": i % 7 + 1,
-                "price_cents": (i * 137) % 10_000,
-                "tags": ["retail", if i % 2 == 0 { "even" } else { "odd" }],
-            }));
-            i += 1;
-        }
-        serde_json::to_string(&items).unwrap()
-    }
-
     #[test]
     fn a_large_payload_is_stored_compressed_and_reads_back_identical() {
         let limits = PayloadLimits::default();
-        let text = realistic_json(20 * 1024);
+        let text = celeriac_testkit::order_json(20 * 1024).to_string();
         let stored = limits.pack(&text);
         assert!(stored.starts_with(MARKER));
         assert!(stored.len() * 3 < text.len(), "{} -> {}", text.len(), stored.len());
@@ -126,7 +130,7 @@ mod tests {
             compress_above_bytes: 0,
             ..Default::default()
         };
-        let large = realistic_json(8192);
+        let large = celeriac_testkit::order_json(8192).to_string();
         assert_eq!(off.pack(&large), large);
         assert_eq!(unpack(&large), large, "plain JSON reads as it is");
         assert_eq!(unpack(&format!("{MARKER}not base64!")), "", "damaged: no JSON");

@@ -7,6 +7,7 @@
 //! sleeping.
 
 pub mod log_capture;
+pub mod payloads;
 pub mod postgres;
 pub mod redis_cluster;
 pub mod redis_node;
@@ -18,6 +19,7 @@ pub mod smtp;
 
 pub use log_capture::LogCapture;
 pub use nix::sys::signal::Signal;
+pub use payloads::order_json;
 pub use postgres::PostgresServer;
 pub use redis_cluster::RedisCluster;
 pub use redis_sentinel::RedisSentinel;

@@ -4,20 +4,14 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, test_registry};
+use celeriac_testkit::order_json;
 
-/// About `bytes` of order-like JSON.
-fn order(bytes: usize) -> Value {
-    let lines: Vec<Value> = (0..bytes / 60)
-        .map(|i| json!({"sku": format!("SKU-{i:06}"), "qty": i % 7 + 1, "price_cents": i * 137 % 10_000}))
-        .collect();
-    json!({ "order": "A-1", "lines": lines })
-}
+use crate::common::{TestApp, test_registry};
 
 #[tokio::test]
 async fn arguments_over_the_limit_are_413_naming_the_limit() {
     let app = TestApp::spawn_with(|s| s.common.tasks.max_args_bytes = 2000).await;
-    let response = app.post_json("/tasks", &json!({"task": "echo", "args": order(5000)})).await;
+    let response = app.post_json("/tasks", &json!({"task": "echo", "args": order_json(5000)})).await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
@@ -25,13 +19,13 @@ async fn arguments_over_the_limit_are_413_naming_the_limit() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("2000") && message.contains("tasks.max_args_bytes"), "{message}");
     // Under the limit it is accepted.
-    app.enqueue("echo", order(1000)).await;
+    app.enqueue("echo", order_json(1000)).await;
 }
 
 #[tokio::test]
 async fn compressed_arguments_and_results_read_back_identical_over_http() {
     let app = TestApp::spawn().await;
-    let args = order(20_000);
+    let args = order_json(20_000);
     let id = app.enqueue("echo", args.clone()).await;
     app.start_worker(test_registry()).await;
     let record = app.wait_terminal(&id).await;

@@ -129,16 +129,7 @@ fn purge_is_refused_without_yes_when_nobody_can_confirm() {
     for n in 0..3 {
         stack.enqueue("add", &format!("[{n}]"));
     }
-    let pending = || {
-        let queues = stack.celeriac(&["--json", "queues"]).expect_code(0).json();
-        queues["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "default")
-            .unwrap()["pending"]
-            .clone()
-    };
+    let pending = || stack.pending("default");
     assert_eq!(pending(), 3);
 
     let run = stack.celeriac(&["purge", "default"]).expect_code(2);

@@ -134,6 +134,13 @@ impl Stack {
         let run = self.celeriac(&["--json", "call", task, "--args", args]).expect_code(0);
         run.json()["task_id"].as_str().expect("a task id").to_owned()
     }
+
+    /// The pending count of `queue`, as `celeriac --json queues` shows it.
+    pub fn pending(&self, queue: &str) -> Value {
+        let queues = self.celeriac(&["--json", "queues"]).expect_code(0).json();
+        let all = queues["queues"].as_array().expect("a list of queues");
+        all.iter().find(|q| q["name"] == queue).expect("the queue is listed")["pending"].clone()
+    }
 }
 
 /// Runs `command` to its end (bounded by the command's own timeouts) and collects it.

@@ -90,16 +90,7 @@ fn purge_asks_on_a_terminal_and_purges_only_on_yes() {
     let stack = Stack::gateway_only();
     stack.enqueue("add", "[1]");
     stack.enqueue("add", "[2]");
-    let pending = || {
-        let queues = stack.celeriac(&["--json", "queues"]).expect_code(0).json();
-        queues["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "default")
-            .unwrap()["pending"]
-            .clone()
-    };
+    let pending = || stack.pending("default");
     let dir = tempfile::tempdir().unwrap();
     for (answer, code, left) in [("n", 2, 2), ("y", 0, 0)] {
         let exit_file = dir.path().join(format!("exit-{answer}"));

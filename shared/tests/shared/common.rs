@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use celeriac::Broker;
+use celeriac::broker::{Outcome, Started, Verdict};
+use celeriac::settings::RedisSettings;
+use celeriac::{Broker, QueueName};
 use celeriac_testkit::{RedisServer, ReplyCutter, unique_namespace};
 
 /// How long the tests' brokers keep results: an hour, longer than any test.
@@ -30,4 +32,39 @@ pub fn redis_behind_cutter() -> (RedisServer, ReplyCutter, Broker) {
 /// its own (as another process would have).
 pub fn broker_through(proxy: &ReplyCutter, broker: &Broker) -> Broker {
     Broker::connect(&proxy.url(), broker.keys().namespace(), TTL).unwrap()
+}
+
+/// `[redis]` settings for `url` under a namespace of its own.
+pub fn settings_for(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.into(),
+        namespace: unique_namespace(),
+        ..RedisSettings::default()
+    }
+}
+
+/// A broker opened on `url` (any topology) under a namespace of its own.
+pub async fn broker_on(url: &str) -> Broker {
+    Broker::open(&settings_for(url), TTL).await.unwrap()
+}
+
+/// Starts `ids` (claimed by `worker` on `queue`) and stores each run's success with `result`,
+/// as a worker would; the outcomes stored (ids that may not run are left out).
+pub async fn start_and_succeed(broker: &Broker, queue: &QueueName, worker: &str, ids: &[String], result: &str) -> Vec<Outcome> {
+    let outcomes: Vec<Outcome> = broker
+        .start(queue, worker, ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| match s {
+            Started::Run(d) => Some(Outcome {
+                id: d.id,
+                delivery: d.delivery,
+                verdict: Verdict::Success(result.into()),
+            }),
+            Started::Skip { .. } => None,
+        })
+        .collect();
+    broker.finish(queue, worker, &outcomes).await.unwrap();
+    outcomes
 }

@@ -12,30 +12,19 @@ use celeriac::{QueueName, TaskRecord, TaskState};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
+use celeriac_testkit::order_json;
+
 use crate::common::redis_and_broker;
 
 fn queue() -> QueueName {
     QueueName::parse("default").unwrap()
 }
 
-/// A realistic 20 KB JSON document: an order with its lines.
-fn order(bytes: usize) -> Value {
-    let line = |i: usize| json!({"sku": format!("SKU-{:06}", i * 7919 % 1_000_000), "name": format!("Item {i}"), "qty": i % 7 + 1, "price_cents": i * 137 % 10_000});
-    let mut lines = Vec::new();
-    let mut size = 0;
-    while size < bytes {
-        let next = line(lines.len());
-        size += next.to_string().len() + 1;
-        lines.push(next);
-    }
-    json!({ "order": "A-1", "customer": "c-42", "lines": lines })
-}
-
 #[tokio::test]
 async fn compressed_payloads_read_back_identical_through_every_reader() {
     let (_redis, broker) = redis_and_broker();
     let broker = broker.with_archive(true);
-    let args = order(20_000);
+    let args = order_json(20_000);
     let task = NewTask::new(&queue(), "echo", &args);
     broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
     let spec: String = broker.connection().hget(broker.keys().task(&task.id), "t").await.unwrap();
@@ -93,7 +82,7 @@ async fn compressed_payloads_read_back_identical_through_every_reader() {
 #[tokio::test]
 async fn a_20_kb_json_payload_takes_much_less_memory_compressed() {
     let (_redis, broker) = redis_and_broker();
-    let args = order(20_000);
+    let args = order_json(20_000);
     let mut usage = Vec::new();
     for threshold in [0, PayloadLimits::default().compress_above_bytes] {
         let broker = broker.clone().with_payload(PayloadLimits {

@@ -10,12 +10,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
-use celeriac::settings::RedisSettings;
-use celeriac::{Broker, QueueName, TaskState};
-use celeriac_testkit::{RedisCluster, unique_namespace};
+use celeriac::{QueueName, TaskState};
+use celeriac_testkit::RedisCluster;
 use serde_json::json;
 
-use crate::common::TTL;
+use crate::common::{broker_on, start_and_succeed};
 
 /// One line of `CLUSTER NODES`: id, port, is master, slot ranges.
 type Node = (String, u16, bool, Vec<(u16, u16)>);
@@ -116,12 +115,7 @@ async fn retried<T, F: std::future::Future<Output = Result<T, celeriac::BrokerEr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or_stuck() {
     let cluster = RedisCluster::start_with(0);
-    let settings = RedisSettings {
-        url: cluster.url(),
-        namespace: unique_namespace(),
-        ..RedisSettings::default()
-    };
-    let broker = Broker::open(&settings, TTL).await.unwrap();
+    let broker = broker_on(&cluster.url()).await;
     let queue = QueueName::parse("q").unwrap();
     broker.raise_shards(&queue, 3).await.unwrap();
     let shards = broker.shards_of(&queue).await.unwrap();
@@ -193,21 +187,7 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
                 panic!("paused")
             };
             took += ids.len();
-            let outcomes: Vec<Outcome> = broker
-                .start(shard, "w1", &ids)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|s| match s {
-                    Started::Run(d) => Some(Outcome {
-                        id: d.id,
-                        delivery: d.delivery,
-                        verdict: Verdict::Success("null".into()),
-                    }),
-                    Started::Skip { .. } => None,
-                })
-                .collect();
-            broker.finish(shard, "w1", &outcomes).await.unwrap();
+            let outcomes = start_and_succeed(&broker, shard, "w1", &ids, "null").await;
             ran.extend(outcomes.into_iter().map(|o| o.id));
         }
         if took == 0 {

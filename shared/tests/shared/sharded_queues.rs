@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use celeriac::broker::{Claim, ListFilter, NewTask, new_claim_token, shard_of_key};
-use celeriac::settings::RedisSettings;
 use celeriac::{Broker, QueueName};
-use celeriac_testkit::{RedisCluster, unique_namespace};
+use celeriac_testkit::RedisCluster;
 use serde_json::json;
 
-use crate::common::{TTL, redis_and_broker};
+use crate::common::{broker_on, redis_and_broker};
 
 /// Enqueues `count` tasks on `queue`, each on the shard the broker picks (by `key` if given).
 async fn enqueue_spread(broker: &Broker, queue: &QueueName, count: usize, key: Option<&str>) -> Vec<NewTask> {
@@ -121,12 +120,7 @@ async fn a_partition_key_keeps_one_shard_and_its_order() {
 #[tokio::test]
 async fn on_a_cluster_the_shards_spread_over_every_master_and_all_come_back() {
     let cluster = RedisCluster::start_with(0);
-    let settings = RedisSettings {
-        url: cluster.url(),
-        namespace: unique_namespace(),
-        ..RedisSettings::default()
-    };
-    let broker = Broker::open(&settings, TTL).await.unwrap();
+    let broker = broker_on(&cluster.url()).await;
     let ns = broker.keys().namespace().to_owned();
     // Where a shard lands is fixed by its name's slot: the six shards of `q` ('q', 'q~1' ...
     // 'q~5') hash to slots of which two fall in each master's third (redis-cli's split).

@@ -7,23 +7,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use celeriac::broker::{Claim, ListFilter, NewTask, Outcome, QueueWaiter, Started, TaskEvents, Verdict, new_claim_token};
-use celeriac::settings::RedisSettings;
+use celeriac::broker::{Claim, ListFilter, NewTask, QueueWaiter, TaskEvents, new_claim_token};
 use celeriac::workflow::{Plan, Step};
 use celeriac::{Broker, QueueName, TaskState};
-use celeriac_testkit::{RedisCluster, RedisServer, eventually, unique_namespace};
+use celeriac_testkit::{RedisCluster, RedisServer, eventually};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-const TTL: Duration = Duration::from_secs(3600);
-
-fn settings(url: &str) -> RedisSettings {
-    RedisSettings {
-        url: url.into(),
-        namespace: unique_namespace(),
-        ..RedisSettings::default()
-    }
-}
+use crate::common::{TTL, broker_on, settings_for, start_and_succeed};
 
 /// Claims, starts and finishes (successfully, with `1`) whatever is pending on `queue`.
 async fn run_pending(broker: &Broker, queue: &QueueName) -> usize {
@@ -34,21 +25,7 @@ async fn run_pending(broker: &Broker, queue: &QueueName) -> usize {
     else {
         panic!("paused")
     };
-    let outcomes: Vec<Outcome> = broker
-        .start(queue, "w1", &ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|s| match s {
-            Started::Run(d) => Some(Outcome {
-                id: d.id,
-                delivery: d.delivery,
-                verdict: Verdict::Success("1".into()),
-            }),
-            _ => None,
-        })
-        .collect();
-    broker.finish(queue, "w1", &outcomes).await.unwrap();
+    let outcomes = start_and_succeed(broker, queue, "w1", &ids, "1").await;
     broker.process_workflow_outbox(queue).await.unwrap();
     outcomes.len()
 }
@@ -69,7 +46,7 @@ fn tags_per_node(cluster: &RedisCluster, ns: &str) -> Vec<HashSet<String>> {
 #[tokio::test]
 async fn a_workflow_across_queues_on_different_nodes_runs_and_is_counted_and_listed() {
     let cluster = RedisCluster::start();
-    let broker = Broker::open(&settings(&cluster.url()), TTL).await.unwrap();
+    let broker = broker_on(&cluster.url()).await;
     let ns = broker.keys().namespace().to_owned();
     let queues: Vec<QueueName> = (0..6).map(|i| QueueName::parse(&format!("q{i}")).unwrap()).collect();
     let steps = queues
@@ -112,7 +89,7 @@ async fn a_workflow_across_queues_on_different_nodes_runs_and_is_counted_and_lis
 #[tokio::test]
 async fn a_waiter_wakes_on_its_queues_node_and_events_reach_a_subscriber() {
     let cluster = RedisCluster::start();
-    let broker = Broker::open(&settings(&cluster.url()), TTL).await.unwrap();
+    let broker = broker_on(&cluster.url()).await;
     let stop = CancellationToken::new();
     let events = TaskEvents::spawn(&broker, stop.clone());
     let mut rx = events.subscribe();
@@ -149,7 +126,7 @@ async fn a_waiter_wakes_on_its_queues_node_and_events_reach_a_subscriber() {
 async fn a_node_not_in_cluster_mode_fails_at_start_in_one_line() {
     let single = RedisServer::start_single();
     let url = format!("redis+cluster://127.0.0.1:{}", single.port());
-    let error = Broker::open(&settings(&url), TTL).await.unwrap_err().to_string();
+    let error = Broker::open(&settings_for(&url), TTL).await.unwrap_err().to_string();
     assert!(error.contains("not in cluster mode"), "{error}");
     assert!(!error.contains('\n'), "{error}");
 }
@@ -157,7 +134,7 @@ async fn a_node_not_in_cluster_mode_fails_at_start_in_one_line() {
 #[tokio::test]
 async fn a_cluster_that_is_down_does_not_stop_a_start() {
     let port = celeriac_testkit::free_port();
-    let broker = Broker::open(&settings(&format!("redis+cluster://127.0.0.1:{port}")), TTL)
+    let broker = Broker::open(&settings_for(&format!("redis+cluster://127.0.0.1:{port}")), TTL)
         .await
         .unwrap();
     assert!(broker.ping().await.is_err());

@@ -5,29 +5,17 @@
 use std::time::Duration;
 
 use celeriac::TaskState;
-use serde_json::{Value, json};
+
+use celeriac_testkit::order_json;
 
 use crate::common::Setup;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// About `bytes` of order-like JSON.
-fn order_lines(bytes: usize) -> Value {
-    let line = |i: usize| json!({"sku": format!("SKU-{:06}", i * 7919 % 1_000_000), "name": format!("Item {i}"), "qty": i % 7 + 1, "price_cents": i * 137 % 10_000});
-    let mut lines = Vec::new();
-    let mut size = 0;
-    while size < bytes {
-        let next = line(lines.len());
-        size += next.to_string().len() + 1;
-        lines.push(next);
-    }
-    json!({ "order": "A-1", "customer": "c-42", "lines": lines })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_arguments_and_results_are_stored_compressed_and_read_back_identical() {
     let setup = Setup::new(celeriac_testkit::RedisServer::start());
-    let args = order_lines(20_000);
+    let args = order_json(20_000);
     let id = setup.enqueue("echo", args.clone()).await;
     let _worker = setup.worker(1);
     let record = setup.wait_state(&id, TaskState::Success, DEADLINE).await;
@@ -53,7 +41,7 @@ async fn large_arguments_and_results_are_stored_compressed_and_read_back_identic
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_over_the_limit_is_a_failure_of_its_own_kind() {
     let setup = Setup::new(celeriac_testkit::RedisServer::start());
-    let id = setup.enqueue("echo", order_lines(5_000)).await;
+    let id = setup.enqueue("echo", order_json(5_000)).await;
     let _worker = setup.worker_with(1, &[("CELERIAC__TASKS__MAX_RESULT_BYTES", "1000")]);
     let record = setup.wait_state(&id, TaskState::Failure, DEADLINE).await;
     let error = record.error.expect("an error");
