@@ -180,10 +180,18 @@ pub async fn progress(state: &AppState, token: &RunToken, progress: &Progress) -
     }
 }
 
-/// Ends the token's run with `SUCCESS` and `result` (JSON text).
+/// Ends the token's run with `SUCCESS` and `result` (JSON text), or `FAILURE` (kind
+/// `ResultTooLarge`) when the result is over `tasks.max_result_bytes`.
 pub async fn complete(state: &AppState, token: &RunToken, result: String) -> Result<&'static str, ApiError> {
-    store(state, token, Verdict::Success(result)).await?;
-    Ok("SUCCESS")
+    // A result over `tasks.max_result_bytes` ends the run as a native one: FAILURE.
+    let verdict = state.broker.payload().success(result);
+    let state_name = if matches!(verdict, Verdict::Success(_)) {
+        "SUCCESS"
+    } else {
+        "FAILURE"
+    };
+    store(state, token, verdict).await?;
+    Ok(state_name)
 }
 
 /// Ends the token's run with `error`: `RETRY` while it is retryable and the task's retry

@@ -128,18 +128,13 @@ async fn run(
 /// Decides what to store: retryable errors retry while the budget lasts.
 fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Result<String, TaskError>) -> Execution {
     let verdict = match result {
-        Ok(json) if json.len() > broker.payload().max_result_bytes => {
-            let limit = broker.payload().max_result_bytes;
-            let message = format!(
-                "the result is {} bytes of JSON, over the limit of {limit} bytes (tasks.max_result_bytes)",
-                json.len()
-            );
-            tracing::warn!(kind = "ResultTooLarge", error = %message, "failed");
-            Verdict::Failure(TaskError::permanent(message).with_kind("ResultTooLarge"))
-        }
         Ok(json) => {
-            tracing::debug!("succeeded");
-            Verdict::Success(json)
+            let verdict = broker.payload().success(json);
+            match &verdict {
+                Verdict::Failure(error) => tracing::warn!(kind = %error.kind, error = %error.message, "failed"),
+                _ => tracing::debug!("succeeded"),
+            }
+            verdict
         }
         Err(error) => {
             let verdict = decide(error, options, delivery.retries, broker.clock().now_ms(), fastrand::f64());

@@ -236,12 +236,13 @@ pub async fn progress(
     }))
 }
 
-/// End a run with `SUCCESS` and its result.
+/// End a run with `SUCCESS` and its result; a result over `tasks.max_result_bytes` ends it in
+/// `FAILURE` (kind `ResultTooLarge`), as it would a native worker's run.
 #[utoipa::path(post, path = "/runs/{token}/complete", tag = "pull",
     params(("token" = String, Path, description = "The run token")),
     request_body = CompleteRequest,
     responses(
-        (status = 200, description = "Stored", body = RunEnded),
+        (status = 200, description = "Stored: SUCCESS, or FAILURE for a result over the limit", body = RunEnded),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "Not a valid run token", body = ErrorBody),
         (status = 409, description = "The run no longer holds its task; nothing was stored", body = ErrorBody),

@@ -298,3 +298,22 @@ async fn a_run_past_its_hard_time_limit_is_ended_as_a_native_one() {
         (Some("FAILURE"), Some("TimeLimitExceeded"))
     );
 }
+
+#[tokio::test]
+async fn a_pulled_result_over_the_limit_ends_the_run_in_failure_as_a_native_one() {
+    let app = TestApp::spawn_with(|s| s.common.tasks.max_result_bytes = 100).await;
+    let spec = TaskSpec {
+        name: "resize".into(),
+        queue: QueueName::parse("images").unwrap(),
+        options: TaskOptions::default(),
+    };
+    app.broker.register_tasks(&[spec]).await.unwrap();
+    let id = app.enqueue("resize", json!({"w": 64})).await;
+    let claimed = claim(&app, "max=1&wait=5&worker=py-big").await;
+    let token = claimed["tasks"][0]["token"].as_str().unwrap().to_owned();
+    let (status, body) = run_call(&app, &token, "complete", json!({"result": "x".repeat(200)})).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("FAILURE")), "{body}");
+    let done = record(&app, &id).await;
+    assert_eq!(done["state"], "FAILURE", "{done}");
+    assert_eq!(done["error"]["kind"], "ResultTooLarge", "{done}");
+}
