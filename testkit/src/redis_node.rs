@@ -39,6 +39,8 @@ impl RedisNode {
 
     fn launch(&mut self) -> bool {
         let (port, dir, args) = (self.port, &self.dir, &self.args);
+        let log = dir.join(format!("{port}.log"));
+        let logged_before = log_len(&log);
         let child = Command::new(crate::redis_server::redis_server_binary())
             .args(args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -50,18 +52,7 @@ impl RedisNode {
             .spawn()
             .expect("spawn redis-server");
         self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
-                self.child = None;
-                return false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+        wait_until_listening(&mut self.child, &log, logged_before)
     }
 
     /// Kills the node at once (SIGKILL), as a crash would.
@@ -81,6 +72,47 @@ impl Drop for RedisNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// How long a log is now (0 when it does not exist yet), so a restarted server's readiness is
+/// read past what its earlier run wrote.
+pub(crate) fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
+}
+
+/// Waits until the server just spawned as `child` writes, in its `log` past byte `from`, that
+/// it listens: `true` then. `false` (and the child is gone) when it exits first, as it does
+/// when its port was taken, or is not ready within 5 s. Its own log is the proof, not a
+/// connection to the port: between the port's pick and the bind, another test's server may
+/// take the port, and a connection would reach that one (the next test then talks to a
+/// server that is killed under it).
+pub(crate) fn wait_until_listening(child: &mut Option<Child>, log: &Path, from: u64) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
+            *child = None;
+            return false;
+        }
+        if says_it_listens(log, from) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if let Some(mut running) = child.take() {
+        let _ = running.kill();
+        let _ = running.wait();
+    }
+    false
+}
+
+/// Whether the log, past byte `from`, has the line a server (or a sentinel) writes once its
+/// listening sockets are bound.
+fn says_it_listens(log: &Path, from: u64) -> bool {
+    let Ok(text) = std::fs::read(log) else {
+        return false;
+    };
+    let fresh = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    fresh.contains("Ready to accept connections") || fresh.contains("Sentinel ID is")
 }
 
 /// Runs `redis-cli ARGS` and returns its standard output (panics if it cannot run).

@@ -87,6 +87,8 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
+        let log = self.dir.path().join("redis.log");
+        let logged_before = crate::redis_node::log_len(&log);
         let child = Command::new(redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             // Recommended for Celeriac (see README): task hashes stay compact with small payloads.
@@ -101,19 +103,7 @@ impl RedisServer {
             .spawn()
             .expect("spawn redis-server");
         self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                let _ = status;
-                self.child = None;
-                return false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+        crate::redis_node::wait_until_listening(&mut self.child, &log, logged_before)
     }
 
     /// The port (of the first master, on a Cluster).
