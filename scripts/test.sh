@@ -33,3 +33,5 @@ target/pyenv/bin/python scripts/python/api_check.py
 target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tests examples/fastapi/tests
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json
+# And its archive measures (a PostgreSQL of its own, the archiver, the outbox, history search).
+target/debug/celeriac-bench --smoke --archive --json target/bench-archive-smoke.json

@@ -2,6 +2,7 @@
 //! redis-server: enqueue rates, drain rate, pickup latency, HTTP enqueue, resource costs.
 //! Prints one table and writes JSON. `--smoke` runs it in seconds, for CI (no assertions).
 
+mod archive;
 mod lifecycle;
 mod measures;
 mod procs;
@@ -54,6 +55,14 @@ struct Args {
     /// of a remote type on a loopback endpoint, with one worker of `--concurrency` slots.
     #[arg(long)]
     push: Option<usize>,
+    /// Only the archive's measures, on a PostgreSQL of its own: the drain of `--drain` no-op
+    /// tasks with the archive off and on, the archiver's ingest rate, the outbox's
+    /// commit-to-pending latency, and history search over `--archive-rows` archived tasks.
+    #[arg(long)]
+    archive: bool,
+    /// Archived tasks the history search of `--archive` runs over.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    archive_rows: u64,
 }
 
 #[tokio::main]
@@ -113,6 +122,27 @@ async fn main() -> anyhow::Result<()> {
         println!("\n{}", bench.report.table());
         return Ok(());
     }
+    if args.archive {
+        let sizes = if args.smoke {
+            archive::ArchiveSizes {
+                tasks: 2_000,
+                outbox: 20,
+                rows: 10_000,
+                searches: 3,
+                concurrency: 16,
+            }
+        } else {
+            archive::ArchiveSizes {
+                tasks: args.drain,
+                outbox: 500,
+                rows: args.archive_rows,
+                searches: 50,
+                concurrency: args.concurrency,
+            }
+        };
+        bench.archive(sizes).await?;
+        return finish(&bench.report, &args.json);
+    }
     {
         // On a redis-server of its own when the bench owns Redis, as the yardstick runs: an
         // empty keyspace, and no keys left behind for the measures after it.
@@ -135,11 +165,16 @@ async fn main() -> anyhow::Result<()> {
             scale::run(&bench.broker, &mut bench.report, n).await?;
         }
     }
-    println!("\n{}", bench.report.table());
-    if let Some(dir) = std::path::Path::new(&args.json).parent() {
+    finish(&bench.report, &args.json)
+}
+
+/// Prints the table and writes the JSON.
+fn finish(report: &report::Report, json: &str) -> anyhow::Result<()> {
+    println!("\n{}", report.table());
+    if let Some(dir) = std::path::Path::new(json).parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&bench.report)?)?;
-    println!("JSON: {}", args.json);
+    std::fs::write(json, serde_json::to_string_pretty(report)?)?;
+    println!("JSON: {json}");
     Ok(())
 }

@@ -41,7 +41,7 @@ fn queue(name: &str) -> QueueName {
 }
 
 impl Bench {
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("CELERIAC__REDIS__URL", self.redis_url.clone()),
             ("CELERIAC__REDIS__NAMESPACE", self.namespace.clone()),
@@ -364,7 +364,7 @@ async fn check_success(broker: &Broker, id: &TaskId) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

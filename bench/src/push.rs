@@ -14,7 +14,6 @@ use celeriac::{Broker, QueueName};
 use serde_json::json;
 
 use crate::measures::Bench;
-use crate::procs;
 
 impl Bench {
     pub async fn push(&mut self, n: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -32,8 +31,8 @@ impl Bench {
             options: Default::default(),
         };
         self.broker.put_task_type(&ty).await?;
-        let native = self.drain_one("bench-native", "noop", n, concurrency).await?;
-        let pushed = self.drain_one("bench-push", "bench_push", n, concurrency).await?;
+        let native = self.drain_one("bench-native", "noop", n, concurrency, &[]).await?;
+        let pushed = self.drain_one("bench-push", "bench_push", n, concurrency, &[]).await?;
         let per_task = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
         self.report.add(
             &format!("drain, native no-op tasks, 1 worker, concurrency {concurrency}"),
@@ -53,19 +52,22 @@ impl Bench {
         Ok(())
     }
 
-    /// Enqueues `n` tasks of `task` on `queue`, starts one worker on it and waits until all
-    /// succeeded; the time from the worker's start to the last success.
-    async fn drain_one(&self, queue: &str, task: &str, n: usize, concurrency: usize) -> anyhow::Result<Duration> {
+    /// Enqueues `n` tasks of `task` on `queue`, starts one worker on it (with `extra`
+    /// settings) and waits until all succeeded; the time from the worker's start to the last
+    /// success.
+    pub async fn drain_one(
+        &self,
+        queue: &str,
+        task: &str,
+        n: usize,
+        concurrency: usize,
+        extra: &[(&'static str, String)],
+    ) -> anyhow::Result<Duration> {
         let q = QueueName::parse(queue).expect("valid queue");
         enqueue(&self.broker, &q, task, n).await?;
         let concurrency = concurrency.to_string();
-        let mut env = vec![
-            ("CELERIAC__REDIS__URL", self.redis_url.clone()),
-            ("CELERIAC__REDIS__NAMESPACE", self.namespace.clone()),
-        ];
-        env.push(("RUST_LOG", "warn".into()));
         let started = Instant::now();
-        let worker = procs::spawn("celeriac-worker", &["--queues", queue, "--concurrency", &concurrency], &env)?;
+        let worker = self.spawn_with("celeriac-worker", &["--queues", queue, "--concurrency", &concurrency], extra)?;
         let stats = self.broker.keys().stats(&q);
         let mut conn = self.broker.connection();
         let deadline = started + Duration::from_secs(300);

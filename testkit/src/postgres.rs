@@ -97,6 +97,27 @@ impl PostgresServer {
         self.url(&name)
     }
 
+    /// Fills the archive of `database` (a name or a URL, migrated) with `rows` synthetic
+    /// tasks that ended over the last `rows` seconds, then ANALYZEs it. Their values are spread
+    /// so each search filter is selective, as in a real history: 500 task names, 200 queues,
+    /// one failure in 100 (error `mailbox <i> full`) and one revoke in 250, `to` =
+    /// `u<i>@example.com` in the args, tag `user_id` = `i % 5000`.
+    pub fn fill_archive(&self, database: &str, rows: u64) {
+        self.psql(
+            database,
+            &format!(
+                "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, error, attempts, deliveries, finished_at, tags) \
+                 SELECT 'q' || (i % 200) || '-' || lpad(to_hex(i), 32, '0'), 'task_' || (i % 500), 'q' || (i % 200), \
+                        CASE WHEN i % 100 = 0 THEN 'FAILURE' WHEN i % 250 = 1 THEN 'REVOKED' ELSE 'SUCCESS' END, \
+                        jsonb_build_object('to', 'u' || i || '@example.com'), \
+                        CASE WHEN i % 100 = 0 THEN jsonb_build_object('kind', 'SmtpError', 'message', 'mailbox ' || i || ' full') END, \
+                        1, 1, now() - make_interval(secs => i), jsonb_build_object('user_id', (i % 5000)::text) \
+                 FROM generate_series(1, {rows}) AS i"
+            ),
+        );
+        self.psql(database, "ANALYZE celeriac_tasks");
+    }
+
     /// Runs one SQL command with `psql` (fails the test if it fails).
     pub fn psql(&self, database: &str, sql: &str) {
         run(

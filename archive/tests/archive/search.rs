@@ -11,23 +11,12 @@ use crate::common::pool;
 #[tokio::test]
 async fn every_search_filter_is_served_by_its_index() {
     let pg = PostgresServer::start();
-    let pool = pool(&pg.fresh_database()).await;
+    let url = pg.fresh_database();
+    let pool = pool(&url).await;
     celeriac_archive::schema::migrate(&pool).await.unwrap();
     // Rare values for each filter, so the planner prefers the filter's index to walking the
     // time order (what it should do with a million rows too).
-    sqlx::query(
-        "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, error, attempts, deliveries, finished_at, tags) \
-         SELECT 'q' || (i % 200) || '-' || lpad(to_hex(i), 32, '0'), 'task_' || (i % 500), 'q' || (i % 200), \
-                CASE WHEN i % 100 = 0 THEN 'FAILURE' WHEN i % 250 = 1 THEN 'REVOKED' ELSE 'SUCCESS' END, \
-                jsonb_build_object('to', 'u' || i || '@example.com'), \
-                CASE WHEN i % 100 = 0 THEN jsonb_build_object('kind', 'SmtpError', 'message', 'mailbox ' || i || ' full') END, \
-                1, 1, now() - make_interval(secs => i), jsonb_build_object('user_id', (i % 5000)::text) \
-         FROM generate_series(1, 20000) AS i",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE celeriac_tasks").execute(&pool).await.unwrap();
+    pg.fill_archive(&url, 20_000);
     let history = History::new(pool);
     let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let cases = [
