@@ -131,3 +131,45 @@ async fn a_row_that_can_never_be_a_task_stays_with_its_error() {
     assert!(error.is_some_and(|e| e.contains("max_retries")));
     assert_eq!(relay.step().await.unwrap(), 0, "not tried again");
 }
+
+/// The Rust example (`archive/examples/outbox.rs`, built by `cargo test` beside this suite),
+/// run as a user would: its user row and its welcome e-mail commit together, and the relay
+/// puts the e-mail in Redis under the id the example printed.
+#[tokio::test]
+async fn the_rust_example_commits_its_user_and_queues_its_welcome_email() {
+    let env = env().await;
+    let spec = TaskSpec {
+        name: "send_email".into(),
+        queue: queue(),
+        options: TaskOptions::default(),
+    };
+    env.broker.register_tasks(&[spec]).await.unwrap();
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("outbox"))
+        .unwrap();
+    let out = std::process::Command::new(&example)
+        .env("CELERIAC_ARCHIVE_DATABASE_URL", &env.database_url)
+        .output()
+        .unwrap_or_else(|e| panic!("run {} ({e}): cargo test and cargo build --all-targets build it", example.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // "user ada+…@example.com created; welcome e-mail <id> queued with it"
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let email = words[1];
+    let id = TaskId::parse(words[words.len() - 4]).expect("the example prints the task id");
+
+    assert_eq!(relay(&env).await.step().await.unwrap(), 1, "one committed row relayed");
+    let record = env.broker.get(&id).await.unwrap().expect("the e-mail is in Redis under its id");
+    assert_eq!(record.state, TaskState::Pending);
+    assert_eq!(record.args["to"], email);
+    assert_eq!(record.options.tags.unwrap()["kind"], "welcome");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM example_users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "the user committed with it");
+}
