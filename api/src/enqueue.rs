@@ -84,8 +84,9 @@ pub struct Accepted {
     /// Where to poll the task: `GET` it.
     #[schema(example = "/tasks/emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
     pub status_url: String,
-    /// Present (`true`) when the call was a duplicate of a unique task (`unique_for`): no new
-    /// task was created, and `task_id` is the existing one.
+    /// Present (`true`) when the call was a duplicate of a unique task (`unique_for`), or was
+    /// merged into its burst's waiting task (`debounce`: that task now has this call's
+    /// arguments and starts later): no new task was created, and `task_id` is the existing one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
 }
@@ -141,7 +142,8 @@ pub fn add_default_tags<'a>(options: &mut CallOptions, defaults: impl IntoIterat
 pub struct Enqueued {
     pub id: TaskId,
     pub state: TaskState,
-    /// The call repeated a unique task (`unique_for`): nothing new was stored.
+    /// The call repeated a unique task (`unique_for`), or merged into a debounced burst's
+    /// waiting task: nothing new was stored.
     pub duplicate: bool,
 }
 
@@ -181,7 +183,10 @@ pub async fn enqueue_task(
         .await?;
     let (task_id, duplicate) = match outcome {
         EnqueueOutcome::Stored => {
-            let state = if new.due_ms.is_some_and(|d| d > now) {
+            // A debounced task waits for the rest of its burst (it is not debounced with an
+            // Idempotency-Key).
+            let debounced = new.options.debounce.is_some() && idempotency.is_none();
+            let state = if debounced || new.due_ms.is_some_and(|d| d > now) {
                 TaskState::Scheduled
             } else {
                 TaskState::Pending
@@ -192,7 +197,7 @@ pub async fn enqueue_task(
                 duplicate: false,
             });
         }
-        EnqueueOutcome::Unique { task_id } => (task_id, true),
+        EnqueueOutcome::Unique { task_id } | EnqueueOutcome::Debounced { task_id } => (task_id, true),
         EnqueueOutcome::Replayed {
             task_id,
             same_request: true,

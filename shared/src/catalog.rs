@@ -90,12 +90,16 @@ impl Catalog {
         if call.partition_key.as_deref().is_some_and(str::is_empty) {
             return Err(FieldError::new("partition_key", "must not be empty").into());
         }
-        // On a sharded queue, a unique task's repeats must meet its lock, which lives under one
-        // shard's hash tag: its lock name picks the shard unless the call's partition key does.
+        // On a sharded queue, a unique task's repeats must meet its lock, and a debounced
+        // call its burst's key, which live under one shard's hash tag: the lock's or the
+        // burst's name picks the shard unless the call's partition key does.
         let unique = match &call.partition_key {
             None if resolved.options.unique_for.is_some() => {
                 let text = serde_json::to_string(args).expect("a JSON value serializes");
                 crate::broker::unique_key(task, &text, &resolved.options)
+            }
+            None if resolved.options.debounce.is_some() => {
+                Some(format!("debounce:{}", resolved.options.debounce_key.as_deref().unwrap_or(task)))
             }
             _ => None,
         };

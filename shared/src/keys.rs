@@ -190,6 +190,12 @@ impl Keys {
         self.queue_key(queue, &format!("uniq:{key}"))
     }
 
+    /// A debounced burst's key (`debounce`), holding the id suffix of the task it last
+    /// stored: a call finds the task to merge into while that one still waits.
+    pub fn debounce(&self, queue: &QueueName, key: &str) -> String {
+        self.queue_key(queue, &format!("debounce:{key}"))
+    }
+
     /// List of the queue's tasks, newest first, one `<created ms>-<suffix>` entry each: the
     /// listing log (listing.rs). Earlier versions kept a sorted set under `index` instead.
     pub fn listing(&self, queue: &QueueName) -> String {

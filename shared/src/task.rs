@@ -69,6 +69,19 @@ pub struct TaskOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = "^(started|finished|period)$"))]
     pub unique_until: Option<String>,
+    /// Seconds a debounced call waits for the next call of its burst (`debounce_key`, else
+    /// the task's name): while the task of the burst has not started, a call replaces its
+    /// arguments and options and pushes its start back to this long after the call, so a
+    /// burst of calls runs one task, with the last call's arguments, once the calls stop.
+    /// Not with `unique_for`, nor for a workflow member; a call with an `Idempotency-Key` is
+    /// not debounced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.001, maximum = 604800))]
+    pub debounce: Option<f64>,
+    /// What makes calls one burst, instead of the task's name (read only with `debounce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub debounce_key: Option<String>,
     /// What the task is about, for searching history: a small map of strings such as
     /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
     /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
@@ -96,6 +109,8 @@ impl TaskOptions {
         "unique_for",
         "unique_key",
         "unique_until",
+        "debounce",
+        "debounce_key",
         "tags",
     ];
 
@@ -118,6 +133,8 @@ impl TaskOptions {
             "unique_for" => self.unique_for = map.next_value()?,
             "unique_key" => self.unique_key = map.next_value()?,
             "unique_until" => self.unique_until = map.next_value()?,
+            "debounce" => self.debounce = map.next_value()?,
+            "debounce_key" => self.debounce_key = map.next_value()?,
             "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
@@ -138,6 +155,8 @@ impl TaskOptions {
             unique_for: self.unique_for.or(defaults.unique_for),
             unique_key: self.unique_key.clone().or_else(|| defaults.unique_key.clone()),
             unique_until: self.unique_until.clone().or_else(|| defaults.unique_until.clone()),
+            debounce: self.debounce.or(defaults.debounce),
+            debounce_key: self.debounce_key.clone().or_else(|| defaults.debounce_key.clone()),
             tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
@@ -156,6 +175,8 @@ impl TaskOptions {
             unique_for: None,
             unique_key: None,
             unique_until: None,
+            debounce: None,
+            debounce_key: None,
             tags: None,
         }
     }
@@ -203,6 +224,19 @@ impl TaskOptions {
             && !UNIQUE_UNTIL.contains(&until.as_str())
         {
             return Err(("unique_until".into(), "must be started, finished or period".into()));
+        }
+        if let Some(secs) = self.debounce {
+            if !(0.001..=7.0 * 86_400.0).contains(&secs) {
+                return Err(("debounce".into(), "must be a number of seconds above 0 and at most 7 days".into()));
+            }
+            if self.unique_for.is_some() {
+                return Err(("debounce".into(), "cannot be combined with unique_for".into()));
+            }
+        }
+        if let Some(key) = &self.debounce_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(("debounce_key".into(), "must be 1 to 200 characters".into()));
         }
         if let Some(tags) = &self.tags {
             validate_tags(tags)?;
@@ -313,8 +347,31 @@ mod tests {
             unique_for: Some(60.0),
             unique_key: Some("k".into()),
             unique_until: Some("started".into()),
+            debounce: Some(2.5),
+            debounce_key: Some("user-42".into()),
             tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
         }
+    }
+
+    #[test]
+    fn a_bad_debounce_is_refused_naming_its_field() {
+        let with = |debounce: Option<f64>, key: Option<&str>, unique_for: Option<f64>| TaskOptions {
+            debounce,
+            debounce_key: key.map(str::to_owned),
+            unique_for,
+            ..TaskOptions::default()
+        };
+        assert!(with(Some(0.5), Some("k"), None).validate().is_ok());
+        for bad in [0.0, -1.0, f64::NAN, 8.0 * 86_400.0] {
+            assert_eq!(with(Some(bad), None, None).validate().unwrap_err().0, "debounce", "{bad}");
+        }
+        let both = with(Some(1.0), None, Some(60.0)).validate().unwrap_err();
+        assert_eq!(both, ("debounce".into(), "cannot be combined with unique_for".into()));
+        assert_eq!(with(Some(1.0), Some(""), None).validate().unwrap_err().0, "debounce_key");
+        assert_eq!(
+            with(Some(1.0), Some(&"k".repeat(201)), None).validate().unwrap_err().0,
+            "debounce_key"
+        );
     }
 
     #[test]

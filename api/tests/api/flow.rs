@@ -1,7 +1,8 @@
 //! Flow control through the gateway: a thousand concurrent identical calls of a unique task
 //! create one task (the others are answered with its id, marked `duplicate`); the lock ends
 //! when the task finished, or holds for the whole period as a throttle; bad flow options are
-//! refused with 422 naming the field; a task's priority reaches its record.
+//! refused with 422 naming the field; a task's priority reaches its record; a debounced burst
+//! runs once, with the last call's arguments, after the burst.
 
 use std::time::Duration;
 
@@ -92,6 +93,33 @@ async fn a_unique_lock_ends_when_the_task_finished_unless_it_is_a_throttle() {
     assert_eq!(later["duplicate"], true);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounced_burst_runs_once_with_the_last_arguments_after_the_burst() {
+    let app = TestApp::spawn().await;
+    app.start_worker(test_registry()).await;
+    let call = |n: u32| json!({"task": "echo", "args": {"n": n}, "debounce": 0.6, "debounce_key": "user-7"});
+    let first = post(&app, &call(0)).await;
+    assert_eq!((first["state"].as_str(), first.get("duplicate")), (Some("SCHEDULED"), None));
+    let id = first["task_id"].as_str().unwrap().to_owned();
+    for n in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let merged = post(&app, &call(n)).await;
+        assert_eq!(merged["task_id"], first["task_id"], "call {n} names the burst's task");
+        assert_eq!((merged["state"].as_str(), &merged["duplicate"]), (Some("SCHEDULED"), &json!(true)));
+    }
+    let record: Value = eventually(Duration::from_secs(30), "the burst's task succeeds", || async {
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.ok()?;
+        (record["state"] == "SUCCESS").then_some(record)
+    })
+    .await;
+    assert_eq!(record["args"], json!({"n": 4}), "the last call's arguments");
+    let listed: Value = app.get("/tasks?task=echo").await.json().await.unwrap();
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "one task for the burst: {listed}");
+    // After the run, a call starts a new burst.
+    let next = post(&app, &call(5)).await;
+    assert_ne!(next["task_id"], first["task_id"]);
+}
+
 #[tokio::test]
 async fn bad_flow_options_are_refused_naming_the_field() {
     let app = TestApp::spawn().await;
@@ -101,6 +129,10 @@ async fn bad_flow_options_are_refused_naming_the_field() {
         (json!({"unique_for": 0}), "unique_for"),
         (json!({"unique_key": ""}), "unique_key"),
         (json!({"unique_for": 5, "unique_until": "forever"}), "unique_until"),
+        (json!({"debounce": 0}), "debounce"),
+        (json!({"debounce": "soon"}), "debounce"),
+        (json!({"debounce": 1, "unique_for": 5}), "debounce"),
+        (json!({"debounce": 1, "debounce_key": ""}), "debounce_key"),
     ] {
         let mut body = json!({"task": "noop"});
         body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());

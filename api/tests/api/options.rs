@@ -22,14 +22,25 @@ fn sample(field: &str) -> Value {
         "unique_for" => json!(600.0),
         "unique_key" => json!("sample"),
         "unique_until" => json!("period"),
+        "debounce" => json!(30.0),
+        "debounce_key" => json!("sample"),
         // The names POST /emails would add, so its record holds exactly these.
         "tags" => json!({"kind": "email", "to_domain": "example.com", "user_id": "42"}),
         other => panic!("a new task option `{other}`: give it a sample value here"),
     }
 }
 
-fn every_option() -> Map<String, Value> {
-    TaskOptions::FIELDS.iter().map(|f| ((*f).to_owned(), sample(f))).collect()
+/// Every option, in two sets: a task is either unique or debounced, so each set leaves out the
+/// other's options (together they cover every option).
+fn every_option() -> [Map<String, Value>; 2] {
+    let without = |left_out: &str| {
+        TaskOptions::FIELDS
+            .iter()
+            .filter(|f| !f.starts_with(left_out))
+            .map(|f| ((*f).to_owned(), sample(f)))
+            .collect()
+    };
+    [without("debounce"), without("unique_")]
 }
 
 async fn accepted_id(response: reqwest::Response) -> String {
@@ -46,35 +57,32 @@ async fn stored_options(app: &TestApp, id: &str) -> Value {
 #[tokio::test]
 async fn every_task_option_reaches_the_record_from_each_producer() {
     let app = TestApp::spawn().await;
-    let options = Value::Object(every_option());
+    for (set, every) in every_option().into_iter().enumerate() {
+        let options = Value::Object(every.clone());
 
-    let mut task = json!({"task": "noop", "args": null});
-    task.as_object_mut().unwrap().extend(every_option());
-    let id = accepted_id(app.post_json("/tasks", &task).await).await;
-    assert_eq!(stored_options(&app, &id).await, options, "POST /tasks");
+        let mut task = json!({"task": "noop", "args": null});
+        task.as_object_mut().unwrap().extend(every);
+        let id = accepted_id(app.post_json("/tasks", &task).await).await;
+        assert_eq!(stored_options(&app, &id).await, options, "POST /tasks");
 
-    let email = json!({"to": "ada@example.com", "subject": "s", "body": "b", "options": options});
-    let id = accepted_id(app.post_json("/emails", &email).await).await;
-    assert_eq!(stored_options(&app, &id).await, options, "POST /emails");
+        let email = json!({"to": "ada@example.com", "subject": "s", "body": "b", "options": options});
+        let id = accepted_id(app.post_json("/emails", &email).await).await;
+        assert_eq!(stored_options(&app, &id).await, options, "POST /emails");
 
-    let workflow = json!({"chain": [{"task": "noop", "options": options}]});
-    let response = app.post_json("/workflows", &workflow).await;
-    assert_eq!(response.status(), 202);
-    let started: Value = response.json().await.unwrap();
-    let id = started["tasks"][0]["task_id"].as_str().unwrap().to_owned();
-    assert_eq!(stored_options(&app, &id).await, options, "a workflow member: {started}");
+        let workflow = json!({"chain": [{"task": "noop", "options": options}]});
+        let response = app.post_json("/workflows", &workflow).await;
+        assert_eq!(response.status(), 202);
+        let started: Value = response.json().await.unwrap();
+        let id = started["tasks"][0]["task_id"].as_str().unwrap().to_owned();
+        assert_eq!(stored_options(&app, &id).await, options, "a workflow member: {started}");
 
-    let schedule = json!({"task": "noop", "every": "1h", "options": options});
-    let response = app
-        .client
-        .put(app.url("/schedules/every-option"))
-        .json(&schedule)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
-    let id = accepted_id(app.post_json("/schedules/every-option/run", &json!({})).await).await;
-    assert_eq!(stored_options(&app, &id).await, options, "a schedule");
+        let schedule = json!({"task": "noop", "every": "1h", "options": options});
+        let path = format!("/schedules/every-option-{set}");
+        let response = app.client.put(app.url(&path)).json(&schedule).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+        let id = accepted_id(app.post_json(&format!("{path}/run"), &json!({})).await).await;
+        assert_eq!(stored_options(&app, &id).await, options, "a schedule");
+    }
 }
 
 #[tokio::test]
@@ -82,7 +90,7 @@ async fn an_option_of_the_wrong_type_is_refused_naming_it_from_each_producer() {
     let app = TestApp::spawn().await;
     for field in TaskOptions::FIELDS {
         // a string option's wrong type is a number
-        let bad = if ["unique_key", "unique_until"].contains(field) {
+        let bad = if ["unique_key", "unique_until", "debounce_key"].contains(field) {
             json!(5)
         } else {
             json!("not-a-number-or-bool")

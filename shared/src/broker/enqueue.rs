@@ -66,12 +66,12 @@ impl NewTask {
     }
 
     /// Its priority level, 0 (the default) to 9.
-    fn level(&self) -> u8 {
+    pub(super) fn level(&self) -> u8 {
         self.options.priority.unwrap_or(0).min(crate::task::MAX_PRIORITY)
     }
 
     /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
-    fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
+    pub(super) fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
             return Err(BrokerError::InvalidTask(format!(
                 "the task name {:?} holds a line break",
@@ -114,6 +114,10 @@ pub enum EnqueueOutcome {
     /// The task is unique (`unique_for`) and an equal one is locked: nothing new was stored;
     /// `task_id` is the existing one.
     Unique { task_id: TaskId },
+    /// The task is debounced (`debounce`) and its burst's task still waits: that task
+    /// (`task_id`) now has this call's arguments and options and starts later; nothing new
+    /// was stored.
+    Debounced { task_id: TaskId },
 }
 
 impl Broker {
@@ -137,6 +141,14 @@ impl Broker {
         max_pending: u64,
         idempotency: Option<&Idempotency>,
     ) -> Result<EnqueueOutcome, BrokerError> {
+        // A debounced call on its own merges into its burst (debounce.rs); with an
+        // Idempotency-Key, or in a batch or a workflow, it is stored as any task.
+        if let (None, [task]) = (idempotency, tasks)
+            && task.workflow.is_none()
+            && let Some(burst) = super::debounce::debounce_key(task)
+        {
+            return ask_until_answered("enqueue", queue, |_| self.enqueue_debounced(queue, task, burst)).await;
+        }
         ask_until_answered("enqueue", queue, |sent_before| async move {
             match self.enqueue_once(queue, tasks, max_pending, idempotency).await {
                 Err(BrokerError::Duplicate(id)) if sent_before && tasks.iter().any(|t| t.id == id) => Ok(EnqueueOutcome::Stored),

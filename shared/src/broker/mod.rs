@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod connection;
+mod debounce;
 mod decode;
 mod enqueue;
 mod events;

@@ -48,6 +48,7 @@ script!(PURGE_START, "lua/purge_start.lua");
 script!(LISTING, "lua/listing.lua");
 script!(SHARDS_RAISE, "lua/shards_raise.lua");
 script!(UNIQUE_RELEASE, "lua/unique_release.lua");
+script!(DEBOUNCE, "lua/debounce.lua");
 
 /// A call of one of the scripts on the hot path (enqueue, start, finish), built straight into
 /// one command: `EVALSHA <sha> <number of keys> <keys...> <arguments...>`.

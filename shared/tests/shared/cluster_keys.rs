@@ -154,6 +154,12 @@ async fn run_every_transition(broker: &Broker) {
     broker.enqueue(&q, std::slice::from_ref(&once), 0, None).await.unwrap();
     let lock = UniqueLock::of("echo", "\"once\"", &once.options).expect("a unique task");
     broker.release_unique(&once.id, &lock).await.unwrap();
+    // A debounced burst: the first call stores its task, the second merges into it.
+    for n in 0..2 {
+        let mut burst = NewTask::new(&q, "echo", &json!(n));
+        burst.options.debounce = Some(60.0);
+        broker.enqueue(&q, std::slice::from_ref(&burst), 0, None).await.unwrap();
+    }
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
     let workflow = broker.start_workflow(&plan).await.unwrap();
     let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod claim_start;
+mod debounce;
 mod enqueue;
 mod events;
 mod finish;
