@@ -35,3 +35,5 @@ target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tes
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json
 # And its archive measures (a PostgreSQL of its own, the archiver, the outbox, history search).
 target/debug/celeriac-bench --smoke --archive --json target/bench-archive-smoke.json
+# And its Cluster comparison (one node, a local Cluster, the Cluster with durability replicated).
+target/debug/celeriac-bench --smoke --cluster 12 --json target/bench-cluster-smoke.json

@@ -3,6 +3,7 @@
 //! Prints one table and writes JSON. `--smoke` runs it in seconds, for CI (no assertions).
 
 mod archive;
+mod cluster;
 mod lifecycle;
 mod measures;
 mod procs;
@@ -60,6 +61,12 @@ struct Args {
     /// commit-to-pending latency, and history search over `--archive-rows` archived tasks.
     #[arg(long)]
     archive: bool,
+    /// Only the Cluster comparison: `--drain` no-op tasks enqueued and drained on one node,
+    /// then on a local Cluster (three masters with a replica each), then on it with
+    /// `durability = "replicated"`, on a queue of this many shards; Redis CPU per task on
+    /// every node and the spread of tasks over the masters.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=64))]
+    cluster: Option<u32>,
     /// Archived tasks the history search of `--archive` runs over.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
     archive_rows: u64,
@@ -121,6 +128,15 @@ async fn main() -> anyhow::Result<()> {
         bench.push(n, concurrency).await?;
         println!("\n{}", bench.report.table());
         return Ok(());
+    }
+    if let Some(shards) = args.cluster {
+        let sizes = cluster::ClusterSizes {
+            tasks: if args.smoke { 2_000 } else { args.drain },
+            concurrency: if args.smoke { 16 } else { args.concurrency },
+            shards,
+        };
+        cluster::run(&mut bench.report, sizes).await?;
+        return finish(&bench.report, &args.json);
     }
     if args.archive {
         let sizes = if args.smoke {

@@ -111,6 +111,57 @@ impl RedisCluster {
         self.nodes[index].kill();
     }
 
+    /// The indexes of the running masters that serve slots and have a synced replica: the ones
+    /// a test may kill without losing the Cluster (their replica takes over). Asked of the
+    /// first running node; empty while a failover is under way.
+    pub fn masters_with_replica(&self) -> Vec<usize> {
+        let Some(asked) = self.nodes.iter().find(|n| n.is_running()) else {
+            return Vec::new();
+        };
+        let nodes = redis_cli(&["-p".into(), asked.port.to_string(), "cluster".into(), "nodes".into()]);
+        let lines: Vec<Vec<&str>> = nodes
+            .lines()
+            .map(|l| l.split(" ").collect::<Vec<_>>())
+            .filter(|f| f.len() >= 8)
+            .collect();
+        let port_of = |f: &[&str]| f[1].split(['@', ':']).nth(1).and_then(|p| p.parse::<u16>().ok());
+        let healthy = |f: &[&str]| !f[2].contains("fail") && f[7] == "connected";
+        lines
+            .iter()
+            .filter(|f| f[2].contains("master") && f.len() > 8 && healthy(f))
+            .filter(|master| lines.iter().any(|r| r[3] == master[0] && healthy(r) && self.synced(port_of(r))))
+            .filter_map(|master| port_of(master))
+            .filter_map(|port| self.nodes.iter().position(|n| n.port == port && n.is_running()))
+            .collect()
+    }
+
+    /// The port of the replica of the master at `index`, as the Cluster sees it now.
+    pub fn replica_of(&self, index: usize) -> Option<u16> {
+        let master = &self.nodes[index];
+        let asked = self.nodes.iter().find(|n| n.is_running())?;
+        let nodes = redis_cli(&["-p".into(), asked.port.to_string(), "cluster".into(), "nodes".into()]);
+        let lines: Vec<Vec<&str>> = nodes
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 8)
+            .collect();
+        let port_of = |f: &[&str]| f[1].split(['@', ':']).nth(1).and_then(|p| p.parse::<u16>().ok());
+        let id = lines.iter().find(|f| port_of(f) == Some(master.port))?[0];
+        lines.iter().find(|f| f[3] == id).and_then(|f| port_of(f))
+    }
+
+    /// Whether the node on `port` says it is a master (`ROLE`).
+    pub fn is_master(&self, port: u16) -> bool {
+        redis_cli(&["-p".into(), port.to_string(), "role".into()]).starts_with("master")
+    }
+
+    /// Whether the node on `port` is running and, if a replica, synced with its master.
+    fn synced(&self, port: Option<u16>) -> bool {
+        let Some(port) = port else { return false };
+        self.nodes.iter().any(|n| n.port == port && n.is_running())
+            && replica_synced(&redis_cli(&["-p".into(), port.to_string(), "info".into(), "replication".into()]))
+    }
+
     /// Starts a killed node again: it rejoins the Cluster (as a replica of the node that
     /// took its slots over); `true` once it listens.
     pub fn restart_node(&mut self, index: usize) -> bool {

@@ -63,6 +63,11 @@ impl RedisServer {
         self.cluster.as_ref()
     }
 
+    /// The Cluster standing in for this server, to kill and restart its nodes.
+    pub fn cluster_mut(&mut self) -> Option<&mut crate::RedisCluster> {
+        self.cluster.as_mut()
+    }
+
     /// Starts a server that writes an append-only file, so a restart keeps the data.
     pub fn start_persistent() -> Self {
         Self::start_with(true)

@@ -25,7 +25,7 @@ const PRODUCE: Duration = Duration::from_secs(16);
 const KILL_AT: Duration = Duration::from_secs(3);
 const RESTART_AT: Duration = Duration::from_secs(9);
 
-fn settings(url: &str, namespace: &str, durability: Durability) -> RedisSettings {
+pub(crate) fn settings(url: &str, namespace: &str, durability: Durability) -> RedisSettings {
     RedisSettings {
         url: url.into(),
         namespace: namespace.into(),
@@ -35,7 +35,8 @@ fn settings(url: &str, namespace: &str, durability: Durability) -> RedisSettings
     }
 }
 
-fn worker(url: &str, namespace: &str, durability: Durability) -> WorkerProcess {
+/// A worker on `default` (and its shards) with a 2 s lease.
+pub(crate) fn worker(url: &str, namespace: &str, durability: Durability) -> WorkerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_celeriac-worker"))
         .args(["--queues", "default", "--concurrency", "8"])
         .env("CELERIAC_CONFIG_DIR", "/nonexistent")
