@@ -141,17 +141,29 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
         .zip(&cpu_after)
         .map(|(before, after)| (after - before) * 1e6 / enqueued as f64)
         .collect();
-    report.add(
-        &format!("{name}: Redis CPU per task (enqueue to ack), all nodes"),
-        per_task.iter().sum(),
-        "µs",
-    );
-    if per_task.len() > 1 {
+    if per_task.len() == 1 {
+        report.add(&format!("{name}: Redis CPU per task (enqueue to ack)"), per_task[0], "µs");
+    } else {
+        let mut masters = Vec::new();
+        let mut replicas = 0.0;
+        for (port, cpu) in target.ports.iter().zip(&per_task) {
+            if is_master(*port).await? {
+                masters.push(*cpu);
+            } else {
+                replicas += cpu;
+            }
+        }
         report.add(
-            &format!("{name}: Redis CPU per task, busiest node"),
-            per_task.iter().copied().fold(0.0, f64::max),
+            &format!("{name}: Redis CPU per task (enqueue to ack), the masters together"),
+            masters.iter().sum(),
             "µs",
         );
+        report.add(
+            &format!("{name}: Redis CPU per task, the busiest master"),
+            masters.iter().copied().fold(0.0, f64::max),
+            "µs",
+        );
+        report.add(&format!("{name}: Redis CPU per task, the replicas together"), replicas, "µs");
         let (busiest, quietest) = master_shares(&target.ports, namespace).await?;
         report.add(&format!("{name}: task records on the busiest master"), busiest, "%");
         report.add(&format!("{name}: task records on the quietest master"), quietest, "%");
@@ -164,6 +176,12 @@ async fn node(port: u16) -> anyhow::Result<redis::aio::MultiplexedConnection> {
     Ok(redis::Client::open(format!("redis://127.0.0.1:{port}"))?
         .get_multiplexed_async_connection()
         .await?)
+}
+
+/// Whether the node on `port` is a master (`ROLE`).
+async fn is_master(port: u16) -> anyhow::Result<bool> {
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut node(port).await?).await?;
+    Ok(matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master"))
 }
 
 /// Each node's CPU seconds (user + system) so far.
@@ -187,8 +205,7 @@ async fn master_shares(ports: &[u16], namespace: &str) -> anyhow::Result<(f64, f
     let mut counts = Vec::new();
     for port in ports {
         let mut conn = node(*port).await?;
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
-        if !matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master") {
+        if !is_master(*port).await? {
             continue;
         }
         let (mut cursor, mut keys) = (0u64, 0usize);
