@@ -149,6 +149,25 @@ impl Broker {
         {
             return ask_until_answered("enqueue", queue, |_| self.enqueue_debounced(queue, task, burst)).await;
         }
+        let outcome = self.enqueue_asking_again(queue, tasks, max_pending, idempotency).await?;
+        // A unique task's lock held by a task that no longer needs it (revoked before it ran,
+        // say) is ended, and the call takes it: once, as a lock taken in between is live.
+        if let (EnqueueOutcome::Unique { task_id }, [task]) = (&outcome, tasks)
+            && self.end_stale_unique(task, task_id).await?
+        {
+            return self.enqueue_asking_again(queue, tasks, max_pending, idempotency).await;
+        }
+        Ok(outcome)
+    }
+
+    /// One enqueue, asked again when its answer is lost (see [`Broker::enqueue`]).
+    async fn enqueue_asking_again(
+        &self,
+        queue: &QueueName,
+        tasks: &[NewTask],
+        max_pending: u64,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<EnqueueOutcome, BrokerError> {
         ask_until_answered("enqueue", queue, |sent_before| async move {
             match self.enqueue_once(queue, tasks, max_pending, idempotency).await {
                 Err(BrokerError::Duplicate(id)) if sent_before && tasks.iter().any(|t| t.id == id) => Ok(EnqueueOutcome::Stored),

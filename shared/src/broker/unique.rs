@@ -4,10 +4,14 @@
 //! wins when a call has both), so a thousand concurrent calls store one task. It lasts
 //! `unique_for` at most, and ends earlier when the task started or finished
 //! (`unique_until`; the worker releases it, [`UniqueLock`], [`Broker::release_unique`]), or not at all before
-//! the period is over (`period`: a throttle). See docs/design.md ("Unique tasks").
+//! the period is over (`period`: a throttle). A lock whose task no longer needs it (revoked
+//! or expired before it ran, or a release lost with a crashed worker) is ended by the next
+//! duplicate call, which then takes it ([`Broker::end_stale_unique`]). See docs/design.md
+//! ("Unique tasks").
 
 use super::enqueue::{Idempotency, NewTask};
 use super::{Broker, BrokerError, scripts};
+use crate::TaskState;
 use crate::digest::{FNV_OFFSET, fnv1a};
 use crate::id::TaskId;
 use crate::task::TaskOptions;
@@ -44,12 +48,37 @@ impl Broker {
     /// Ends `lock` if its task `id` still holds it (a later task's lock stays). Returns
     /// whether a lock was released.
     pub async fn release_unique(&self, id: &TaskId, lock: &UniqueLock) -> Result<bool, BrokerError> {
+        self.release_unique_key(id, &lock.key).await
+    }
+
+    async fn release_unique_key(&self, id: &TaskId, key: &str) -> Result<bool, BrokerError> {
         let released: i64 = scripts::UNIQUE_RELEASE
-            .key(self.keys.unique(id.queue(), &lock.key))
+            .key(self.keys.unique(id.queue(), key))
             .arg(id.to_string())
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(released == 1)
+    }
+
+    /// Whether the lock that `holder` holds for `task`'s key should have ended already, and
+    /// if so ends it: the holder was revoked (or expired) before it ran, or its record is
+    /// gone, or it passed the moment of its `unique_until` and its worker's release was lost
+    /// (a crash between storing the outcome and releasing). A throttle (`period`) holds for
+    /// its period unless its task never ran. `true` when the lock was ended, so the call may
+    /// take it.
+    pub(crate) async fn end_stale_unique(&self, task: &NewTask, holder: &TaskId) -> Result<bool, BrokerError> {
+        let Some(key) = unique_key(&task.name, &task.args, &task.options) else {
+            return Ok(false);
+        };
+        let state = self.get(holder).await?.map(|record| record.state);
+        let until = task.options.unique_until.as_deref().unwrap_or("finished");
+        let stale = match state {
+            None | Some(TaskState::Revoked) => true,
+            Some(TaskState::Success | TaskState::Failure) => until != "period",
+            Some(TaskState::Started | TaskState::Retry) => until == "started",
+            Some(TaskState::Pending | TaskState::Scheduled) => false,
+        };
+        Ok(stale && self.release_unique_key(holder, &key).await?)
     }
 }
 

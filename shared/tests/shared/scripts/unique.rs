@@ -67,3 +67,64 @@ async fn a_duplicate_names_the_first_task_until_its_lock_is_released_at_the_righ
         assert!(!release_at(&broker, throttle.id.clone(), "[3]", &throttle.options, moment).await);
     }
 }
+
+#[tokio::test]
+async fn a_lock_its_task_no_longer_needs_is_taken_by_the_next_call() {
+    let (_redis, broker) = redis_and_broker();
+    // Revoked before it ran: the next call is a new task, not a duplicate of a revoked one.
+    let revoked = unique(json!(["revoked"]), None);
+    broker.enqueue(&queue(), std::slice::from_ref(&revoked), 0, None).await.unwrap();
+    broker.revoke(&revoked.id, false, "not needed").await.unwrap();
+    let after_revoke = unique(json!(["revoked"]), None);
+    assert_eq!(
+        broker
+            .enqueue(&queue(), std::slice::from_ref(&after_revoke), 0, None)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Stored
+    );
+
+    // Finished, and its worker died before releasing the lock: the next call takes it.
+    let finished = unique(json!(["finished"]), None);
+    broker.enqueue(&queue(), std::slice::from_ref(&finished), 0, None).await.unwrap();
+    let ids = super::claim_ids(&broker, "w1", 10).await;
+    let started = broker.start(&queue(), "w1", &ids).await.unwrap();
+    for run in started {
+        if let celeriac::broker::Started::Run(d) = run {
+            super::finish_run(&broker, "w1", &d, celeriac::broker::Verdict::Success("null".into())).await;
+        }
+    }
+    assert_eq!(super::state(&broker, &finished.id).await, celeriac::TaskState::Success);
+    let after_finish = unique(json!(["finished"]), None);
+    assert_eq!(
+        broker
+            .enqueue(&queue(), std::slice::from_ref(&after_finish), 0, None)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Stored
+    );
+
+    // A live holder keeps its lock, and a throttle's finished task keeps it for its period.
+    let waiting = unique(json!(["finished"]), None);
+    assert_eq!(
+        broker.enqueue(&queue(), std::slice::from_ref(&waiting), 0, None).await.unwrap(),
+        EnqueueOutcome::Unique {
+            task_id: after_finish.id.clone()
+        }
+    );
+    let throttle = unique(json!(["throttle"]), Some("period"));
+    broker.enqueue(&queue(), std::slice::from_ref(&throttle), 0, None).await.unwrap();
+    let ids = super::claim_ids(&broker, "w2", 10).await;
+    for run in broker.start(&queue(), "w2", &ids).await.unwrap() {
+        if let celeriac::broker::Started::Run(d) = run {
+            super::finish_run(&broker, "w2", &d, celeriac::broker::Verdict::Success("null".into())).await;
+        }
+    }
+    let again = unique(json!(["throttle"]), Some("period"));
+    assert_eq!(
+        broker.enqueue(&queue(), std::slice::from_ref(&again), 0, None).await.unwrap(),
+        EnqueueOutcome::Unique {
+            task_id: throttle.id.clone()
+        }
+    );
+}
