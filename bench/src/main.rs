@@ -75,6 +75,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    celeriac::tls::install_crypto_provider();
     let sizes = if args.smoke {
         measures::Sizes {
             enqueue: 2_000,

@@ -38,6 +38,9 @@ impl Gateway {
         if base.cannot_be_a_base() {
             return Err(CliError::Usage(format!("--url / CELERIAC_URL: {url:?} cannot hold a path")));
         }
+        // The process's TLS provider, as `celeriac::tls` installs it for the other binaries:
+        // in a workspace build reqwest has TLS without a provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

@@ -28,6 +28,7 @@ pub mod signing;
 pub mod state;
 pub mod task;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 pub mod workflow;
 

@@ -27,8 +27,8 @@ pub struct RemoteTaskType {
     /// The queue its tasks go to (`default` unless set).
     #[serde(default = "default_queue")]
     pub queue: String,
-    /// Where each run is `POST`ed: an `http://` URL (`https://` is refused until the worker's
-    /// client is built with TLS).
+    /// Where each run is `POST`ed: an `http://` or `https://` URL (an `https://` endpoint's
+    /// certificate must come from the web roots or the workers' `[worker] remote_ca_file`).
     pub url: String,
     /// Seconds one call may last before it is abandoned (a retryable `Timeout`).
     #[serde(default = "default_timeout")]
@@ -78,17 +78,13 @@ impl RemoteTaskType {
             return fail("name", "is a built-in task's name");
         }
         QueueName::parse(&self.queue).map_err(|m| ("queue".to_owned(), m))?;
-        if self.url.starts_with("https://") {
-            // The worker's HTTP client is built without TLS (no TLS crate is vendored here):
-            // refused now rather than failing every run later.
-            return fail(
-                "url",
-                "https:// endpoints are not supported by this build yet: use http:// (for example through a local TLS proxy)",
-            );
-        }
-        let host = self.url.strip_prefix("http://").unwrap_or("");
+        let host = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"))
+            .unwrap_or("");
         if host.is_empty() || host.starts_with('/') || self.url.len() > 2048 || self.url.contains(char::is_whitespace) {
-            return fail("url", "must be an absolute http:// URL with a host");
+            return fail("url", "must be an absolute http:// or https:// URL with a host");
         }
         if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout <= 3600.0) {
             return fail("timeout", "must be a number of seconds above 0 and at most 3600");

@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub health_bind: Option<std::net::SocketAddr>,
     /// The gateway's URL as remote task endpoints reach it, for their `progress_url`.
     pub gateway_url: Option<String>,
+    /// A CA (PEM) trusted for `https://` remote task endpoints besides the web roots.
+    pub remote_ca_file: Option<std::path::PathBuf>,
 }
 
 impl WorkerConfig {
@@ -52,6 +54,7 @@ impl WorkerConfig {
             redis: settings.redis.clone(),
             health_bind: w.health_bind,
             gateway_url: w.gateway_url.clone(),
+            remote_ca_file: w.remote_ca_file.clone(),
         }
     }
 }

@@ -45,7 +45,14 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(broker: Broker, mut registry: Registry, config: WorkerConfig) -> Self {
-        registry.enable_remote(crate::remote::RemoteTasks::new(config.gateway_url.clone()));
+        let ca_file = config.remote_ca_file.as_deref();
+        // The settings' check read the CA file already; if it went bad since, https:// calls
+        // trust the web roots only (and fail, logged, for a private CA's endpoint).
+        let remote = crate::remote::RemoteTasks::new(config.gateway_url.clone(), ca_file).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "worker.remote_ca_file is unusable; https:// remote calls trust the web roots only");
+            crate::remote::RemoteTasks::new(config.gateway_url.clone(), None).expect("the web roots load")
+        });
+        registry.enable_remote(remote);
         Self {
             shared: Arc::new(Shared::new(broker, registry, config)),
         }

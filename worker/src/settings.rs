@@ -48,6 +48,9 @@ pub struct WorkerSettings {
     /// The gateway's URL as remote task endpoints reach it (`http://gateway:8000`): each
     /// remote call then carries a `progress_url` there. Unset: no progress URL is sent.
     pub gateway_url: Option<String>,
+    /// A CA certificate file (PEM) trusted for `https://` remote task endpoints, besides the
+    /// usual web roots (for endpoints with a private CA's certificate).
+    pub remote_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The SMTP server `send_email` sends through.
@@ -83,6 +86,7 @@ impl Default for WorkerSettings {
             order: "fair".into(),
             weights: BTreeMap::new(),
             gateway_url: None,
+            remote_ca_file: None,
         }
     }
 }
@@ -123,6 +127,9 @@ impl ProcessSettings for WorkerProcessSettings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(invalid("worker.gateway_url", "must be an http:// or https:// URL"));
+        }
+        if let Some(path) = &w.remote_ca_file {
+            crate::remote::tls(Some(path)).map_err(|e| invalid("worker.remote_ca_file", &e))?;
         }
         if w.lease < Duration::from_secs(2) {
             return Err(invalid("worker.lease", "must be at least 2s"));

@@ -19,7 +19,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskTypeRequest {
-    /// Where each run is `POST`ed (`http://`; `https://` is refused by this build).
+    /// Where each run is `POST`ed (`http://` or `https://`; an `https://` endpoint's
+    /// certificate must come from the web roots or the workers' `[worker] remote_ca_file`).
     #[schema(example = "http://127.0.0.1:8080/tasks/resize")]
     pub url: String,
     /// The queue its tasks go to (default `default`).

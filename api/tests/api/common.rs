@@ -71,7 +71,10 @@ impl TestApp {
             redis,
             settings,
             address,
-            client: reqwest::Client::new(),
+            client: {
+                celeriac::tls::install_crypto_provider();
+                reqwest::Client::new()
+            },
             broker,
             stop,
             _reports_dir: reports_dir,

@@ -320,3 +320,82 @@ async fn a_task_type_declared_in_the_settings_is_published_at_start() {
     let id = app.enqueue("from_settings", json!({})).await;
     assert!(id.starts_with("images-"), "the gateway routes it to its queue: {id}");
 }
+
+/// A TLS listener for `axum::serve`: a TCP accept, then the handshake (a failed one is
+/// skipped, as a client that does not trust the certificate hangs up).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// The endpoint over `https://`, with the server certificate of `certs` (for 127.0.0.1).
+async fn start_tls_endpoint(certs: &celeriac_testkit::TestCertificates) -> (String, Seen) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(&certs.server_cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&certs.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let seen = Seen::default();
+    let app = Router::new().route("/{behaviour}", post(endpoint)).with_state(seen.clone());
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", tcp.local_addr().unwrap());
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn an_https_endpoint_of_a_trusted_ca_is_called_and_one_of_another_ca_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = celeriac_testkit::TestCertificates::generate(dir.path(), "trusted");
+    let other = celeriac_testkit::TestCertificates::generate(dir.path(), "other");
+    let app = TestApp::spawn().await;
+    let ca = trusted.ca_cert.clone();
+    app.start_worker_with(celeriac_worker::Registry::new(), |c| c.remote_ca_file = Some(ca))
+        .await;
+    let (base, seen) = start_tls_endpoint(&trusted).await;
+    declare(&app, "remote-tls", &format!("{base}/echo"), json!({})).await;
+    let id = app.enqueue("remote-tls", json!({"x": 1})).await;
+    let done = app.wait_terminal(&id).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    assert_eq!(done["result"], json!({"got": {"x": 1}, "attempt": 1}));
+    assert!(seen.calls("echo")[0].1, "signed, over TLS");
+
+    // A certificate from a CA the worker does not trust: no call reaches the endpoint, and
+    // the task fails after its retries (a failed handshake is a connection error).
+    let (base, seen) = start_tls_endpoint(&other).await;
+    declare(&app, "remote-untrusted", &format!("{base}/echo"), json!({})).await;
+    let id = app.enqueue("remote-untrusted", json!({})).await;
+    let done = app.wait_terminal(&id).await;
+    assert_eq!(done["state"], "FAILURE", "{done}");
+    assert!(seen.calls("echo").is_empty(), "nothing was sent to an untrusted endpoint");
+}

@@ -21,6 +21,7 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    celeriac::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     celeriac_testkit::eventually(Duration::from_secs(60), "the gateway listens", || async {
         client

@@ -216,6 +216,7 @@ fn schedules_are_listed_fired_paused_and_resumed() {
     let stack = Stack::gateway_only();
     // The CLI does not create schedules: PUT one straight to the gateway.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let status = runtime.block_on(async {
         reqwest::Client::new()
             .put(format!("{}/schedules/hourly-add", stack.url))

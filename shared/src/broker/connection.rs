@@ -230,10 +230,7 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// Prepares the shared connection without connecting.
     pub fn new(target: RedisTarget) -> RedisResult<Self> {
-        if target.tls {
-            // rustls needs a process-wide provider; a second install (already set) is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        crate::tls::install_crypto_provider();
         let (shared, kind) = match &target.topology {
             Topology::Single(url) => {
                 let client = match &target.certs {

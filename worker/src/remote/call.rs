@@ -12,6 +12,7 @@
 //! Redirects are followed only to the same scheme, host and port (at most 5): a task's
 //! arguments never leave for a host its type does not name.
 
+use std::path::Path;
 use std::time::Duration;
 
 use celeriac::remote::RemoteTaskType;
@@ -19,14 +20,18 @@ use celeriac::signing::{SIGNATURE_HEADER, header_value};
 use celeriac::{TaskContext, TaskError};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 /// Most bytes of a failed answer's body kept in the task's error.
 pub const BODY_EXCERPT: usize = 1024;
 const MAX_REDIRECTS: usize = 5;
 
-/// The HTTP client every remote call of this worker shares (one connection pool).
-pub(super) fn client() -> reqwest::Client {
+/// The HTTP client every remote call of this worker shares (one connection pool). `https://`
+/// endpoints must present a certificate from the usual web roots or, when given, from the CA
+/// in `ca_file` (PEM; `[worker] remote_ca_file`). An error names what is wrong with the file.
+pub(super) fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let first = attempt.previous().first();
         let same_origin = first.is_some_and(|from| {
@@ -39,11 +44,35 @@ pub(super) fn client() -> reqwest::Client {
             attempt.follow()
         }
     });
+    celeriac::tls::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(policy)
         .user_agent(concat!("celeriac/", env!("CARGO_PKG_VERSION")))
+        .use_preconfigured_tls(tls(ca_file)?)
         .build()
-        .expect("the HTTP client builds")
+        .map_err(|e| format!("the HTTP client for remote tasks: {e}"))
+}
+
+/// TLS with the ring provider, trusting the web roots and the certificates in `ca_file`.
+pub fn tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: holds no PEM certificate", path.display()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Runs `args` (JSON text) as a task of `ty`; the result as JSON text, or the error.

@@ -8,6 +8,8 @@
 
 mod call;
 
+pub use call::tls;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,13 +43,15 @@ impl std::fmt::Debug for RemoteTasks {
 }
 
 impl RemoteTasks {
-    pub fn new(gateway_url: Option<String>) -> Self {
-        Self {
+    /// What calls need: the gateway's URL for `progress_url`, and a CA file trusted for
+    /// `https://` endpoints besides the web roots. An error names what is wrong with the file.
+    pub fn new(gateway_url: Option<String>, ca_file: Option<&std::path::Path>) -> Result<Self, String> {
+        Ok(Self {
             gateway_url: gateway_url.map(|u| u.trim_end_matches('/').to_owned()),
-            client: call::client(),
+            client: call::client(ca_file)?,
             cache: RwLock::new((None, HashMap::new())),
             run_secret: OnceCell::new(),
-        }
+        })
     }
 
     /// The remote task type `name` as a runnable handler, if there is one.

@@ -70,3 +70,23 @@ fn a_redis_that_is_down_does_not_stop_a_worker_from_starting() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn an_unusable_remote_ca_file_ends_the_worker_at_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for path in [&not_pem, &missing] {
+        let child = command(env!("CARGO_BIN_EXE_celeriac-worker"), "redis://127.0.0.1:1", path)
+            .env_remove("CELERIAC__REDIS__CA_FILE")
+            .env("CELERIAC__WORKER__REMOTE_CA_FILE", path)
+            .spawn()
+            .unwrap();
+        let (code, stderr) = ended(child);
+        assert_ne!(code, Some(0), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("Error: ")).collect();
+        assert_eq!(errors.len(), 1, "one line: {stderr}");
+        assert!(errors[0].contains("worker.remote_ca_file"), "{stderr}");
+    }
+}
