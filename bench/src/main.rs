@@ -7,6 +7,7 @@ mod cluster;
 mod lifecycle;
 mod measures;
 mod procs;
+mod pull;
 mod push;
 mod redis_stats;
 mod report;
@@ -67,6 +68,14 @@ struct Args {
     /// every node and the spread of tasks over the masters.
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=64))]
     cluster: Option<u32>,
+    /// Only the pull protocol's throughput with one Python worker process of this many
+    /// threads: `bench/python/pull_throughput.py` (run with `--python`, against the gateway
+    /// built beside this binary) claims and completes `--drain` no-op tasks over HTTP.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pull_python: Option<usize>,
+    /// The Python of `--pull-python`, with the pinned packages (scripts/python/env.sh makes it).
+    #[arg(long, default_value = "target/pyenv/bin/python")]
+    python: String,
     /// Archived tasks the history search of `--archive` runs over.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
     archive_rows: u64,
@@ -129,6 +138,11 @@ async fn main() -> anyhow::Result<()> {
         bench.push(n, concurrency).await?;
         println!("\n{}", bench.report.table());
         return Ok(());
+    }
+    if let Some(threads) = args.pull_python {
+        let tasks = if args.smoke { 200 } else { args.drain };
+        pull::run(&mut bench.report, &args.python, tasks, threads)?;
+        return finish(&bench.report, &args.json);
     }
     if let Some(shards) = args.cluster {
         let sizes = cluster::ClusterSizes {
