@@ -51,7 +51,8 @@ impl Bench {
         let off = self.drain_one("bench-archive-off", "noop", n, sizes.concurrency, &[]).await?;
         let waiting = self.drain_one("bench-archive-on", "noop", n, sizes.concurrency, &on).await?;
         let archiver = self.spawn_with("celeriac-archiver", &[], &on)?;
-        let ingest = wait_for_rows(&pool, n).await?;
+        let ingest = self.wait_until_archived("bench-archive-on").await?;
+        wait_for_rows(&pool, n).await?;
         let running = self.drain_one("bench-archive-live", "noop", n, sizes.concurrency, &on).await?;
         wait_for_rows(&pool, 2 * n).await?;
 
@@ -172,6 +173,27 @@ impl Bench {
         Ok(())
     }
 
+    /// Waits until the archiver has moved every ending of `queue`'s archive stream into
+    /// PostgreSQL (it deletes each entry once its row is committed): the time it took. Read
+    /// in Redis (`XLEN`, constant time), so the wait takes nothing from PostgreSQL, as a
+    /// `count(*)` of the growing table every few milliseconds would.
+    async fn wait_until_archived(&self, queue: &str) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let stream = self.broker.keys().archive(&celeriac::QueueName::parse(queue).expect("valid queue"));
+        let mut conn = self.broker.connection();
+        loop {
+            let left: u64 = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await?;
+            if left == 0 {
+                return Ok(started.elapsed());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "{left} endings of {queue} still waiting after 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// A gateway, worker or archiver process on the bench's Redis, with `extra` settings.
     pub fn spawn_with(&self, name: &str, args: &[&str], extra: &[(&'static str, String)]) -> anyhow::Result<Proc> {
         let mut env = self.env();
@@ -180,18 +202,18 @@ impl Bench {
     }
 }
 
-/// Waits until the archive holds `n` tasks; the time it took.
-async fn wait_for_rows(pool: &PgPool, n: usize) -> anyhow::Result<Duration> {
+/// Waits until the archive holds `n` tasks (a check after a measure, not timed).
+async fn wait_for_rows(pool: &PgPool, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM celeriac_tasks").fetch_one(pool).await?;
         if rows >= n as i64 {
-            return Ok(started.elapsed());
+            return Ok(());
         }
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(300),
             "the archive holds {rows} of {n} tasks after 5 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! `debounce_key`, else the task's name) names the task it stored; while that task waits in
 //! the scheduled set, a call replaces its spec and pushes its due time back (debounce.lua).
 //! Once it was promoted or started, the next call starts a new burst. See docs/design.md
-//! ("Unique tasks, throttles and debounce").
+//! ("Flow control", Debounce).
 
 use super::enqueue::{EnqueueOutcome, NewTask};
 use super::{Broker, BrokerError, scripts};
