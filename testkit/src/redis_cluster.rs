@@ -112,24 +112,15 @@ impl RedisCluster {
     }
 
     /// The indexes of the running masters that serve slots and have a synced replica: the ones
-    /// a test may kill without losing the Cluster (their replica takes over). Asked of the
-    /// first running node; empty while a failover is under way.
+    /// a test may kill without losing the Cluster (their replica takes over). Empty while a
+    /// failover is under way.
     pub fn masters_with_replica(&self) -> Vec<usize> {
-        let Some(asked) = self.nodes.iter().find(|n| n.is_running()) else {
-            return Vec::new();
-        };
-        let nodes = redis_cli(&["-p".into(), asked.port.to_string(), "cluster".into(), "nodes".into()]);
-        let lines: Vec<Vec<&str>> = nodes
-            .lines()
-            .map(|l| l.split(" ").collect::<Vec<_>>())
-            .filter(|f| f.len() >= 8)
-            .collect();
-        let port_of = |f: &[&str]| f[1].split(['@', ':']).nth(1).and_then(|p| p.parse::<u16>().ok());
-        let healthy = |f: &[&str]| !f[2].contains("fail") && f[7] == "connected";
-        lines
+        let table = self.nodes_table();
+        let healthy = |f: &[String]| !f[2].contains("fail") && f[7] == "connected";
+        table
             .iter()
             .filter(|f| f[2].contains("master") && f.len() > 8 && healthy(f))
-            .filter(|master| lines.iter().any(|r| r[3] == master[0] && healthy(r) && self.synced(port_of(r))))
+            .filter(|master| table.iter().any(|r| r[3] == master[0] && healthy(r) && self.synced(port_of(r))))
             .filter_map(|master| port_of(master))
             .filter_map(|port| self.nodes.iter().position(|n| n.port == port && n.is_running()))
             .collect()
@@ -137,17 +128,22 @@ impl RedisCluster {
 
     /// The port of the replica of the master at `index`, as the Cluster sees it now.
     pub fn replica_of(&self, index: usize) -> Option<u16> {
-        let master = &self.nodes[index];
-        let asked = self.nodes.iter().find(|n| n.is_running())?;
-        let nodes = redis_cli(&["-p".into(), asked.port.to_string(), "cluster".into(), "nodes".into()]);
-        let lines: Vec<Vec<&str>> = nodes
+        let table = self.nodes_table();
+        let id = &table.iter().find(|f| port_of(f) == Some(self.nodes[index].port))?[0];
+        table.iter().find(|f| &f[3] == id).and_then(|f| port_of(f))
+    }
+
+    /// `CLUSTER NODES` as the first running node answers it: one row of fields per node (id,
+    /// address, flags, master id, ..., link state, slots).
+    fn nodes_table(&self) -> Vec<Vec<String>> {
+        let Some(asked) = self.nodes.iter().find(|n| n.is_running()) else {
+            return Vec::new();
+        };
+        redis_cli(&["-p".into(), asked.port.to_string(), "cluster".into(), "nodes".into()])
             .lines()
-            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
             .filter(|f| f.len() >= 8)
-            .collect();
-        let port_of = |f: &[&str]| f[1].split(['@', ':']).nth(1).and_then(|p| p.parse::<u16>().ok());
-        let id = lines.iter().find(|f| port_of(f) == Some(master.port))?[0];
-        lines.iter().find(|f| f[3] == id).and_then(|f| port_of(f))
+            .collect()
     }
 
     /// Whether the node on `port` says it is a master (`ROLE`).
@@ -167,6 +163,11 @@ impl RedisCluster {
     pub fn restart_node(&mut self, index: usize) -> bool {
         self.nodes[index].restart()
     }
+}
+
+/// The port of a `CLUSTER NODES` row (`host:port@bus`).
+fn port_of(row: &[String]) -> Option<u16> {
+    row[1].split(['@', ':']).nth(1).and_then(|p| p.parse().ok())
 }
 
 /// `INFO replication` of a node: a master, or a replica whose link to its master is up.
