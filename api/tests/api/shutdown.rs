@@ -73,17 +73,21 @@ async fn sigterm_answers_requests_in_flight_and_exits_zero() {
     );
 }
 
-/// How many task records the redis-server has been asked for (`HGETALL`s, as
-/// `Broker::get` reads one), from its command statistics.
+/// How many task records Redis has been asked for (`HGETALL`s, as `Broker::get` reads one),
+/// from the command statistics of every node (one, or each node of a Cluster).
 async fn record_reads(redis: &RedisServer) -> u64 {
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_hgetall:calls=")?.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+    let mut reads = 0;
+    for port in redis.ports() {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        reads += stats
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_hgetall:calls=")?.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    reads
 }
