@@ -30,6 +30,19 @@ fn batch(queue: &QueueName) -> Vec<NewTask> {
         .collect()
 }
 
+/// Stops a worker picked at random, with SIGKILL (`kill`) or with SIGTERM and a wait for
+/// its graceful exit, and starts another in its place.
+fn replace_a_worker(workers: &mut [WorkerProcess], kill: bool, start: impl Fn() -> WorkerProcess) {
+    let i = fastrand::usize(..workers.len());
+    if kill {
+        workers[i].kill();
+    } else {
+        workers[i].terminate();
+        workers[i].wait_exit(Duration::from_secs(15));
+    }
+    workers[i] = start();
+}
+
 /// Waits (up to two minutes) for every accepted task to succeed: (finished, lost, redelivered).
 async fn outcome(broker: &Broker, accepted: &[TaskId]) -> (usize, usize, usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -80,16 +93,11 @@ async fn chaos() {
         if Instant::now() >= next_fault {
             match fastrand::u8(0..10) {
                 0..=4 => {
-                    let i = fastrand::usize(..workers.len());
-                    workers[i].kill();
-                    workers[i] = setup.worker(8);
+                    replace_a_worker(&mut workers, true, || setup.worker(8));
                     kills += 1;
                 }
                 5..=7 => {
-                    let i = fastrand::usize(..workers.len());
-                    workers[i].terminate();
-                    workers[i].wait_exit(Duration::from_secs(15));
-                    workers[i] = setup.worker(8);
+                    replace_a_worker(&mut workers, false, || setup.worker(8));
                     terms += 1;
                 }
                 _ => {
@@ -144,16 +152,11 @@ async fn chaos_cluster() {
         if Instant::now() >= next_fault {
             match fastrand::u8(0..10) {
                 0..=4 => {
-                    let i = fastrand::usize(..workers.len());
-                    workers[i].kill();
-                    workers[i] = worker();
+                    replace_a_worker(&mut workers, true, worker);
                     kills += 1;
                 }
                 5..=6 => {
-                    let i = fastrand::usize(..workers.len());
-                    workers[i].terminate();
-                    workers[i].wait_exit(Duration::from_secs(15));
-                    workers[i] = worker();
+                    replace_a_worker(&mut workers, false, worker);
                     terms += 1;
                 }
                 _ => match down {
