@@ -40,5 +40,7 @@ target/debug/celeriac-bench --smoke --json target/bench-smoke.json
 target/debug/celeriac-bench --smoke --archive --json target/bench-archive-smoke.json
 # And its Cluster comparison (one node, a local Cluster, the Cluster with durability replicated).
 target/debug/celeriac-bench --smoke --cluster 12 --json target/bench-cluster-smoke.json
+# And the flow limits' measures (the drain without limits, under a cap, and through a rate).
+target/debug/celeriac-bench --smoke --limits --json target/bench-limits-smoke.json
 # And the pull protocol's throughput with one Python worker process (the pinned env above).
 target/debug/celeriac-bench --smoke --pull-python 4 --json target/bench-pull-smoke.json

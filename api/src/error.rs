@@ -160,6 +160,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::Duplicate(id) => Self::Conflict(format!("a task with id {id} exists already")),
             BrokerError::Redis(_) | BrokerError::NotReplicated(_) => Self::Unavailable(e),
             BrokerError::Protocol(detail) | BrokerError::InvalidTask(detail) => Self::Internal(detail),
+            BrokerError::InvalidLimit(e) => Self::invalid(e.field, e.message),
         }
     }
 }

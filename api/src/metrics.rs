@@ -4,7 +4,10 @@
 //! - per queue (label `queue`), from its `stats` hash and its lists: `celeriac_queue_*_total`
 //!   counters (enqueued, succeeded, failed, retried, revoked; exact, kept in Redis by the
 //!   scripts, so they count every process and survive restarts) and the `pending`,
-//!   `scheduled` and `dead` depth gauges;
+//!   `scheduled` and `dead` depth gauges; for a queue with limits, the
+//!   `celeriac_queue_rate_tokens`, `celeriac_queue_concurrency_in_use` and
+//!   `celeriac_queue_concurrency_cap` gauges and `celeriac_queue_held` (pending tasks a limit
+//!   holds back now, label `reason`);
 //! - per queue and task name (labels `queue`, `task`), from the workers: `celeriac_tasks_*_total`
 //!   (started, succeeded, failed, retried, revoked) and the `celeriac_task_run_seconds` and
 //!   `celeriac_task_wait_seconds` histograms. Each worker measures its own runs in memory and
@@ -16,7 +19,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use celeriac::broker::QueueStats;
+use celeriac::broker::{LimitsView, QueueStats};
 use celeriac::metrics::{BUCKETS, Histogram, MetricsSnapshot, TaskSeries};
 use celeriac::{Broker, BrokerError};
 use prometheus_client::collector::Collector;
@@ -116,6 +119,37 @@ impl Scrape {
         Ok(())
     }
 
+    /// A gauge of the queues whose limits have the value (the others have no such limit).
+    fn limit_gauge(&self, encoder: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&LimitsView) -> Option<u64>) -> fmt::Result {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for q in &self.queues {
+            if let Some(v) = q.limits.as_ref().and_then(value) {
+                let labels: QueueLabels = [("queue", &q.queue)];
+                metric.encode_family(&labels)?.encode_gauge(&v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pending tasks a limit holds back now, by queue and reason (`rate`, `concurrency`).
+    fn held_gauge(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let mut metric = encoder.encode_descriptor(
+            "celeriac_queue_held",
+            "Pending tasks a limit of the queue holds back now, by reason (rate or concurrency).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for q in &self.queues {
+            let Some(limits) = &q.limits else { continue };
+            for reason in ["rate", "concurrency"] {
+                let held = if limits.held.as_deref() == Some(reason) { q.pending } else { 0 };
+                let labels: TaskLabels = [("queue", &q.queue), ("reason", reason)];
+                metric.encode_family(&labels)?.encode_gauge(&held)?;
+            }
+        }
+        Ok(())
+    }
+
     fn task_counter(&self, encoder: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&TaskSeries) -> u64) -> fmt::Result {
         let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
         for (queue, task, series) in self.tasks.iter() {
@@ -184,6 +218,22 @@ impl Collector for Scrape {
             |q| q.scheduled,
         )?;
         self.queue_gauge(e, "celeriac_queue_dead", "Dead-lettered tasks kept for the queue.", |q| q.dead)?;
+        self.limit_gauge(
+            e,
+            "celeriac_queue_rate_tokens",
+            "Tokens left in the queue's rate limit (tasks that could go out at once).",
+            |l| l.tokens,
+        )?;
+        self.limit_gauge(
+            e,
+            "celeriac_queue_concurrency_in_use",
+            "Slots of the queue's concurrency cap in use (tasks leased to workers).",
+            |l| l.running,
+        )?;
+        self.limit_gauge(e, "celeriac_queue_concurrency_cap", "The queue's concurrency cap.", |l| {
+            l.declared.concurrency.map(u64::from)
+        })?;
+        self.held_gauge(e)?;
         let mut workers = e.encode_descriptor(
             "celeriac_workers_online",
             "Worker processes with a live registration.",

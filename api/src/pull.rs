@@ -43,11 +43,10 @@ pub async fn claim(state: &AppState, queue: &QueueName, worker: &str, max: usize
         state.broker.recover_expired_on(queue, None).await?;
         state.broker.promote_due(queue, PROMOTE_BATCH).await?;
         let claim = state.broker.claim(queue, worker, max, lease, &new_claim_token()).await?;
-        let paused = claim == Claim::Paused;
-        if let Claim::Ids(ids) = claim
+        if let Claim::Ids(ids) = &claim
             && !ids.is_empty()
         {
-            let runs = start(state, queue, worker, &ids).await?;
+            let runs = start(state, queue, worker, ids).await?;
             if !runs.is_empty() {
                 note_worker(state, queue, worker, max).await;
                 return Ok(runs);
@@ -59,11 +58,11 @@ pub async fn claim(state: &AppState, queue: &QueueName, worker: &str, max: usize
             note_worker(state, queue, worker, max).await;
             return Ok(Vec::new());
         }
-        // Blocks on the queue (no polling); a paused queue is looked at again after a slice.
+        // Blocks on the queue, or on what a limit waits for (no polling); a paused queue is
+        // looked at again after a slice.
         let slice = left.min(REAP_EVERY);
         tokio::select! {
-            waited = waiter.wait_for_work(slice), if !paused => { waited?; }
-            _ = tokio::time::sleep(slice), if paused => {}
+            waited = waiter.wait_after(&claim, slice) => { waited?; }
             _ = state.shutdown.cancelled() => {}
         }
     }

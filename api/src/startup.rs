@@ -52,6 +52,9 @@ impl Application {
                 tracing::warn!(queue = %queue, error = %e, "cannot record the queue's shards in Redis yet");
             }
         }
+        if let Err(e) = broker.apply_declared_limits(&settings.tasks.limits).await {
+            tracing::warn!(error = %e, "cannot set the settings' queue limits in Redis yet");
+        }
         if let Err(e) = broker.publish_task_types(&settings.declared_task_types()).await {
             tracing::warn!(error = %e, "could not publish the settings' remote task types (Redis unreachable?)");
         }

@@ -5,6 +5,7 @@
 mod archive;
 mod cluster;
 mod lifecycle;
+mod limits;
 mod measures;
 mod procs;
 mod pull;
@@ -76,6 +77,11 @@ struct Args {
     /// The Python of `--pull-python`, with the pinned packages (scripts/python/env.sh makes it).
     #[arg(long, default_value = "target/pyenv/bin/python")]
     python: String,
+    /// Only the flow limits' measures: `--drain` no-op tasks drained without limits and under
+    /// a concurrency cap of 8, then 100/s through a rate limit with four workers, second by
+    /// second over a minute.
+    #[arg(long)]
+    limits: bool,
     /// Archived tasks the history search of `--archive` runs over.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
     archive_rows: u64,
@@ -151,6 +157,18 @@ async fn main() -> anyhow::Result<()> {
             shards,
         };
         cluster::run(&mut bench.report, sizes).await?;
+        return finish(&bench.report, &args.json);
+    }
+    if args.limits {
+        let sizes = limits::LimitsSizes {
+            tasks: if args.smoke { 2_000 } else { args.drain },
+            concurrency: if args.smoke { 16 } else { args.concurrency },
+            cap: 8,
+            rate: 100,
+            rate_secs: if args.smoke { 2 } else { 60 },
+        };
+        let env = bench.env();
+        limits::run(&bench.broker, &env, &mut bench.report, sizes).await?;
         return finish(&bench.report, &args.json);
     }
     if args.archive {

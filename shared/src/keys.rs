@@ -97,6 +97,20 @@ impl Keys {
         self.queue_key(queue, "bell")
     }
 
+    /// Hash of the queue's flow limits (limits.rs): the rate as an emission interval in
+    /// microseconds (`interval`), its `burst` and `tat` (the GCRA's theoretical arrival time,
+    /// µs), the concurrency `cap` and `running` (ids leased to workers, counted while a cap is
+    /// set), and what was declared (`rate`, `concurrency`, `source`). Absent: no limit.
+    pub fn limits(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "limits")
+    }
+
+    /// List a worker held back by the queue's concurrency cap blocks on: the scripts that end
+    /// leases push one element per slot they free (at most the cap's number are kept).
+    pub fn slots_freed(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "freed")
+    }
+
     /// Sorted set of ids waiting for a time (countdown, eta, retry backoff), scored by due ms.
     pub fn scheduled(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "scheduled")

@@ -20,6 +20,9 @@ pub struct WorkerConfig {
     pub queues: Vec<QueueName>,
     /// Queue -> number of shards, from the settings (`[tasks.shards]`).
     pub shards: std::collections::BTreeMap<QueueName, u32>,
+    /// Queue -> rate limit and concurrency cap, from the settings (`[tasks.limits]`), set in
+    /// Redis at start.
+    pub limits: std::collections::BTreeMap<QueueName, celeriac::broker::QueueLimits>,
     pub concurrency: usize,
     /// How the queues share the slots (checked with the settings).
     pub order: crate::order::QueueOrder,
@@ -46,6 +49,7 @@ impl WorkerConfig {
             host_id: crate::liveness::host_id(),
             queues: w.queues.clone(),
             shards: settings.tasks.shards.clone(),
+            limits: settings.tasks.limits.clone(),
             concurrency: w.concurrency,
             order: crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).unwrap_or(crate::order::QueueOrder::Fair),
             batch_size: w.batch_size,

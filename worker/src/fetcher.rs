@@ -32,22 +32,19 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
         };
         let ids = match claim {
             Claim::Ids(ids) if !ids.is_empty() => ids,
-            Claim::Ids(_) => {
+            // Empty, held back by a limit, or paused: wait for what the claim lacked.
+            nothing => {
                 drop(permits);
                 retry.reset();
+                let timeout = if nothing == Claim::Paused { PAUSED_WAIT } else { IDLE_WAIT };
                 tokio::select! {
-                    waited = waiter.wait_for_work(IDLE_WAIT) => if let Err(e) = waited {
+                    waited = waiter.wait_after(&nothing, timeout) => if let Err(e) = waited {
                         shared.consuming.store(false, Ordering::Relaxed);
                         tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
                         pause(&stop, retry.next_wait()).await;
                     },
                     _ = stop.cancelled() => return,
                 }
-                continue;
-            }
-            Claim::Paused => {
-                drop(permits);
-                pause(&stop, PAUSED_WAIT).await;
                 continue;
             }
         };

@@ -26,7 +26,8 @@ pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settl
         let Some(mut permits) = free_slots(&shared, &stop).await else {
             return;
         };
-        let mut paused = vec![false; queues.len()];
+        // What each queue's claim found when it took nothing (empty unless said otherwise).
+        let mut found = vec![Claim::Ids(Vec::new()); queues.len()];
         let mut took = false;
         for i in shared.config.order.claim_order(queues.len()) {
             if permits.is_empty() {
@@ -48,8 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settl
                         stop.clone(),
                     ));
                 }
-                Claim::Ids(_) => {}
-                Claim::Paused => paused[i] = true,
+                nothing => found[i] = nothing,
             }
         }
         drop(permits);
@@ -57,19 +57,15 @@ pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settl
             retry.reset();
             continue;
         }
-        // Every queue was empty (or paused): block on the open ones until one has work. A
-        // paused queue is looked at again after a short while.
-        let timeout = if paused.iter().any(|p| *p) { PAUSED_WAIT } else { IDLE_WAIT };
+        // Every queue was empty, held back by a limit or paused: wait on all of them at once
+        // for what each lacks (work, a token, a slot). A paused queue is looked at again after
+        // a short while.
+        let timeout = if found.contains(&Claim::Paused) { PAUSED_WAIT } else { IDLE_WAIT };
         let waits: Vec<_> = waiters
             .iter_mut()
-            .zip(&paused)
-            .filter(|(_, p)| !**p)
-            .map(|(w, _)| w.wait_for_work(timeout).boxed())
+            .zip(&found)
+            .map(|(w, claim)| w.wait_after(claim, timeout).boxed())
             .collect();
-        if waits.is_empty() {
-            pause(&stop, PAUSED_WAIT).await;
-            continue;
-        }
         tokio::select! {
             (waited, _, _) = futures::future::select_all(waits) => if let Err(e) = waited {
                 shared.consuming.store(false, Ordering::Relaxed);

@@ -74,6 +74,9 @@ impl Worker {
             tracing::warn!(error = %e, "could not publish the task types (Redis unreachable?); the gateway knows only the built-in ones");
         }
         let first_shards = shards::added(&shared).await;
+        if let Err(e) = shared.broker.apply_declared_limits(&config.limits).await {
+            tracing::warn!(error = %e, "cannot set the settings' queue limits in Redis yet");
+        }
         let heartbeat = Heartbeat::start(Arc::clone(&shared));
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acker::run(Arc::clone(&shared), settle_rx));

@@ -62,7 +62,20 @@ const queueColumns = [
   ['Failed', (q) => q.failed_total, true],
   ['Last minute', (q) => `${q.succeeded_last_minute} / ${q.failed_last_minute}`, true],
   ['Oldest pending', (q) => age(q.oldest_pending_age_secs), true],
+  ['Limits', limitsCell],
 ];
+
+/** A queue's rate limit and concurrency cap as they stand: tokens left, slots in use, and
+ * what holds its pending tasks back right now. */
+function limitsCell(q) {
+  const l = q.limits;
+  if (!l) return '—';
+  const parts = [];
+  if (l.rate) parts.push(`${l.rate} (burst ${l.burst}, ${l.tokens} tokens left)`);
+  if (l.concurrency) parts.push(`${l.running} / ${l.concurrency} running`);
+  return h('span', { class: 'limits' }, parts.join(' · '),
+    l.held ? h('span', { class: 'held' }, ` held by ${l.held === 'rate' ? 'the rate limit' : 'the concurrency cap'}`) : '');
+}
 
 const workerColumns = [
   ['Worker', (w) => h('code', {}, w.id)],

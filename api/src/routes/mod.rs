@@ -80,6 +80,7 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::purge_queue))
         .routes(routes!(queues::set_shards))
+        .routes(routes!(queues::set_limits, queues::delete_limits))
         .routes(routes!(queues::dead_letters))
         .routes(routes!(workers::list_workers))
         .routes(routes!(task_types::list_task_types))

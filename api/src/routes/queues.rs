@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use celeriac::TaskRecord;
-use celeriac::broker::QueueOverview;
+use celeriac::broker::{LimitsSource, QueueLimits, QueueOverview};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -110,10 +110,7 @@ pub async fn set_shards(
     Path(queue): Path<String>,
     crate::extract::ApiJson(body): crate::extract::ApiJson<SetShards>,
 ) -> Result<Json<QueueOverview>, ApiError> {
-    let queue = parse_queue(&queue)?;
-    if queue.is_shard() {
-        return Err(ApiError::invalid("queue", "name a queue, not one of its shards"));
-    }
+    let queue = parse_whole_queue(&queue)?;
     let max = celeriac::id::MAX_SHARDS;
     if !(1..=max).contains(&body.shards) {
         return Err(ApiError::invalid("shards", format!("must be from 1 to {max}")));
@@ -126,6 +123,65 @@ pub async fn set_shards(
         ));
     }
     Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// Set a queue's rate limit and concurrency cap (each optional; a body with neither clears
+/// them). Enforced across all workers in the script that hands tasks out: a held-back task
+/// waits in Redis and goes out as soon as a token or a slot is free. Limits set here stay
+/// until changed or deleted here: a process's settings (`[tasks.limits]`) never replace them.
+/// A sharded queue's shards each get a share.
+#[utoipa::path(put, path = "/queues/{queue}/limits", tag = "queues",
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
+    request_body = QueueLimits,
+    responses(
+        (status = 200, description = "The queue, with its limits", body = QueueOverview),
+        (status = 422, description = "Invalid queue name, or a malformed rate (`100/fortnight`), burst or cap; the field is named", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn set_limits(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(queue): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<QueueLimits>,
+) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
+    let queue = parse_whole_queue(&queue)?;
+    body.validate().map_err(|e| ApiError::invalid(e.field, e.message))?;
+    if body.is_empty() {
+        state.broker.clear_limits(&queue).await?;
+    } else {
+        state.broker.set_limits(&queue, &body, LimitsSource::Api).await?;
+    }
+    Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// Remove a queue's rate limit and concurrency cap: its tasks go out as fast as workers take
+/// them (until a process with limits in its settings starts).
+#[utoipa::path(delete, path = "/queues/{queue}/limits", tag = "queues",
+    params(("queue" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$", description = "Queue name")),
+    responses(
+        (status = 200, description = "The queue, without limits", body = QueueOverview),
+        (status = 422, description = "Invalid queue name", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+    ))]
+pub async fn delete_limits(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueOverview>, ApiError> {
+    scope.check_queue(&queue)?;
+    let queue = parse_whole_queue(&queue)?;
+    state.broker.clear_limits(&queue).await?;
+    Ok(Json(state.broker.queue_overview(&queue).await?))
+}
+
+/// A queue's name, not one of its shards' (settings that span the shards name the queue).
+fn parse_whole_queue(queue: &str) -> Result<celeriac::QueueName, ApiError> {
+    let queue = parse_queue(queue)?;
+    if queue.is_shard() {
+        return Err(ApiError::invalid("queue", "name a queue, not one of its shards"));
+    }
+    Ok(queue)
 }
 
 /// Purge a queue's pending tasks: each becomes `REVOKED` (reason `Purged`) and never runs.

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use celeriac::broker::{RetryOutcome, RevokeOutcome};
+use celeriac::broker::{Hold, RetryOutcome, RevokeOutcome};
 use celeriac::{TaskId, TaskRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -81,7 +81,11 @@ pub async fn get_task(
         Some(_) => return Err(ApiError::invalid("wait", format!("must be from 0 to {max_wait} seconds"))),
     };
     if let Some(record) = record {
-        return Ok(Json(TaskView::live(record)));
+        let mut view = TaskView::live(record);
+        if view.record.state == celeriac::TaskState::Pending {
+            view.held = state.broker.hold_of(id.queue()).await?.map(|hold| held_because(&hold));
+        }
+        return Ok(Json(view));
     }
     let archived = match &state.history {
         Some(history) => history.get(&id).await?,
@@ -101,15 +105,38 @@ pub struct TaskView {
     /// True when the record comes from the PostgreSQL archive (absent for a live record).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub archived: bool,
+    /// Why a `PENDING` task waits although its queue has tasks to hand out: a limit of its
+    /// queue holds it back (`GET /tasks/{id}` only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl TaskView {
     pub fn live(record: TaskRecord) -> Self {
-        Self { record, archived: false }
+        Self {
+            record,
+            archived: false,
+            held: None,
+        }
     }
 
     pub fn archived(record: TaskRecord) -> Self {
-        Self { record, archived: true }
+        Self {
+            record,
+            archived: true,
+            held: None,
+        }
+    }
+}
+
+/// What a limit that holds a queue's tasks back says in their records.
+fn held_because(hold: &Hold) -> String {
+    match hold {
+        Hold::Rate { wait } => format!(
+            "held back by its queue's rate limit; the next token comes in {} ms",
+            wait.as_millis()
+        ),
+        Hold::Concurrency => "held back by its queue's concurrency cap: every slot is in use".to_owned(),
     }
 }
 

@@ -2,7 +2,10 @@
 //! create one task (the others are answered with its id, marked `duplicate`); the lock ends
 //! when the task finished, or holds for the whole period as a throttle; bad flow options are
 //! refused with 422 naming the field; a task's priority reaches its record; a debounced burst
-//! runs once, with the last call's arguments, after the burst.
+//! runs once, with the last call's arguments, after the burst. Queue limits: bad ones are
+//! refused naming the field; a concurrency cap set through the API holds with a worker, and
+//! `GET /queues`, `GET /tasks/{id}` and `/metrics` show why tasks wait; limits from the settings
+//! are set at start.
 
 use std::time::Duration;
 
@@ -156,4 +159,112 @@ async fn a_priority_reaches_the_record_and_its_queue_counts_it_pending() {
     assert_eq!(record["options"]["priority"], 7);
     let queue = default_queue(&app).await;
     assert_eq!(queue["pending"], 1);
+}
+
+async fn put_limits(app: &TestApp, queue: &str, body: Value) -> (reqwest::StatusCode, Value) {
+    let response = app
+        .client
+        .put(app.url(&format!("/queues/{queue}/limits")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn bad_queue_limits_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (json!({"rate": "100/fortnight"}), "rate"),
+        (json!({"rate": "0/s"}), "rate"),
+        (json!({"rate": "10/s", "burst": 0}), "burst"),
+        (json!({"burst": 5}), "burst"),
+        (json!({"concurrency": 0}), "concurrency"),
+        (json!({"concurrency": -1}), "concurrency"),
+    ] {
+        let (status, answer) = put_limits(&app, "default", body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    let (status, answer) = put_limits(&app, "default~1", json!({"concurrency": 2})).await;
+    assert_eq!(
+        (status.as_u16(), answer["error"]["field"].as_str()),
+        (422, Some("queue")),
+        "{answer}"
+    );
+    let default = celeriac::QueueName::parse("default").unwrap();
+    assert!(app.broker.limits(&default).await.unwrap().is_none(), "nothing was set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_set_through_the_api_holds_and_shows_why_tasks_wait() {
+    let app = TestApp::spawn().await;
+    let (status, queue) = put_limits(&app, "default", json!({"concurrency": 1, "rate": "600/min"})).await;
+    assert_eq!(status, 200, "{queue}");
+    let limits = &queue["limits"];
+    assert_eq!(
+        (&limits["concurrency"], &limits["rate"], &limits["burst"], &limits["source"]),
+        (&json!(1), &json!("600/min"), &json!(1), &json!("api"))
+    );
+    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| app.enqueue("sleep", json!({"ms": 1500})))).await;
+    app.start_worker(test_registry()).await;
+    // One runs; the other two wait, held back by the cap, and say so.
+    let waiting = eventually(Duration::from_secs(10), "one task runs and the others are held", || async {
+        let queue = default_queue(&app).await;
+        (queue["limits"]["running"] == 1 && queue["limits"]["held"] == "concurrency").then_some(())?;
+        for id in &ids {
+            let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.ok()?;
+            if record["state"] == "PENDING" {
+                return Some(record);
+            }
+        }
+        None
+    })
+    .await;
+    let held = waiting["held"].as_str().unwrap_or_default();
+    assert!(held.contains("concurrency cap"), "{waiting}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "celeriac_queue_concurrency_in_use{queue=\"default\"} 1",
+        "celeriac_queue_concurrency_cap{queue=\"default\"} 1",
+        "celeriac_queue_held{queue=\"default\",reason=\"concurrency\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("celeriac_queue_rate_tokens{queue=\"default\"}"), "{metrics}");
+    // They still all run, one after the other.
+    let mut spans = Vec::new();
+    for id in &ids {
+        let record = app.wait_terminal(id).await;
+        assert_eq!(record["state"], "SUCCESS", "{record}");
+        spans.push((
+            record["started_at"].as_str().unwrap().to_owned(),
+            record["finished_at"].as_str().unwrap().to_owned(),
+        ));
+    }
+    spans.sort();
+    assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "one at a time: {spans:?}");
+    let response = app.delete("/queues/default/limits").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["limits"].is_null());
+}
+
+#[tokio::test]
+async fn limits_from_the_settings_are_set_at_start_and_shown() {
+    let app = TestApp::spawn_with(|s| {
+        let limits = celeriac::broker::QueueLimits {
+            rate: Some("100/s".into()),
+            ..Default::default()
+        };
+        s.tasks.limits.insert(celeriac::QueueName::parse("default").unwrap(), limits);
+    })
+    .await;
+    app.enqueue("noop", json!(null)).await;
+    let limits = default_queue(&app).await["limits"].clone();
+    assert_eq!(
+        (&limits["rate"], &limits["burst"], &limits["source"], &limits["tokens"]),
+        (&json!("100/s"), &json!(5), &json!("settings"), &json!(5)),
+        "{limits}"
+    );
 }

@@ -72,6 +72,19 @@ test('the pause and resume buttons steer the queue', async () => {
   await page.close();
 });
 
+test('a queue shows its rate limit and concurrency cap as they stand', async () => {
+  await api.enqueue({ task: 'noop', args: null, queue: 'limited' });
+  const set = await api.put('/queues/limited/limits', { rate: '20/min', concurrency: 2 });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  const page = await openPage(stack.context);
+  await page.goto(`${stack.base}/dashboard`);
+  const cell = page.locator('tr[data-queue="limited"] td[data-field="limits"]');
+  await cell.waitFor();
+  assert.equal(await cell.textContent(), '20/min (burst 1, 1 tokens left) · 0 / 2 running');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('the progress example shows a bar reaching 100% for a sleep task', async () => {
   const page = await openPage(stack.context);
   await page.goto(`${stack.base}/dashboard#/progress-example`);

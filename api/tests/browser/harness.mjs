@@ -175,6 +175,7 @@ export function client(base, token) {
   return {
     get: (p) => call('GET', p),
     post: (p, body) => call('POST', p, body),
+    put: (p, body) => call('PUT', p, body),
     enqueue: async (body) => {
       const { status, body: accepted } = await call('POST', '/tasks', body);
       if (status !== 202) throw new Error(`enqueue answered ${status}: ${JSON.stringify(accepted)}`);

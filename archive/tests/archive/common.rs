@@ -76,7 +76,7 @@ pub async fn run_tasks(broker: &Broker, n: usize) -> BTreeSet<String> {
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
     let ids = match broker.claim(&queue(), "w1", n, LEASE, &new_claim_token()).await.unwrap() {
         Claim::Ids(ids) => ids,
-        Claim::Paused => panic!("paused"),
+        other => panic!("took nothing: {other:?}"),
     };
     assert_eq!(ids.len(), n, "claimed every task");
     let outcomes: Vec<Outcome> = broker

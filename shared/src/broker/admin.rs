@@ -48,6 +48,9 @@ pub struct QueueOverview {
     pub shards: u32,
     /// Pending tasks of each shard, in shard order (one entry for a plain queue).
     pub shard_pending: Vec<u64>,
+    /// The queue's rate limit and concurrency cap, and where they stand (tokens left, slots
+    /// in use, what holds its pending tasks back); absent when it has none.
+    pub limits: Option<super::LimitsView>,
 }
 
 impl QueueOverview {
@@ -78,6 +81,7 @@ impl QueueOverview {
             }
             all.shards += 1;
             all.shard_pending.push(s.pending);
+            all.limits = super::LimitsView::merged(all.limits, s.limits);
         }
         all
     }
@@ -111,7 +115,7 @@ pub struct MinuteCount {
 }
 
 /// Replies of the first pipeline, per queue.
-const PER_QUEUE: usize = 9;
+const PER_QUEUE: usize = 10;
 
 impl Broker {
     /// An overview of every queue of the namespace, sorted by name; a sharded queue is one
@@ -162,7 +166,8 @@ impl Broker {
                 .hgetall(self.keys.stats(q))
                 .hgetall(self.keys.minutes(q))
                 .lindex(self.keys.pending(q), -1)
-                .zrange(self.keys.leases(q), 0, -1);
+                .zrange(self.keys.leases(q), 0, -1)
+                .hgetall(self.keys.limits(q));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let mut oldest: Vec<Option<String>> = Vec::with_capacity(queues.len());
@@ -213,6 +218,7 @@ impl Broker {
                 active += super::lease::held_count(n);
             }
             let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
+            let limits = super::limits::LimitsHash(redis::from_redis_value_ref(&r[9]).map_err(convert)?);
             let minutes: HashMap<String, u64> = redis::from_redis_value_ref(&r[6]).map_err(convert)?;
             let count = |name: &str| counters.get(name).copied().unwrap_or(0);
             let throughput = throughput(&minutes, current_minute);
@@ -239,6 +245,7 @@ impl Broker {
                 throughput,
                 shards: 1,
                 shard_pending: Vec::new(),
+                limits: super::limits::LimitsHash::view(std::slice::from_ref(&limits), now),
             });
         }
         // Tasks of a priority above 0 wait in their level's list: pending too.

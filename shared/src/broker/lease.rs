@@ -25,8 +25,20 @@ pub fn new_claim_token() -> String {
 pub enum Claim {
     /// The queue is paused; nothing was taken.
     Paused,
+    /// A limit of the queue holds every pending task back; nothing was taken. Wait as it
+    /// says ([`crate::broker::QueueWaiter::wait_for_release`]), then claim again.
+    Held(Hold),
     /// Id suffixes now leased to this worker (empty when the queue was empty).
     Ids(Vec<String>),
+}
+
+/// Why a claim took nothing from a queue that may have tasks (limits.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The queue's rate limit has no token now; the next one comes after `wait`.
+    Rate { wait: Duration },
+    /// The queue's concurrency cap is reached: every slot is leased to some worker.
+    Concurrency,
 }
 
 /// A task leased to this worker, ready to run.
@@ -145,26 +157,40 @@ impl Broker {
         token: &str,
         with_levels: bool,
     ) -> Result<Option<Claim>, BrokerError> {
-        let mut call = scripts::BatchCall::new(&scripts::CLAIM, if with_levels { 15 } else { 6 });
+        let mut call = scripts::BatchCall::new(&scripts::CLAIM, if with_levels { 16 } else { 7 });
         call.key(self.keys.pending(queue))
             .key(self.keys.inflight(queue, worker))
             .key(self.keys.paused(queue))
             .key(self.keys.leases(queue))
             .key(self.keys.last_claim(queue, worker))
-            .key(self.keys.priority_bell(queue));
+            .key(self.keys.priority_bell(queue))
+            .key(self.keys.limits(queue));
         if with_levels {
             for level in self.keys.pending_levels(queue) {
                 call.key(level);
             }
         }
+        let now = self.clock.now_ms();
         call.arg(max.max(1))
             .arg(worker)
-            .arg(self.clock.now_ms() + lease.as_millis() as i64)
-            .arg(token);
+            .arg(now + lease.as_millis() as i64)
+            .arg(token)
+            .arg(now);
         let reply: Value = call.invoke(&mut self.conn.clone()).await?;
         match reply {
             Value::Int(-1) => Ok(Some(Claim::Paused)),
             Value::Int(-2) => Ok(None),
+            Value::Array(held) => {
+                let held: Vec<String> = redis::from_redis_value(Value::Array(held)).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                match held.as_slice() {
+                    [kind] if kind == "concurrency" => Ok(Some(Claim::Held(Hold::Concurrency))),
+                    [kind, ms] if kind == "rate" => {
+                        let wait = Duration::from_millis(ms.parse().unwrap_or(1));
+                        Ok(Some(Claim::Held(Hold::Rate { wait })))
+                    }
+                    other => Err(BrokerError::Protocol(format!("claim answered {other:?}"))),
+                }
+            }
             other => {
                 let taken: String = redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?;
                 Ok(Some(Claim::Ids(taken.split_ascii_whitespace().map(str::to_owned).collect())))
@@ -179,11 +205,13 @@ impl Broker {
         }
         let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
         let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::START, 4 + ids.len() + usize::from(archive.is_some()));
+        let mut call = scripts::BatchCall::new(&scripts::START, 6 + ids.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
-            .key(self.keys.stats(queue));
+            .key(self.keys.stats(queue))
+            .key(self.keys.limits(queue))
+            .key(self.keys.slots_freed(queue));
         for id in &ids {
             call.key(self.keys.task(id));
         }
@@ -248,14 +276,16 @@ impl Broker {
             return Ok(Vec::new());
         }
         let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::FINISH, 7 + outcomes.len() + usize::from(archive.is_some()));
+        let mut call = scripts::BatchCall::new(&scripts::FINISH, 9 + outcomes.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.retrying(queue))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.minutes(queue))
-            .key(self.keys.revoking(queue));
+            .key(self.keys.revoking(queue))
+            .key(self.keys.limits(queue))
+            .key(self.keys.slots_freed(queue));
         for outcome in outcomes {
             call.key(self.keys.task(&outcome.id));
         }
@@ -349,7 +379,9 @@ impl Broker {
             .key(self.keys.leases(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.stats(queue))
-            .key(self.keys.revoking(queue));
+            .key(self.keys.revoking(queue))
+            .key(self.keys.limits(queue))
+            .key(self.keys.slots_freed(queue));
         call.arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(worker)

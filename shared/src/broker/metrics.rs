@@ -22,6 +22,8 @@ pub struct QueueStats {
     pub pending: u64,
     pub scheduled: u64,
     pub dead: u64,
+    /// The queue's limits as they stand (`None` without limits).
+    pub limits: Option<super::LimitsView>,
 }
 
 impl Broker {
@@ -38,13 +40,15 @@ impl Broker {
             pipe.hgetall(self.keys.stats(queue))
                 .llen(self.keys.pending(queue))
                 .zcard(self.keys.scheduled(queue))
-                .zcard(self.keys.dead(queue));
+                .zcard(self.keys.dead(queue))
+                .hgetall(self.keys.limits(queue));
         }
+        let now = self.clock.now_ms();
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
         let mut each: Vec<QueueStats> = queues
             .iter()
-            .zip(replies.chunks_exact(4))
+            .zip(replies.chunks_exact(5))
             .map(|(queue, r)| {
                 let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[0]).map_err(convert)?;
                 let count = |name: &str| counters.get(name).copied().unwrap_or(0);
@@ -58,6 +62,10 @@ impl Broker {
                     pending: redis::from_redis_value_ref(&r[1]).map_err(convert)?,
                     scheduled: redis::from_redis_value_ref(&r[2]).map_err(convert)?,
                     dead: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
+                    limits: super::limits::LimitsHash::view(
+                        &[super::limits::LimitsHash(redis::from_redis_value_ref(&r[4]).map_err(convert)?)],
+                        now,
+                    ),
                 })
             })
             .collect::<Result<_, BrokerError>>()?;
@@ -82,6 +90,7 @@ impl Broker {
                     sum.pending += s.pending;
                     sum.scheduled += s.scheduled;
                     sum.dead += s.dead;
+                    sum.limits = super::LimitsView::merged(sum.limits.take(), s.limits);
                 }
                 sum
             })

@@ -12,6 +12,7 @@ mod events;
 mod fields;
 mod history;
 mod lease;
+mod limits;
 mod listing;
 mod lost_reply;
 mod metrics;
@@ -41,7 +42,8 @@ pub use connection::{Connector, RedisConnection};
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};
 pub use history::TaskEvent;
-pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Outcome, Started, Verdict, new_claim_token};
+pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Hold, Outcome, Started, Verdict, new_claim_token};
+pub use limits::{LimitError, LimitsOutcome, LimitsSource, LimitsView, MAX_LIMIT, QueueLimits, Rate};
 pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
@@ -79,6 +81,9 @@ pub enum BrokerError {
     /// A task the store cannot hold as given (a library caller's bug; the gateway checks first).
     #[error("invalid task: {0}")]
     InvalidTask(String),
+    /// Limits a queue cannot take (limits.rs), naming the field.
+    #[error("invalid limit {}: {}", .0.field, .0.message)]
+    InvalidLimit(LimitError),
 }
 
 impl From<redis::RedisError> for BrokerError {

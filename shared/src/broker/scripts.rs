@@ -25,13 +25,25 @@ macro_rules! script {
             ))
         });
     };
+    // A script that takes ids out of in-flight hashes also gets slots.lua (`release_slots`):
+    // it gives their concurrency slots back in the same step.
+    ($name:ident, $file:literal, with_history, ends_tasks, ends_leases) => {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/history.lua"),
+                include_str!("lua/archive.lua"),
+                include_str!("lua/slots.lua"),
+                include_str!($file)
+            ))
+        });
+    };
 }
 
 script!(ENQUEUE, "lua/enqueue.lua");
 script!(CLAIM, "lua/claim.lua");
-script!(START, "lua/start.lua", with_history, ends_tasks);
-script!(FINISH, "lua/finish.lua", with_history, ends_tasks);
-script!(REQUEUE, "lua/requeue.lua", with_history, ends_tasks);
+script!(START, "lua/start.lua", with_history, ends_tasks, ends_leases);
+script!(FINISH, "lua/finish.lua", with_history, ends_tasks, ends_leases);
+script!(REQUEUE, "lua/requeue.lua", with_history, ends_tasks, ends_leases);
 script!(PROGRESS, "lua/progress.lua", with_history);
 script!(PROMOTE, "lua/promote.lua", with_history, ends_tasks);
 script!(REVOKE, "lua/revoke.lua", with_history, ends_tasks);
@@ -47,6 +59,7 @@ script!(PURGE, "lua/purge.lua", with_history, ends_tasks);
 script!(PURGE_START, "lua/purge_start.lua");
 script!(LISTING, "lua/listing.lua");
 script!(SHARDS_RAISE, "lua/shards_raise.lua");
+script!(LIMITS_PUT, "lua/limits_put.lua");
 script!(UNIQUE_RELEASE, "lua/unique_release.lua");
 script!(DEBOUNCE, "lua/debounce.lua");
 

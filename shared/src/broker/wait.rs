@@ -4,19 +4,21 @@
 use std::time::Duration;
 
 use super::events::{TaskEvents, broadcast_recv};
-use super::{Broker, BrokerError, RedisConnection};
+use super::{Broker, BrokerError, Claim, Hold, RedisConnection};
 use crate::id::{QueueName, TaskId};
 use crate::record::TaskRecord;
 
 /// A dedicated connection for blocking on one queue; blocking commands must not share the
 /// multiplexed connection (they would hold up every other caller) nor time out after 500 ms.
 /// A queue with priorities ([`Broker::uses_priorities`]) also has its bell waited on, on a
-/// second connection.
+/// second connection; a queue held back by its concurrency cap is waited on through its
+/// freed-slots list, on a third.
 pub struct QueueWaiter {
     broker: Broker,
     queue: QueueName,
     conn: Option<RedisConnection>,
     bell: Option<RedisConnection>,
+    slots: Option<RedisConnection>,
 }
 
 impl QueueWaiter {
@@ -26,7 +28,45 @@ impl QueueWaiter {
             queue: queue.clone(),
             conn: None,
             bell: None,
+            slots: None,
         }
+    }
+
+    /// Waits, at most `timeout`, for what a claim that took nothing needs: work in an empty
+    /// queue, a token or a slot under a limit, or (paused) just the time.
+    pub async fn wait_after(&mut self, claim: &Claim, timeout: Duration) -> Result<(), BrokerError> {
+        match claim {
+            Claim::Held(hold) => self.wait_for_release(*hold, timeout).await,
+            Claim::Paused => {
+                tokio::time::sleep(timeout).await;
+                Ok(())
+            }
+            Claim::Ids(_) => self.wait_for_work(timeout).await.map(drop),
+        }
+    }
+
+    /// Waits, at most `timeout`, until a limit that held the queue's tasks back may let one
+    /// go (limits.rs): the rate's next token (a timed sleep), or a slot freed under the
+    /// concurrency cap (a block on the freed-slots list, which takes one wake-up: one waiting
+    /// worker per freed slot). Never a polling loop.
+    pub async fn wait_for_release(&mut self, hold: Hold, timeout: Duration) -> Result<(), BrokerError> {
+        match hold {
+            Hold::Rate { wait } => tokio::time::sleep(wait.clamp(Duration::from_millis(1), timeout)).await,
+            Hold::Concurrency => {
+                let freed = self.broker.keys().slots_freed(&self.queue);
+                let mut c = match self.slots.take() {
+                    Some(c) => c,
+                    None => self.broker.blocking_connection().await?,
+                };
+                let _: Option<(String, String)> = redis::cmd("BLPOP")
+                    .arg(&freed)
+                    .arg(timeout.as_secs_f64())
+                    .query_async(&mut c)
+                    .await?;
+                self.slots = Some(c);
+            }
+        }
+        Ok(())
     }
 
     /// Blocks until the queue's pending list (or, for a queue with priorities, its bell) is

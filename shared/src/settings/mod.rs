@@ -115,6 +115,10 @@ pub struct TaskSettings {
     /// Queue -> number of shards (1 to 256; absent: 1). Raised in Redis at start, never
     /// lowered (see `celeriac::broker::Broker::raise_shards`).
     pub shards: BTreeMap<QueueName, u32>,
+    /// Queue -> its rate limit and concurrency cap (`[tasks.limits.emails] rate = "100/s"`),
+    /// set in Redis at start unless an operator set the queue's limits through the API
+    /// (see `celeriac::broker::Broker::apply_declared_limits`).
+    pub limits: BTreeMap<QueueName, crate::broker::QueueLimits>,
 }
 
 impl TaskSettings {
@@ -168,6 +172,7 @@ impl Default for TaskSettings {
             max_result_bytes: crate::payload::PayloadLimits::default().max_result_bytes,
             compress_above_bytes: crate::payload::PayloadLimits::default().compress_above_bytes,
             shards: BTreeMap::new(),
+            limits: BTreeMap::new(),
         }
     }
 }
@@ -236,6 +241,23 @@ impl Settings {
                 return Err(invalid(
                     &format!("tasks.shards.{queue}"),
                     format!("must be a queue name and a number from 1 to {}", crate::id::MAX_SHARDS),
+                ));
+            }
+        }
+        for (queue, limits) in &self.tasks.limits {
+            let shards = self.tasks.shards.get(queue).copied().unwrap_or(1);
+            let named = |field: &str| format!("tasks.limits.{queue}.{field}");
+            limits.validate().map_err(|e| invalid(&named(e.field), e.message))?;
+            if queue.is_shard() {
+                return Err(invalid(
+                    &format!("tasks.limits.{queue}"),
+                    "must name a queue, not one of its shards",
+                ));
+            }
+            if limits.concurrency.is_some_and(|cap| cap < shards) {
+                return Err(invalid(
+                    &named("concurrency"),
+                    format!("must be at least the queue's number of shards ({shards}), one slot each"),
                 ));
             }
         }
@@ -356,6 +378,37 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("`tasks.result_ttl_secs` is its older name"), "{e}");
         let e = load(&[("base.toml", "[redis]\nurl = \"redis://x\"\nnamspace = \"typo\"\n")], &[]).unwrap_err();
         assert!(e.to_string().contains("namspace"), "{e}");
+    }
+
+    #[test]
+    fn queue_limits_are_read_and_a_bad_one_is_named() {
+        let s = load(
+            &[(
+                "base.toml",
+                "[tasks.limits.emails]\nrate = \"100/s\"\nburst = 10\nconcurrency = 5\n",
+            )],
+            &[],
+        )
+        .unwrap();
+        let emails = &s.tasks.limits[&QueueName::parse("emails").unwrap()];
+        assert_eq!(
+            (emails.rate.as_deref(), emails.burst, emails.concurrency),
+            (Some("100/s"), Some(10), Some(5))
+        );
+        for (toml, setting) in [
+            ("[tasks.limits.emails]\nrate = \"100/fortnight\"\n", "tasks.limits.emails.rate"),
+            ("[tasks.limits.emails]\nconcurrency = 0\n", "tasks.limits.emails.concurrency"),
+            ("[tasks.limits.emails]\nburst = 3\n", "tasks.limits.emails.burst"),
+            (
+                "[tasks.shards]\nemails = 4\n[tasks.limits.emails]\nconcurrency = 3\n",
+                "tasks.limits.emails.concurrency",
+            ),
+        ] {
+            let e = load(&[("base.toml", toml)], &[]).unwrap_err();
+            assert_eq!(e.setting, setting, "{e}");
+        }
+        let e = load(&[("base.toml", "[tasks.limits.emails]\nrte = \"1/s\"\n")], &[]).unwrap_err();
+        assert!(e.to_string().contains("rte"), "{e}");
     }
 
     #[test]

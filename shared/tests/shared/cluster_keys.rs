@@ -160,6 +160,23 @@ async fn run_every_transition(broker: &Broker) {
         burst.options.debounce = Some(60.0);
         broker.enqueue(&q, std::slice::from_ref(&burst), 0, None).await.unwrap();
     }
+    // Limits: set (counting a worker's leases), claims under a rate and a cap, slots given
+    // back by a start that settles, a finish and a requeue, cleared.
+    let limits = celeriac::broker::QueueLimits {
+        rate: Some("1000/s".into()),
+        burst: Some(10),
+        concurrency: Some(3),
+    };
+    broker
+        .enqueue(&q, &[NewTask::new(&q, "echo", &json!("limited"))], 0, None)
+        .await
+        .unwrap();
+    broker.set_limits(&q, &limits, celeriac::broker::LimitsSource::Api).await.unwrap();
+    if let Claim::Ids(limited) = broker.claim(&q, "w5", 5, lease, &new_claim_token()).await.unwrap() {
+        broker.start(&q, "w5", &limited).await.unwrap();
+        broker.requeue_own(&q, "w5", &limited).await.unwrap();
+    }
+    broker.clear_limits(&q).await.unwrap();
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();
     let workflow = broker.start_workflow(&plan).await.unwrap();
     let Claim::Ids(member) = broker.claim(&q, "w3", 1, lease, &new_claim_token()).await.unwrap() else {

@@ -7,6 +7,7 @@ mod chaos;
 mod common;
 mod failover;
 mod faults;
+mod limits;
 mod payload;
 mod queue_order;
 mod recovery;

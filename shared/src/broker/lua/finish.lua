@@ -21,7 +21,9 @@ KEYS[4]   dead-letter sorted set of the queue
 KEYS[5]   workflow outbox list of the queue
 KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
 KEYS[7]   revoking set of the queue (ids revoked while they ran)
-KEYS[8..] task hashes, in the order of the task groups in ARGV
+KEYS[8]   limits hash of the queue (the slots of the runs stored are given back: slots.lua)
+KEYS[9]   freed-slots list of the queue
+KEYS[10..] task hashes, in the order of the task groups in ARGV
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua): every
           ending but RETRY is handed over to it
 ARGV[1]   now, ms
@@ -45,7 +47,7 @@ local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 4
 local n = (#ARGV - 6) / STRIDE
-local stream = archive_stream(7, n)
+local stream = archive_stream(9, n)
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local ended, n_ended = {}, 0
@@ -67,7 +69,7 @@ for i = 0, n - 1 do
   local suffix, delivery, state, payload = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local due
   if state ~= 'SUCCESS' and state ~= 'FAILURE' then state, due = 'RETRY', string.match(state, '^RETRY (%d+)$') end
-  local key = KEYS[8 + i]
+  local key = KEYS[10 + i]
   local token = tokens[i + 1]
   local member = token and token ~= delivery and token == 'w' .. delivery
   if token == delivery or member then
@@ -131,6 +133,7 @@ if counts.FAILURE > 0 then
   call('ZREMRANGEBYRANK', KEYS[4], 0, -dead_max - 1)
 end
 if n_ended > 0 then call('HDEL', KEYS[1], unpack(ended)) end
+release_slots(KEYS[8], KEYS[9], n_ended)
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
 if n_ended > 0 then call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end

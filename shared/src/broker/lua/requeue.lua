@@ -13,7 +13,9 @@ KEYS[3]   leases sorted set of the queue
 KEYS[4]   workflow outbox list of the queue (a revoked workflow member goes there)
 KEYS[5]   stats hash of the queue (counts 'revoked')
 KEYS[6]   revoking set of the queue (ids revoked while they ran)
-KEYS[7..] task hashes, in the order of the ids in ARGV
+KEYS[7]   limits hash of the queue (the slots of the ids taken back are given back: slots.lua)
+KEYS[8]   freed-slots list of the queue
+KEYS[9..] task hashes, in the order of the ids in ARGV
 then, only for a queue given priorities: its priority bell and its pending lists of priority
           9 down to 1 (a task with a priority, field 'p', goes back to its level's list)
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
@@ -35,14 +37,15 @@ if ARGV[4] ~= 'own' then
 end
 local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
 local n = #ARGV - 6
-local levels = #KEYS - 6 - n >= 10 and 6 + n + 2 -- level L's list: KEYS[levels + 9 - L]
-local stream = archive_stream(6, n + (levels and 10 or 0))
-local moved = 0
+local levels = #KEYS - 8 - n >= 10 and 8 + n + 2 -- level L's list: KEYS[levels + 9 - L]
+local stream = archive_stream(8, n + (levels and 10 or 0))
+local moved, released = 0, 0
 for i = 7, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i]
+  local key = KEYS[i + 2]
   local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w', 'p')
   local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
+  if held then released = released + 1 end
   if held and f[1] then
     if f[3] then
       redis.call('SREM', KEYS[6], suffix)
@@ -67,6 +70,7 @@ for i = 7, #ARGV do
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. '-' .. suffix)
   end
 end
+release_slots(KEYS[7], KEYS[8], released)
 -- Nothing left but the hash's '~' field (claim.lua): the lease ends, and the hash goes.
 if legacy and redis.call('SCARD', KEYS[1]) == 0 or not legacy and redis.call('HLEN', KEYS[1]) <= 1 then
   redis.call('DEL', KEYS[1])

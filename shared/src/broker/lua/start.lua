@@ -10,7 +10,9 @@ KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing toke
 KEYS[2]   dead-letter sorted set of the queue
 KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes there)
 KEYS[4]   stats hash of the queue (counts 'revoked' and 'failed' for tasks settled here)
-KEYS[5..] task hashes, in the order of the ids in ARGV
+KEYS[5]   limits hash of the queue (the slots of tasks settled here are given back: slots.lua)
+KEYS[6]   freed-slots list of the queue
+KEYS[7..] task hashes, in the order of the ids in ARGV
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   worker id
 ARGV[2]   now, ms
@@ -46,13 +48,15 @@ local function legacy_spec(key)
 end
 -- The run field of every task started here: the same for the whole batch, built once.
 local run_field = '*' .. at .. ' ' .. ARGV[1]
-local stream = archive_stream(4, #ARGV - 5)
+local stream = archive_stream(6, #ARGV - 5)
+local released = 0 -- ids settled here, out of the in-flight hash
 local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
   log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
   call('EXPIRE', key, ttl)
   if stream then archive(stream, key, ARGV[5] .. '-' .. suffix) end
   call('HDEL', KEYS[1], suffix)
+  released = released + 1
   n_changed = n_changed + 1
   changed[n_changed] = suffix
   if f[8] then call('LPUSH', KEYS[3], suffix) end
@@ -64,7 +68,7 @@ local leased = call('HMGET', KEYS[1], unpack(ARGV, 6))
 local tokens, n_tokens = {}, 0
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i - 1]
+  local key = KEYS[i + 1]
   local o = (i - 6) * 2 -- this task's place in out
   local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf')
   -- Only a task delivered before has a run field, maybe with its start not logged yet.
@@ -75,9 +79,11 @@ for i = 6, #ARGV do
     skip(o, 'gone')
   elseif not state then
     call('HDEL', KEYS[1], suffix)
+    released = released + 1
     skip(o, 'gone')
   elseif state == 'REVOKED' then
     call('HDEL', KEYS[1], suffix)
+    released = released + 1
     skip(o, 'revoked')
   elseif not spec then
     settle(key, f, w, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
@@ -112,6 +118,7 @@ for i = 6, #ARGV do
   end
 end
 if n_tokens > 0 then call('HSET', KEYS[1], unpack(tokens)) end
+release_slots(KEYS[5], KEYS[6], released)
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
 if n_changed > 0 then call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end

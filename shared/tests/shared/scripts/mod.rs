@@ -7,6 +7,7 @@ mod debounce;
 mod enqueue;
 mod events;
 mod finish;
+mod limits;
 mod loading;
 mod priority;
 mod purge;
@@ -34,7 +35,7 @@ async fn claim_ids(broker: &Broker, worker: &str, max: usize) -> Vec<String> {
         .unwrap()
     {
         Claim::Ids(ids) => ids,
-        Claim::Paused => panic!("paused"),
+        other => panic!("took nothing: {other:?}"),
     }
 }
 

@@ -1,0 +1,431 @@
+//! Flow limits of a queue: a rate limit (`100/s`, with a burst) and a concurrency cap (at
+//! most N tasks leased to all workers at once), enforced by claim.lua, the one script that
+//! hands tasks out, so they hold however many workers run. A queue's limits live in its
+//! limits hash ([`crate::Keys::limits`]) under its hash tag; a queue without limits has no
+//! such hash and its claim pays one key more in the `EXISTS` it already makes.
+//!
+//! A held-back task waits in Redis (in its pending list); the claim says why, and the worker
+//! sleeps until the next token or blocks on the queue's freed-slots list, which the scripts
+//! that end leases push to (slots.lua). A sharded queue's shards each get a share of its
+//! limits. See docs/design.md ("Rate limits and concurrency caps").
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::{Broker, BrokerError, Hold, scripts};
+use crate::id::QueueName;
+
+/// The most tasks a rate may allow per period, a burst, or a cap.
+pub const MAX_LIMIT: u32 = 1_000_000;
+
+/// A queue's limits as an operator declares them (settings `[tasks.limits.<queue>]`, or
+/// `PUT /queues/{queue}/limits`). Each is optional; none at all means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QueueLimits {
+    /// Most tasks handed out per period, across all workers: `<count>/<unit>` with a unit of
+    /// `s`, `min`, `h` or `day`, such as `100/s`, `20/min` or `5000/h`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "100/s",
+            pattern = "^([1-9][0-9]{0,5}|1000000)/(s|sec|second|m|min|minute|h|hour|d|day)$"
+        )
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// With a rate: how many tasks may go out at once after a quiet spell, and so how far a
+    /// late claim may catch up (default: the rate's tasks in 50 ms, at least 1, so that a
+    /// worker waking a millisecond late does not lose that millisecond's share of the rate).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Most tasks of the queue running (leased to workers) at once, across all workers.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}
+
+/// A limit that cannot be used: the field (`rate`, `burst`, `concurrency`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn refuse(field: &'static str, message: impl Into<String>) -> LimitError {
+    LimitError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A parsed rate: `count` tasks per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl Rate {
+    /// Parses `100/s`, `20/min`, `5000/h`, `1/day` (also `sec`, `second`, `m`, `minute`,
+    /// `hour`, `d`).
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let wrong = || {
+            format!("must be <count>/<unit> with a count from 1 to {MAX_LIMIT} and a unit of s, min, h or day, such as 100/s; got {text:?}")
+        };
+        let (count, unit) = text.trim().split_once('/').ok_or_else(wrong)?;
+        let count: u32 = count.trim().parse().map_err(|_| wrong())?;
+        if !(1..=MAX_LIMIT).contains(&count) {
+            return Err(wrong());
+        }
+        let secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3_600,
+            "d" | "day" => 86_400,
+            _ => return Err(wrong()),
+        };
+        Ok(Rate {
+            count,
+            period: Duration::from_secs(secs),
+        })
+    }
+
+    /// The burst when none is given: the tasks of 50 ms, at least 1.
+    pub fn default_burst(&self) -> u32 {
+        ((f64::from(self.count) * 0.05 / self.period.as_secs_f64()).ceil() as u32).max(1)
+    }
+
+    /// Microseconds between two tasks, for a share of `shards` of the rate.
+    fn interval_us(&self, shards: u32) -> f64 {
+        self.period.as_micros() as f64 * f64::from(shards) / f64::from(self.count)
+    }
+}
+
+impl QueueLimits {
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.rate.is_none() && self.concurrency.is_none()
+    }
+
+    /// Checks every field; the error names the one that is wrong.
+    pub fn validate(&self) -> Result<Option<Rate>, LimitError> {
+        let rate = self.rate.as_deref().map(Rate::parse).transpose().map_err(|m| refuse("rate", m))?;
+        if let Some(burst) = self.burst {
+            if rate.is_none() {
+                return Err(refuse("burst", "is the burst of a rate: set rate too"));
+            }
+            if !(1..=MAX_LIMIT).contains(&burst) {
+                return Err(refuse("burst", format!("must be from 1 to {MAX_LIMIT}")));
+            }
+        }
+        if let Some(cap) = self.concurrency
+            && !(1..=MAX_LIMIT).contains(&cap)
+        {
+            return Err(refuse("concurrency", format!("must be from 1 to {MAX_LIMIT}")));
+        }
+        Ok(rate)
+    }
+}
+
+/// A queue's limits and where they stand, as `GET /queues` shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LimitsView {
+    /// The limits as declared for the whole queue.
+    #[serde(flatten)]
+    pub declared: QueueLimits,
+    /// `settings` (declared in a process's settings) or `api` (set by an operator; settings
+    /// never replace it).
+    pub source: String,
+    /// With a rate: tokens free now (tasks that could be handed out at once).
+    pub tokens: Option<u64>,
+    /// With a concurrency cap: slots in use (tasks leased to workers).
+    pub running: Option<u64>,
+    /// Why pending tasks are held back now: `rate` or `concurrency`; null when they are not.
+    pub held: Option<String>,
+}
+
+impl LimitsView {
+    /// The view of a sharded queue from two of its shards' (either may have none): the
+    /// declared limits of the first, tokens and slots added up, held if either is.
+    pub(crate) fn merged(a: Option<LimitsView>, b: Option<LimitsView>) -> Option<LimitsView> {
+        let (mut a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => return a.or(b),
+        };
+        let add = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            (Some(x), Some(y)) => Some(x + y),
+            (x, y) => x.or(y),
+        };
+        a.tokens = add(a.tokens, b.tokens);
+        a.running = add(a.running, b.running);
+        a.held = a.held.or(b.held);
+        Some(a)
+    }
+}
+
+/// One shard's limits hash, as read.
+#[derive(Debug, Default)]
+pub(crate) struct LimitsHash(pub(crate) HashMap<String, String>);
+
+impl LimitsHash {
+    fn number(&self, field: &str) -> Option<f64> {
+        self.0.get(field).and_then(|v| v.parse().ok())
+    }
+
+    /// What holds this shard's pending tasks back at `now_ms`, if anything, as claim.lua
+    /// would decide.
+    pub(crate) fn hold(&self, now_ms: i64) -> Option<Hold> {
+        if let Some(tokens) = self.tokens(now_ms)
+            && tokens < 1.0
+        {
+            let interval = self.number("interval")?;
+            let tolerance = self.number("burst").unwrap_or(1.0) * interval;
+            let tat = self.number("tat").unwrap_or(0.0).max(now_ms as f64 * 1000.0);
+            let wait_us = tat + interval - tolerance - now_ms as f64 * 1000.0;
+            return Some(Hold::Rate {
+                wait: Duration::from_micros(wait_us.max(0.0) as u64),
+            });
+        }
+        match (self.number("cap"), self.number("running")) {
+            (Some(cap), running) if running.unwrap_or(0.0) >= cap => Some(Hold::Concurrency),
+            _ => None,
+        }
+    }
+
+    /// Tokens free at `now_ms` (fractional), with a rate.
+    fn tokens(&self, now_ms: i64) -> Option<f64> {
+        let interval = self.number("interval")?;
+        let burst = self.number("burst").unwrap_or(1.0);
+        let now = now_ms as f64 * 1000.0;
+        let tat = self.number("tat").unwrap_or(0.0).max(now);
+        Some(((now + burst * interval - tat) / interval).floor().clamp(0.0, burst))
+    }
+
+    /// The view of a queue whose shards have these hashes (`None` without limits).
+    pub(crate) fn view(shards: &[LimitsHash], now_ms: i64) -> Option<LimitsView> {
+        let first = shards.iter().find(|h| h.0.contains_key("declared"))?;
+        let declared: QueueLimits = serde_json::from_str(&first.0["declared"]).unwrap_or_default();
+        let sum = |f: &dyn Fn(&LimitsHash) -> Option<f64>| -> Option<u64> {
+            let values: Vec<f64> = shards.iter().filter_map(f).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() as u64)
+        };
+        let held = shards.iter().find_map(|h| h.hold(now_ms)).map(|hold| match hold {
+            Hold::Rate { .. } => "rate".to_owned(),
+            Hold::Concurrency => "concurrency".to_owned(),
+        });
+        Some(LimitsView {
+            tokens: declared.rate.is_some().then(|| sum(&|h| h.tokens(now_ms))).flatten(),
+            running: declared
+                .concurrency
+                .is_some()
+                .then(|| sum(&|h| h.number("running").map(|r| r.max(0.0))))
+                .flatten(),
+            source: first.0.get("source").cloned().unwrap_or_else(|| "settings".into()),
+            declared,
+            held,
+        })
+    }
+}
+
+/// Who sets a queue's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsSource {
+    /// A process's settings, at start: never replaces what an operator set.
+    Settings,
+    /// An operator, through the admin API.
+    Api,
+}
+
+impl LimitsSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            LimitsSource::Settings => "settings",
+            LimitsSource::Api => "api",
+        }
+    }
+}
+
+/// Whether [`Broker::set_limits`] changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsOutcome {
+    Set,
+    /// Declared by settings over limits an operator set: left as the operator set them.
+    KeptOperators,
+}
+
+impl Broker {
+    /// Sets `queue`'s limits (every shard its share; no limit at all clears them). A
+    /// concurrency cap must leave each shard at least one slot.
+    pub async fn set_limits(&self, queue: &QueueName, limits: &QueueLimits, source: LimitsSource) -> Result<LimitsOutcome, BrokerError> {
+        let rate = limits.validate().map_err(BrokerError::InvalidLimit)?;
+        let shards = self.shards_of(queue).await?;
+        let n = shards.len() as u32;
+        if let Some(cap) = limits.concurrency
+            && cap < n
+        {
+            return Err(BrokerError::InvalidLimit(refuse(
+                "concurrency",
+                format!("must be at least the queue's number of shards ({n}), one slot each"),
+            )));
+        }
+        // Stored as it holds: with the default burst filled in.
+        let limits = &QueueLimits {
+            burst: limits.burst.or(rate.map(|r| r.default_burst())),
+            ..limits.clone()
+        };
+        let declared = serde_json::to_string(limits).expect("limits serialize");
+        let mut outcome = LimitsOutcome::Set;
+        for (i, shard) in shards.iter().enumerate() {
+            self.remember_queue(shard).await?;
+            let interval = rate.map(|r| format!("{:.0}", r.interval_us(n).max(1.0))).unwrap_or_default();
+            let burst = limits.burst.map(|b| b.div_ceil(n).max(1).to_string()).unwrap_or_default();
+            // A cap's slots spread over the shards, the first ones taking the remainder.
+            let cap = limits
+                .concurrency
+                .map(|c| (c / n + u32::from((i as u32) < c % n)).to_string())
+                .unwrap_or_default();
+            let args = [interval, burst, cap, declared.clone(), source.as_str().to_owned(), "0".to_owned()];
+            if self.put_limits(shard, &args).await? == 0 {
+                outcome = LimitsOutcome::KeptOperators;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Removes `queue`'s limits (every shard): its tasks go out as fast as workers take them.
+    pub async fn clear_limits(&self, queue: &QueueName) -> Result<(), BrokerError> {
+        let clear = ["", "", "", "", "api", "1"].map(str::to_owned);
+        for shard in self.shards_of(queue).await? {
+            self.put_limits(&shard, &clear).await?;
+        }
+        Ok(())
+    }
+
+    /// One call of limits_put.lua on one shard, read again while workers take leases.
+    async fn put_limits(&self, shard: &QueueName, args: &[String; 6]) -> Result<i64, BrokerError> {
+        loop {
+            let holders = self.lease_holders(shard).await?;
+            let mut call = scripts::LIMITS_PUT.prepare_invoke();
+            call.key(self.keys.limits(shard)).key(self.keys.leases(shard));
+            for w in &holders {
+                call.key(self.keys.inflight(shard, w));
+            }
+            for a in args {
+                call.arg(a);
+            }
+            for w in &holders {
+                call.arg(w);
+            }
+            let answer: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+            if answer >= 0 {
+                return Ok(answer);
+            }
+        }
+    }
+
+    /// Sets the limits a process's settings declare, at its start; limits an operator set
+    /// through the API stay.
+    pub async fn apply_declared_limits(&self, declared: &std::collections::BTreeMap<QueueName, QueueLimits>) -> Result<(), BrokerError> {
+        for (queue, limits) in declared {
+            if self.set_limits(queue, limits, LimitsSource::Settings).await? == LimitsOutcome::KeptOperators {
+                tracing::info!(queue = %queue, "limits set through the API kept over the settings'");
+            }
+        }
+        Ok(())
+    }
+
+    /// `queue`'s limits and where they stand (`None` without limits).
+    pub async fn limits(&self, queue: &QueueName) -> Result<Option<LimitsView>, BrokerError> {
+        let mut pipe = redis::pipe();
+        for shard in self.shards_of(queue).await? {
+            pipe.hgetall(self.keys.limits(&shard));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let hashes: Vec<LimitsHash> = hashes.into_iter().map(LimitsHash).collect();
+        Ok(LimitsHash::view(&hashes, self.clock.now_ms()))
+    }
+
+    /// What holds `queue`'s (one shard's) pending tasks back now, if anything.
+    pub async fn hold_of(&self, shard: &QueueName) -> Result<Option<Hold>, BrokerError> {
+        let hash: HashMap<String, String> = self.conn.clone().hgetall(self.keys.limits(shard)).await?;
+        Ok(LimitsHash(hash).hold(self.clock.now_ms()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_in_every_unit_and_bad_ones_are_named() {
+        assert_eq!(Rate::parse("100/s").unwrap().count, 100);
+        assert_eq!(Rate::parse("20/min").unwrap().period, Duration::from_secs(60));
+        assert_eq!(Rate::parse("5000/h").unwrap().period, Duration::from_secs(3600));
+        assert_eq!(Rate::parse("1/day").unwrap().period, Duration::from_secs(86_400));
+        for bad in ["100/fortnight", "0/s", "abc/s", "100", "", "-1/s", "2000000/s"] {
+            let e = Rate::parse(bad).unwrap_err();
+            assert!(e.contains("<count>/<unit>"), "{bad}: {e}");
+        }
+        let limits = QueueLimits {
+            rate: Some("100/fortnight".into()),
+            ..Default::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "rate");
+        let limits = QueueLimits {
+            burst: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "burst");
+        let limits = QueueLimits {
+            concurrency: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "concurrency");
+    }
+
+    #[test]
+    fn a_rate_is_shared_between_shards() {
+        let rate = Rate::parse("100/s").unwrap();
+        assert_eq!(rate.interval_us(1), 10_000.0);
+        assert_eq!(rate.interval_us(4), 40_000.0);
+        assert_eq!(rate.default_burst(), 5);
+        assert_eq!(Rate::parse("20/min").unwrap().default_burst(), 1);
+    }
+
+    #[test]
+    fn the_view_says_what_holds_tasks_back() {
+        let now = 1_000_000;
+        let hash = |pairs: &[(&str, &str)]| LimitsHash(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let full = hash(&[
+            ("declared", r#"{"concurrency":2}"#),
+            ("cap", "2"),
+            ("running", "2"),
+            ("source", "api"),
+        ]);
+        let view = LimitsHash::view(&[full], now).unwrap();
+        assert_eq!(view.held.as_deref(), Some("concurrency"));
+        assert_eq!(view.running, Some(2));
+        assert_eq!(view.source, "api");
+        let spent = hash(&[
+            ("declared", r#"{"rate":"100/s"}"#),
+            ("interval", "10000"),
+            ("tat", &((now + 5) * 1000).to_string()),
+        ]);
+        assert_eq!(
+            spent.hold(now),
+            Some(Hold::Rate {
+                wait: Duration::from_millis(5)
+            })
+        );
+        let view = LimitsHash::view(&[spent], now).unwrap();
+        assert_eq!((view.held.as_deref(), view.tokens), (Some("rate"), Some(0)));
+        assert!(LimitsHash::view(&[LimitsHash::default()], now).is_none());
+    }
+}

@@ -1,0 +1,64 @@
+--[[ limits_put: set or clear one queue's flow limits (limits.rs), and count the ids leased to
+its workers when it gets a concurrency cap, in one step. From then on claim.lua adds to that
+count and the scripts that end leases take from it (slots.lua), so it is exact: the count is
+taken here from every worker's in-flight hash, and a worker that took a lease since the
+caller read the leases makes this script refuse (-1), and the caller reads them again.
+
+KEYS[1]   limits hash of the queue
+KEYS[2]   leases sorted set of the queue (worker id -> lease expiry)
+KEYS[3..] the in-flight hash of each worker in ARGV[7..], in that order
+ARGV[1]   emission interval of the rate, microseconds ('' for no rate limit)
+ARGV[2]   burst: tasks that may go out at once after a quiet spell ('' for 1)
+ARGV[3]   concurrency cap ('' for none)
+ARGV[4]   the limits as declared for the whole queue, JSON (shown to operators: a sharded
+          queue's shards each get a share of them)
+ARGV[5]   who sets it: 'settings' (a process at start) or 'api' (an operator); settings never
+          replace what an operator set, so a restart does not undo a change made at 3 a.m.
+ARGV[6]   '1' to clear every limit instead (the arguments before are then ignored)
+ARGV[7..] the workers holding leases on the queue, as the caller read them
+
+Returns  1 set or cleared; 0 left alone (settings, over an operator's limits); -1 the leases
+         changed since the caller read them (read them again)
+]]
+local call = redis.call
+if ARGV[6] == '1' then
+  call('DEL', KEYS[1])
+  return 1
+end
+if ARGV[5] == 'settings' and call('HGET', KEYS[1], 'source') == 'api' then return 0 end
+local holders = call('ZRANGE', KEYS[2], 0, -1)
+if #holders ~= #ARGV - 6 then return -1 end
+local given = {}
+for i = 7, #ARGV do given[ARGV[i]] = true end
+for _, w in ipairs(holders) do
+  if not given[w] then return -1 end
+end
+if ARGV[1] == '' and ARGV[3] == '' then
+  call('DEL', KEYS[1])
+  return 1
+end
+local old = call('HMGET', KEYS[1], 'interval', 'tat')
+local fields = {'source', ARGV[5]}
+local drop = {}
+local function put(name, value)
+  if value == '' then drop[#drop + 1] = name else fields[#fields + 1] = name; fields[#fields + 1] = value end
+end
+put('interval', ARGV[1])
+put('burst', ARGV[1] ~= '' and ARGV[2] or '')
+put('cap', ARGV[3])
+put('declared', ARGV[4])
+-- A new rate starts with a full bucket; the same rate keeps its place.
+if ARGV[1] == '' or old[1] ~= ARGV[1] then drop[#drop + 1] = 'tat' end
+if ARGV[3] ~= '' then
+  local running = 0
+  for k = 3, #KEYS do
+    local held = call('HLEN', KEYS[k])
+    if held > 1 then running = running + held - 1 end -- all but the '~' filler (claim.lua)
+  end
+  fields[#fields + 1] = 'running'; fields[#fields + 1] = running
+else
+  drop[#drop + 1] = 'running'
+end
+if #drop > 0 then call('HDEL', KEYS[1], unpack(drop)) end
+call('HSET', KEYS[1], unpack(fields))
+return 1
