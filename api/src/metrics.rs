@@ -131,20 +131,30 @@ impl Scrape {
         Ok(())
     }
 
-    /// Pending tasks a limit holds back now, by queue and reason (`rate`, `concurrency`).
+    /// Pending tasks a limit holds back now, by queue and reason (`rate`, `concurrency`,
+    /// `key_concurrency`).
     fn held_gauge(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let mut metric = encoder.encode_descriptor(
             "celeriac_queue_held",
-            "Pending tasks a limit of the queue holds back now, by reason (rate or concurrency).",
+            "Pending tasks a limit of the queue holds back now, by reason (rate, concurrency, or key_concurrency: parked for their key's slot).",
             None,
             MetricType::Gauge,
         )?;
         for q in &self.queues {
             let Some(limits) = &q.limits else { continue };
+            let parked = limits.parked.unwrap_or(0);
             for reason in ["rate", "concurrency"] {
-                let held = if limits.held.as_deref() == Some(reason) { q.pending } else { 0 };
+                let held = if limits.held.as_deref() == Some(reason) {
+                    q.pending - parked
+                } else {
+                    0
+                };
                 let labels: TaskLabels = [("queue", &q.queue), ("reason", reason)];
                 metric.encode_family(&labels)?.encode_gauge(&held)?;
+            }
+            if limits.parked.is_some() {
+                let labels: TaskLabels = [("queue", &q.queue), ("reason", "key_concurrency")];
+                metric.encode_family(&labels)?.encode_gauge(&parked)?;
             }
         }
         Ok(())

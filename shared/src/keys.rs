@@ -52,6 +52,7 @@ impl Keys {
             "scheduled" => QueueKey::Scheduled,
             "retry" => QueueKey::Retrying,
             "purging" => QueueKey::Purging,
+            "parked" => QueueKey::Parked,
             _ => match kind.split_once(':') {
                 Some(("pending", _level)) => QueueKey::Pending,
                 Some(("held", worker)) => QueueKey::Inflight(worker),
@@ -103,6 +104,24 @@ impl Keys {
     /// set), and what was declared (`rate`, `concurrency`, `source`). Absent: no limit.
     pub fn limits(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "limits")
+    }
+
+    /// Hash of the queue's key limits at work (keyed.lua): `r:<key>` the tasks of a key
+    /// holding its slots, `s:<suffix>` the key of each such task. Absent while none runs.
+    pub fn keyed(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "keyed")
+    }
+
+    /// Sorted set of each key's GCRA time (µs) under the queue's key rate; a key whose time
+    /// is not in the future is at rest and its entry goes.
+    pub fn key_rates(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "keyrates")
+    }
+
+    /// Sorted set of the tasks waiting for their key's slot: `<key>\n<suffix>`, all scored 0
+    /// (a key's tasks are one lexical range). Their home while they wait (still `PENDING`).
+    pub fn parked(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "parked")
     }
 
     /// List a worker held back by the queue's concurrency cap blocks on: the scripts that end
@@ -308,6 +327,8 @@ pub enum QueueKey<'a> {
     Scheduled,
     Retrying,
     Purging,
+    /// Tasks waiting for their key's slot ([`Keys::parked`]), as `<key>\n<suffix>`.
+    Parked,
     /// A worker's in-flight hash ([`Keys::inflight`]), with the worker's id.
     Inflight(&'a str),
     /// An earlier build's in-flight set ([`Keys::legacy_inflight`]).

@@ -82,6 +82,12 @@ pub struct TaskOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub debounce_key: Option<String>,
+    /// The key whose own limits this task counts against when its queue has key limits
+    /// (`key_rate`, `key_concurrency`: each key gets them for itself), such as a customer id;
+    /// absent, the task's name is its key (limits per task type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200, pattern = "^[^\n]+$"))]
+    pub limit_key: Option<String>,
     /// What the task is about, for searching history: a small map of strings such as
     /// `{"user_id": "42", "tenant": "acme"}` (at most 16, names up to 64 characters of
     /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
@@ -111,6 +117,7 @@ impl TaskOptions {
         "unique_until",
         "debounce",
         "debounce_key",
+        "limit_key",
         "tags",
     ];
 
@@ -135,6 +142,7 @@ impl TaskOptions {
             "unique_until" => self.unique_until = map.next_value()?,
             "debounce" => self.debounce = map.next_value()?,
             "debounce_key" => self.debounce_key = map.next_value()?,
+            "limit_key" => self.limit_key = map.next_value()?,
             "tags" => self.tags = map.next_value()?,
             _ => return Ok(false),
         }
@@ -157,6 +165,7 @@ impl TaskOptions {
             unique_until: self.unique_until.clone().or_else(|| defaults.unique_until.clone()),
             debounce: self.debounce.or(defaults.debounce),
             debounce_key: self.debounce_key.clone().or_else(|| defaults.debounce_key.clone()),
+            limit_key: self.limit_key.clone().or_else(|| defaults.limit_key.clone()),
             tags: self.tags.clone().or_else(|| defaults.tags.clone()),
         }
     }
@@ -177,6 +186,7 @@ impl TaskOptions {
             unique_until: None,
             debounce: None,
             debounce_key: None,
+            limit_key: None,
             tags: None,
         }
     }
@@ -237,6 +247,11 @@ impl TaskOptions {
             && (key.is_empty() || key.len() > 200)
         {
             return Err(("debounce_key".into(), "must be 1 to 200 characters".into()));
+        }
+        if let Some(key) = &self.limit_key
+            && (key.is_empty() || key.len() > 200 || key.contains('\n'))
+        {
+            return Err(("limit_key".into(), "must be 1 to 200 characters, without a line break".into()));
         }
         if let Some(tags) = &self.tags {
             validate_tags(tags)?;
@@ -349,7 +364,20 @@ mod tests {
             unique_until: Some("started".into()),
             debounce: Some(2.5),
             debounce_key: Some("user-42".into()),
+            limit_key: Some("customer-7".into()),
             tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
+        }
+    }
+
+    #[test]
+    fn a_bad_limit_key_is_refused_naming_its_field() {
+        let with = |key: &str| TaskOptions {
+            limit_key: Some(key.into()),
+            ..TaskOptions::default()
+        };
+        assert!(with("customer-7").validate().is_ok());
+        for bad in ["", "a\nb", &"k".repeat(201)] {
+            assert_eq!(with(bad).validate().unwrap_err().0, "limit_key", "{bad:?}");
         }
     }
 

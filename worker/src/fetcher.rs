@@ -102,6 +102,10 @@ pub(crate) async fn start_and_run(
                     settle.clone(),
                 ));
             }
+            // Held back by its key's limits: it waits in Redis (parked, or scheduled).
+            Started::Skip { id, reason } if reason == "parked" || reason == "deferred" => {
+                tracing::debug!(task_id = %id, reason, "not run now")
+            }
             Started::Skip { id, reason } => tracing::info!(task_id = %id, reason, "not run"),
         }
     }

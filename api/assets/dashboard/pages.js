@@ -73,6 +73,8 @@ function limitsCell(q) {
   const parts = [];
   if (l.rate) parts.push(`${l.rate} (burst ${l.burst}, ${l.tokens} tokens left)`);
   if (l.concurrency) parts.push(`${l.running} / ${l.concurrency} running`);
+  const perKey = [l.key_rate, l.key_concurrency && `${l.key_concurrency} at once`].filter(Boolean);
+  if (perKey.length) parts.push(`each key ${perKey.join(', ')}${l.parked ? ` (${l.parked} parked)` : ''}`);
   return h('span', { class: 'limits' }, parts.join(' · '),
     l.held ? h('span', { class: 'held' }, ` held by ${l.held === 'rate' ? 'the rate limit' : 'the concurrency cap'}`) : '');
 }

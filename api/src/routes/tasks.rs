@@ -82,9 +82,7 @@ pub async fn get_task(
     };
     if let Some(record) = record {
         let mut view = TaskView::live(record);
-        if view.record.state == celeriac::TaskState::Pending {
-            view.held = state.broker.hold_of(id.queue()).await?.map(|hold| held_because(&hold));
-        }
+        view.held = held(&state, &view.record).await?;
         return Ok(Json(view));
     }
     let archived = match &state.history {
@@ -127,6 +125,23 @@ impl TaskView {
             held: None,
         }
     }
+}
+
+/// Why a waiting task waits, when a limit holds it back: its key's (parked for a slot, or
+/// scheduled for a token), else its queue's.
+async fn held(state: &AppState, record: &TaskRecord) -> Result<Option<String>, ApiError> {
+    let waiting = matches!(record.state, celeriac::TaskState::Pending | celeriac::TaskState::Scheduled);
+    if !waiting {
+        return Ok(None);
+    }
+    let key = record.options.limit_key.as_deref().unwrap_or(&record.task);
+    if let Some(why) = state.broker.key_hold(&record.task_id, record.state, key).await? {
+        return Ok(Some(why));
+    }
+    if record.state != celeriac::TaskState::Pending {
+        return Ok(None);
+    }
+    Ok(state.broker.hold_of(record.task_id.queue()).await?.map(|hold| held_because(&hold)))
 }
 
 /// What a limit that holds a queue's tasks back says in their records.

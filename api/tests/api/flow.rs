@@ -136,6 +136,7 @@ async fn bad_flow_options_are_refused_naming_the_field() {
         (json!({"debounce": "soon"}), "debounce"),
         (json!({"debounce": 1, "unique_for": 5}), "debounce"),
         (json!({"debounce": 1, "debounce_key": ""}), "debounce_key"),
+        (json!({"limit_key": ""}), "limit_key"),
     ] {
         let mut body = json!({"task": "noop"});
         body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
@@ -182,6 +183,9 @@ async fn bad_queue_limits_are_refused_naming_the_field() {
         (json!({"burst": 5}), "burst"),
         (json!({"concurrency": 0}), "concurrency"),
         (json!({"concurrency": -1}), "concurrency"),
+        (json!({"key_rate": "5/fortnight"}), "key_rate"),
+        (json!({"key_burst": 2}), "key_burst"),
+        (json!({"key_concurrency": 0}), "key_concurrency"),
     ] {
         let (status, answer) = put_limits(&app, "default", body.clone()).await;
         assert_eq!(status, 422, "{body}: {answer}");
@@ -266,5 +270,46 @@ async fn limits_from_the_settings_are_set_at_start_and_shown() {
         (&limits["rate"], &limits["burst"], &limits["source"], &limits["tokens"]),
         (&json!("100/s"), &json!(5), &json!("settings"), &json!(5)),
         "{limits}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_cap_runs_one_task_per_customer_at_a_time_and_says_why_the_others_wait() {
+    let app = TestApp::spawn().await;
+    let (status, queue) = put_limits(&app, "default", json!({"key_concurrency": 1})).await;
+    assert_eq!(status, 200, "{queue}");
+    let call = |customer: &str| json!({"task": "sleep", "args": {"ms": 1200}, "limit_key": customer});
+    let mut ids = Vec::new();
+    for customer in ["acme", "acme", "globex"] {
+        ids.push(post(&app, &call(customer)).await["task_id"].as_str().unwrap().to_owned());
+    }
+    app.start_worker(test_registry()).await;
+    // acme's second task waits for acme's slot; globex's runs beside acme's first.
+    let waiting = eventually(Duration::from_secs(10), "one of acme's tasks is parked", || async {
+        for id in &ids[..2] {
+            let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.ok()?;
+            if record["held"].is_string() {
+                return Some(record);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(waiting["state"], "PENDING");
+    assert!(waiting["held"].as_str().unwrap().contains("\"acme\""), "{waiting}");
+    let globex: Value = app.get(&format!("/tasks/{}", ids[2])).await.json().await.unwrap();
+    assert!(globex["held"].is_null(), "another key is not held: {globex}");
+    assert_eq!(default_queue(&app).await["limits"]["parked"], 1);
+    let records: Vec<Value> = futures::future::join_all(ids.iter().map(|id| app.wait_terminal(id))).await;
+    assert!(records.iter().all(|r| r["state"] == "SUCCESS"), "{records:?}");
+    let mut acme = [&records[0], &records[1]];
+    acme.sort_by_key(|r| r["started_at"].as_str().map(str::to_owned));
+    assert!(
+        acme[0]["finished_at"].as_str() <= acme[1]["started_at"].as_str(),
+        "acme's tasks one after the other"
+    );
+    assert!(
+        records[2]["started_at"].as_str() < acme[0]["finished_at"].as_str(),
+        "globex ran beside acme"
     );
 }

@@ -19,8 +19,10 @@ TERMINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 # `options` (POST /emails, /reports/{user_id}).
 OPTION_NAMES = frozenset(
     {
-        "queue", "countdown", "eta", "expires", "max_retries", "time_limit", "soft_time_limit",
-        "retry_delay", "retry_backoff", "retry_delay_max", "retry_jitter", "priority",
+        "queue", "partition_key", "countdown", "eta", "expires", "max_retries", "time_limit",
+        "soft_time_limit", "retry_delay", "retry_backoff", "retry_delay_max", "retry_jitter",
+        "priority", "unique_for", "unique_key", "unique_until", "debounce", "debounce_key",
+        "limit_key", "tags",
     }
 )
 

@@ -25,6 +25,20 @@ def test_options_are_sent_and_unknown_ones_refused_before_sending(client):
         client.enqueue("noop", prio=1)
 
 
+def test_every_call_option_of_the_gateway_is_accepted(client):
+    """The client's option names are the gateway's: flow control and tags reach the record."""
+    accepted = client.enqueue(
+        "noop", None, countdown=3600, priority=5, limit_key="customer-7",
+        unique_for=60, unique_key=f"k-{uuid.uuid4()}", tags={"tenant": "acme"},
+    )
+    options = client.get(accepted.task_id)["options"]
+    assert (options["priority"], options["limit_key"], options["tags"]) == (5, "customer-7", {"tenant": "acme"})
+    client.revoke(accepted.task_id)
+    debounced = client.enqueue("noop", None, debounce=60, debounce_key=f"d-{uuid.uuid4()}")
+    assert client.get(debounced.task_id)["state"] == "SCHEDULED"
+    client.revoke(debounced.task_id)
+
+
 def test_an_invalid_field_is_an_error_naming_it(client):
     with pytest.raises(CeleriacError) as e:
         client.enqueue("add", [1], countdown=-1)

@@ -115,7 +115,7 @@ pub struct MinuteCount {
 }
 
 /// Replies of the first pipeline, per queue.
-const PER_QUEUE: usize = 10;
+const PER_QUEUE: usize = 11;
 
 impl Broker {
     /// An overview of every queue of the namespace, sorted by name; a sharded queue is one
@@ -167,7 +167,8 @@ impl Broker {
                 .hgetall(self.keys.minutes(q))
                 .lindex(self.keys.pending(q), -1)
                 .zrange(self.keys.leases(q), 0, -1)
-                .hgetall(self.keys.limits(q));
+                .hgetall(self.keys.limits(q))
+                .zcard(self.keys.parked(q));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let mut oldest: Vec<Option<String>> = Vec::with_capacity(queues.len());
@@ -219,6 +220,8 @@ impl Broker {
             }
             let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
             let limits = super::limits::LimitsHash(redis::from_redis_value_ref(&r[9]).map_err(convert)?);
+            // Tasks parked for their key's slot are pending too.
+            let parked: u64 = redis::from_redis_value_ref(&r[10]).map_err(convert)?;
             let minutes: HashMap<String, u64> = redis::from_redis_value_ref(&r[6]).map_err(convert)?;
             let count = |name: &str| counters.get(name).copied().unwrap_or(0);
             let throughput = throughput(&minutes, current_minute);
@@ -226,7 +229,7 @@ impl Broker {
             out.push(QueueOverview {
                 name: q.to_string(),
                 paused: redis::from_redis_value_ref(&r[0]).map_err(convert)?,
-                pending: redis::from_redis_value_ref(&r[1]).map_err(convert)?,
+                pending: redis::from_redis_value_ref::<u64>(&r[1]).map_err(convert)? + parked,
                 scheduled: redis::from_redis_value_ref(&r[2]).map_err(convert)?,
                 active,
                 retrying: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
@@ -245,7 +248,7 @@ impl Broker {
                 throughput,
                 shards: 1,
                 shard_pending: Vec::new(),
-                limits: super::limits::LimitsHash::view(std::slice::from_ref(&limits), now),
+                limits: super::limits::LimitsHash::view(std::slice::from_ref(&limits), now).map(|v| v.with_parked(parked)),
             });
         }
         // Tasks of a priority above 0 wait in their level's list: pending too.

@@ -51,6 +51,11 @@ impl Broker {
             let (members, place): (Vec<String>, String) = match kind {
                 QueueKey::Pending => (conn.lrange(key, 0, -1).await?, "pending".into()),
                 QueueKey::Purging => (conn.lrange(key, 0, -1).await?, "purging".into()),
+                QueueKey::Parked => {
+                    let members: Vec<String> = conn.zrange(key, 0, -1).await?;
+                    let suffixes = members.iter().filter_map(|m| m.rsplit_once('\n')).map(|(_, s)| s.to_owned());
+                    (suffixes.collect(), "parked".into())
+                }
                 QueueKey::Scheduled => (conn.zrange(key, 0, -1).await?, "scheduled".into()),
                 QueueKey::Retrying => (conn.zrange(key, 0, -1).await?, "retry".into()),
                 QueueKey::Inflight(worker) => (super::lease::held_ids(&mut conn, key).await?, format!("held:{worker}")),
@@ -82,7 +87,7 @@ impl Broker {
                     }
                     true
                 }
-                ("PENDING", [p]) => p == "pending" || p == "purging" || is_held(p),
+                ("PENDING", [p]) => p == "pending" || p == "purging" || p == "parked" || is_held(p),
                 ("SCHEDULED", [p]) => p == "scheduled",
                 ("RETRY", [p]) => p == "retry",
                 ("STARTED", [p]) => is_held(p),

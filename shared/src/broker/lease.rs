@@ -67,7 +67,9 @@ pub struct Delivery {
 pub enum Started {
     Run(Delivery),
     /// Not run: `gone` (no record or no lease), `revoked`, `expired` (now REVOKED) or
-    /// `poison` (undecodable record, now FAILURE in the dead letters).
+    /// `poison` (undecodable record, now FAILURE in the dead letters); or not now: `parked`
+    /// (its key's slots are all in use; it runs when one is freed) or `deferred` (scheduled
+    /// for its key's next token).
     Skip {
         id: TaskId,
         reason: String,
@@ -205,13 +207,17 @@ impl Broker {
         }
         let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
         let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::START, 6 + ids.len() + usize::from(archive.is_some()));
+        let mut call = scripts::BatchCall::new(&scripts::START, 10 + ids.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
             .key(self.keys.stats(queue))
             .key(self.keys.limits(queue))
-            .key(self.keys.slots_freed(queue));
+            .key(self.keys.slots_freed(queue))
+            .key(self.keys.keyed(queue))
+            .key(self.keys.key_rates(queue))
+            .key(self.keys.parked(queue))
+            .key(self.keys.scheduled(queue));
         for id in &ids {
             call.key(self.keys.task(id));
         }
@@ -276,7 +282,7 @@ impl Broker {
             return Ok(Vec::new());
         }
         let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::FINISH, 9 + outcomes.len() + usize::from(archive.is_some()));
+        let mut call = scripts::BatchCall::new(&scripts::FINISH, 12 + outcomes.len() + usize::from(archive.is_some()));
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.retrying(queue))
@@ -285,7 +291,10 @@ impl Broker {
             .key(self.keys.minutes(queue))
             .key(self.keys.revoking(queue))
             .key(self.keys.limits(queue))
-            .key(self.keys.slots_freed(queue));
+            .key(self.keys.slots_freed(queue))
+            .key(self.keys.keyed(queue))
+            .key(self.keys.parked(queue))
+            .key(self.keys.pending(queue));
         for outcome in outcomes {
             call.key(self.keys.task(&outcome.id));
         }
@@ -381,7 +390,9 @@ impl Broker {
             .key(self.keys.stats(queue))
             .key(self.keys.revoking(queue))
             .key(self.keys.limits(queue))
-            .key(self.keys.slots_freed(queue));
+            .key(self.keys.slots_freed(queue))
+            .key(self.keys.keyed(queue))
+            .key(self.keys.parked(queue));
         call.arg(self.keys.events_channel())
             .arg(queue.as_str())
             .arg(worker)

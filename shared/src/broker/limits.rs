@@ -48,6 +48,24 @@ pub struct QueueLimits {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// The rate each key gets for itself (a task's `limit_key`, else its task name: limits
+    /// per customer, or per task type), written as `rate`. A task of a key without a token
+    /// waits, `SCHEDULED`, for the key's next one.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "5/s", pattern = "^([1-9][0-9]{0,5}|1000000)/(s|sec|second|m|min|minute|h|hour|d|day)$")
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rate: Option<String>,
+    /// With a key rate: each key's burst (default as for `burst`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_burst: Option<u32>,
+    /// Most tasks of one key running at once, for each key. A task whose key's slots are all
+    /// in use waits, `PENDING`, until one of them is freed.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_concurrency: Option<u32>,
 }
 
 /// A limit that cannot be used: the field (`rate`, `burst`, `concurrency`) and why.
@@ -110,27 +128,42 @@ impl Rate {
 impl QueueLimits {
     /// Whether no limit is set.
     pub fn is_empty(&self) -> bool {
-        self.rate.is_none() && self.concurrency.is_none()
+        self.rate.is_none() && self.concurrency.is_none() && self.key_rate.is_none() && self.key_concurrency.is_none()
     }
 
-    /// Checks every field; the error names the one that is wrong.
-    pub fn validate(&self) -> Result<Option<Rate>, LimitError> {
-        let rate = self.rate.as_deref().map(Rate::parse).transpose().map_err(|m| refuse("rate", m))?;
-        if let Some(burst) = self.burst {
-            if rate.is_none() {
-                return Err(refuse("burst", "is the burst of a rate: set rate too"));
-            }
-            if !(1..=MAX_LIMIT).contains(&burst) {
-                return Err(refuse("burst", format!("must be from 1 to {MAX_LIMIT}")));
+    /// Checks every field; the error names the one that is wrong. Returns the parsed rate and
+    /// key rate.
+    pub fn validate(&self) -> Result<(Option<Rate>, Option<Rate>), LimitError> {
+        let rate = checked_rate(&self.rate, self.burst, "rate", "burst")?;
+        let key_rate = checked_rate(&self.key_rate, self.key_burst, "key_rate", "key_burst")?;
+        for (field, cap) in [("concurrency", self.concurrency), ("key_concurrency", self.key_concurrency)] {
+            if let Some(cap) = cap
+                && !(1..=MAX_LIMIT).contains(&cap)
+            {
+                return Err(refuse(field, format!("must be from 1 to {MAX_LIMIT}")));
             }
         }
-        if let Some(cap) = self.concurrency
-            && !(1..=MAX_LIMIT).contains(&cap)
-        {
-            return Err(refuse("concurrency", format!("must be from 1 to {MAX_LIMIT}")));
-        }
-        Ok(rate)
+        Ok((rate, key_rate))
     }
+}
+
+/// A rate and its burst, checked, naming `field` or `burst_field`.
+fn checked_rate(
+    rate: &Option<String>,
+    burst: Option<u32>,
+    field: &'static str,
+    burst_field: &'static str,
+) -> Result<Option<Rate>, LimitError> {
+    let rate = rate.as_deref().map(Rate::parse).transpose().map_err(|m| refuse(field, m))?;
+    if let Some(burst) = burst {
+        if rate.is_none() {
+            return Err(refuse(burst_field, format!("is the burst of a rate: set {field} too")));
+        }
+        if !(1..=MAX_LIMIT).contains(&burst) {
+            return Err(refuse(burst_field, format!("must be from 1 to {MAX_LIMIT}")));
+        }
+    }
+    Ok(rate)
 }
 
 /// A queue's limits and where they stand, as `GET /queues` shows them.
@@ -149,6 +182,9 @@ pub struct LimitsView {
     pub running: Option<u64>,
     /// Why pending tasks are held back now: `rate` or `concurrency`; null when they are not.
     pub held: Option<String>,
+    /// With key limits: tasks waiting for their key's slot (`PENDING`, parked). Tasks waiting
+    /// for their key's next token are among the queue's scheduled ones.
+    pub parked: Option<u64>,
 }
 
 impl LimitsView {
@@ -166,7 +202,16 @@ impl LimitsView {
         a.tokens = add(a.tokens, b.tokens);
         a.running = add(a.running, b.running);
         a.held = a.held.or(b.held);
+        a.parked = add(a.parked, b.parked);
         Some(a)
+    }
+
+    /// This view with the count of the parked set (shown with key limits only).
+    pub(crate) fn with_parked(mut self, parked: u64) -> LimitsView {
+        if self.declared.key_concurrency.is_some() || parked > 0 {
+            self.parked = Some(parked);
+        }
+        self
     }
 }
 
@@ -230,6 +275,7 @@ impl LimitsHash {
             source: first.0.get("source").cloned().unwrap_or_else(|| "settings".into()),
             declared,
             held,
+            parked: None,
         })
     }
 }
@@ -264,34 +310,42 @@ impl Broker {
     /// Sets `queue`'s limits (every shard its share; no limit at all clears them). A
     /// concurrency cap must leave each shard at least one slot.
     pub async fn set_limits(&self, queue: &QueueName, limits: &QueueLimits, source: LimitsSource) -> Result<LimitsOutcome, BrokerError> {
-        let rate = limits.validate().map_err(BrokerError::InvalidLimit)?;
+        let (rate, key_rate) = limits.validate().map_err(BrokerError::InvalidLimit)?;
         let shards = self.shards_of(queue).await?;
         let n = shards.len() as u32;
-        if let Some(cap) = limits.concurrency
-            && cap < n
-        {
-            return Err(BrokerError::InvalidLimit(refuse(
-                "concurrency",
-                format!("must be at least the queue's number of shards ({n}), one slot each"),
-            )));
+        for (field, cap) in [("concurrency", limits.concurrency), ("key_concurrency", limits.key_concurrency)] {
+            if cap.is_some_and(|cap| cap < n) {
+                return Err(BrokerError::InvalidLimit(refuse(
+                    field,
+                    format!("must be at least the queue's number of shards ({n}), one slot each"),
+                )));
+            }
         }
-        // Stored as it holds: with the default burst filled in.
+        // Stored as it holds: with the default bursts filled in.
         let limits = &QueueLimits {
             burst: limits.burst.or(rate.map(|r| r.default_burst())),
+            key_burst: limits.key_burst.or(key_rate.map(|r| r.default_burst())),
             ..limits.clone()
         };
         let declared = serde_json::to_string(limits).expect("limits serialize");
         let mut outcome = LimitsOutcome::Set;
         for (i, shard) in shards.iter().enumerate() {
             self.remember_queue(shard).await?;
-            let interval = rate.map(|r| format!("{:.0}", r.interval_us(n).max(1.0))).unwrap_or_default();
-            let burst = limits.burst.map(|b| b.div_ceil(n).max(1).to_string()).unwrap_or_default();
+            let interval = |rate: Option<Rate>| rate.map(|r| format!("{:.0}", r.interval_us(n).max(1.0))).unwrap_or_default();
+            let burst = |burst: Option<u32>| burst.map(|b| b.div_ceil(n).max(1).to_string()).unwrap_or_default();
             // A cap's slots spread over the shards, the first ones taking the remainder.
-            let cap = limits
-                .concurrency
-                .map(|c| (c / n + u32::from((i as u32) < c % n)).to_string())
-                .unwrap_or_default();
-            let args = [interval, burst, cap, declared.clone(), source.as_str().to_owned(), "0".to_owned()];
+            let cap = |cap: Option<u32>| cap.map(|c| (c / n + u32::from((i as u32) < c % n)).to_string()).unwrap_or_default();
+            let args = [
+                interval(rate),
+                burst(limits.burst),
+                cap(limits.concurrency),
+                declared.clone(),
+                source.as_str().to_owned(),
+                "0".to_owned(),
+                interval(key_rate),
+                burst(limits.key_burst),
+                cap(limits.key_concurrency),
+            ];
             if self.put_limits(shard, &args).await? == 0 {
                 outcome = LimitsOutcome::KeptOperators;
             }
@@ -301,7 +355,7 @@ impl Broker {
 
     /// Removes `queue`'s limits (every shard): its tasks go out as fast as workers take them.
     pub async fn clear_limits(&self, queue: &QueueName) -> Result<(), BrokerError> {
-        let clear = ["", "", "", "", "api", "1"].map(str::to_owned);
+        let clear = ["", "", "", "", "api", "1", "", "", ""].map(str::to_owned);
         for shard in self.shards_of(queue).await? {
             self.put_limits(&shard, &clear).await?;
         }
@@ -309,7 +363,7 @@ impl Broker {
     }
 
     /// One call of limits_put.lua on one shard, read again while workers take leases.
-    async fn put_limits(&self, shard: &QueueName, args: &[String; 6]) -> Result<i64, BrokerError> {
+    async fn put_limits(&self, shard: &QueueName, args: &[String; 9]) -> Result<i64, BrokerError> {
         loop {
             let holders = self.lease_holders(shard).await?;
             let mut call = scripts::LIMITS_PUT.prepare_invoke();
@@ -343,13 +397,35 @@ impl Broker {
 
     /// `queue`'s limits and where they stand (`None` without limits).
     pub async fn limits(&self, queue: &QueueName) -> Result<Option<LimitsView>, BrokerError> {
+        let shards = self.shards_of(queue).await?;
         let mut pipe = redis::pipe();
-        for shard in self.shards_of(queue).await? {
-            pipe.hgetall(self.keys.limits(&shard));
+        for shard in &shards {
+            pipe.hgetall(self.keys.limits(shard)).zcard(self.keys.parked(shard));
         }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
-        let hashes: Vec<LimitsHash> = hashes.into_iter().map(LimitsHash).collect();
-        Ok(LimitsHash::view(&hashes, self.clock.now_ms()))
+        let replies: Vec<(HashMap<String, String>, u64)> = pipe.query_async(&mut self.conn.clone()).await?;
+        let now = self.clock.now_ms();
+        Ok(replies.into_iter().fold(None, |all, (hash, parked)| {
+            let one = LimitsHash::view(&[LimitsHash(hash)], now).map(|v| v.with_parked(parked));
+            LimitsView::merged(all, one)
+        }))
+    }
+
+    /// Why a task of a key-limited queue waits, if its key holds it back: parked for its key's
+    /// slot (a `PENDING` task), or scheduled for its key's next token (a `SCHEDULED` one).
+    pub async fn key_hold(&self, id: &crate::id::TaskId, state: crate::state::TaskState, key: &str) -> Result<Option<String>, BrokerError> {
+        use crate::state::TaskState;
+        let mut conn = self.conn.clone();
+        match state {
+            TaskState::Pending => {
+                let score: Option<f64> = conn.zscore(self.keys.parked(id.queue()), format!("{key}\n{}", id.suffix())).await?;
+                Ok(score.map(|_| format!("held back by the concurrency cap of its key {key:?}: every slot of the key is in use")))
+            }
+            TaskState::Scheduled => {
+                let reserved: bool = conn.hexists(self.keys.task(id), "kr").await?;
+                Ok(reserved.then(|| format!("waiting for the next token of its key {key:?} under the key rate limit (at its eta)")))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// What holds `queue`'s (one shard's) pending tasks back now, if anything.

@@ -41,17 +41,20 @@ impl Broker {
                 .llen(self.keys.pending(queue))
                 .zcard(self.keys.scheduled(queue))
                 .zcard(self.keys.dead(queue))
-                .hgetall(self.keys.limits(queue));
+                .hgetall(self.keys.limits(queue))
+                .zcard(self.keys.parked(queue));
         }
         let now = self.clock.now_ms();
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let convert = |e: redis::ParsingError| BrokerError::Protocol(e.to_string());
         let mut each: Vec<QueueStats> = queues
             .iter()
-            .zip(replies.chunks_exact(5))
+            .zip(replies.chunks_exact(6))
             .map(|(queue, r)| {
                 let counters: HashMap<String, u64> = redis::from_redis_value_ref(&r[0]).map_err(convert)?;
                 let count = |name: &str| counters.get(name).copied().unwrap_or(0);
+                // Tasks parked for their key's slot are pending too.
+                let parked: u64 = redis::from_redis_value_ref(&r[5]).map_err(convert)?;
                 Ok(QueueStats {
                     queue: queue.to_string(),
                     enqueued: count("enqueued"),
@@ -59,13 +62,14 @@ impl Broker {
                     failed: count("failed"),
                     retried: count("retried"),
                     revoked: count("revoked"),
-                    pending: redis::from_redis_value_ref(&r[1]).map_err(convert)?,
+                    pending: redis::from_redis_value_ref::<u64>(&r[1]).map_err(convert)? + parked,
                     scheduled: redis::from_redis_value_ref(&r[2]).map_err(convert)?,
                     dead: redis::from_redis_value_ref(&r[3]).map_err(convert)?,
                     limits: super::limits::LimitsHash::view(
                         &[super::limits::LimitsHash(redis::from_redis_value_ref(&r[4]).map_err(convert)?)],
                         now,
-                    ),
+                    )
+                    .map(|v| v.with_parked(parked)),
                 })
             })
             .collect::<Result<_, BrokerError>>()?;

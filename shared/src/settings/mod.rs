@@ -254,11 +254,13 @@ impl Settings {
                     "must name a queue, not one of its shards",
                 ));
             }
-            if limits.concurrency.is_some_and(|cap| cap < shards) {
-                return Err(invalid(
-                    &named("concurrency"),
-                    format!("must be at least the queue's number of shards ({shards}), one slot each"),
-                ));
+            for (field, cap) in [("concurrency", limits.concurrency), ("key_concurrency", limits.key_concurrency)] {
+                if cap.is_some_and(|cap| cap < shards) {
+                    return Err(invalid(
+                        &named(field),
+                        format!("must be at least the queue's number of shards ({shards}), one slot each"),
+                    ));
+                }
             }
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
@@ -399,6 +401,11 @@ pub(crate) mod tests {
             ("[tasks.limits.emails]\nrate = \"100/fortnight\"\n", "tasks.limits.emails.rate"),
             ("[tasks.limits.emails]\nconcurrency = 0\n", "tasks.limits.emails.concurrency"),
             ("[tasks.limits.emails]\nburst = 3\n", "tasks.limits.emails.burst"),
+            ("[tasks.limits.emails]\nkey_rate = \"5/week\"\n", "tasks.limits.emails.key_rate"),
+            (
+                "[tasks.limits.emails]\nkey_concurrency = 0\n",
+                "tasks.limits.emails.key_concurrency",
+            ),
             (
                 "[tasks.shards]\nemails = 4\n[tasks.limits.emails]\nconcurrency = 3\n",
                 "tasks.limits.emails.concurrency",

@@ -160,21 +160,44 @@ async fn run_every_transition(broker: &Broker) {
         burst.options.debounce = Some(60.0);
         broker.enqueue(&q, std::slice::from_ref(&burst), 0, None).await.unwrap();
     }
-    // Limits: set (counting a worker's leases), claims under a rate and a cap, slots given
-    // back by a start that settles, a finish and a requeue, cleared.
+    // Limits: set (counting a worker's leases), claims under a rate and a cap, tasks of one
+    // key parked for its slot and deferred to its next token, slots given back by a finish
+    // (which unparks one) and a requeue, cleared.
     let limits = celeriac::broker::QueueLimits {
         rate: Some("1000/s".into()),
         burst: Some(10),
         concurrency: Some(3),
+        key_rate: Some("1/s".into()),
+        key_burst: None,
+        key_concurrency: Some(1),
     };
-    broker
-        .enqueue(&q, &[NewTask::new(&q, "echo", &json!("limited"))], 0, None)
-        .await
-        .unwrap();
+    let keyed: Vec<NewTask> = (0..3)
+        .map(|i| {
+            let mut t = NewTask::new(&q, "echo", &json!(["limited", i]));
+            t.options.limit_key = Some("customer-1".into());
+            t
+        })
+        .collect();
+    broker.enqueue(&q, &keyed, 0, None).await.unwrap();
     broker.set_limits(&q, &limits, celeriac::broker::LimitsSource::Api).await.unwrap();
     if let Claim::Ids(limited) = broker.claim(&q, "w5", 5, lease, &new_claim_token()).await.unwrap() {
-        broker.start(&q, "w5", &limited).await.unwrap();
-        broker.requeue_own(&q, "w5", &limited).await.unwrap();
+        let runs = broker.start(&q, "w5", &limited).await.unwrap();
+        let outcomes: Vec<Outcome> = runs
+            .into_iter()
+            .filter_map(|s| match s {
+                Started::Run(d) => Some(Outcome {
+                    id: d.id,
+                    delivery: d.delivery,
+                    verdict: Verdict::Success("1".into()),
+                }),
+                _ => None,
+            })
+            .collect();
+        broker.finish(&q, "w5", &outcomes).await.unwrap();
+    }
+    if let Claim::Ids(unparked) = broker.claim(&q, "w5", 5, lease, &new_claim_token()).await.unwrap() {
+        broker.start(&q, "w5", &unparked).await.unwrap();
+        broker.requeue_own(&q, "w5", &unparked).await.unwrap();
     }
     broker.clear_limits(&q).await.unwrap();
     let plan = Plan::compile(&Step::chain(vec![Step::task("add", json!([1, 1])), Step::task("add", json!([2]))])).unwrap();

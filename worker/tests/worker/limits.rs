@@ -2,7 +2,8 @@
 //! of high concurrency, measured on the runs' own start times; a concurrency cap of 5 is
 //! never exceeded across three workers (the runs' own start and end times never overlap more
 //! than five deep), and the slots of a SIGKILLed worker come back, so every task still runs
-//! and the cap ends with no slot in use.
+//! and the cap ends with no slot in use; a cap of 2 per key holds for each of two customers
+//! across three workers while both run side by side.
 
 use std::time::Duration;
 
@@ -96,5 +97,36 @@ async fn a_concurrency_cap_of_5_holds_across_workers_and_a_killed_workers_slots_
     assert!(deepest >= 4, "the cap was used ({deepest} at most at once)");
     let view = broker.limits(&default_queue()).await.unwrap().unwrap();
     assert_eq!(view.running, Some(0), "every slot came back");
+    setup.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn a_key_cap_holds_for_each_customer_across_workers() {
+    let setup = Setup::new(RedisServer::start());
+    let limits = QueueLimits {
+        key_concurrency: Some(2),
+        ..Default::default()
+    };
+    setup.broker.set_limits(&default_queue(), &limits, LimitsSource::Api).await.unwrap();
+    let tasks: Vec<celeriac::broker::NewTask> = (0..40)
+        .map(|i| {
+            let mut t = celeriac::broker::NewTask::new(&default_queue(), "sleep", &json!({"ms": 150}));
+            t.options.limit_key = Some(if i % 2 == 0 { "acme" } else { "globex" }.to_owned());
+            t
+        })
+        .collect();
+    setup.broker.enqueue(&default_queue(), &tasks, 0, None).await.unwrap();
+    let _workers: Vec<_> = (0..3).map(|_| setup.worker(16)).collect();
+    let ids: Vec<_> = tasks.iter().map(|t| t.id.clone()).collect();
+    let records = setup.wait_all(&ids, TaskState::Success, Duration::from_secs(60)).await;
+    for key in ["acme", "globex"] {
+        let of_key: Vec<TaskRecord> = records
+            .iter()
+            .filter(|r| r.options.limit_key.as_deref() == Some(key))
+            .cloned()
+            .collect();
+        assert_eq!(deepest_overlap(&of_key), 2, "{key}: at most 2 at once, and the cap was used");
+    }
+    assert!(deepest_overlap(&records) >= 3, "the two customers ran side by side");
     setup.assert_invariants().await;
 }

@@ -23,7 +23,10 @@ KEYS[6]   per-minute counts hash of the queue (fields s:<minute>, f:<minute>)
 KEYS[7]   revoking set of the queue (ids revoked while they ran)
 KEYS[8]   limits hash of the queue (the slots of the runs stored are given back: slots.lua)
 KEYS[9]   freed-slots list of the queue
-KEYS[10..] task hashes, in the order of the task groups in ARGV
+KEYS[10]  keyed hash of the queue (a run that held its key's slot gives it back: slots.lua)
+KEYS[11]  parked sorted set of the queue (the key's oldest parked task goes back to pending)
+KEYS[12]  pending list of the queue
+KEYS[13..] task hashes, in the order of the task groups in ARGV
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua): every
           ending but RETRY is handed over to it
 ARGV[1]   now, ms
@@ -47,7 +50,7 @@ local at = ARGV[1]
 local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 4
 local n = (#ARGV - 6) / STRIDE
-local stream = archive_stream(9, n)
+local stream = archive_stream(12, n)
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local ended, n_ended = {}, 0
@@ -69,7 +72,7 @@ for i = 0, n - 1 do
   local suffix, delivery, state, payload = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local due
   if state ~= 'SUCCESS' and state ~= 'FAILURE' then state, due = 'RETRY', string.match(state, '^RETRY (%d+)$') end
-  local key = KEYS[10 + i]
+  local key = KEYS[13 + i]
   local token = tokens[i + 1]
   local member = token and token ~= delivery and token == 'w' .. delivery
   if token == delivery or member then
@@ -134,6 +137,7 @@ if counts.FAILURE > 0 then
 end
 if n_ended > 0 then call('HDEL', KEYS[1], unpack(ended)) end
 release_slots(KEYS[8], KEYS[9], n_ended)
+release_key_slots(KEYS[10], KEYS[11], KEYS[12], ended, n_ended)
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
 if n_ended > 0 then call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end

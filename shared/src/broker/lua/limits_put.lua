@@ -6,7 +6,7 @@ caller read the leases makes this script refuse (-1), and the caller reads them 
 
 KEYS[1]   limits hash of the queue
 KEYS[2]   leases sorted set of the queue (worker id -> lease expiry)
-KEYS[3..] the in-flight hash of each worker in ARGV[7..], in that order
+KEYS[3..] the in-flight hash of each worker in ARGV[10..], in that order
 ARGV[1]   emission interval of the rate, microseconds ('' for no rate limit)
 ARGV[2]   burst: tasks that may go out at once after a quiet spell ('' for 1)
 ARGV[3]   concurrency cap ('' for none)
@@ -15,7 +15,10 @@ ARGV[4]   the limits as declared for the whole queue, JSON (shown to operators: 
 ARGV[5]   who sets it: 'settings' (a process at start) or 'api' (an operator); settings never
           replace what an operator set, so a restart does not undo a change made at 3 a.m.
 ARGV[6]   '1' to clear every limit instead (the arguments before are then ignored)
-ARGV[7..] the workers holding leases on the queue, as the caller read them
+ARGV[7]   each key's rate: emission interval, microseconds ('' for none; keyed.lua)
+ARGV[8]   each key's burst ('' for 1)
+ARGV[9]   each key's concurrency cap ('' for none)
+ARGV[10..] the workers holding leases on the queue, as the caller read them
 
 Returns  1 set or cleared; 0 left alone (settings, over an operator's limits); -1 the leases
          changed since the caller read them (read them again)
@@ -27,13 +30,13 @@ if ARGV[6] == '1' then
 end
 if ARGV[5] == 'settings' and call('HGET', KEYS[1], 'source') == 'api' then return 0 end
 local holders = call('ZRANGE', KEYS[2], 0, -1)
-if #holders ~= #ARGV - 6 then return -1 end
+if #holders ~= #ARGV - 9 then return -1 end
 local given = {}
-for i = 7, #ARGV do given[ARGV[i]] = true end
+for i = 10, #ARGV do given[ARGV[i]] = true end
 for _, w in ipairs(holders) do
   if not given[w] then return -1 end
 end
-if ARGV[1] == '' and ARGV[3] == '' then
+if ARGV[1] == '' and ARGV[3] == '' and ARGV[7] == '' and ARGV[9] == '' then
   call('DEL', KEYS[1])
   return 1
 end
@@ -46,6 +49,9 @@ end
 put('interval', ARGV[1])
 put('burst', ARGV[1] ~= '' and ARGV[2] or '')
 put('cap', ARGV[3])
+put('kinterval', ARGV[7])
+put('kburst', ARGV[7] ~= '' and ARGV[8] or '')
+put('kcap', ARGV[9])
 put('declared', ARGV[4])
 -- A new rate starts with a full bucket; the same rate keeps its place.
 if ARGV[1] == '' or old[1] ~= ARGV[1] then drop[#drop + 1] = 'tat' end

@@ -15,7 +15,9 @@ KEYS[5]   stats hash of the queue (counts 'revoked')
 KEYS[6]   revoking set of the queue (ids revoked while they ran)
 KEYS[7]   limits hash of the queue (the slots of the ids taken back are given back: slots.lua)
 KEYS[8]   freed-slots list of the queue
-KEYS[9..] task hashes, in the order of the ids in ARGV
+KEYS[9]   keyed hash of the queue (a task that held its key's slot gives it back: slots.lua)
+KEYS[10]  parked sorted set of the queue (the key's oldest parked task goes back to pending)
+KEYS[11..] task hashes, in the order of the ids in ARGV
 then, only for a queue given priorities: its priority bell and its pending lists of priority
           9 down to 1 (a task with a priority, field 'p', goes back to its level's list)
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
@@ -37,15 +39,18 @@ if ARGV[4] ~= 'own' then
 end
 local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
 local n = #ARGV - 6
-local levels = #KEYS - 8 - n >= 10 and 8 + n + 2 -- level L's list: KEYS[levels + 9 - L]
-local stream = archive_stream(8, n + (levels and 10 or 0))
-local moved, released = 0, 0
+local levels = #KEYS - 10 - n >= 10 and 10 + n + 2 -- level L's list: KEYS[levels + 9 - L]
+local stream = archive_stream(10, n + (levels and 10 or 0))
+local moved, released, taken_back = 0, 0, {}
 for i = 7, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i + 2]
+  local key = KEYS[i + 4]
   local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w', 'p')
   local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
-  if held then released = released + 1 end
+  if held then
+    released = released + 1
+    taken_back[released] = suffix
+  end
   if held and f[1] then
     if f[3] then
       redis.call('SREM', KEYS[6], suffix)
@@ -71,6 +76,7 @@ for i = 7, #ARGV do
   end
 end
 release_slots(KEYS[7], KEYS[8], released)
+release_key_slots(KEYS[9], KEYS[10], KEYS[2], taken_back, released)
 -- Nothing left but the hash's '~' field (claim.lua): the lease ends, and the hash goes.
 if legacy and redis.call('SCARD', KEYS[1]) == 0 or not legacy and redis.call('HLEN', KEYS[1]) <= 1 then
   redis.call('DEL', KEYS[1])

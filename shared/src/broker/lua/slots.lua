@@ -9,6 +9,14 @@ kept, so a list nobody waits on stays small). Prepended to those scripts (see sc
 
 release_slots(limits, freed, n)  n ids left the in-flight hash; nothing happens unless the
                                  queue has a cap (one HGET)
+
+A key's cap (keyed.lua) counts its running tasks the same way, in the queue's keyed hash
+('r:<key>'; 's:<suffix>' names the key of each task that holds a key's slot), and a freed key
+slot puts that key's oldest parked task back at the front of the pending list.
+
+release_key_slots(keyed, parked, pending, suffixes, n)  the first n ids of suffixes left the
+                                 in-flight hash; nothing happens unless some task holds a
+                                 key's slot (one EXISTS)
 ]]
 local function release_slots(limits, freed, n)
   if n == 0 then return end
@@ -19,4 +27,23 @@ local function release_slots(limits, freed, n)
   for i = 1, math.min(n, cap) do wake[i] = '1' end
   redis.call('LPUSH', freed, unpack(wake))
   redis.call('LTRIM', freed, 0, cap - 1)
+end
+
+local function release_key_slots(keyed, parked, pending, suffixes, n)
+  if n == 0 or redis.call('EXISTS', keyed) == 0 then return end
+  local fields = {}
+  for i = 1, n do fields[i] = 's:' .. suffixes[i] end
+  local keys = redis.call('HMGET', keyed, unpack(fields))
+  for i = 1, n do
+    local key = keys[i]
+    if key then
+      redis.call('HDEL', keyed, fields[i])
+      if redis.call('HINCRBY', keyed, 'r:' .. key, -1) <= 0 then redis.call('HDEL', keyed, 'r:' .. key) end
+      local waiting = redis.call('ZRANGEBYLEX', parked, '[' .. key .. '\n', '[' .. key .. '\n\255', 'LIMIT', 0, 1)
+      if waiting[1] then
+        redis.call('ZREM', parked, waiting[1])
+        redis.call('RPUSH', pending, string.sub(waiting[1], #key + 2))
+      end
+    end
+  end
 end

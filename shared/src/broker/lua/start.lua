@@ -12,7 +12,11 @@ KEYS[3]   workflow outbox list of the queue (a workflow member settled here goes
 KEYS[4]   stats hash of the queue (counts 'revoked' and 'failed' for tasks settled here)
 KEYS[5]   limits hash of the queue (the slots of tasks settled here are given back: slots.lua)
 KEYS[6]   freed-slots list of the queue
-KEYS[7..] task hashes, in the order of the ids in ARGV
+KEYS[7]   keyed hash of the queue (the running tasks of each key under a key cap: keyed.lua)
+KEYS[8]   key-rate sorted set of the queue (each key's GCRA time, µs)
+KEYS[9]   parked sorted set of the queue (tasks waiting for their key's slot)
+KEYS[10]  scheduled sorted set of the queue (a task deferred to its key's next token waits there)
+KEYS[11..] task hashes, in the order of the ids in ARGV
 KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
 ARGV[1]   worker id
 ARGV[2]   now, ms
@@ -25,7 +29,9 @@ Returns a flat array of strings, 2 per task (few values: each costs the client a
   '<delivery>[ <retries> <eta>]', spec -- run it (spec: field 't', packed as record.rs says;
                                           eta: '' for none; with the creation time in the
                                           spec, it gives the wait-time metric)
-  'skip', reason                        -- do not run it (gone | revoked | expired | poison)
+  'skip', reason                        -- do not run it (gone | revoked | expired | poison), or
+                                           not now (parked | deferred: held back by a key's
+                                           limit, still PENDING or SCHEDULED)
 ]]
 local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[2])
@@ -48,7 +54,10 @@ local function legacy_spec(key)
 end
 -- The run field of every task started here: the same for the whole batch, built once.
 local run_field = '*' .. at .. ' ' .. ARGV[1]
-local stream = archive_stream(6, #ARGV - 5)
+local stream = archive_stream(10, #ARGV - 5)
+-- The queue's key limits (one HMGET of the limits hash a batch; nil without them).
+local kl = key_limits(KEYS[5])
+local key_keys = {KEYS[7], KEYS[8], KEYS[9]}
 local released = 0 -- ids settled here, out of the in-flight hash
 local changed, n_changed = {}, 0
 local function settle(key, f, w, suffix, state, error)
@@ -68,9 +77,9 @@ local leased = call('HMGET', KEYS[1], unpack(ARGV, 6))
 local tokens, n_tokens = {}, 0
 for i = 6, #ARGV do
   local suffix = ARGV[i]
-  local key = KEYS[i + 1]
+  local key = KEYS[i + 5]
   local o = (i - 6) * 2 -- this task's place in out
-  local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf')
+  local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf', 'kr')
   -- Only a task delivered before has a run field, maybe with its start not logged yet.
   local w = f[6] and call('HGET', key, 'w')
   local state, spec, expires = f[1], f[2], tonumber(f[4])
@@ -93,32 +102,53 @@ for i = 6, #ARGV do
     settle(key, f, w, suffix, 'REVOKED', '{"kind":"Expired","message":"expired before it started","retryable":false}')
     skip(o, 'expired')
   else
-    local delivery = f[6] and increment(f[6]) or '1'
-    -- The STARTED event stays out of the log, marked in the run field (history.lua); a start
-    -- asked again while the first one's event is still out folds that one in first.
-    local h, run
-    if w then h, run = folded(f[7], w) end
-    if run then
-      call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
+    -- The queue's key limits may hold it back (keyed.lua): parked for its key's slot, or
+    -- deferred to its key's next token. Either way it leaves this worker's hash.
+    local verdict, due = 'run', nil
+    if kl then verdict, due = admit(kl, key_keys, key_of(spec), suffix, f[9], now) end
+    if verdict == 'parked' then
+      call('HDEL', KEYS[1], suffix)
+      released = released + 1
+      skip(o, 'parked')
+    elseif verdict == 'deferred' then
+      call('HDEL', KEYS[1], suffix)
+      released = released + 1
+      log_event(key, f[7], w, 'SCHEDULED', at, nil, 's', 'SCHEDULED', 'eta', due, 'kr', '1')
+      call('ZADD', KEYS[10], due, suffix)
+      n_changed = n_changed + 1
+      changed[n_changed] = suffix
+      skip(o, 'deferred')
     else
-      call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
+      if f[9] then call('HDEL', key, 'kr') end
+      local delivery = f[6] and increment(f[6]) or '1'
+      -- The STARTED event stays out of the log, marked in the run field (history.lua); a start
+      -- asked again while the first one's event is still out folds that one in first.
+      local h, run
+      if w then h, run = folded(f[7], w) end
+      if run then
+        call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
+      else
+        call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
+      end
+      tokens[n_tokens + 1] = suffix
+      tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
+      n_tokens = n_tokens + 2
+      n_changed = n_changed + 1
+      changed[n_changed] = suffix
+      -- a first delivery that never failed and had no due time: just its number (no new string)
+      if f[3] or f[5] then
+        out[o + 1] = delivery .. ' ' .. (f[3] or '0') .. ' ' .. (f[5] or '')
+      else
+        out[o + 1] = delivery
+      end
+      out[o + 2] = spec
     end
-    tokens[n_tokens + 1] = suffix
-    tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
-    n_tokens = n_tokens + 2
-    n_changed = n_changed + 1
-    changed[n_changed] = suffix
-    -- a first delivery that never failed and had no due time: just its number (no new string)
-    if f[3] or f[5] then
-      out[o + 1] = delivery .. ' ' .. (f[3] or '0') .. ' ' .. (f[5] or '')
-    else
-      out[o + 1] = delivery
-    end
-    out[o + 2] = spec
   end
 end
 if n_tokens > 0 then call('HSET', KEYS[1], unpack(tokens)) end
 release_slots(KEYS[5], KEYS[6], released)
+-- Key tokens that are not in the future are a key at rest: their entries go.
+if kl and kl.interval then call('ZREMRANGEBYSCORE', KEYS[8], '-inf', string.format('%.0f', now * 1000)) end
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
 if n_changed > 0 then call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end

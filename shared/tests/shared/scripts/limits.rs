@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use celeriac::broker::{Claim, Hold, LimitsOutcome, LimitsSource, NewTask, QueueLimits, QueueWaiter, Verdict};
-use celeriac::{Broker, QueueName};
+use celeriac::{Broker, QueueName, TaskState};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -217,4 +217,105 @@ async fn a_sharded_queue_spreads_its_limits_over_its_shards() {
     assert!(refused.to_string().contains("concurrency"), "{refused}");
     let view = broker.limits(&queue).await.unwrap().unwrap();
     assert_eq!((view.declared.concurrency, view.running), (Some(4), Some(0)));
+}
+
+fn keyed_task(key: Option<&str>, n: usize) -> NewTask {
+    let mut t = NewTask::new(&queue(), "echo", &json!(n));
+    t.options.limit_key = key.map(str::to_owned);
+    t
+}
+
+/// Starts `ids` on `worker`: the ids that run, and the ones held back by their key.
+async fn start_ids(broker: &Broker, worker: &str, ids: &[String]) -> (Vec<celeriac::broker::Delivery>, Vec<String>) {
+    let mut runs = Vec::new();
+    let mut held = Vec::new();
+    for s in broker.start(&queue(), worker, ids).await.unwrap() {
+        match s {
+            celeriac::broker::Started::Run(d) => runs.push(d),
+            celeriac::broker::Started::Skip { reason, .. } => held.push(reason),
+        }
+    }
+    (runs, held)
+}
+
+#[tokio::test]
+async fn a_key_cap_parks_the_tasks_of_a_busy_key_and_lets_the_other_keys_run() {
+    let (_redis, broker) = redis_and_broker();
+    let limits = QueueLimits {
+        key_concurrency: Some(2),
+        ..Default::default()
+    };
+    broker.set_limits(&queue(), &limits, LimitsSource::Api).await.unwrap();
+    // Four of customer A, two of B, two without a key (their key is the task name).
+    let tasks: Vec<NewTask> = [Some("A"), Some("A"), Some("A"), Some("A"), Some("B"), Some("B"), None, None]
+        .iter()
+        .enumerate()
+        .map(|(n, key)| keyed_task(*key, n))
+        .collect();
+    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
+    let ids = claim_ids(&broker, "w1", 100).await;
+    let (runs, held) = start_ids(&broker, "w1", &ids).await;
+    assert_eq!((runs.len(), held), (6, vec!["parked".to_owned(), "parked".to_owned()]));
+    let view = broker.limits(&queue()).await.unwrap().unwrap();
+    assert_eq!(view.parked, Some(2));
+    let parked = &tasks[2];
+    let why = broker.key_hold(&parked.id, TaskState::Pending, "A").await.unwrap();
+    assert!(why.unwrap().contains("\"A\""));
+    let report = broker.audit().await.unwrap();
+    assert!(report.is_clean(), "a parked task is at home: {:?}", report.problems);
+
+    // One of A ends: one parked task of A goes back to the front of the queue and runs.
+    let a = runs.iter().find(|d| d.id == tasks[0].id).unwrap();
+    finish_run(&broker, "w1", a, Verdict::Success("1".into())).await;
+    let again = claim_ids(&broker, "w2", 100).await;
+    assert_eq!(again, [tasks[2].id.suffix().to_owned()], "the oldest parked task of A");
+    let (runs2, held2) = start_ids(&broker, "w2", &again).await;
+    assert_eq!((runs2.len(), held2.len()), (1, 0));
+    // A retry gives the key's slot back too; a crashed worker's tasks give theirs back.
+    let error = celeriac::TaskError::retryable("again");
+    finish_run(&broker, "w2", &runs2[0], Verdict::Retry { error, due_ms: 0 }).await;
+    assert_eq!(claim_ids(&broker, "w2", 100).await, [tasks[3].id.suffix().to_owned()]);
+    assert_eq!(broker.limits(&queue()).await.unwrap().unwrap().parked, Some(0));
+}
+
+#[tokio::test]
+async fn a_key_rate_holds_for_each_key_on_its_own_over_a_simulated_minute() {
+    let (_redis, broker) = redis_and_broker();
+    let limits = QueueLimits {
+        key_rate: Some("5/s".into()),
+        ..Default::default()
+    };
+    broker.set_limits(&queue(), &limits, LimitsSource::Api).await.unwrap();
+    let tasks: Vec<NewTask> = (0..800).map(|n| keyed_task(Some(if n % 2 == 0 { "A" } else { "B" }), n)).collect();
+    for chunk in tasks.chunks(100) {
+        broker.enqueue(&queue(), chunk, 0, None).await.unwrap();
+    }
+    let key_of: std::collections::HashMap<_, _> = tasks.iter().map(|t| (t.id.clone(), t.options.limit_key.clone().unwrap())).collect();
+    let mut per_second = [vec![0usize; 60], vec![0usize; 60]];
+    let start = broker.clock().now_ms();
+    let mut elapsed = 0;
+    let mut deferred = 0;
+    while elapsed < 60_000 {
+        broker.promote_due(&queue(), 1_000).await.unwrap();
+        let ids = claim_ids(&broker, "w1", 200).await;
+        if !ids.is_empty() {
+            let (runs, held) = start_ids(&broker, "w1", &ids).await;
+            deferred += held.len();
+            for d in &runs {
+                let k = usize::from(key_of[&d.id] == "B");
+                per_second[k][elapsed as usize / 1000] += 1;
+                finish_run(&broker, "w1", d, Verdict::Success("1".into())).await;
+            }
+        }
+        broker.clock().advance(Duration::from_millis(10));
+        elapsed = broker.clock().now_ms() - start;
+    }
+    assert!(deferred >= 790, "the extra tasks waited for their key's tokens ({deferred})");
+    for (key, seconds) in ["A", "B"].iter().zip(&per_second) {
+        let total: usize = seconds.iter().sum();
+        assert!((299..=302).contains(&total), "{key}: {total} in a minute at 5/s: {seconds:?}");
+        assert!(seconds[1..].iter().all(|n| (4..=6).contains(n)), "{key}: {seconds:?}");
+    }
+    let report = broker.audit().await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
