@@ -16,6 +16,9 @@ pub struct ArchiveSettings {
     pub claim_idle: Duration,
     /// How long the archiver waits before looking again when every stream was empty.
     pub poll: Duration,
+    /// Archive loops in one process, each a consumer of its own in the group (`<name>-<i>`),
+    /// so one process takes, writes and acknowledges several batches at once.
+    pub loops: usize,
 }
 
 impl Default for ArchiveSettings {
@@ -25,6 +28,7 @@ impl Default for ArchiveSettings {
             batch: 500,
             claim_idle: Duration::from_secs(30),
             poll: Duration::from_millis(200),
+            loops: 4,
         }
     }
 }
@@ -37,7 +41,8 @@ impl ArchiveSettings {
     }
 
     /// Reads `CELERIAC_ARCHIVE_DATABASE_URL` (turns the archive on), `CELERIAC_ARCHIVE_BATCH`,
-    /// `CELERIAC_ARCHIVE_CLAIM_IDLE_MS` and `CELERIAC_ARCHIVE_POLL_MS` from the environment.
+    /// `CELERIAC_ARCHIVE_CLAIM_IDLE_MS`, `CELERIAC_ARCHIVE_POLL_MS` and
+    /// `CELERIAC_ARCHIVE_LOOPS` from the environment.
     pub fn from_env() -> Result<Self, String> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -66,9 +71,18 @@ impl ArchiveSettings {
         if let Some(ms) = number("CELERIAC_ARCHIVE_POLL_MS")? {
             settings.poll = Duration::from_millis(ms.max(1));
         }
+        if let Some(loops) = number("CELERIAC_ARCHIVE_LOOPS")? {
+            if loops == 0 || loops > MAX_LOOPS as u64 {
+                return Err(format!("CELERIAC_ARCHIVE_LOOPS: must be between 1 and {MAX_LOOPS}"));
+            }
+            settings.loops = loops as usize;
+        }
         Ok(settings)
     }
 }
+
+/// Most archive loops in one process.
+pub const MAX_LOOPS: usize = 32;
 
 /// Most rows in one INSERT: 23 parameters a row, under PostgreSQL's 65,535 per statement.
 pub const MAX_BATCH: usize = 2500;
@@ -101,5 +115,10 @@ mod tests {
         assert!(err.starts_with("CELERIAC_ARCHIVE_BATCH:"), "{err}");
         let err = from(&[("CELERIAC_ARCHIVE_POLL_MS", "-1")]).unwrap_err();
         assert!(err.starts_with("CELERIAC_ARCHIVE_POLL_MS:"), "{err}");
+        for bad in ["0", "33", "many"] {
+            let err = from(&[("CELERIAC_ARCHIVE_LOOPS", bad)]).unwrap_err();
+            assert!(err.starts_with("CELERIAC_ARCHIVE_LOOPS:"), "{err}");
+        }
+        assert_eq!(from(&[("CELERIAC_ARCHIVE_LOOPS", "8")]).unwrap().loops, 8);
     }
 }

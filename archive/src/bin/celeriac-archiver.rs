@@ -32,8 +32,9 @@ async fn run() -> anyhow::Result<()> {
         .database_url
         .clone()
         .context("neither CELERIAC_ARCHIVE_DATABASE_URL nor [archive] database_url is set: there is no archive to write to")?;
+    // A connection for each archive loop, one for the relay and one for retention.
     let pool = PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(archive.loops as u32 + 2)
         .acquire_timeout(Duration::from_secs(5))
         .connect(&url)
         .await
@@ -46,8 +47,12 @@ async fn run() -> anyhow::Result<()> {
     let broker = Broker::open(&settings.redis, settings.result_ttl()).await?;
     let consumer = format!("{}-{}", hostname(), std::process::id());
     let relay = Relay::new(broker.clone(), pool.clone(), celeriac::catalog::Catalog::new(&settings.tasks));
-    let archiver = Archiver::new(broker, pool.clone(), archive, consumer);
-    tracing::info!(consumer = archiver.consumer(), "archiving");
+    // Several loops, each a consumer of its own: they take disjoint batches from the group,
+    // so one process writes several batches at once.
+    let archivers: Vec<Archiver> = (0..archive.loops)
+        .map(|i| Archiver::new(broker.clone(), pool.clone(), archive.clone(), format!("{consumer}-{i}")))
+        .collect();
+    tracing::info!(consumer, loops = archivers.len(), "archiving");
     let stop = celeriac::shutdown::on_signal();
     let retention = tokio::spawn(retention::run(
         pool.clone(),
@@ -58,7 +63,7 @@ async fn run() -> anyhow::Result<()> {
         let stop = stop.clone();
         async move { relay.run(stop.cancelled_owned()).await }
     });
-    archiver.run(stop.cancelled_owned()).await;
+    futures::future::join_all(archivers.iter().map(|a| a.run(stop.clone().cancelled_owned()))).await;
     let _ = relaying.await;
     let _ = retention.await;
     Ok(())

@@ -62,6 +62,7 @@ pub fn settings(batch: usize, claim_idle: Duration) -> ArchiveSettings {
         batch,
         claim_idle,
         poll: Duration::from_millis(20),
+        loops: 1,
     }
 }
 
