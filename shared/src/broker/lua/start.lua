@@ -71,6 +71,13 @@ local function settle(key, f, w, suffix, state, error)
   if f[8] then call('LPUSH', KEYS[3], suffix) end
   call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
 end
+-- Takes an id out of this worker's hash without running it (its slots are given back at the
+-- end of the batch) and says why.
+local function let_go(o, suffix, reason)
+  call('HDEL', KEYS[1], suffix)
+  released = released + 1
+  skip(o, reason)
+end
 -- One read of the tokens for the whole batch (a redis.call costs more than the command).
 local leased = call('HMGET', KEYS[1], unpack(ARGV, 6))
 -- The new tokens, written in one step at the end: suffix, token, suffix, token...
@@ -87,13 +94,9 @@ for i = 6, #ARGV do
   if not leased[i - 5] then
     skip(o, 'gone')
   elseif not state then
-    call('HDEL', KEYS[1], suffix)
-    released = released + 1
-    skip(o, 'gone')
+    let_go(o, suffix, 'gone')
   elseif state == 'REVOKED' then
-    call('HDEL', KEYS[1], suffix)
-    released = released + 1
-    skip(o, 'revoked')
+    let_go(o, suffix, 'revoked')
   elseif not spec then
     settle(key, f, w, suffix, 'FAILURE', '{"kind":"Poison","message":"the stored task has no name or no arguments","retryable":false}')
     call('ZADD', KEYS[2], at, suffix)
@@ -107,17 +110,13 @@ for i = 6, #ARGV do
     local verdict, due = 'run', nil
     if kl then verdict, due = admit(kl, key_keys, key_of(spec), suffix, f[9], now) end
     if verdict == 'parked' then
-      call('HDEL', KEYS[1], suffix)
-      released = released + 1
-      skip(o, 'parked')
+      let_go(o, suffix, 'parked')
     elseif verdict == 'deferred' then
-      call('HDEL', KEYS[1], suffix)
-      released = released + 1
       log_event(key, f[7], w, 'SCHEDULED', at, nil, 's', 'SCHEDULED', 'eta', due, 'kr', '1')
       call('ZADD', KEYS[10], due, suffix)
       n_changed = n_changed + 1
       changed[n_changed] = suffix
-      skip(o, 'deferred')
+      let_go(o, suffix, 'deferred')
     else
       if f[9] then call('HDEL', key, 'kr') end
       local delivery = f[6] and increment(f[6]) or '1'
