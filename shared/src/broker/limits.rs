@@ -367,7 +367,9 @@ impl Broker {
         loop {
             let holders = self.lease_holders(shard).await?;
             let mut call = scripts::LIMITS_PUT.prepare_invoke();
-            call.key(self.keys.limits(shard)).key(self.keys.leases(shard));
+            call.key(self.keys.limits(shard))
+                .key(self.keys.leases(shard))
+                .key(self.keys.slots_freed(shard));
             for w in &holders {
                 call.key(self.keys.inflight(shard, w));
             }

@@ -6,7 +6,8 @@ caller read the leases makes this script refuse (-1), and the caller reads them 
 
 KEYS[1]   limits hash of the queue
 KEYS[2]   leases sorted set of the queue (worker id -> lease expiry)
-KEYS[3..] the in-flight hash of each worker in ARGV[10..], in that order
+KEYS[3]   freed-slots list of the queue (a cap with free slots wakes the workers waiting)
+KEYS[4..] the in-flight hash of each worker in ARGV[10..], in that order
 ARGV[1]   emission interval of the rate, microseconds ('' for no rate limit)
 ARGV[2]   burst: tasks that may go out at once after a quiet spell ('' for 1)
 ARGV[3]   concurrency cap ('' for none)
@@ -55,9 +56,9 @@ put('kcap', ARGV[9])
 put('declared', ARGV[4])
 -- A new rate starts with a full bucket; the same rate keeps its place.
 if ARGV[1] == '' or old[1] ~= ARGV[1] then drop[#drop + 1] = 'tat' end
+local running = 0
 if ARGV[3] ~= '' then
-  local running = 0
-  for k = 3, #KEYS do
+  for k = 4, #KEYS do
     local held = call('HLEN', KEYS[k])
     if held > 1 then running = running + held - 1 end -- all but the '~' filler (claim.lua)
   end
@@ -67,4 +68,16 @@ else
 end
 if #drop > 0 then call('HDEL', KEYS[1], unpack(drop)) end
 call('HSET', KEYS[1], unpack(fields))
+-- A cap that leaves slots free (a new one, or a raised one) wakes that many waiting workers
+-- (at most 256: a worker waits once per queue, and one that wakes takes every free slot).
+if ARGV[3] ~= '' then
+  local cap = tonumber(ARGV[3])
+  local free = math.min(cap - running, 256)
+  if free > 0 then
+    local wake = {}
+    for i = 1, free do wake[i] = '1' end
+    call('LPUSH', KEYS[3], unpack(wake))
+    call('LTRIM', KEYS[3], 0, cap - 1)
+  end
+end
 return 1

@@ -177,6 +177,27 @@ async fn a_worker_waiting_for_a_slot_wakes_when_one_is_freed() {
 }
 
 #[tokio::test]
+async fn a_worker_waiting_for_a_slot_wakes_when_the_cap_is_raised() {
+    let (_redis, broker) = redis_and_broker();
+    broker.enqueue(&queue(), &echoes(3), 0, None).await.unwrap();
+    broker.set_limits(&queue(), &cap(1), LimitsSource::Api).await.unwrap();
+    claim_ids(&broker, "w1", 1).await;
+    assert_eq!(claim(&broker, &queue(), "w2", 1).await, Claim::Held(Hold::Concurrency));
+    let _: () = broker.connection().del(broker.keys().slots_freed(&queue())).await.unwrap();
+    let mut waiter = QueueWaiter::new(&broker, &queue());
+    let waited = tokio::spawn(async move {
+        let began = std::time::Instant::now();
+        waiter.wait_for_release(Hold::Concurrency, Duration::from_secs(10)).await.unwrap();
+        began.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.set_limits(&queue(), &cap(3), LimitsSource::Api).await.unwrap();
+    let waited = waited.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "woken by the raised cap after {waited:?}");
+    assert_eq!(claim_ids(&broker, "w2", 5).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_cap_set_while_tasks_run_counts_them_and_settings_never_replace_an_operators_limits() {
     let (_redis, broker) = redis_and_broker();
     broker.enqueue(&queue(), &echoes(10), 0, None).await.unwrap();
