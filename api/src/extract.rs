@@ -23,8 +23,14 @@ pub struct OptionalJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
+    /// Every body the routes take is a JSON object: anything else is refused before serde,
+    /// whose derived structs would also take a sequence of their fields (`[null, null]`).
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (is_json, body) = read(req, state).await?;
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if is_json && first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
         decode(is_json, &body).map(Self)
     }
 }

@@ -191,6 +191,13 @@ async fn bad_queue_limits_are_refused_naming_the_field() {
         assert_eq!(status, 422, "{body}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
     }
+    // A sequence of the fields is not an object (serde's derived structs would take it).
+    let (status, answer) = put_limits(&app, "default", json!([null, null])).await;
+    assert_eq!(
+        (status.as_u16(), answer["error"]["field"].as_str()),
+        (422, Some("body")),
+        "{answer}"
+    );
     let (status, answer) = put_limits(&app, "default~1", json!({"concurrency": 2})).await;
     assert_eq!(
         (status.as_u16(), answer["error"]["field"].as_str()),
