@@ -75,9 +75,12 @@ async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_
 
     // expired while waiting for its due time (promote)
     let mut expiring = NewTask::new(&queue(), "stale", &json!({"k": "expired"}));
+    // Due and expiring in 300 ms: far enough that the enqueue, read by its own clock, still
+    // finds it in the future and schedules it (1 ms was sometimes past on a loaded machine,
+    // and the task went straight to pending, which promote never sees).
     let now = b.clock().now_ms();
-    expiring.due_ms = Some(now + 1);
-    expiring.expires_ms = Some(now + 1);
+    expiring.due_ms = Some(now + 300);
+    expiring.expires_ms = Some(now + 300);
     b.enqueue(&queue(), std::slice::from_ref(&expiring), 0, None).await.unwrap();
     eventually(Duration::from_secs(5), "the expired task is revoked", || async {
         b.promote_due(&queue(), 10).await.unwrap();
