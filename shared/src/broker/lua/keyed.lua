@@ -11,9 +11,14 @@ admits each task it would run, or holds it back in Redis:
     sorted set, moves on by one interval) and the task waits for it in the scheduled set,
     due at that token's time, marked 'kr' (its token is taken: it runs then without another).
 
-key_limits(limits)                      the queue's key limits ({interval, burst, cap} or nil)
-key_of(spec, name)                      the key of a task from its packed spec (record.rs)
-admit(kl, keys, key, suffix, f, now)    'run', 'parked' or 'deferred' (with the due ms)
+key_limits(limits)                           the queue's key limits ({interval, burst, cap},
+                                             or nil without them)
+key_of(spec)                                 a task's key, from its packed spec (record.rs):
+                                             its 'limit_key' option, else its name
+admit(kl, keys, key, suffix, reserved, now)  'run', 'parked' or 'deferred' (and the due ms);
+                                             keys = {keyed hash, key-rate set, parked set},
+                                             reserved = the task already holds a key token
+                                             (field 'kr'), now in ms
 ]]
 local function key_limits(limits)
   local k = redis.call('HMGET', limits, 'kinterval', 'kburst', 'kcap')
@@ -30,7 +35,6 @@ local function key_of(spec)
   return name or ''
 end
 
--- keys: {keyed hash, key-rate sorted set, parked sorted set}; now in ms (a number).
 local function admit(kl, keys, key, suffix, reserved, now)
   if kl.cap then
     local running = tonumber(redis.call('HGET', keys[1], 'r:' .. key)) or 0
