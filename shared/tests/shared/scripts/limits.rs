@@ -332,6 +332,13 @@ async fn a_key_rate_holds_for_each_key_on_its_own_over_a_simulated_minute() {
         elapsed = broker.clock().now_ms() - start;
     }
     assert!(deferred >= 790, "the extra tasks waited for their key's tokens ({deferred})");
+    // A task still waiting for its key's token says so.
+    let last = tasks.last().unwrap();
+    let why = broker.key_hold(&last.id, TaskState::Scheduled, "B").await.unwrap();
+    assert!(
+        why.is_some_and(|w| w.contains("next token")),
+        "a deferred task names its key's token"
+    );
     for (key, seconds) in ["A", "B"].iter().zip(&per_second) {
         let total: usize = seconds.iter().sum();
         assert!((299..=302).contains(&total), "{key}: {total} in a minute at 5/s: {seconds:?}");
