@@ -64,7 +64,7 @@ impl Application {
         let state = AppState::new(Shared {
             broker,
             events,
-            catalog: Arc::new(Catalog::new(&settings.tasks)),
+            catalog: Arc::new(Catalog::new(&settings.tasks).with_webhooks(&settings.webhooks)),
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             worker_metrics: Arc::default(),

@@ -137,6 +137,7 @@ impl Row {
             finished_at: Some(self.finished_at),
             expires_at: self.expires_at,
             worker: self.worker,
+            webhooks: Vec::new(),
             workflow: self.workflow_id.map(|workflow_id| WorkflowLink {
                 workflow_id,
                 node: self.workflow_node.unwrap_or(0).max(0) as usize,

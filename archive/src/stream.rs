@@ -3,75 +3,25 @@
 //! stays pending until another claims it (XAUTOCLAIM). An entry is acknowledged and deleted
 //! only after its row is committed. Also the backlog, for metrics.
 
-use std::collections::HashMap;
-
 use celeriac::broker::RedisConnection;
 use celeriac::{Broker, BrokerError, QueueName};
 
 /// The consumer group every archiver joins.
 pub const GROUP: &str = "archivers";
 
-/// One ending taken from a stream: its stream id and the entry's fields.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub id: String,
-    pub fields: HashMap<String, String>,
-}
-
-impl Entry {
-    /// When the ending was handed over (the stream id's time), ms.
-    pub fn at_ms(&self) -> i64 {
-        self.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
-    }
-}
-
-type RawEntry = (String, Vec<String>);
-
-fn entries(raw: Vec<RawEntry>) -> Vec<Entry> {
-    raw.into_iter()
-        .map(|(id, flat)| {
-            let mut fields = HashMap::with_capacity(flat.len() / 2);
-            let mut it = flat.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                fields.insert(k, v);
-            }
-            Entry { id, fields }
-        })
-        .collect()
-}
+use celeriac::broker::streams;
+pub use celeriac::broker::streams::Entry;
 
 /// Creates the group on the queue's stream (and the stream), from its first entry, unless it
 /// exists: endings handed over before any archiver ran are read too.
 pub async fn ensure_group(conn: &mut RedisConnection, stream: &str) -> redis::RedisResult<()> {
-    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(conn)
-        .await;
-    match created {
-        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-        other => other,
-    }
+    streams::ensure_group(conn, stream, GROUP).await
 }
 
 /// Reads up to `count` entries for `consumer`: `"0"` for those it read before and has not
 /// acknowledged, `">"` for new ones.
 pub async fn read(conn: &mut RedisConnection, stream: &str, consumer: &str, from: &str, count: usize) -> redis::RedisResult<Vec<Entry>> {
-    let reply: Option<Vec<(String, Vec<RawEntry>)>> = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(GROUP)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count)
-        .arg("STREAMS")
-        .arg(stream)
-        .arg(from)
-        .query_async(conn)
-        .await?;
-    Ok(reply.into_iter().flatten().flat_map(|(_, raw)| entries(raw)).collect())
+    streams::read(conn, stream, GROUP, consumer, from, count).await
 }
 
 /// Takes over up to `count` entries that other consumers read more than `idle_ms` ago and
@@ -83,37 +33,12 @@ pub async fn claim_idle(
     idle_ms: u64,
     count: usize,
 ) -> redis::RedisResult<Vec<Entry>> {
-    let (_, raw, _): (String, Vec<RawEntry>, Vec<String>) = redis::cmd("XAUTOCLAIM")
-        .arg(stream)
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(idle_ms)
-        .arg("0-0")
-        .arg("COUNT")
-        .arg(count)
-        .query_async(conn)
-        .await?;
-    Ok(entries(raw))
+    streams::claim_idle(conn, stream, GROUP, consumer, idle_ms, count).await
 }
 
 /// Acknowledges the entries and deletes them from the stream, in one step.
 pub async fn ack(conn: &mut RedisConnection, stream: &str, ids: &[&str]) -> redis::RedisResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    redis::pipe()
-        .atomic()
-        .cmd("XACK")
-        .arg(stream)
-        .arg(GROUP)
-        .arg(ids)
-        .ignore()
-        .cmd("XDEL")
-        .arg(stream)
-        .arg(ids)
-        .ignore()
-        .query_async(conn)
-        .await
+    streams::ack(conn, stream, GROUP, ids).await
 }
 
 /// What a queue's archive stream still holds.

@@ -61,6 +61,9 @@ pub struct Catalog {
     routes: BTreeMap<String, QueueName>,
     /// Queue -> most pending tasks (0 or absent: no limit).
     max_pending: BTreeMap<QueueName, u64>,
+    /// Whether a task may name a `callback_url`: only when webhooks can be signed (a
+    /// `[webhooks] secret` is set; see [`Catalog::with_webhooks`]).
+    webhooks: bool,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -76,7 +79,16 @@ impl Catalog {
             registered: RwLock::new((None, Vec::new())),
             routes: tasks.routes.clone(),
             max_pending: tasks.max_pending.clone(),
+            webhooks: true,
         }
+    }
+
+    /// Accepts `callback_url` only if `webhooks` (the process has a `[webhooks] secret`, so
+    /// the workers of the same settings sign and deliver them); else it is refused naming the
+    /// field, rather than accepted and never delivered.
+    pub fn with_webhooks(mut self, webhooks: &crate::settings::WebhookSettings) -> Self {
+        self.webhooks = webhooks.secret.is_some();
+        self
     }
 
     /// Checks a call of `task` with `args` and turns it into the task to store: the task is
@@ -146,6 +158,13 @@ impl Catalog {
         };
         options.validate().map_err(|(field, message)| FieldError::new(field, message))?;
         let options = options.or(&spec.options);
+        if options.callback_url.is_some() && !self.webhooks {
+            return Err(FieldError::new(
+                "callback_url",
+                "no [webhooks] secret is set, so a completion webhook could not be signed: set webhooks.secret",
+            )
+            .into());
+        }
         Ok(Resolved { spec, queue, options })
     }
 

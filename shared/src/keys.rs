@@ -242,6 +242,14 @@ impl Keys {
         self.queue_key(queue, "archive")
     }
 
+    /// Stream of the queue's tasks with a `callback_url` that reached a final state, handed
+    /// over by the script that recorded each ending (lua/archive.lua): one entry per ending,
+    /// the task id (`id`) and its state (`s`). Read by the workers' webhook deliverers
+    /// (consumer group `webhooks`); an entry is deleted once delivered or given up.
+    pub fn webhooks(&self, queue: &QueueName) -> String {
+        self.queue_key(queue, "webhooks")
+    }
+
     /// Hash of finished (`s:<minute>`) and failed (`f:<minute>`) counts of the last hour.
     pub fn minutes(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "minutes")
@@ -361,6 +369,7 @@ mod tests {
             keys.dead(&queue),
             keys.stats(&queue),
             keys.archive(&queue),
+            keys.webhooks(&queue),
         ] {
             assert_eq!(tag(&k), t, "{k}");
         }

@@ -36,7 +36,7 @@ pub use broker::{Broker, BrokerError};
 pub use context::TaskContext;
 pub use handler::Task;
 pub use id::{QueueName, TaskId};
-pub use record::{Progress, TaskRecord};
+pub use record::{Progress, TaskRecord, WebhookDelivery};
 pub use settings::Settings;
 pub use state::TaskState;
 pub use task::{TaskError, TaskOptions, TaskSpec};

@@ -54,6 +54,33 @@ pub struct TaskRecord {
     /// the worker's run continues.
     #[cfg_attr(feature = "openapi", schema(example = "4bf92f3577b34da6a3ce929d0e0e4736"))]
     pub trace_id: Option<String>,
+    /// The deliveries of its completion webhook (`callback_url`), oldest first: empty until a
+    /// deliverer tried one. Not kept in the archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookDelivery>,
+}
+
+/// One attempt to deliver a task's completion webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookDelivery {
+    /// 1 for the first attempt of this ending's webhook.
+    pub attempt: u32,
+    /// The final state it announced.
+    pub state: crate::state::TaskState,
+    pub at: DateTime<Utc>,
+    /// `delivered` (the receiver answered 2xx), `failed` (tried again later) or `gave_up`
+    /// (failed, and no attempt is left).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(delivered|failed|gave_up)$"))]
+    pub outcome: String,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the call took, ms.
+    pub duration_ms: u64,
 }
 
 /// A task's place in a workflow.

@@ -66,6 +66,25 @@ impl std::fmt::Debug for RemoteTaskType {
     }
 }
 
+/// What [`is_http_url`] asks for, as an error message.
+pub const HTTP_URL_EXPECTED: &str = "must be an absolute http:// or https:// URL with a host, in printable ASCII, at most 2048 characters";
+
+/// The same rule as a pattern, for the API's schema (`^https?://` host `[/path]`).
+pub const HTTP_URL_PATTERN: &str = r"^https?://[A-Za-z0-9.:\[\]_-]+(/[!-~]*)?$";
+
+/// Whether `url` is one Celeriac will `POST` to (a remote task type's URL, a task's
+/// `callback_url`): `http://` or `https://`, a host (letters, digits, `.-_:[]`: a name or an
+/// address, and a port), then nothing or a path of printable ASCII; at most 2048 characters.
+/// [`HTTP_URL_PATTERN`] says the same.
+pub fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return false;
+    };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'[' | b']' | b'_' | b'-');
+    url.len() <= 2048 && !host.is_empty() && host.bytes().all(host_ok) && path.bytes().all(|b| b.is_ascii_graphic())
+}
+
 impl RemoteTaskType {
     /// Checks every field; the error names the field at fault (relative to the type).
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -78,13 +97,8 @@ impl RemoteTaskType {
             return fail("name", "is a built-in task's name");
         }
         QueueName::parse(&self.queue).map_err(|m| ("queue".to_owned(), m))?;
-        let host = self
-            .url
-            .strip_prefix("http://")
-            .or_else(|| self.url.strip_prefix("https://"))
-            .unwrap_or("");
-        if host.is_empty() || host.starts_with('/') || self.url.len() > 2048 || self.url.contains(char::is_whitespace) {
-            return fail("url", "must be an absolute http:// or https:// URL with a host");
+        if !is_http_url(&self.url) {
+            return fail("url", HTTP_URL_EXPECTED);
         }
         if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout <= 3600.0) {
             return fail("timeout", "must be a number of seconds above 0 and at most 3600");

@@ -93,6 +93,15 @@ pub struct TaskOptions {
     /// letters, digits, `_-.`, values up to 256). Kept in the record and the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// A URL notified once the task reaches a final state (`SUCCESS`, `FAILURE`, `REVOKED`): a
+    /// signed `POST` of the task's record (see the webhooks section of the docs), retried with
+    /// backoff while the receiver fails; each delivery is logged in the record's `webhooks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 8, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.:\[\]_-]+(/[!-~]*)?$")
+    )]
+    pub callback_url: Option<String>,
 }
 
 /// The values of `unique_until`.
@@ -119,6 +128,7 @@ impl TaskOptions {
         "debounce_key",
         "limit_key",
         "tags",
+        "callback_url",
     ];
 
     /// Reads the value of `key` from `map` into its field, when `key` is one of these options;
@@ -144,6 +154,7 @@ impl TaskOptions {
             "debounce_key" => self.debounce_key = map.next_value()?,
             "limit_key" => self.limit_key = map.next_value()?,
             "tags" => self.tags = map.next_value()?,
+            "callback_url" => self.callback_url = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -167,6 +178,7 @@ impl TaskOptions {
             debounce_key: self.debounce_key.clone().or_else(|| defaults.debounce_key.clone()),
             limit_key: self.limit_key.clone().or_else(|| defaults.limit_key.clone()),
             tags: self.tags.clone().or_else(|| defaults.tags.clone()),
+            callback_url: self.callback_url.clone().or_else(|| defaults.callback_url.clone()),
         }
     }
 
@@ -188,6 +200,7 @@ impl TaskOptions {
             debounce_key: None,
             limit_key: None,
             tags: None,
+            callback_url: None,
         }
     }
 
@@ -255,6 +268,11 @@ impl TaskOptions {
         }
         if let Some(tags) = &self.tags {
             validate_tags(tags)?;
+        }
+        if let Some(url) = &self.callback_url
+            && !crate::remote::is_http_url(url)
+        {
+            return Err(("callback_url".into(), crate::remote::HTTP_URL_EXPECTED.into()));
         }
         Ok(())
     }
@@ -366,6 +384,35 @@ mod tests {
             debounce_key: Some("user-42".into()),
             limit_key: Some("customer-7".into()),
             tags: Some([("user_id".to_owned(), "42".to_owned())].into()),
+            callback_url: Some("https://app.example.com/hooks/celeriac".into()),
+        }
+    }
+
+    #[test]
+    fn a_callback_url_must_be_an_http_url_naming_its_field() {
+        let with = |url: &str| TaskOptions {
+            callback_url: Some(url.into()),
+            ..TaskOptions::default()
+        };
+        for good in [
+            "http://127.0.0.1:8080/done",
+            "https://app.example.com",
+            "http://[::1]:9/h?x=1&y=%20",
+        ] {
+            assert!(with(good).validate().is_ok(), "{good:?}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2048));
+        for bad in [
+            "",
+            "ftp://example.com",
+            "https://",
+            "https:///path",
+            "http://a b",
+            "http://é.example",
+            "http://x/\u{85}",
+            &long,
+        ] {
+            assert_eq!(with(bad).validate().unwrap_err().0, "callback_url", "{bad:?}");
         }
     }
 

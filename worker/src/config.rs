@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub gateway_url: Option<String>,
     /// A CA (PEM) trusted for `https://` remote task endpoints besides the web roots.
     pub remote_ca_file: Option<std::path::PathBuf>,
+    /// How completion webhooks are delivered (`[webhooks]`); without a secret, not at all.
+    pub webhooks: celeriac::settings::WebhookSettings,
 }
 
 impl WorkerConfig {
@@ -59,6 +61,7 @@ impl WorkerConfig {
             health_bind: w.health_bind,
             gateway_url: w.gateway_url.clone(),
             remote_ca_file: w.remote_ca_file.clone(),
+            webhooks: settings.webhooks.clone(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod settings;
 mod shards;
 mod shared;
 pub mod tasks;
+pub mod webhooks;
 
 pub use beat::settings::BeatProcessSettings;
 pub use beat::{Beat, BeatConfig};

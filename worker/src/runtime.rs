@@ -15,7 +15,7 @@ use crate::heartbeat::Heartbeat;
 use crate::order::QueueOrder;
 use crate::registry::Registry;
 use crate::shared::Shared;
-use crate::{acker, control, fetcher, health, ordered, promoter, reaper, shards};
+use crate::{acker, control, fetcher, health, ordered, promoter, reaper, shards, webhooks};
 
 /// After the last outcome is stored, anything still leased to this worker belongs to no run
 /// (a claim interrupted by the stop, say): give it back so it runs elsewhere at once.
@@ -41,6 +41,8 @@ async fn give_back_leftovers(shared: &Shared) {
 /// A worker process's runtime.
 pub struct Worker {
     shared: Arc<Shared>,
+    /// Delivers the completion webhooks of the queues consumed (`None`: no `[webhooks] secret`).
+    deliverer: Option<webhooks::Deliverer>,
 }
 
 impl Worker {
@@ -53,8 +55,13 @@ impl Worker {
             crate::remote::RemoteTasks::new(config.gateway_url.clone(), None).expect("the web roots load")
         });
         registry.enable_remote(remote);
+        let deliverer = crate::remote::http_client(ca_file)
+            .or_else(|_| crate::remote::http_client(None))
+            .ok()
+            .and_then(|client| webhooks::Deliverer::new(&config.webhooks, client));
         Self {
             shared: Arc::new(Shared::new(broker, registry, config)),
+            deliverer,
         }
     }
 
@@ -100,6 +107,9 @@ impl Worker {
         let promoter = tokio::spawn(promoter::run(Arc::clone(&shared), maintenance.clone()));
         let reaper = tokio::spawn(reaper::run(Arc::clone(&shared), maintenance.clone()));
         let control = tokio::spawn(control::run(Arc::clone(&shared), maintenance.clone()));
+        let webhooks = self
+            .deliverer
+            .map(|deliverer| tokio::spawn(webhooks::run(Arc::clone(&shared), deliverer, maintenance.clone())));
         if let Some(address) = config.health_bind {
             match health::bind(address).await {
                 Ok(listener) => {
@@ -140,6 +150,9 @@ impl Worker {
         give_back_leftovers(&shared).await;
         maintenance.cancel();
         let _ = tokio::join!(promoter, reaper, control);
+        if let Some(webhooks) = webhooks {
+            let _ = webhooks.await;
+        }
         heartbeat.stop().await;
         tracing::info!(worker = %config.id, processed = shared.processed.load(Ordering::Relaxed), "worker stopped");
     }

@@ -35,8 +35,12 @@ pub fn test_settings(redis: &RedisServer, reports_dir: &std::path::Path) -> Gate
     settings.redis.namespace = unique_namespace();
     settings.http.bind = ([127, 0, 0, 1], 0).into();
     settings.reports.dir = reports_dir.to_owned();
+    settings.webhooks.secret = Some(TEST_WEBHOOK_SECRET.into());
     settings
 }
+
+/// The `[webhooks] secret` of the test settings.
+pub const TEST_WEBHOOK_SECRET: &str = "webhook-secret-of-the-tests";
 
 impl TestApp {
     /// The gateway alone.

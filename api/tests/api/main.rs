@@ -24,4 +24,5 @@ mod start_check;
 mod tags;
 mod tasks;
 mod tracing;
+mod webhooks;
 mod workflows;

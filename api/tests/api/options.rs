@@ -25,6 +25,7 @@ fn sample(field: &str) -> Value {
         "debounce" => json!(30.0),
         "debounce_key" => json!("sample"),
         "limit_key" => json!("customer-7"),
+        "callback_url" => json!("http://127.0.0.1:9/never-called"),
         // The names POST /emails would add, so its record holds exactly these.
         "tags" => json!({"kind": "email", "to_domain": "example.com", "user_id": "42"}),
         other => panic!("a new task option `{other}`: give it a sample value here"),
@@ -91,7 +92,7 @@ async fn an_option_of_the_wrong_type_is_refused_naming_it_from_each_producer() {
     let app = TestApp::spawn().await;
     for field in TaskOptions::FIELDS {
         // a string option's wrong type is a number
-        let bad = if ["unique_key", "unique_until", "debounce_key", "limit_key"].contains(field) {
+        let bad = if ["unique_key", "unique_until", "debounce_key", "limit_key", "callback_url"].contains(field) {
             json!(5)
         } else {
             json!("not-a-number-or-bool")

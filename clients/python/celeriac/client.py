@@ -22,7 +22,7 @@ OPTION_NAMES = frozenset(
         "queue", "partition_key", "countdown", "eta", "expires", "max_retries", "time_limit",
         "soft_time_limit", "retry_delay", "retry_backoff", "retry_delay_max", "retry_jitter",
         "priority", "unique_for", "unique_key", "unique_until", "debounce", "debounce_key",
-        "limit_key", "tags",
+        "limit_key", "tags", "callback_url",
     }
 )
 

@@ -12,11 +12,13 @@ from celeriac_stack import Stack  # noqa: E402
 from celeriac import Client  # noqa: E402
 
 TOKEN = "python-client-admin-token"
+WEBHOOK_SECRET = "python-client-webhook-secret"
 
 
 @pytest.fixture(scope="session")
 def stack():
-    with Stack.start(extra_env={"CELERIAC__AUTH__ADMIN_TOKENS": TOKEN}) as running:
+    env = {"CELERIAC__AUTH__ADMIN_TOKENS": TOKEN, "CELERIAC__WEBHOOKS__SECRET": WEBHOOK_SECRET}
+    with Stack.start(extra_env=env) as running:
         yield running
 
 

@@ -58,6 +58,10 @@ impl TaskRecord {
             worker: run.map(|r| r.worker),
             workflow: h.get(field::WORKFLOW).and_then(|w| parse_workflow_link(w)),
             trace_id: TraceParent::parse(spec.traceparent).map(|tp| tp.trace_id().to_owned()),
+            webhooks: h
+                .get(field::WEBHOOKS)
+                .map(|log| log.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+                .unwrap_or_default(),
 
             options,
             task_id,

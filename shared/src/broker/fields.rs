@@ -29,6 +29,9 @@ pub(crate) mod field {
     /// When a SUCCESS or FAILURE run ended (ms; finish.lua). That ending is the history's
     /// newest event, kept out of [`HISTORY`] so the acknowledgement need not read the log.
     pub const ENDED: &str = "z";
+    /// The completion webhook's delivery log: one JSON object per attempt, oldest first, one
+    /// per line (lua/webhook_done.lua appends; at most the last 20 are kept).
+    pub const WEBHOOKS: &str = "wh";
     /// Records stored before the spec field existed kept its parts in fields of their own;
     /// they are still read (start.lua does the same), so an upgrade loses no pending task.
     pub mod legacy {

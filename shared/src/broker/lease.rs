@@ -206,8 +206,8 @@ impl Broker {
             return Ok(Vec::new());
         }
         let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
-        let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::START, 10 + ids.len() + usize::from(archive.is_some()));
+        let streams = self.ending_streams(queue);
+        let mut call = scripts::BatchCall::new(&scripts::START, 10 + ids.len() + streams.len());
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
@@ -221,7 +221,7 @@ impl Broker {
         for id in &ids {
             call.key(self.keys.task(id));
         }
-        if let Some(stream) = &archive {
+        for stream in &streams {
             call.key(stream);
         }
         let now = self.clock.now_ms();
@@ -281,8 +281,8 @@ impl Broker {
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
-        let archive = self.archive_key(queue);
-        let mut call = scripts::BatchCall::new(&scripts::FINISH, 12 + outcomes.len() + usize::from(archive.is_some()));
+        let streams = self.ending_streams(queue);
+        let mut call = scripts::BatchCall::new(&scripts::FINISH, 12 + outcomes.len() + streams.len());
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.stats(queue))
             .key(self.keys.retrying(queue))
@@ -298,7 +298,7 @@ impl Broker {
         for outcome in outcomes {
             call.key(self.keys.task(&outcome.id));
         }
-        if let Some(stream) = &archive {
+        for stream in &streams {
             call.key(stream);
         }
         call.arg(self.clock.now_ms())
@@ -404,7 +404,7 @@ impl Broker {
             call.key(self.keys.task(&id)).arg(suffix);
         }
         self.priority_keys(queue, &mut call).await?;
-        if let Some(stream) = self.archive_key(queue) {
+        for stream in self.ending_streams(queue) {
             call.key(stream);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
@@ -468,7 +468,7 @@ impl Broker {
             call.key(self.keys.task(&id)).arg(suffix);
         }
         self.priority_keys(queue, &mut call).await?;
-        if let Some(stream) = self.archive_key(queue) {
+        for stream in self.ending_streams(queue) {
             call.key(stream);
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)

@@ -23,10 +23,12 @@ mod runs;
 mod schedules;
 mod scripts;
 mod shards;
+pub mod streams;
 mod target;
 mod task_types;
 mod unique;
 mod wait;
+mod webhooks;
 mod workers;
 mod workflow;
 
@@ -53,6 +55,7 @@ pub use target::{RedisTarget, TargetError, TlsFiles, Topology};
 pub(crate) use unique::unique_key;
 pub use unique::{UniqueLock, UniqueRelease};
 pub use wait::QueueWaiter;
+pub use webhooks::{WEBHOOK_GROUP, WebhookEnding};
 pub use workers::WorkerInfo;
 pub use workflow::{FailedMember, MemberRef, MemberStatus, WorkflowOutcome, WorkflowStarted, WorkflowStatus, parse_workflow_id};
 
@@ -253,10 +256,14 @@ impl Broker {
         self.archive
     }
 
-    /// The queue's archive stream when the archive is on: the last key of every script that
-    /// ends tasks (lua/archive.lua).
-    pub(crate) fn archive_key(&self, queue: &QueueName) -> Option<String> {
-        self.archive.then(|| self.keys.archive(queue))
+    /// The streams every script that ends tasks takes after its task hashes (lua/archive.lua):
+    /// the queue's webhooks stream, then its archive stream when the archive is on.
+    pub(crate) fn ending_streams(&self, queue: &QueueName) -> Vec<String> {
+        let mut streams = vec![self.keys.webhooks(queue)];
+        if self.archive {
+            streams.push(self.keys.archive(queue));
+        }
+        streams
     }
 
     /// Keeps at most `max` entries in each queue's listing log (the oldest go first).

@@ -54,7 +54,7 @@ impl Broker {
                     .ok_or_else(|| BrokerError::Protocol(format!("purging entry {suffix:?}")))?;
                 call.key(self.keys.task(&id)).arg(suffix);
             }
-            if let Some(stream) = self.archive_key(queue) {
+            for stream in self.ending_streams(queue) {
                 call.key(stream);
             }
             let n: i64 = call.invoke_async(&mut self.conn.clone()).await?;

@@ -45,7 +45,7 @@ impl Broker {
             .key(self.keys.retrying(id.queue()))
             .key(self.keys.stats(id.queue()))
             .key(self.keys.revoking(id.queue()));
-        if let Some(stream) = self.archive_key(id.queue()) {
+        for stream in self.ending_streams(id.queue()) {
             call.key(stream);
         }
         let outcome: String = call

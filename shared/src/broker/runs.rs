@@ -39,7 +39,8 @@ impl Broker {
             .hget(self.keys.inflight(token.id.queue(), &token.worker), token.id.suffix())
             .await?;
         let delivery = token.delivery.to_string();
-        Ok(held.is_some_and(|h| h.strip_prefix('w').unwrap_or(&h) == delivery))
+        // The token is '<flags><delivery>' (start.lua): flags 'c' and 'w' before the number.
+        Ok(held.is_some_and(|h| h.trim_start_matches(['c', 'w']) == delivery))
     }
 
     /// Puts back the tasks of every worker whose lease on `queue` expired (but `except`, the

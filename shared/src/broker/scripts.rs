@@ -74,6 +74,7 @@ script!(SHARDS_RAISE, "lua/shards_raise.lua");
 script!(LIMITS_PUT, "lua/limits_put.lua");
 script!(UNIQUE_RELEASE, "lua/unique_release.lua");
 script!(DEBOUNCE, "lua/debounce.lua");
+script!(WEBHOOK_DONE, "lua/webhook_done.lua");
 
 /// A call of one of the scripts on the hot path (enqueue, start, finish), built straight into
 /// one command: `EVALSHA <sha> <number of keys> <keys...> <arguments...>`.

@@ -27,6 +27,7 @@ pub const SECTIONS: &[&str] = &[
     "reports",
     "log",
     "archive",
+    "webhooks",
     "http",
     "auth",
     "pull",

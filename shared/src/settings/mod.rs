@@ -34,6 +34,9 @@ pub struct Settings {
     pub reports: ReportSettings,
     pub log: LogSettings,
     pub archive: ArchiveHandover,
+    /// Completion webhooks (`callback_url`): the gateway accepts the option only with a
+    /// secret, and the workers sign and deliver with it.
+    pub webhooks: WebhookSettings,
     /// Remote task types by name (`[remote_tasks.resize] url = ..., secret = ...`), published
     /// to Redis by every gateway and worker at start (`remote.rs`).
     pub remote_tasks: BTreeMap<String, crate::remote::RemoteTaskType>,
@@ -52,6 +55,65 @@ pub struct ArchiveHandover {
     pub database_url: Option<String>,
     /// How long archived tasks are kept, per state (applied by `celeriac-archiver`).
     pub retention: RetentionSettings,
+}
+
+/// `[webhooks]`: how the workers deliver completion webhooks (`webhooks.rs` in
+/// celeriac-worker). A delivery that fails is tried again after `backoff`, doubled at each
+/// attempt (at most an hour), plus `timeout` (so a slow delivery still in flight is never
+/// taken over), until `max_attempts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// The HMAC-SHA256 key of the `Celeriac-Signature` header (16 to 512 characters). Unset: a
+    /// task may not name a `callback_url`, and workers deliver none.
+    pub secret: Option<secrecy::SecretString>,
+    /// How long one delivery may take.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Attempts before a delivery is given up (logged in the record as `gave_up`).
+    pub max_attempts: u32,
+    /// The wait before the first retry.
+    #[serde(deserialize_with = "duration")]
+    pub backoff: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            timeout: Duration::from_secs(10),
+            max_attempts: 10,
+            backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// How long an ending whose delivery failed `failures` times waits before the next attempt
+    /// (counted from the last attempt's start).
+    pub fn retry_after(&self, failures: u32) -> Duration {
+        let doubled = self.backoff.saturating_mul(1 << failures.saturating_sub(1).min(20));
+        doubled.min(Duration::from_secs(3600)) + self.timeout
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        use secrecy::ExposeSecret;
+        if let Some(secret) = &self.secret
+            && !(16..=512).contains(&secret.expose_secret().len())
+        {
+            return Err(invalid("webhooks.secret", "must be 16 to 512 characters"));
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(300) {
+            return Err(invalid("webhooks.timeout", "must be from 1ms to 5m"));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(invalid("webhooks.max_attempts", "must be from 1 to 100"));
+        }
+        if self.backoff < Duration::from_millis(10) || self.backoff > Duration::from_secs(3600) {
+            return Err(invalid("webhooks.backoff", "must be from 10ms to 1h"));
+        }
+        Ok(())
+    }
 }
 
 /// `[archive.retention]`: how long an archived task is kept after it ended, per state.
@@ -157,6 +219,7 @@ impl Default for Settings {
             reports: ReportSettings::default(),
             log: LogSettings::default(),
             archive: ArchiveHandover::default(),
+            webhooks: WebhookSettings::default(),
             remote_tasks: BTreeMap::new(),
         }
     }
@@ -294,7 +357,7 @@ impl Settings {
         if retention.every.as_secs() == 0 {
             return Err(invalid("archive.retention.every", "must be at least 1s"));
         }
-        Ok(())
+        self.webhooks.validate()
     }
 
     /// The remote task types of `[remote_tasks]`, each named by its table's key.

@@ -31,7 +31,7 @@ const MAX_REDIRECTS: usize = 5;
 /// The HTTP client every remote call of this worker shares (one connection pool). `https://`
 /// endpoints must present a certificate from the usual web roots or, when given, from the CA
 /// in `ca_file` (PEM; `[worker] remote_ca_file`). An error names what is wrong with the file.
-pub(super) fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+pub(crate) fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let first = attempt.previous().first();
         let same_origin = first.is_some_and(|from| {

@@ -8,6 +8,8 @@
 
 mod call;
 
+pub(crate) use call::client as http_client;
+
 pub use call::tls;
 
 use std::collections::HashMap;

@@ -14,4 +14,5 @@ mod recovery;
 mod remote;
 mod report_archive;
 mod start_check;
+mod webhooks;
 mod workflows;

@@ -1,28 +1,63 @@
---[[ archive: hand a task that ended over to the PostgreSQL archive, in the same step that
-records its ending, so that nothing is lost between Redis and PostgreSQL (the archiver,
-celeriac-archive, may be down, slow or killed: it catches up from the stream). Prepended,
-after history.lua, to every script that makes a task terminal (see scripts.rs).
+--[[ archive: hand a task that ended over to the PostgreSQL archive and, when it named a
+callback URL, to its completion webhook, in the same step that records its ending, so that
+nothing is lost between Redis and the archiver or the webhook deliverer (either may be down,
+slow or killed: it catches up from its stream). Prepended, after history.lua, to every script
+that makes a task terminal (see scripts.rs).
 
-The hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive) holding the
-task id and a copy of every field of the task's record, as it is after the ending: the
-archiver builds the full row from the entry alone, even if the record has expired by then,
+The archive's hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive)
+holding the task id and a copy of every field of the task's record, as it is after the ending:
+the archiver builds the full row from the entry alone, even if the record has expired by then,
 and the record's own lifetime (the result TTL) is unchanged.
 
-The archive is on when the caller passes the stream as the script's last key, after the task
-hashes (one key more than the script's fixed keys and tasks); when it is off nothing here runs
-but one comparison per call.
+The webhook's hand-over is one entry on the queue's webhooks stream (Keys::webhooks): the task
+id and the final state; the workers' deliverers read the rest from the record (webhooks.rs in
+celeriac-worker). Only tasks whose options name a `callback_url` get one.
+
+Keys after the script's fixed keys and task hashes (and priority lists, counted as tasks): the
+webhooks stream, always; then the archive stream, only when the archive is on (when it is off
+nothing of the archive runs but one comparison per call).
 
 archive_stream(fixed, tasks)  the archive stream, or false when the archive is off (fixed: the
                               script's fixed keys before the task hashes; tasks: how many)
+webhooks_stream(fixed, tasks) the webhooks stream
 archive(stream, key, id)      appends the task (its hash key and id) to the stream; callers
                               call it only when there is one ('if stream then'), so with the
                               archive off not even the task id is built
+has_callback(spec)            whether a packed spec (field 't', record.rs) names a callback
+                              URL in its options: its fourth line
+webhook(stream, key, id, state, spec)
+                              appends the ending to the webhooks stream when the task named a
+                              callback URL (spec: field 't' if the caller has it, else read)
 ]]
 local function archive_stream(fixed, tasks)
-  return #KEYS > fixed + tasks and KEYS[#KEYS]
+  return #KEYS > fixed + tasks + 1 and KEYS[#KEYS]
+end
+
+local function webhooks_stream(fixed, tasks)
+  return KEYS[fixed + tasks + 1]
 end
 
 local function archive(stream, key, id)
   local fields = redis.call('HGETALL', key)
   redis.call('XADD', stream, '*', '_id', id, unpack(fields))
+end
+
+local function has_callback(spec)
+  -- One plain search on the whole spec (no match: the common case, done); a match counts
+  -- only in the options line, not in the arguments after it.
+  local at = spec and string.find(spec, '"callback_url":', 1, true)
+  if not at then return false end
+  local line_start = 0
+  for _ = 1, 3 do
+    line_start = string.find(spec, '\n', line_start + 1, true)
+    if not line_start then return false end
+  end
+  local line_end = string.find(spec, '\n', line_start + 1, true)
+  return at > line_start and (not line_end or at < line_end)
+end
+
+local function webhook(stream, key, id, state, spec)
+  if has_callback(spec or redis.call('HGET', key, 't')) then
+    redis.call('XADD', stream, '*', 'id', id, 's', state)
+  end
 end

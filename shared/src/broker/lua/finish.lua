@@ -8,8 +8,10 @@ both set by revoke.lua) is stored as REVOKED instead. A workflow member that end
 RETRY) is also put in the queue's workflow outbox, in the same step, so the workflow hears of
 it even if this worker dies right after. Per-minute counts feed throughput charts.
 Fenced: a run is stored only if the worker's in-flight hash still holds its token (start.lua:
-'<delivery>', or 'w<delivery>' for a workflow member); a run whose lease was lost (the id
-taken back, or a newer delivery started) is refused, so the newer run's outcome stands.
+'<flags><delivery>', flag 'c' for a task with a callback URL, 'w' for a workflow member); a
+run whose lease was lost (the id taken back, or a newer delivery started) is refused, so the
+newer run's outcome stands. A run flagged 'c' that ended (not RETRY) is handed to the
+webhooks stream (archive.lua) in the same step.
 Reads nothing of a SUCCESS or FAILURE run's task: its ending goes to field 'z' (its time; the
 event's kind is the state), which readers and the next writer of the history fold in as the
 newest event (history.lua). RETRY and REVOKED, rare, are logged in the history ('h') here.
@@ -27,8 +29,9 @@ KEYS[10]  keyed hash of the queue (a run that held its key's slot gives it back:
 KEYS[11]  parked sorted set of the queue (the key's oldest parked task goes back to pending)
 KEYS[12]  pending list of the queue
 KEYS[13..] task hashes, in the order of the task groups in ARGV
-KEYS[last] archive stream of the queue, only when the archive is on (archive.lua): every
-          ending but RETRY is handed over to it
+then      webhooks stream of the queue (an ending of a task flagged 'c'); archive stream of
+          the queue, only when the archive is on (archive.lua): every ending but RETRY is
+          handed over to it
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel (one message per call: the changed task ids, space-separated)
@@ -51,6 +54,7 @@ local dead_max, dead_age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local STRIDE = 4
 local n = (#ARGV - 6) / STRIDE
 local stream = archive_stream(12, n)
+local hooks = webhooks_stream(12, n)
 -- Tables are filled by index: '#t' is a search each time.
 local out = {}
 local ended, n_ended = {}, 0
@@ -74,8 +78,11 @@ for i = 0, n - 1 do
   if state ~= 'SUCCESS' and state ~= 'FAILURE' then state, due = 'RETRY', string.match(state, '^RETRY (%d+)$') end
   local key = KEYS[13 + i]
   local token = tokens[i + 1]
-  local member = token and token ~= delivery and token == 'w' .. delivery
-  if token == delivery or member then
+  -- Flags only when the token is not the bare delivery (most runs: one comparison).
+  local flags = token and token ~= delivery and string.match(token, '^(c?w?)%d+$')
+  local fenced = token == delivery or (flags and string.sub(token, #flags + 1) == delivery)
+  local member = flags and string.find(flags, 'w', 1, true)
+  if fenced then
     local keep = ttl
     local revoked = revoking and revoking[i + 1] == 1
     if revoked then
@@ -100,6 +107,9 @@ for i = 0, n - 1 do
     if keep then
       call('EXPIRE', key, keep)
       if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
+      if flags and string.byte(flags) == 99 then -- 'c'
+        call('XADD', hooks, '*', 'id', ARGV[4] .. '-' .. suffix, 's', state)
+      end
     end
     n_ended = n_ended + 1
     ended[n_ended] = suffix

@@ -15,7 +15,7 @@ ARGV[6]  now, ms
 Returns 1 (stored) or 0 (refused: stale lease)
 ]]
 local token = redis.call('HGET', KEYS[1], ARGV[1])
-if token ~= ARGV[2] and token ~= 'w' .. ARGV[2] then return 0 end
+if token ~= ARGV[2] and (not token or string.match(token, '^c?w?(%d+)$') ~= ARGV[2]) then return 0 end
 local f = redis.call('HMGET', KEYS[2], 'h', 'w')
 log_event(KEYS[2], f[1], f[2], 'P', ARGV[6], ARGV[3], 'p', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])

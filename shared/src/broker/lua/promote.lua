@@ -12,7 +12,8 @@ KEYS[4]   stats hash of the queue (counts 'revoked')
 KEYS[5..] task hashes, in the order of the ids in ARGV
 then, only for a queue given priorities: its priority bell and its pending lists of priority
           9 down to 1 (a task with a priority, field 'p', goes back to its level's list)
-KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
+then      webhooks stream of the queue; archive stream of the queue, only when the archive
+          is on (archive.lua)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -26,6 +27,7 @@ local ready = {}
 local n = #ARGV - 4
 local levels = #KEYS - 4 - n >= 10 and 4 + n + 2 -- level L's list: KEYS[levels + 9 - L]
 local stream = archive_stream(4, n + (levels and 10 or 0))
+local hooks = webhooks_stream(4, n + (levels and 10 or 0))
 local rang, leveled = false, 0
 for i = 5, #ARGV do
   local suffix = ARGV[i]
@@ -42,6 +44,7 @@ for i = 5, #ARGV do
           'e', '{"kind":"Expired","message":"expired before it started","retryable":false}')
         redis.call('EXPIRE', key, ARGV[2])
         if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
+        webhook(hooks, key, ARGV[4] .. '-' .. suffix, 'REVOKED')
         if f[4] then redis.call('LPUSH', KEYS[3], suffix) end
         redis.call('HINCRBY', KEYS[4], 'revoked', 1)
       else

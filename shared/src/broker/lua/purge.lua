@@ -9,7 +9,8 @@ KEYS[2]   workflow outbox list of the queue (a purged workflow member goes there
 KEYS[3]   stats hash of the queue (counts 'revoked')
 KEYS[4..] task hashes of the ids of ARGV, which must be the
           purging list's tail in this order (LRANGE -n -1)
-KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
+then      webhooks stream of the queue; archive stream of the queue, only when the archive
+          is on (archive.lua)
 ARGV[1]   now, ms
 ARGV[2]   result TTL, seconds
 ARGV[3]   events channel
@@ -27,6 +28,7 @@ for i = 1, n do
 end
 local revoked = 0
 local stream = archive_stream(3, n)
+local hooks = webhooks_stream(3, n)
 local error = '{"kind":"Purged","message":"its queue was purged","retryable":false}'
 for i = 1, n do
   local suffix = ARGV[4 + i]
@@ -37,6 +39,7 @@ for i = 1, n do
     redis.call('HSET', key, 's', 'REVOKED', 'e', error, 'h', h)
     redis.call('EXPIRE', key, ARGV[2])
     if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
+    webhook(hooks, key, ARGV[4] .. '-' .. suffix, 'REVOKED')
     redis.call('PUBLISH', ARGV[3], ARGV[4] .. '-' .. suffix)
     if f[3] then redis.call('LPUSH', KEYS[2], suffix) end
     revoked = revoked + 1

@@ -20,7 +20,8 @@ KEYS[10]  parked sorted set of the queue (the key's oldest parked task goes back
 KEYS[11..] task hashes, in the order of the ids in ARGV
 then, only for a queue given priorities: its priority bell and its pending lists of priority
           9 down to 1 (a task with a priority, field 'p', goes back to its level's list)
-KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
+then      webhooks stream of the queue; archive stream of the queue, only when the archive
+          is on (archive.lua)
 ARGV[1]   events channel
 ARGV[2]   queue name
 ARGV[3]   the worker whose tasks these are
@@ -41,6 +42,7 @@ local legacy = redis.call('TYPE', KEYS[1]).ok == 'set'
 local n = #ARGV - 6
 local levels = #KEYS - 10 - n >= 10 and 10 + n + 2 -- level L's list: KEYS[levels + 9 - L]
 local stream = archive_stream(10, n + (levels and 10 or 0))
+local hooks = webhooks_stream(10, n + (levels and 10 or 0))
 local moved, released, taken_back = 0, 0, {}
 for i = 7, #ARGV do
   local suffix = ARGV[i]
@@ -57,6 +59,7 @@ for i = 7, #ARGV do
       log_event(key, f[2], f[5], 'REVOKED', ARGV[5], nil, 's', 'REVOKED', 'e', f[3])
       redis.call('EXPIRE', key, ARGV[6])
       if stream then archive(stream, key, ARGV[2] .. '-' .. suffix) end
+      webhook(hooks, key, ARGV[2] .. '-' .. suffix, 'REVOKED')
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else

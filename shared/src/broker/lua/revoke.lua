@@ -11,7 +11,8 @@ KEYS[4]  workflow outbox list of the task's queue (a revoked workflow member goe
 KEYS[5]  retry sorted set of the task's queue
 KEYS[6]  stats hash of the task's queue (counts 'revoked')
 KEYS[7]  revoking set of the task's queue (ids revoked while they ran)
-KEYS[8]  archive stream of the task's queue, only when the archive is on (archive.lua)
+KEYS[8]  webhooks stream of the task's queue (archive.lua)
+KEYS[9]  archive stream of the task's queue, only when the archive is on (archive.lua)
 ARGV[1]  id suffix
 ARGV[2]  now, ms
 ARGV[3]  result TTL, seconds
@@ -40,6 +41,7 @@ redis.call('HSET', KEYS[1], 's', 'REVOKED', 'e', error, 'h', h)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local stream = archive_stream(7, 0)
 if stream then archive(stream, KEYS[1], ARGV[5]) end
+webhook(webhooks_stream(7, 0), KEYS[1], ARGV[5], 'REVOKED')
 redis.call('HINCRBY', KEYS[6], 'revoked', 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if f[3] then redis.call('LPUSH', KEYS[4], ARGV[1]) end

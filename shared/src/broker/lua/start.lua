@@ -2,8 +2,9 @@
 (revoked while queued, expired, gone, or poison: a record without its spec, field 't',
 which goes to the dead letters with the reason). Each start is a new delivery; its number
 fences every later write of this run (progress, finish): it becomes the task's token in the
-worker's in-flight hash, '<delivery>', or 'w<delivery>' for a workflow member, so finish.lua
-needs to read nothing of the task to fence it or to find its workflow. Every change is
+worker's in-flight hash, '<flags><delivery>': flag 'c' when its options name a callback URL,
+then 'w' for a workflow member (so 'cw7', 'w7', 'c7' or just '7'), so finish.lua needs to read
+nothing of the task to fence it, to find its workflow or to know it has a webhook to send. Every change is
 logged in the task's history (history.lua); the start itself only in the run field 'w'.
 
 KEYS[1]   in-flight hash of this worker on this queue (id suffix -> fencing token)
@@ -17,7 +18,8 @@ KEYS[8]   key-rate sorted set of the queue (each key's GCRA time, µs)
 KEYS[9]   parked sorted set of the queue (tasks waiting for their key's slot)
 KEYS[10]  scheduled sorted set of the queue (a task deferred to its key's next token waits there)
 KEYS[11..] task hashes, in the order of the ids in ARGV
-KEYS[last] archive stream of the queue, only when the archive is on (archive.lua)
+then      webhooks stream of the queue; archive stream of the queue, only when the archive
+          is on (archive.lua)
 ARGV[1]   worker id
 ARGV[2]   now, ms
 ARGV[3]   result TTL, seconds (for tasks settled here)
@@ -55,6 +57,7 @@ end
 -- The run field of every task started here: the same for the whole batch, built once.
 local run_field = '*' .. at .. ' ' .. ARGV[1]
 local stream = archive_stream(10, #ARGV - 5)
+local hooks = webhooks_stream(10, #ARGV - 5)
 -- The queue's key limits (one HMGET of the limits hash a batch; nil without them).
 local kl = key_limits(KEYS[5])
 local key_keys = {KEYS[7], KEYS[8], KEYS[9]}
@@ -64,6 +67,7 @@ local function settle(key, f, w, suffix, state, error)
   log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
   call('EXPIRE', key, ttl)
   if stream then archive(stream, key, ARGV[5] .. '-' .. suffix) end
+  webhook(hooks, key, ARGV[5] .. '-' .. suffix, state, f[2])
   call('HDEL', KEYS[1], suffix)
   released = released + 1
   n_changed = n_changed + 1
@@ -130,7 +134,8 @@ for i = 6, #ARGV do
         call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
       end
       tokens[n_tokens + 1] = suffix
-      tokens[n_tokens + 2] = f[8] and 'w' .. delivery or delivery
+      local flags = (has_callback(spec) and 'c' or '') .. (f[8] and 'w' or '')
+      tokens[n_tokens + 2] = flags == '' and delivery or flags .. delivery
       n_tokens = n_tokens + 2
       n_changed = n_changed + 1
       changed[n_changed] = suffix
