@@ -14,6 +14,7 @@ use celeriac::{TaskId, TaskState};
 use serde::de::{self, MapAccess};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -167,7 +168,9 @@ pub async fn enqueue_task(
     let now = state.broker.clock().now_ms();
     let mut new = state.catalog.prepare(&state.broker, task, &args, &options, now).await?;
     scope.check(new.id.queue().as_str(), task)?;
-    new.traceparent = traceparent(headers);
+    // Exported spans: the enqueue is a span of the request's trace, and the run continues it.
+    let span = enqueue_span(&new);
+    new.traceparent = TraceParent::of_span(&span).or_else(|| traceparent(headers));
     let idempotency = idempotency(headers, || {
         serde_json::json!({ "task": task, "args": args, "queue": new.id.queue().as_str(), "options": options }).to_string()
     })?;
@@ -180,6 +183,7 @@ pub async fn enqueue_task(
             state.catalog.max_pending(&state.broker, &queue),
             idempotency.as_ref(),
         )
+        .instrument(span)
         .await?;
     let (task_id, duplicate) = match outcome {
         EnqueueOutcome::Stored => {
@@ -218,6 +222,15 @@ pub async fn enqueue_task(
         state,
         duplicate,
     })
+}
+
+/// The span of one enqueue, in the request's span, when spans are exported (else none: it
+/// would only be read by the exporter).
+fn enqueue_span(new: &celeriac::broker::NewTask) -> tracing::Span {
+    if !celeriac::telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("enqueue", otel.kind = "producer", task_id = %new.id, task = %new.name, queue = %new.id.queue())
 }
 
 /// The request's `traceparent` header; an invalid one is ignored, as W3C Trace Context asks.

@@ -16,7 +16,7 @@ use celeriac_archive::History;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -124,5 +124,25 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal("a handler panicked".into()))
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of a request. When spans are exported, one at `info` (exported), a child of the
+/// request's `traceparent` when it has a valid one; else tower-http's usual `debug` span (off
+/// at the default filter, so a request pays nothing for it).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    if !celeriac::telemetry::exporting() {
+        return tower_http::trace::DefaultMakeSpan::new().make_span(request);
+    }
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+    );
+    if let Some(parent) = crate::enqueue::traceparent(request.headers()) {
+        parent.parent_of(&span);
+    }
+    span
 }

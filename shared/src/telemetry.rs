@@ -1,46 +1,121 @@
-//! Logging setup shared by every binary: human-readable text or JSON lines, filtered by the
-//! settings or `RUST_LOG`. Either way a line carries the fields of the spans it happens in, so
-//! every line of a task's run carries its `task_id` (and `trace_id` when it has one).
+//! Logging and tracing setup shared by every binary: log lines as human-readable text or JSON,
+//! filtered by the settings or `RUST_LOG` (either way a line carries the fields of the spans it
+//! happens in, so every line of a task's run carries its `task_id`, and `trace_id` when it has
+//! one); and, when `[telemetry] otlp_endpoint` is set, the same spans exported to an
+//! OpenTelemetry collector over OTLP (`otlp.rs`): the gateway's request and enqueue, a task's
+//! time in its queue and its run, joined into one trace by the `traceparent` each task carries
+//! (`trace.rs`).
 
+mod otlp;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::settings::LogSettings;
+use crate::settings::{LogSettings, TelemetrySettings};
 
-/// Installs the global subscriber once; later calls (tests) are ignored.
-pub fn init(settings: &LogSettings) {
+/// Whether this process exports spans (set once by [`init`]).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: callers skip building spans that only the exporter reads.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// What [`init`] set up; [`Telemetry::shutdown`] sends the spans not exported yet.
+#[must_use = "call shutdown() before exiting, or the last spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is left (waiting at most a few seconds) and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "the last spans could not be exported");
+        }
+    }
+}
+
+/// Installs the global subscriber once (later calls, in tests, change nothing); with an OTLP
+/// endpoint, also the exporter, naming the process `service`. Call it on the tokio runtime.
+pub fn init(settings: &LogSettings, telemetry: &TelemetrySettings, service: &str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     // Colours only on a terminal: a log file or collector gets plain text (and the process
     // spares the escape codes, which cost a worker more than its no-op tasks).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = subscriber(filter, settings.format == "json", std::io::stdout, ansi).try_init();
+    let (provider, error) = match telemetry.otlp_endpoint.as_deref().map(|e| otlp::provider(e, service)) {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let tracer = provider.as_ref().map(|p| p.tracer("celeriac"));
+    let installed = subscriber_with(filter, settings.format == "json", std::io::stdout, ansi, tracer)
+        .try_init()
+        .is_ok();
+    if let Some(e) = error {
+        tracing::error!(error = %e, "spans are not exported");
+    }
+    let provider = provider.filter(|_| installed);
+    if let Some(provider) = &provider {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
+    Telemetry { provider }
 }
 
-/// The subscriber [`init`] installs, writing to `writer` (tests pass testkit's `LogCapture`). A JSON line holds the event's fields
-/// at the top level, the innermost span's fields under `span` and every enclosing span's
-/// under `spans`.
+/// The subscriber [`init`] installs without an exporter, writing to `writer` (tests pass
+/// testkit's `LogCapture`). A JSON line holds the event's fields at the top level, the
+/// innermost span's fields under `span` and every enclosing span's under `spans`.
 pub fn subscriber<W>(filter: EnvFilter, json: bool, writer: W, ansi: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    subscriber_with(filter, json, writer, ansi, None)
+}
+
+/// [`subscriber`], with the spans also sent to `tracer` when there is one. `filter` (the log
+/// filter) applies to the log lines only: the exporter takes every `info` span, so a quiet log
+/// (`warn`) still exports whole traces.
+fn subscriber_with<W>(
+    filter: EnvFilter,
+    json: bool,
+    writer: W,
+    ansi: bool,
+    tracer: Option<SdkTracer>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
-    if json {
-        Box::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(true)
-                .finish(),
-        )
+    let logs = if json {
+        lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_filter(filter)
+            .boxed()
     } else {
-        Box::new(builder.finish())
-    }
+        lines.with_filter(filter).boxed()
+    };
+    let exporter = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    Box::new(tracing_subscriber::registry().with(logs).with(exporter))
 }
 
 #[cfg(test)]

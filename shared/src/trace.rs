@@ -1,6 +1,8 @@
 //! W3C Trace Context (`traceparent`) carried by a task: the gateway validates the header a
-//! client sent with its enqueue and stores it with the task; the worker continues the trace,
-//! so a run's log lines carry the caller's `trace_id` and a new span id of their own.
+//! client sent with its enqueue and stores it with the task (or, when spans are exported, the
+//! context of its own enqueue span, a child of that header's); the worker continues the trace,
+//! so a run's log lines carry the caller's `trace_id` and a span id of their own, and its
+//! exported spans join the caller's trace.
 
 use std::fmt;
 
@@ -64,6 +66,49 @@ impl TraceParent {
     /// 2 hex digits (`01`: sampled).
     pub fn flags(&self) -> &str {
         &self.flags
+    }
+}
+
+/// The bridge to OpenTelemetry, for the spans exported when `[telemetry] otlp_endpoint` is set
+/// (`telemetry.rs`): a stored context becomes a span's parent, and a span's own context
+/// becomes what a task stores, so the exported spans of an HTTP request, its enqueue and the
+/// task's run form one trace.
+impl TraceParent {
+    /// This context as an OpenTelemetry parent (a span in another process).
+    pub fn to_context(&self) -> opentelemetry::Context {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+        let flags = u8::from_str_radix(&self.flags, 16).unwrap_or(0);
+        let span = SpanContext::new(
+            TraceId::from_hex(&self.trace_id).unwrap_or(TraceId::INVALID),
+            SpanId::from_hex(&self.span_id).unwrap_or(SpanId::INVALID),
+            TraceFlags::new(flags),
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(span)
+    }
+
+    /// Makes `span` a child of this context in the exported trace (nothing without an exporter).
+    pub fn parent_of(&self, span: &tracing::Span) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let _ = span.set_parent(self.to_context());
+    }
+
+    /// The context `span` has in the exported trace; `None` when no span is exported.
+    pub fn of_span(span: &tracing::Span) -> Option<Self> {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        if !crate::telemetry::exporting() {
+            return None;
+        }
+        let context = span.context();
+        let own = context.span();
+        let own = own.span_context();
+        own.is_valid().then(|| Self {
+            trace_id: own.trace_id().to_string(),
+            span_id: own.span_id().to_string(),
+            flags: format!("{:02x}", own.trace_flags().to_u8()),
+        })
     }
 }
 

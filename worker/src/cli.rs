@@ -27,7 +27,7 @@ pub async fn run_worker_with(
     make_registry: fn(&WorkerProcessSettings) -> anyhow::Result<Registry>,
 ) -> anyhow::Result<()> {
     let settings = WorkerProcessSettings::load()?;
-    celeriac::telemetry::init(&settings.log);
+    let telemetry = celeriac::telemetry::init(&settings.log, &settings.telemetry, "celeriac-worker");
     let mut config = WorkerConfig::from_settings(&settings);
     let (names, weights) = split_weights(&queues).map_err(anyhow::Error::msg).context("--queues")?;
     if !names.is_empty() {
@@ -67,6 +67,7 @@ pub async fn run_worker_with(
     }
     let shutdown = celeriac::shutdown::on_signal();
     Worker::new(broker, registry, config).run(shutdown).await;
+    telemetry.shutdown();
     Ok(())
 }
 
@@ -74,12 +75,13 @@ pub async fn run_worker_with(
 /// it here, named), then fires the schedules.
 pub async fn run_beat() -> anyhow::Result<()> {
     let settings = BeatProcessSettings::load()?;
-    celeriac::telemetry::init(&settings.log);
+    let telemetry = celeriac::telemetry::init(&settings.log, &settings.telemetry, "celeriac-beat");
     let broker = Broker::open(&settings.redis, settings.result_ttl())
         .await?
         .with_archive(settings.archive.enabled)
         .with_payload(settings.tasks.payload());
     let shutdown = celeriac::shutdown::on_signal();
     Beat::new(broker, BeatConfig::from_settings(&settings)).run(shutdown).await;
+    telemetry.shutdown();
     Ok(())
 }

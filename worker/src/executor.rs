@@ -39,22 +39,58 @@ pub struct RunSignals {
 /// Runs `delivery` with the handler registered under its name, under its time limits and the
 /// given signals, in its `task` span.
 pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, delivery: Delivery, signals: RunSignals) -> Execution {
-    let trace = delivery.traceparent.as_ref().map(TraceParent::child);
-    let span = task_span(&delivery, trace.as_ref());
+    let span = new_task_span(&delivery);
+    // Exported spans: the run is a child of the enqueue's span, after a span for its wait in
+    // the queue, and its own context is what its handler passes on. Else a new span id.
+    if let Some(parent) = delivery.traceparent.as_ref().filter(|_| celeriac::telemetry::exporting()) {
+        parent.parent_of(&span);
+        export_queue_wait(&delivery, parent);
+    }
+    let trace = TraceParent::of_span(&span).or_else(|| delivery.traceparent.as_ref().map(TraceParent::child));
+    record_trace(&span, &delivery, trace.as_ref());
     run(registry, broker, worker, delivery, signals, trace).instrument(span).await
 }
 
 /// The span of one run: `task_id` and `task`, and when the task came with a `traceparent`,
 /// its `trace_id`, the caller's span (`parent_span_id`) and this run's new `span_id`.
 pub fn task_span(delivery: &Delivery, trace: Option<&TraceParent>) -> tracing::Span {
+    let span = new_task_span(delivery);
+    record_trace(&span, delivery, trace);
+    span
+}
+
+fn new_task_span(delivery: &Delivery) -> tracing::Span {
     let empty = tracing::field::Empty;
-    let span = tracing::info_span!("task", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty);
+    tracing::info_span!("task", otel.kind = "consumer", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
+}
+
+/// An exported span for the task's time in its queue (from its creation, or its due time, to
+/// this start), a child of `parent` (the enqueue's span).
+fn export_queue_wait(delivery: &Delivery, parent: &TraceParent) {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{Span, SpanKind, Tracer};
+    let Some(waited) = delivery.waited else { return };
+    let end = std::time::SystemTime::now();
+    let tracer = opentelemetry::global::tracer("celeriac");
+    let mut span = tracer
+        .span_builder("queued")
+        .with_kind(SpanKind::Internal)
+        .with_start_time(end - waited)
+        .with_attributes([
+            KeyValue::new("task_id", delivery.id.to_string()),
+            KeyValue::new("queue", delivery.id.queue().to_string()),
+            KeyValue::new("delivery", i64::from(delivery.delivery)),
+        ])
+        .start_with_context(&tracer, &parent.to_context());
+    span.end_with_timestamp(end);
+}
+
+fn record_trace(span: &tracing::Span, delivery: &Delivery, trace: Option<&TraceParent>) {
     if let (Some(parent), Some(run)) = (&delivery.traceparent, trace) {
         span.record("trace_id", run.trace_id());
         span.record("parent_span_id", parent.span_id());
         span.record("span_id", run.span_id());
     }
-    span
 }
 
 async fn run(

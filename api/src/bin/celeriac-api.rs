@@ -16,9 +16,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = GatewaySettings::load()?;
-    celeriac::telemetry::init(&settings.log);
+    let telemetry = celeriac::telemetry::init(&settings.log, &settings.telemetry, "celeriac-api");
     let shutdown = celeriac::shutdown::on_signal();
     let app = Application::build(settings, shutdown).await?;
-    app.run_until_stopped().await?;
-    Ok(())
+    let served = app.run_until_stopped().await;
+    telemetry.shutdown();
+    Ok(served?)
 }

@@ -49,7 +49,9 @@ pub async fn post_workflow(
     ApiJson(spec): ApiJson<WorkflowSpec>,
 ) -> Result<Response, ApiError> {
     let mut plan = Plan::compile(&spec).map_err(|e| ApiError::invalid(e.path, e.message))?;
-    plan.traceparent = crate::enqueue::traceparent(&headers).map(|t| t.to_string());
+    // Exported spans: the members' runs continue the request's span; else the caller's header.
+    let context = celeriac::trace::TraceParent::of_span(&tracing::Span::current()).or_else(|| crate::enqueue::traceparent(&headers));
+    plan.traceparent = context.map(|t| t.to_string());
     // What the request asks for: its description as sent (not the plan, whose defaults may
     // change with a deploy between a request and its repeat).
     let idempotency = crate::enqueue::idempotency(&headers, || serde_json::to_string(&spec).expect("a description serializes"))?;

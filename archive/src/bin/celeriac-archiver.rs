@@ -23,7 +23,7 @@ async fn main() {
 async fn run() -> anyhow::Result<()> {
     let layers = celeriac::settings::Layers::load()?;
     let settings = celeriac::Settings::from_layers(&layers)?;
-    celeriac::telemetry::init(&settings.log);
+    let telemetry = celeriac::telemetry::init(&settings.log, &settings.telemetry, "celeriac-archiver");
     let mut archive = ArchiveSettings::from_env().map_err(anyhow::Error::msg)?;
     if archive.database_url.is_none() {
         archive.database_url = settings.archive.database_url.clone();
@@ -66,6 +66,7 @@ async fn run() -> anyhow::Result<()> {
     futures::future::join_all(archivers.iter().map(|a| a.run(stop.clone().cancelled_owned()))).await;
     let _ = relaying.await;
     let _ = retention.await;
+    telemetry.shutdown();
     Ok(())
 }
 

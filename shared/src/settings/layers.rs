@@ -28,6 +28,7 @@ pub const SECTIONS: &[&str] = &[
     "log",
     "archive",
     "webhooks",
+    "telemetry",
     "http",
     "auth",
     "pull",

@@ -33,6 +33,8 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub reports: ReportSettings,
     pub log: LogSettings,
+    /// Where spans are exported (OpenTelemetry), if anywhere.
+    pub telemetry: TelemetrySettings,
     pub archive: ArchiveHandover,
     /// Completion webhooks (`callback_url`): the gateway accepts the option only with a
     /// secret, and the workers sign and deliver with it.
@@ -201,6 +203,15 @@ pub struct ReportSettings {
     pub dir: PathBuf,
 }
 
+/// `[telemetry]`: OpenTelemetry export (`telemetry.rs`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// An OTLP/HTTP collector, such as `http://127.0.0.1:4318`: spans go to
+    /// `<otlp_endpoint>/v1/traces` as JSON. Unset: no span is exported.
+    pub otlp_endpoint: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
@@ -218,6 +229,7 @@ impl Default for Settings {
             tasks: TaskSettings::default(),
             reports: ReportSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
             archive: ArchiveHandover::default(),
             webhooks: WebhookSettings::default(),
             remote_tasks: BTreeMap::new(),
@@ -325,6 +337,11 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !crate::remote::is_http_url(endpoint)
+        {
+            return Err(invalid("telemetry.otlp_endpoint", crate::remote::HTTP_URL_EXPECTED));
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
@@ -443,6 +460,35 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("`tasks.result_ttl_secs` is its older name"), "{e}");
         let e = load(&[("base.toml", "[redis]\nurl = \"redis://x\"\nnamspace = \"typo\"\n")], &[]).unwrap_err();
         assert!(e.to_string().contains("namspace"), "{e}");
+    }
+
+    #[test]
+    fn webhook_and_telemetry_settings_are_read_and_a_bad_one_is_named() {
+        let s = load(
+            &[(
+                "base.toml",
+                "[webhooks]\nsecret = \"sixteen-chars-or-more\"\nbackoff = \"500ms\"\nmax_attempts = 3\n\
+                 [telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n",
+            )],
+            &[],
+        )
+        .unwrap();
+        assert!(s.webhooks.secret.is_some());
+        assert_eq!((s.webhooks.backoff, s.webhooks.max_attempts), (Duration::from_millis(500), 3));
+        // the wait before attempt n + 1: backoff doubled n - 1 times, plus the timeout (10 s)
+        assert_eq!(s.webhooks.retry_after(1), Duration::from_millis(10_500));
+        assert_eq!(s.webhooks.retry_after(3), Duration::from_millis(12_000));
+        assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        for (var, value, setting) in [
+            ("CELERIAC__WEBHOOKS__SECRET", "short", "webhooks.secret"),
+            ("CELERIAC__WEBHOOKS__TIMEOUT", "0s", "webhooks.timeout"),
+            ("CELERIAC__WEBHOOKS__MAX_ATTEMPTS", "0", "webhooks.max_attempts"),
+            ("CELERIAC__WEBHOOKS__BACKOFF", "1ms", "webhooks.backoff"),
+            ("CELERIAC__TELEMETRY__OTLP_ENDPOINT", "collector:4318", "telemetry.otlp_endpoint"),
+        ] {
+            let e = load(&[], &[(var, value)]).unwrap_err();
+            assert_eq!(e.setting, setting, "{var}={value}: {e}");
+        }
     }
 
     #[test]
