@@ -82,9 +82,11 @@ where
     subscriber_with(filter, json, writer, ansi, None)
 }
 
-/// [`subscriber`], with the spans also sent to `tracer` when there is one. `filter` (the log
-/// filter) applies to the log lines only: the exporter takes every `info` span, so a quiet log
-/// (`warn`) still exports whole traces.
+/// [`subscriber`], with the spans also sent to `tracer` when there is one. Without one, the
+/// log filter is the whole subscriber's: a span or event it leaves out is never built (a
+/// worker's `task` span at a `warn` log costs nothing). With one, `filter` applies to the log
+/// lines only and the exporter takes every `info` span, so a quiet log still exports whole
+/// traces.
 fn subscriber_with<W>(
     filter: EnvFilter,
     json: bool,
@@ -95,6 +97,25 @@ fn subscriber_with<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let Some(tracer) = tracer else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(writer);
+        return if json {
+            Box::new(
+                builder
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .finish(),
+            )
+        } else {
+            Box::new(builder.finish())
+        };
+    };
     let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
@@ -110,11 +131,9 @@ where
     } else {
         lines.with_filter(filter).boxed()
     };
-    let exporter = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-    });
+    let exporter = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     Box::new(tracing_subscriber::registry().with(logs).with(exporter))
 }
 

@@ -59,9 +59,15 @@ pub fn task_span(delivery: &Delivery, trace: Option<&TraceParent>) -> tracing::S
     span
 }
 
+/// The `task` span; marked as a consumer's for the exporter only when spans are exported (a
+/// log line shows its fields, and a field costs every run).
 fn new_task_span(delivery: &Delivery) -> tracing::Span {
     let empty = tracing::field::Empty;
-    tracing::info_span!("task", otel.kind = "consumer", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
+    if celeriac::telemetry::exporting() {
+        tracing::info_span!("task", otel.kind = "consumer", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
+    } else {
+        tracing::info_span!("task", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
+    }
 }
 
 /// An exported span for the task's time in its queue (from its creation, or its due time, to
