@@ -5,7 +5,7 @@
 //! `/emails` and `/reports`, workflows, schedules and the beat all go through here, so a new
 //! option is added in one place (`call.rs` and `task.rs`), and checked the same way for all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -64,6 +64,8 @@ pub struct Catalog {
     /// Whether a task may name a `callback_url`: only when webhooks can be signed (a
     /// `[webhooks] secret` is set; see [`Catalog::with_webhooks`]).
     webhooks: bool,
+    /// The queues' webhook subscriptions as last read (refreshed like the task types).
+    subscriptions: RwLock<(Option<Instant>, HashMap<String, String>)>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -80,6 +82,7 @@ impl Catalog {
             routes: tasks.routes.clone(),
             max_pending: tasks.max_pending.clone(),
             webhooks: true,
+            subscriptions: RwLock::new((None, HashMap::new())),
         }
     }
 
@@ -157,7 +160,12 @@ impl Catalog {
             None => self.route(&spec),
         };
         options.validate().map_err(|(field, message)| FieldError::new(field, message))?;
-        let options = options.or(&spec.options);
+        let mut options = options.or(&spec.options);
+        // A queue subscribed to webhooks gives its tasks its URL, unless they name their own
+        // (only where webhooks can be signed: a gateway without a secret takes no subscription).
+        if options.callback_url.is_none() && self.webhooks {
+            options.callback_url = self.subscription(broker, &queue).await;
+        }
         if options.callback_url.is_some() && !self.webhooks {
             return Err(FieldError::new(
                 "callback_url",
@@ -213,6 +221,31 @@ impl Catalog {
             Ok(spec) => spec.queue,
             Err(_) => fallback_queue(),
         }
+    }
+
+    /// The callback URL `queue` is subscribed to, if any, as read at most [`REFRESH`] ago.
+    async fn subscription(&self, broker: &Broker, queue: &QueueName) -> Option<String> {
+        {
+            let cache = self.subscriptions.read().await;
+            if cache.0.is_some_and(|at| at.elapsed() < REFRESH) {
+                return cache.1.get(queue.as_str()).cloned();
+            }
+        }
+        let fresh = match broker.webhook_subscriptions().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the webhook subscriptions; using the last known");
+                return self.subscriptions.read().await.1.get(queue.as_str()).cloned();
+            }
+        };
+        let url = fresh.get(queue.as_str()).cloned();
+        *self.subscriptions.write().await = (Some(Instant::now()), fresh);
+        url
+    }
+
+    /// Reads the subscriptions again at the next enqueue (after this process changed one).
+    pub async fn forget_subscriptions(&self) {
+        self.subscriptions.write().await.0 = None;
     }
 
     async fn registered(&self, broker: &Broker, force: bool) -> Vec<TaskSpec> {

@@ -296,6 +296,12 @@ impl Keys {
         format!("{}:task-types", self.ns)
     }
 
+    /// Hash of queue name -> the callback URL its tasks get when they name none (a webhook
+    /// subscription made through the admin API; read by every enqueue through the catalogue).
+    pub fn webhook_subscriptions(&self) -> String {
+        format!("{}:webhook-subscriptions", self.ns)
+    }
+
     /// The HMAC key of run tokens (`run_token.rs`), made by the first process that needs it.
     pub fn run_secret(&self) -> String {
         format!("{}:run-secret", self.ns)

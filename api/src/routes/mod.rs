@@ -26,6 +26,7 @@ pub mod runs;
 pub mod schedules;
 pub mod task_types;
 pub mod tasks;
+pub mod webhooks;
 pub mod workers;
 pub mod workflows;
 
@@ -81,6 +82,7 @@ pub fn router(base: utoipa::openapi::OpenApi) -> (Router<AppState>, utoipa::open
         .routes(routes!(queues::purge_queue))
         .routes(routes!(queues::set_shards))
         .routes(routes!(queues::set_limits, queues::delete_limits))
+        .routes(routes!(webhooks::get_webhook, webhooks::put_webhook, webhooks::delete_webhook))
         .routes(routes!(queues::dead_letters))
         .routes(routes!(workers::list_workers))
         .routes(routes!(task_types::list_task_types))

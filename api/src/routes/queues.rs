@@ -176,7 +176,7 @@ pub async fn delete_limits(
 }
 
 /// A queue's name, not one of its shards' (settings that span the shards name the queue).
-fn parse_whole_queue(queue: &str) -> Result<celeriac::QueueName, ApiError> {
+pub(crate) fn parse_whole_queue(queue: &str) -> Result<celeriac::QueueName, ApiError> {
     let queue = parse_queue(queue)?;
     if queue.is_shard() {
         return Err(ApiError::invalid("queue", "name a queue, not one of its shards"));

@@ -95,3 +95,74 @@ async fn a_task_enqueued_with_a_callback_url_is_posted_when_it_ends_and_shows_th
     assert_eq!(delivery["attempt"], 1);
     assert_eq!(shown["options"]["callback_url"], json!(url));
 }
+
+#[tokio::test]
+async fn a_queue_subscription_gives_its_new_tasks_a_callback_url_until_it_ends() {
+    let app = TestApp::spawn().await;
+    let (url, got) = receiver().await;
+    app.start_worker(test_registry()).await;
+    let put = |body: Value| app.client.put(app.url("/queues/default/webhook")).json(&body).send();
+    let response = put(json!({"url": url})).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let shown: Value = app.get("/queues/default/webhook").await.json().await.unwrap();
+    assert_eq!(shown, json!({"queue": "default", "url": url}));
+
+    // A task naming no callback gets the queue's; one naming its own keeps it.
+    let id = accepted(&app, json!({"task": "add", "args": [1, 2]})).await;
+    let own = accepted(&app, json!({"task": "noop", "callback_url": "http://127.0.0.1:9/own"})).await;
+    let record: Value = app.get(&format!("/tasks/{own}")).await.json().await.unwrap();
+    assert_eq!(record["options"]["callback_url"], "http://127.0.0.1:9/own");
+    let (_, body) = eventually(Duration::from_secs(30), "the subscribed queue's webhook", || async {
+        got.lock().unwrap().first().cloned()
+    })
+    .await;
+    let posted: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (posted["task_id"].as_str(), posted["state"].as_str()),
+        (Some(id.as_str()), Some("SUCCESS"))
+    );
+
+    // Ended: new tasks get none; ending it twice is a 404.
+    let response = app.client.delete(app.url("/queues/default/webhook")).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let after = accepted(&app, json!({"task": "noop"})).await;
+    let record: Value = app.get(&format!("/tasks/{after}")).await.json().await.unwrap();
+    assert!(record["options"].get("callback_url").is_none(), "{record}");
+    let response = app.client.delete(app.url("/queues/default/webhook")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(app.get("/queues/default/webhook").await.status(), 404);
+
+    // Bad values are refused naming the field.
+    let response = put(json!({"url": "ftp://x"})).await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["field"], "url");
+    let response = app
+        .client
+        .put(app.url("/queues/default~3/webhook"))
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "a shard is not a queue");
+}
+
+#[tokio::test]
+async fn a_gateway_without_a_webhooks_secret_takes_no_subscription() {
+    let app = TestApp::spawn_with(|settings| settings.webhooks.secret = None).await;
+    let response = app
+        .client
+        .put(app.url("/queues/default/webhook"))
+        .json(&json!({"url": "http://127.0.0.1:9/done"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("webhooks.secret"), "{error}");
+}
+
+async fn accepted(app: &TestApp, body: Value) -> String {
+    let response = app.post_json("/tasks", &body).await;
+    assert_eq!(response.status(), 202, "{body}");
+    response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned()
+}

@@ -6,7 +6,10 @@
 //! is due again, so a retry survives any worker's death and two deliverers never take the
 //! same attempt. The attempts are logged in the record (lua/webhook_done.lua).
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use redis::AsyncCommands;
 
 use super::streams::{self, Entry};
 use super::{Broker, BrokerError, scripts};
@@ -103,6 +106,29 @@ impl Broker {
             .arg(if done { "1" } else { "0" });
         let _: i64 = call.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
+    }
+
+    /// Subscribes `queue` to completion webhooks: its tasks enqueued from now on without a
+    /// `callback_url` of their own get `url` (the catalogue fills it in,
+    /// [`crate::catalog::Catalog`]). Replaces the queue's earlier subscription.
+    pub async fn subscribe_webhook(&self, queue: &QueueName, url: &str) -> Result<(), BrokerError> {
+        let () = self
+            .conn
+            .clone()
+            .hset(self.keys.webhook_subscriptions(), queue.as_str(), url)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends `queue`'s subscription; whether it had one.
+    pub async fn unsubscribe_webhook(&self, queue: &QueueName) -> Result<bool, BrokerError> {
+        let removed: i64 = self.conn.clone().hdel(self.keys.webhook_subscriptions(), queue.as_str()).await?;
+        Ok(removed == 1)
+    }
+
+    /// Every queue's subscription: queue name -> URL.
+    pub async fn webhook_subscriptions(&self) -> Result<HashMap<String, String>, BrokerError> {
+        Ok(self.conn.clone().hgetall(self.keys.webhook_subscriptions()).await?)
     }
 
     /// Endings on `queue` not delivered yet (new, or waiting for a retry).
