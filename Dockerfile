@@ -1,5 +1,5 @@
-# Celeriac: one image holding both binaries, `celeriac-api` (the default) and
-# `celeriac-worker`. Settings come from /app/config (base.toml, then production.toml) and
+# Celeriac: one image holding every binary: `celeriac-api` (the default), `celeriac-worker`,
+# `celeriac-beat`, `celeriac-archiver` and the `celeriac` command-line tool. Settings come from /app/config (base.toml, then production.toml) and
 # CELERIAC__SECTION__KEY environment variables; see docker-compose.yml.
 #
 #   docker build -t celeriac:latest .
@@ -11,26 +11,15 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 
-# 1. Dependencies only, cached until a manifest or Cargo.lock changes: the workspace's
-#    manifests with empty stand-in sources. Every workspace member must be listed here.
-COPY Cargo.toml Cargo.lock ./
-COPY shared/Cargo.toml shared/
-COPY worker/Cargo.toml worker/
-COPY api/Cargo.toml api/
-COPY testkit/Cargo.toml testkit/
-COPY bench/Cargo.toml bench/
-RUN for crate in shared worker api testkit bench; do \
-        mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
-    done \
-    && cargo build --release --locked -p celeriac-api -p celeriac-worker -p celeriac-archive --bins \
-    && rm -rf shared/src worker/src api/src testkit/src bench/src
-
-# 2. The real sources. COPY keeps the files' old modification times, which Cargo would take
-#    as older than the stand-ins it just built: touch them so our own crates are rebuilt.
+# The sources (.dockerignore leaves out target/ and .git), built with the registry and the
+# target folder in cache mounts (BuildKit, buildah): a rebuild compiles only what changed,
+# and no stand-in manifests or sources need to mirror the workspace's members and targets.
 COPY . .
-RUN find shared worker api testkit bench -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked -p celeriac-api -p celeriac-worker -p celeriac-archive --bins \
-    && cp target/release/celeriac-api target/release/celeriac-worker target/release/celeriac-beat target/release/celeriac-archiver /usr/local/bin/
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p celeriac-api -p celeriac-worker -p celeriac-archive -p celeriac-cli --bins \
+    && cp target/release/celeriac-api target/release/celeriac-worker target/release/celeriac-beat \
+          target/release/celeriac-archiver target/release/celeriac /usr/local/bin/
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -49,7 +38,8 @@ RUN groupadd --system --gid 10001 celeriac \
     && mkdir -p /app/data/reports \
     && chown -R celeriac:celeriac /app/data
 
-COPY --from=builder /usr/local/bin/celeriac-api /usr/local/bin/celeriac-worker /usr/local/bin/celeriac-beat /usr/local/bin/celeriac-archiver /usr/local/bin/
+COPY --from=builder /usr/local/bin/celeriac-api /usr/local/bin/celeriac-worker /usr/local/bin/celeriac-beat \
+     /usr/local/bin/celeriac-archiver /usr/local/bin/celeriac /usr/local/bin/
 COPY config/ /app/config/
 
 WORKDIR /app
