@@ -134,8 +134,10 @@ for i = 6, #ARGV do
         call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
       end
       tokens[n_tokens + 1] = suffix
-      local flags = (has_callback(spec) and 'c' or '') .. (f[8] and 'w' or '')
-      tokens[n_tokens + 2] = flags == '' and delivery or flags .. delivery
+      -- Flags only when there are any (most tasks: the bare delivery, no string built).
+      local token = f[8] and 'w' .. delivery or delivery
+      if has_callback(spec) then token = 'c' .. token end
+      tokens[n_tokens + 2] = token
       n_tokens = n_tokens + 2
       n_changed = n_changed + 1
       changed[n_changed] = suffix
