@@ -44,3 +44,7 @@ target/debug/celeriac-bench --smoke --cluster 12 --json target/bench-cluster-smo
 target/debug/celeriac-bench --smoke --limits --json target/bench-limits-smoke.json
 # And the pull protocol's throughput with one Python worker process (the pinned env above).
 target/debug/celeriac-bench --smoke --pull-python 4 --json target/bench-pull-smoke.json
+# The container image: built from the Dockerfile (buildah; the base image made from Debian's
+# packages, the test build's binaries) and docker-compose.yml's Celeriac services run from it
+# against loopback Redis, PostgreSQL and SMTP (no Docker daemon or registry here; see the script).
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" scripts/container-smoke.sh
