@@ -133,6 +133,9 @@ async fn each_final_state_is_posted_once_signed_and_logged_in_the_record() {
     // The same tasks without a callback hand nothing over.
     let silent = enqueue(&setup, "add", json!([1, 1]), None, None).await;
     setup.wait_state(&silent, TaskState::Success, Duration::from_secs(30)).await;
+    // Nor one whose arguments (not its options) hold a `callback_url`.
+    let impostor = enqueue(&setup, "noop", json!({"callback_url": receiver.url}), None, None).await;
+    setup.wait_state(&impostor, TaskState::Success, Duration::from_secs(30)).await;
 
     for (id, state) in [(&success, "SUCCESS"), (&failure, "FAILURE"), (&revoked, "REVOKED")] {
         let got = receiver.wait_for(id, 1).await;
@@ -163,8 +166,10 @@ async fn each_final_state_is_posted_once_signed_and_logged_in_the_record() {
     for id in [&success, &failure, &revoked] {
         assert_eq!(receiver.for_task(id).len(), 1, "{id} was posted once");
     }
-    assert!(receiver.for_task(&silent).is_empty());
-    assert!(setup.record(&silent).await.webhooks.is_empty());
+    for quiet in [&silent, &impostor] {
+        assert!(receiver.for_task(quiet).is_empty(), "{quiet} was posted");
+        assert!(setup.record(quiet).await.webhooks.is_empty());
+    }
     let queue = QueueName::parse("default").unwrap();
     assert_eq!(setup.broker.webhook_backlog(&queue).await.unwrap(), 0);
 }

@@ -42,17 +42,19 @@ local function archive(stream, key, id)
   redis.call('XADD', stream, '*', '_id', id, unpack(fields))
 end
 
+local find = string.find -- a local: a global is a table lookup at each use
 local function has_callback(spec)
-  -- One plain search on the whole spec (no match: the common case, done); a match counts
-  -- only in the options line, not in the arguments after it.
-  local at = spec and string.find(spec, '"callback_url":', 1, true)
+  -- One plain search on the whole spec (no match: the common case, done), for a pattern
+  -- whose first byte is rarer in JSON than a quote (each occurrence of the first byte costs
+  -- a comparison); a match counts only in the options line, not in the arguments after it.
+  local at = spec and find(spec, 'callback_url":', 1, true)
   if not at then return false end
   local line_start = 0
   for _ = 1, 3 do
-    line_start = string.find(spec, '\n', line_start + 1, true)
+    line_start = find(spec, '\n', line_start + 1, true)
     if not line_start then return false end
   end
-  local line_end = string.find(spec, '\n', line_start + 1, true)
+  local line_end = find(spec, '\n', line_start + 1, true)
   return at > line_start and (not line_end or at < line_end)
 end
 
