@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Union
 
 import httpx
 
@@ -101,12 +101,13 @@ class Client:
             payload["options"] = _options(options)
         return self._accepted(self._request("POST", "/emails", json=payload, idempotency_key=idempotency_key))
 
-    def generate_report(self, user_id: str, format: str = "csv", *, idempotency_key: Optional[str] = None, **options: Any) -> Accepted:
-        """Build a report in the background (`POST /reports/{user_id}`): `csv` or `pdf`."""
+    def generate_report(self, user_id: Union[str, int], format: str = "csv", *, idempotency_key: Optional[str] = None, **options: Any) -> Accepted:
+        """Build a report in the background (`POST /reports/{user_id}`): `csv` or `pdf`. The
+        user id is a path segment: a string, or an integer (sent as its decimal digits)."""
         payload: Dict[str, Any] = {"format": format}
         if options:
             payload["options"] = _options(options)
-        return self._accepted(self._request("POST", f"/reports/{_quote(user_id)}", json=payload, idempotency_key=idempotency_key))
+        return self._accepted(self._request("POST", f"/reports/{_quote(str(user_id))}", json=payload, idempotency_key=idempotency_key))
 
     def download_report(self, task_id: str) -> bytes:
         """The file of a finished report task."""

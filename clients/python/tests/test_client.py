@@ -96,6 +96,11 @@ def test_report_progress_events_resume_after_a_dropped_stream(client):
     assert report.startswith(b"note") and b"No history is kept" in report, report
 
 
+def test_a_report_takes_an_integer_user_id(client):
+    accepted = client.generate_report(7)
+    assert client.result(accepted.task_id, timeout=20)["user_id"] == "7"
+
+
 def test_a_workflow_runs_and_is_read_back(client):
     started = client.start_workflow({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})
     status = client.wait_workflow(started["workflow_id"], timeout=20)
