@@ -14,8 +14,10 @@
 #   host's binaries, as no Rust image can be pulled for the builder stage (same Debian release
 #   as the runtime stage, so the same glibc);
 # - each service runs with `buildah run` on the host's network, because `podman run` (and so
-#   podman-compose) cannot start a container here: crun fails to set RLIMIT_NPROC. The compose
-#   file's redis, postgres and smtp services run on the host, on loopback.
+#   podman-compose) cannot start a container here: the sandbox refuses the setrlimit an OCI
+#   runtime makes for the container (crun: RLIMIT_NOFILE, then RLIMIT_NPROC; runc: "error
+#   setting rlimit type 7"), even at the limits already in force. The compose file's redis,
+#   postgres and smtp services run on the host, on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
