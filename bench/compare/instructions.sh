@@ -14,8 +14,10 @@
 #
 # Timed figures on this shared VM move with the host: the same binary's Redis CPU per drained
 # task ranged from 9.7 to 15.9 µs between adjacent guard repetitions, so a 5% change in the
-# drain cannot be told from noise in 9 of them. Instruction counts repeat to about 0.3% (the
-# rest is Redis' random hash seed and tokio's wake-ups), so they show what a change costs.
+# drain cannot be told from noise in 9 of them. Instruction counts of one build moved by at
+# most 1.5% between runs here (0.2% on a quiet machine; the rest is Redis' random hash seed
+# and batch sizes that follow the timing), and the runs are interleaved, so a change of a few
+# percent shows.
 # Prints one table of medians and current÷base; the raw callgrind files stay in OUT.
 set -uo pipefail
 

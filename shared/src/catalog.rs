@@ -5,11 +5,13 @@
 //! `/emails` and `/reports`, workflows, schedules and the beat all go through here, so a new
 //! option is added in one place (`call.rs` and `task.rs`), and checked the same way for all.
 
+mod refreshed;
+
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::RwLock;
+
+use self::refreshed::Refreshed;
 
 use crate::broker::NewTask;
 use crate::builtin::FieldError;
@@ -17,8 +19,6 @@ use crate::call::CallOptions;
 use crate::settings::TaskSettings;
 use crate::task::{TaskOptions, TaskSpec};
 use crate::{Broker, QueueName};
-
-const REFRESH: Duration = Duration::from_secs(5);
 
 /// Why a call cannot be stored as given.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -56,7 +56,8 @@ pub fn fallback_queue() -> QueueName {
 
 pub struct Catalog {
     builtin: Vec<TaskSpec>,
-    registered: RwLock<(Option<Instant>, Vec<TaskSpec>)>,
+    /// The task types running workers registered, as last read.
+    registered: Refreshed<Vec<TaskSpec>>,
     /// Task name -> queue, from the settings; wins over a task type's default queue.
     routes: BTreeMap<String, QueueName>,
     /// Queue -> most pending tasks (0 or absent: no limit).
@@ -64,8 +65,8 @@ pub struct Catalog {
     /// Whether a task may name a `callback_url`: only when webhooks can be signed (a
     /// `[webhooks] secret` is set; see [`Catalog::with_webhooks`]).
     webhooks: bool,
-    /// The queues' webhook subscriptions as last read (refreshed like the task types).
-    subscriptions: RwLock<(Option<Instant>, HashMap<String, String>)>,
+    /// The queues' webhook subscriptions (queue -> URL), as last read.
+    subscriptions: Refreshed<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -78,11 +79,11 @@ impl Catalog {
     pub fn new(tasks: &TaskSettings) -> Self {
         Self {
             builtin: crate::builtin::specs(),
-            registered: RwLock::new((None, Vec::new())),
+            registered: Refreshed::new("registered task types"),
             routes: tasks.routes.clone(),
             max_pending: tasks.max_pending.clone(),
             webhooks: true,
-            subscriptions: RwLock::new((None, HashMap::new())),
+            subscriptions: Refreshed::new("webhook subscriptions"),
         }
     }
 
@@ -167,11 +168,7 @@ impl Catalog {
             options.callback_url = self.subscription(broker, &queue).await;
         }
         if options.callback_url.is_some() && !self.webhooks {
-            return Err(FieldError::new(
-                "callback_url",
-                "no [webhooks] secret is set, so a completion webhook could not be signed: set webhooks.secret",
-            )
-            .into());
+            return Err(FieldError::new("callback_url", crate::settings::WebhookSettings::NO_SECRET).into());
         }
         Ok(Resolved { spec, queue, options })
     }
@@ -223,46 +220,18 @@ impl Catalog {
         }
     }
 
-    /// The callback URL `queue` is subscribed to, if any, as read at most [`REFRESH`] ago.
+    /// The callback URL `queue` is subscribed to, if any, as read at most a few seconds ago.
     async fn subscription(&self, broker: &Broker, queue: &QueueName) -> Option<String> {
-        {
-            let cache = self.subscriptions.read().await;
-            if cache.0.is_some_and(|at| at.elapsed() < REFRESH) {
-                return cache.1.get(queue.as_str()).cloned();
-            }
-        }
-        let fresh = match broker.webhook_subscriptions().await {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the webhook subscriptions; using the last known");
-                return self.subscriptions.read().await.1.get(queue.as_str()).cloned();
-            }
-        };
-        let url = fresh.get(queue.as_str()).cloned();
-        *self.subscriptions.write().await = (Some(Instant::now()), fresh);
-        url
+        let read = || broker.webhook_subscriptions();
+        self.subscriptions.get(false, read, |all| all.get(queue.as_str()).cloned()).await
     }
 
     /// Reads the subscriptions again at the next enqueue (after this process changed one).
     pub async fn forget_subscriptions(&self) {
-        self.subscriptions.write().await.0 = None;
+        self.subscriptions.forget().await;
     }
 
     async fn registered(&self, broker: &Broker, force: bool) -> Vec<TaskSpec> {
-        if !force {
-            let cache = self.registered.read().await;
-            if cache.0.is_some_and(|at| at.elapsed() < REFRESH) {
-                return cache.1.clone();
-            }
-        }
-        let fresh = match broker.registered_tasks().await {
-            Ok(specs) => specs,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read registered task types; using the last known");
-                return self.registered.read().await.1.clone();
-            }
-        };
-        *self.registered.write().await = (Some(Instant::now()), fresh.clone());
-        fresh
+        self.registered.get(force, || broker.registered_tasks(), Vec::clone).await
     }
 }

@@ -97,44 +97,41 @@ fn subscriber_with<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let Some(tracer) = tracer else {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .with_ansi(ansi)
-            .with_writer(writer);
-        return if json {
-            Box::new(
-                builder
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .finish(),
-            )
-        } else {
-            Box::new(builder.finish())
-        };
-    };
+    let registry = tracing_subscriber::registry();
+    match tracer {
+        // The filter as a layer of its own, below the lines: it is the whole subscriber's.
+        None => Box::new(registry.with(filter).with(log_lines(json, writer, ansi))),
+        Some(tracer) => {
+            let logs = log_lines(json, writer, ansi).with_filter(filter);
+            let exporter = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+            Box::new(registry.with(logs).with(exporter))
+        }
+    }
+}
+
+/// The log lines, text or JSON (the event's fields at the top level, the innermost span's
+/// under `span`, every enclosing span's under `spans`), to `writer`.
+fn log_lines<S, W>(json: bool, writer: W, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
-    let logs = if json {
+    if json {
         lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
-            .with_filter(filter)
             .boxed()
     } else {
-        lines.with_filter(filter).boxed()
-    };
-    let exporter = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
-    Box::new(tracing_subscriber::registry().with(logs).with(exporter))
+        lines.boxed()
+    }
 }
 
 #[cfg(test)]

@@ -39,31 +39,34 @@ pub struct RunSignals {
 /// Runs `delivery` with the handler registered under its name, under its time limits and the
 /// given signals, in its `task` span.
 pub async fn execute(registry: &Registry, broker: &Broker, worker: &str, delivery: Delivery, signals: RunSignals) -> Execution {
-    let span = new_task_span(&delivery);
+    let exporting = celeriac::telemetry::exporting();
+    let span = task_span(&delivery, exporting);
     // Exported spans: the run is a child of the enqueue's span, after a span for its wait in
     // the queue, and its own context is what its handler passes on. Else a new span id.
-    if let Some(parent) = delivery.traceparent.as_ref().filter(|_| celeriac::telemetry::exporting()) {
-        parent.parent_of(&span);
-        export_queue_wait(&delivery, parent);
+    let trace = match delivery.traceparent.as_ref() {
+        Some(parent) if exporting => {
+            parent.parent_of(&span);
+            export_queue_wait(&delivery, parent);
+            TraceParent::of_span(&span).or_else(|| Some(parent.child()))
+        }
+        Some(parent) => Some(parent.child()),
+        None => None,
+    };
+    if let (Some(parent), Some(run)) = (&delivery.traceparent, &trace) {
+        span.record("trace_id", run.trace_id());
+        span.record("parent_span_id", parent.span_id());
+        span.record("span_id", run.span_id());
     }
-    let trace = TraceParent::of_span(&span).or_else(|| delivery.traceparent.as_ref().map(TraceParent::child));
-    record_trace(&span, &delivery, trace.as_ref());
     run(registry, broker, worker, delivery, signals, trace).instrument(span).await
 }
 
-/// The span of one run: `task_id` and `task`, and when the task came with a `traceparent`,
-/// its `trace_id`, the caller's span (`parent_span_id`) and this run's new `span_id`.
-pub fn task_span(delivery: &Delivery, trace: Option<&TraceParent>) -> tracing::Span {
-    let span = new_task_span(delivery);
-    record_trace(&span, delivery, trace);
-    span
-}
-
-/// The `task` span; marked as a consumer's for the exporter only when spans are exported (a
-/// log line shows its fields, and a field costs every run).
-fn new_task_span(delivery: &Delivery) -> tracing::Span {
+/// The span of one run: `task_id` and `task`, and (recorded once known) when the task came
+/// with a `traceparent`, its `trace_id`, the caller's span (`parent_span_id`) and this run's
+/// own `span_id`. Marked as a consumer's for the exporter only when spans are exported (a log
+/// line shows its fields, and a field costs every run).
+fn task_span(delivery: &Delivery, exporting: bool) -> tracing::Span {
     let empty = tracing::field::Empty;
-    if celeriac::telemetry::exporting() {
+    if exporting {
         tracing::info_span!("task", otel.kind = "consumer", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
     } else {
         tracing::info_span!("task", task_id = %delivery.id, task = %delivery.name, trace_id = empty, parent_span_id = empty, span_id = empty)
@@ -89,14 +92,6 @@ fn export_queue_wait(delivery: &Delivery, parent: &TraceParent) {
         ])
         .start_with_context(&tracer, &parent.to_context());
     span.end_with_timestamp(end);
-}
-
-fn record_trace(span: &tracing::Span, delivery: &Delivery, trace: Option<&TraceParent>) {
-    if let (Some(parent), Some(run)) = (&delivery.traceparent, trace) {
-        span.record("trace_id", run.trace_id());
-        span.record("parent_span_id", parent.span_id());
-        span.record("span_id", run.span_id());
-    }
 }
 
 async fn run(

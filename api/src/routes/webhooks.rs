@@ -79,10 +79,7 @@ pub async fn put_webhook(
         return Err(ApiError::invalid("url", celeriac::remote::HTTP_URL_EXPECTED));
     }
     if state.settings.webhooks.secret.is_none() {
-        return Err(ApiError::invalid(
-            "url",
-            "no [webhooks] secret is set, so a completion webhook could not be signed: set webhooks.secret",
-        ));
+        return Err(ApiError::invalid("url", celeriac::settings::WebhookSettings::NO_SECRET));
     }
     state.broker.subscribe_webhook(&queue, &body.url).await?;
     state.catalog.forget_subscriptions().await;

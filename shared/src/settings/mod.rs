@@ -91,6 +91,9 @@ impl Default for WebhookSettings {
 }
 
 impl WebhookSettings {
+    /// Why a `callback_url` (a task's, or a queue's subscription) is refused without a secret.
+    pub const NO_SECRET: &'static str = "no [webhooks] secret is set, so a completion webhook could not be signed: set webhooks.secret";
+
     /// How long an ending whose delivery failed `failures` times waits before the next attempt
     /// (counted from the last attempt's start).
     pub fn retry_after(&self, failures: u32) -> Duration {
@@ -478,6 +481,9 @@ pub(crate) mod tests {
         // the wait before attempt n + 1: backoff doubled n - 1 times, plus the timeout (10 s)
         assert_eq!(s.webhooks.retry_after(1), Duration::from_millis(10_500));
         assert_eq!(s.webhooks.retry_after(3), Duration::from_millis(12_000));
+        // the doubling stops at an hour (plus the timeout), however many attempts failed
+        assert_eq!(s.webhooks.retry_after(30), Duration::from_secs(3_610));
+        assert_eq!(s.webhooks.retry_after(u32::MAX), Duration::from_secs(3_610));
         assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         for (var, value, setting) in [
             ("CELERIAC__WEBHOOKS__SECRET", "short", "webhooks.secret"),

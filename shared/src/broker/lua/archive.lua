@@ -23,6 +23,9 @@ webhooks_stream(fixed, tasks) the webhooks stream
 archive(stream, key, id)      appends the task (its hash key and id) to the stream; callers
                               call it only when there is one ('if stream then'), so with the
                               archive off not even the task id is built
+hand_webhook(stream, id, state)
+                              appends an ending to the webhooks stream (the entry the
+                              deliverers read: the task id and its final state)
 has_callback(spec)            whether a packed spec (field 't', record.rs) names a callback
                               URL in its options: its fourth line
 webhook(stream, key, id, state, spec)
@@ -58,8 +61,10 @@ local function has_callback(spec)
   return at > line_start and (not line_end or at < line_end)
 end
 
+local function hand_webhook(stream, id, state)
+  redis.call('XADD', stream, '*', 'id', id, 's', state)
+end
+
 local function webhook(stream, key, id, state, spec)
-  if has_callback(spec or redis.call('HGET', key, 't')) then
-    redis.call('XADD', stream, '*', 'id', id, 's', state)
-  end
+  if has_callback(spec or redis.call('HGET', key, 't')) then hand_webhook(stream, id, state) end
 end

@@ -108,7 +108,7 @@ for i = 0, n - 1 do
       call('EXPIRE', key, keep)
       if stream then archive(stream, key, ARGV[4] .. '-' .. suffix) end
       if flags and string.byte(flags) == 99 then -- 'c'
-        call('XADD', hooks, '*', 'id', ARGV[4] .. '-' .. suffix, 's', state)
+        hand_webhook(hooks, ARGV[4] .. '-' .. suffix, state)
       end
     end
     n_ended = n_ended + 1
