@@ -4,6 +4,11 @@
 //! `INFO commandstats` (reset just before the finishes). Not a benchmark: a small, single run.
 //!
 //!     cargo run -p celeriac-archive --example handover_cost [tasks]
+//!
+//! For instruction counts, steadier than CPU time on a shared machine, put first on PATH a
+//! `redis-server` script that runs the real one under `valgrind --tool=callgrind`: each server
+//! is shut down at the end of its run, so callgrind writes its totals; the archive's cost per
+//! task is the difference of the two totals divided by `tasks`.
 
 use std::time::Duration;
 
@@ -90,5 +95,8 @@ async fn finish_cost(broker: &Broker, tasks: usize) -> (u64, u64) {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    // A server run under a profiler (valgrind's callgrind, by a `redis-server` wrapper first
+    // on PATH) writes its counts only when it exits on its own.
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query_async(&mut conn).await;
     (usec, used)
 }

@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use celeriac::{Broker, BrokerError, QueueName};
-use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::PgPool;
 
 use crate::row::ArchivedTask;
 use crate::settings::ArchiveSettings;
 use crate::stream::{self, Entry};
+use crate::upsert::upsert;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -26,11 +26,16 @@ pub enum ArchiveError {
     Database(#[from] sqlx::Error),
 }
 
-/// A batch taken from one queue's stream and not yet acknowledged.
+/// A batch taken from one queue's stream and not yet acknowledged: its entries' stream ids
+/// (to acknowledge) and the rows decoded from them (to store), decoded once when taken.
 #[derive(Debug)]
 pub struct Batch {
     pub queue: QueueName,
-    pub entries: Vec<Entry>,
+    /// Every entry taken, including those that could not be a row (acknowledged all the same).
+    pub ids: Vec<String>,
+    /// One row per task id: a task's latest entry in the batch (a statement may not update a
+    /// row twice).
+    pub rows: Vec<ArchivedTask>,
 }
 
 pub struct Archiver {
@@ -99,7 +104,7 @@ impl Archiver {
         let mut archived = 0;
         for queue in self.broker.queues().await? {
             let batch = self.take(&queue).await?;
-            if batch.entries.is_empty() {
+            if batch.ids.is_empty() {
                 continue;
             }
             archived += self.store(&batch).await?;
@@ -126,39 +131,24 @@ impl Archiver {
         if entries.is_empty() {
             entries = stream::read(&mut conn, &key, &self.consumer, ">", n).await?;
         }
-        Ok(Batch {
-            queue: queue.clone(),
-            entries,
-        })
+        Ok(Batch::decode(queue.clone(), entries))
     }
 
-    /// Writes the batch's tasks in one upsert (committed when it returns). An entry that
-    /// cannot be a row (not a terminal record) is logged and skipped: it would never become
-    /// one. Returns the number of rows written.
+    /// Writes the batch's rows in one upsert (committed when it returns). Returns the number
+    /// of rows written.
     pub async fn store(&self, batch: &Batch) -> Result<usize, ArchiveError> {
-        // One row per task id (a statement may not update a row twice): the latest entry.
-        let mut latest: HashMap<String, ArchivedTask> = HashMap::with_capacity(batch.entries.len());
-        for entry in &batch.entries {
-            match ArchivedTask::from_entry(entry.fields.clone(), entry.at_ms()) {
-                Ok(row) => {
-                    latest.insert(row.task_id.clone(), row);
-                }
-                Err(e) => tracing::warn!(queue = %batch.queue, entry = %entry.id, "archive entry skipped: {e}"),
-            }
-        }
-        if latest.is_empty() {
+        if batch.rows.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<&ArchivedTask> = latest.values().collect();
-        match upsert(&self.pool, &rows).await {
+        match upsert(&self.pool, &batch.rows).await {
             Err(e) if is_bad_row(&e) => {}
-            other => return other.map(|()| rows.len()).map_err(Into::into),
+            other => return other.map(|()| batch.rows.len()).map_err(Into::into),
         }
         // A row PostgreSQL refuses (jsonb cannot hold "\u0000", for instance) must not hold
         // back the batch forever: the rows go one by one, and the refused ones are logged.
         let mut stored = 0;
-        for row in rows {
-            match upsert(&self.pool, &[row]).await {
+        for row in &batch.rows {
+            match upsert(&self.pool, std::slice::from_ref(row)).await {
                 Ok(()) => stored += 1,
                 Err(e) if is_bad_row(&e) => {
                     tracing::error!(task_id = %row.task_id, error = %e, "the archive refused this task; it is not archived")
@@ -171,10 +161,34 @@ impl Archiver {
 
     /// Acknowledges the batch's entries and deletes them from the stream.
     pub async fn ack(&self, batch: &Batch) -> Result<(), ArchiveError> {
-        let ids: Vec<&str> = batch.entries.iter().map(|e| e.id.as_str()).collect();
+        let ids: Vec<&str> = batch.ids.iter().map(String::as_str).collect();
         let key = self.broker.keys().archive(&batch.queue);
         stream::ack(&mut self.broker.connection(), &key, &ids).await?;
         Ok(())
+    }
+}
+
+impl Batch {
+    /// The batch of these entries. An entry that cannot be a row (not a terminal record) is
+    /// logged and skipped: it would never become one.
+    fn decode(queue: QueueName, entries: Vec<Entry>) -> Self {
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut latest: HashMap<String, ArchivedTask> = HashMap::with_capacity(entries.len());
+        for entry in entries {
+            let at_ms = entry.at_ms();
+            match ArchivedTask::from_entry(entry.fields, at_ms) {
+                Ok(row) => {
+                    latest.insert(row.task_id.clone(), row);
+                }
+                Err(e) => tracing::warn!(queue = %queue, entry = %entry.id, "archive entry skipped: {e}"),
+            }
+            ids.push(entry.id);
+        }
+        Self {
+            queue,
+            ids,
+            rows: latest.into_values().collect(),
+        }
     }
 }
 
@@ -184,51 +198,4 @@ fn is_bad_row(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
-}
-
-/// One multi-row `INSERT ... ON CONFLICT (task_id) DO UPDATE`: a task archived again (an
-/// entry read twice, or a task run again after it ended) keeps its latest ending.
-async fn upsert(pool: &PgPool, rows: &[&ArchivedTask]) -> Result<(), sqlx::Error> {
-    let mut q = QueryBuilder::<Postgres>::new(
-        "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, result, error, attempts, deliveries, \
-         created_at, started_at, finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, tags, \
-         options, max_retries, workflow_node, eta, expires_at) ",
-    );
-    q.push_values(rows, |mut b, r| {
-        b.push_bind(&r.task_id)
-            .push_bind(&r.task)
-            .push_bind(&r.queue)
-            .push_bind(&r.state)
-            .push_bind(Json(&r.args))
-            .push_bind(r.result.as_ref().map(Json))
-            .push_bind(r.error.as_ref().map(Json))
-            .push_bind(r.attempts)
-            .push_bind(r.deliveries)
-            .push_bind(r.created_at)
-            .push_bind(r.started_at)
-            .push_bind(r.finished_at)
-            .push_bind(r.queue_wait_ms)
-            .push_bind(r.run_time_ms)
-            .push_bind(&r.worker)
-            .push_bind(&r.workflow_id)
-            .push_bind(&r.trace_id)
-            .push_bind(Json(&r.tags))
-            .push_bind(Json(&r.options))
-            .push_bind(r.max_retries)
-            .push_bind(r.workflow_node)
-            .push_bind(r.eta)
-            .push_bind(r.expires_at);
-    });
-    q.push(
-        " ON CONFLICT (task_id) DO UPDATE SET task = excluded.task, queue = excluded.queue, state = excluded.state, \
-         args = excluded.args, result = excluded.result, error = excluded.error, attempts = excluded.attempts, \
-         deliveries = excluded.deliveries, created_at = excluded.created_at, started_at = excluded.started_at, \
-         finished_at = excluded.finished_at, queue_wait_ms = excluded.queue_wait_ms, run_time_ms = excluded.run_time_ms, \
-         worker = excluded.worker, workflow_id = excluded.workflow_id, trace_id = excluded.trace_id, tags = excluded.tags, \
-         options = excluded.options, max_retries = excluded.max_retries, workflow_node = excluded.workflow_node, \
-         eta = excluded.eta, expires_at = excluded.expires_at, \
-         archived_at = now() WHERE celeriac_tasks.finished_at <= excluded.finished_at",
-    );
-    q.build().execute(pool).await?;
-    Ok(())
 }

@@ -15,6 +15,7 @@ pub mod row;
 pub mod schema;
 pub mod settings;
 pub mod stream;
+mod upsert;
 
 pub use archiver::Archiver;
 pub use history::{History, SearchCursor, SearchFilter, SearchPage};

@@ -84,7 +84,8 @@ impl ArchiveSettings {
 /// Most archive loops in one process.
 pub const MAX_LOOPS: usize = 32;
 
-/// Most rows in one INSERT: 23 parameters a row, under PostgreSQL's 65,535 per statement.
+/// Most endings in one batch: a batch is one Redis reply and one statement, held in memory
+/// while it is written (larger batches did not ingest faster here: docs/archive.md).
 pub const MAX_BATCH: usize = 2500;
 
 #[cfg(test)]

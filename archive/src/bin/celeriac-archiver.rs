@@ -12,6 +12,10 @@ use celeriac::Broker;
 use celeriac_archive::{ArchiveSettings, Archiver, Relay, retention, schema};
 use sqlx::postgres::PgPoolOptions;
 
+/// jemalloc, as the gateway: decoding a batch allocates a few dozen small strings an ending.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {

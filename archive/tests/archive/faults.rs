@@ -21,13 +21,13 @@ async fn an_archiver_killed_between_insert_and_ack_loses_and_duplicates_nothing(
         assert_eq!(dying.store(&stored).await.unwrap(), 30);
         // dies here: its insert committed, its entries never acknowledged
         let taken = dying.take(&queue).await.unwrap();
-        assert_eq!(taken.entries.len(), 30, "its own pending entries come first");
-        assert_eq!(taken.entries[0].id, stored.entries[0].id);
+        assert_eq!(taken.ids.len(), 30, "its own pending entries come first");
+        assert_eq!(taken.ids[0], stored.ids[0]);
     }
     {
         let other = archiver(&env, "dying-too", 30, Duration::from_secs(30));
         let taken = other.take(&queue).await.unwrap();
-        assert_eq!(taken.entries.len(), 30);
+        assert_eq!(taken.ids.len(), 30);
         // dies before its insert
     }
     assert_eq!(archived_ids(&env.pool).await.len(), 30);
