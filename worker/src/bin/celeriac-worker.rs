@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// jemalloc, as the gateway and the archiver: a batch of tasks is many small, short-lived
+/// allocations (ids, specs, results), which glibc's allocator serves at a higher cost.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about = "Celeriac worker: runs tasks from the named queues")]
 struct Args {
