@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+mod common;
+
 use celeriac::{Broker, QueueName};
 use celeriac_testkit::{RedisServer, unique_namespace};
-use serde_json::json;
 
 const BATCH: usize = 100;
 
@@ -45,37 +45,7 @@ async fn finish_cost(broker: &Broker, tasks: usize) -> (u64, u64) {
     let mut runs = Vec::new();
     for chunk in 0..tasks.div_ceil(BATCH) {
         let n = BATCH.min(tasks - chunk * BATCH);
-        let batch: Vec<NewTask> = (0..n)
-            .map(|i| {
-                NewTask::new(
-                    &queue,
-                    "send_email",
-                    &json!({"to": format!("user{i}@example.com"), "subject": "Welcome", "body": "Hello and welcome aboard!"}),
-                )
-            })
-            .collect();
-        broker.enqueue(&queue, &batch, 0, None).await.unwrap();
-        let Claim::Ids(ids) = broker
-            .claim(&queue, "w1", n, Duration::from_secs(60), &new_claim_token())
-            .await
-            .unwrap()
-        else {
-            panic!("paused")
-        };
-        let outcomes: Vec<Outcome> = broker
-            .start(&queue, "w1", &ids)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| match s {
-                Started::Run(d) => Outcome {
-                    id: d.id,
-                    delivery: d.delivery,
-                    verdict: Verdict::Success(json!({"sent": true, "message_id": "abc"}).to_string()),
-                },
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let outcomes = common::started_batch(broker, &queue, n).await;
         runs.push(outcomes);
     }
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();

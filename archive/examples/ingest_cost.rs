@@ -13,12 +13,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+mod common;
+
 use celeriac::{Broker, QueueName};
 use celeriac_archive::sqlx::postgres::PgPoolOptions;
 use celeriac_archive::{ArchiveSettings, Archiver};
 use celeriac_testkit::{PostgresServer, RedisServer, unique_namespace};
-use serde_json::json;
 
 const BATCH: usize = 100;
 
@@ -99,37 +99,7 @@ async fn main() {
 async fn fill(broker: &Broker, queue: &QueueName, tasks: usize) {
     for chunk in 0..tasks.div_ceil(BATCH) {
         let n = BATCH.min(tasks - chunk * BATCH);
-        let batch: Vec<NewTask> = (0..n)
-            .map(|i| {
-                NewTask::new(
-                    queue,
-                    "send_email",
-                    &json!({"to": format!("user{i}@example.com"), "subject": "Welcome", "body": "Hello and welcome aboard!"}),
-                )
-            })
-            .collect();
-        broker.enqueue(queue, &batch, 0, None).await.unwrap();
-        let Claim::Ids(ids) = broker
-            .claim(queue, "w1", n, Duration::from_secs(60), &new_claim_token())
-            .await
-            .unwrap()
-        else {
-            panic!("paused")
-        };
-        let outcomes: Vec<Outcome> = broker
-            .start(queue, "w1", &ids)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| match s {
-                Started::Run(d) => Outcome {
-                    id: d.id,
-                    delivery: d.delivery,
-                    verdict: Verdict::Success(json!({"sent": true, "message_id": "abc"}).to_string()),
-                },
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let outcomes = common::started_batch(broker, queue, n).await;
         broker.finish(queue, "w1", &outcomes).await.unwrap();
     }
 }
