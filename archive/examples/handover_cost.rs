@@ -45,7 +45,7 @@ async fn finish_cost(broker: &Broker, tasks: usize) -> (u64, u64) {
     let mut runs = Vec::new();
     for chunk in 0..tasks.div_ceil(BATCH) {
         let n = BATCH.min(tasks - chunk * BATCH);
-        let outcomes = common::started_batch(broker, &queue, n).await;
+        let outcomes = common::started_emails(broker, &queue, n).await;
         runs.push(outcomes);
     }
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();

@@ -6,9 +6,9 @@
 //!
 //!     cargo run --release -p celeriac-archive --example ingest_cost [tasks] [loops]
 //!
-//! With `loops` 0 it only fills the stream: under `perf stat -e instructions:u`, a run with
-//! loops less one without is what the archive loops cost, in instructions (steadier than CPU
-//! time on a shared machine).
+//! With `loops` 0 it only fills the stream: under `valgrind --tool=callgrind`, a run with loops
+//! less one without is what the archive loops cost, in instructions (steadier than CPU time on
+//! a shared machine, and this VM's `perf` has no hardware counters).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -99,7 +99,7 @@ async fn main() {
 async fn fill(broker: &Broker, queue: &QueueName, tasks: usize) {
     for chunk in 0..tasks.div_ceil(BATCH) {
         let n = BATCH.min(tasks - chunk * BATCH);
-        let outcomes = common::started_batch(broker, queue, n).await;
+        let outcomes = common::started_emails(broker, queue, n).await;
         broker.finish(queue, "w1", &outcomes).await.unwrap();
     }
 }

@@ -5,39 +5,79 @@
 //! and building its text (`$1`, `$2`, ... formatted one by one) took about a quarter of the
 //! archiver's own CPU (archive/examples/ingest_cost.rs).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::row::ArchivedTask;
 
-/// A task archived again (an entry read twice, or a task run again after it ended) keeps its
-/// latest ending.
-const UPSERT: &str = "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, result, error, attempts, \
-     deliveries, created_at, started_at, finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, \
-     tags, options, max_retries, workflow_node, eta, expires_at) \
-     SELECT task_id, task, queue, state, args::jsonb, result::jsonb, error::jsonb, attempts, deliveries, \
-     created_at, started_at, finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, \
-     tags::jsonb, options::jsonb, max_retries, workflow_node, eta, expires_at \
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::int4[], $9::int4[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::int8[], \
-     $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int4[], $21::int4[], \
-     $22::timestamptz[], $23::timestamptz[]) \
-     AS r(task_id, task, queue, state, args, result, error, attempts, deliveries, created_at, started_at, \
-     finished_at, queue_wait_ms, run_time_ms, worker, workflow_id, trace_id, tags, options, max_retries, \
-     workflow_node, eta, expires_at) \
-     ON CONFLICT (task_id) DO UPDATE SET task = excluded.task, queue = excluded.queue, state = excluded.state, \
-     args = excluded.args, result = excluded.result, error = excluded.error, attempts = excluded.attempts, \
-     deliveries = excluded.deliveries, created_at = excluded.created_at, started_at = excluded.started_at, \
-     finished_at = excluded.finished_at, queue_wait_ms = excluded.queue_wait_ms, run_time_ms = excluded.run_time_ms, \
-     worker = excluded.worker, workflow_id = excluded.workflow_id, trace_id = excluded.trace_id, tags = excluded.tags, \
-     options = excluded.options, max_retries = excluded.max_retries, workflow_node = excluded.workflow_node, \
-     eta = excluded.eta, expires_at = excluded.expires_at, \
-     archived_at = now() WHERE celeriac_tasks.finished_at <= excluded.finished_at";
+/// The columns written, in the order of the statement's parameters (and of [`Columns`]), each
+/// with its SQL type. A `jsonb` column is passed as text and cast by the statement.
+const COLUMNS: [(&str, &str); 23] = [
+    ("task_id", "text"),
+    ("task", "text"),
+    ("queue", "text"),
+    ("state", "text"),
+    ("args", "jsonb"),
+    ("result", "jsonb"),
+    ("error", "jsonb"),
+    ("attempts", "int4"),
+    ("deliveries", "int4"),
+    ("created_at", "timestamptz"),
+    ("started_at", "timestamptz"),
+    ("finished_at", "timestamptz"),
+    ("queue_wait_ms", "int8"),
+    ("run_time_ms", "int8"),
+    ("worker", "text"),
+    ("workflow_id", "text"),
+    ("trace_id", "text"),
+    ("tags", "jsonb"),
+    ("options", "jsonb"),
+    ("max_retries", "int4"),
+    ("workflow_node", "int4"),
+    ("eta", "timestamptz"),
+    ("expires_at", "timestamptz"),
+];
+
+/// The statement, written once from [`COLUMNS`]. A task archived again (an entry read twice,
+/// or a task run again after it ended) keeps its latest ending.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let names = || COLUMNS.iter().map(|(name, _)| *name);
+    let list = names().collect::<Vec<_>>().join(", ");
+    let selected = COLUMNS
+        .iter()
+        .map(|(name, ty)| {
+            if *ty == "jsonb" {
+                format!("{name}::jsonb")
+            } else {
+                (*name).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let arrays = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{}[]", i + 1, if *ty == "jsonb" { "text" } else { ty }))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let updates = names()
+        .skip(1)
+        .map(|name| format!("{name} = excluded.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO celeriac_tasks ({list}) SELECT {selected} FROM unnest({arrays}) AS r({list}) \
+         ON CONFLICT (task_id) DO UPDATE SET {updates}, archived_at = now() \
+         WHERE celeriac_tasks.finished_at <= excluded.finished_at"
+    )
+});
 
 /// Writes the rows in one statement (committed when it returns).
 pub async fn upsert(pool: &PgPool, rows: &[ArchivedTask]) -> Result<(), sqlx::Error> {
     let c = Columns::of(rows);
-    sqlx::query(UPSERT)
+    sqlx::query(UPSERT.as_str())
         .bind(c.task_id)
         .bind(c.task)
         .bind(c.queue)
@@ -66,7 +106,7 @@ pub async fn upsert(pool: &PgPool, rows: &[ArchivedTask]) -> Result<(), sqlx::Er
     Ok(())
 }
 
-/// The rows as one array per column, in the statement's order. JSON goes as its text
+/// The rows as one array per column, in the order of [`COLUMNS`]. JSON goes as its text
 /// ([`ArchivedTask`] holds it so) and is cast to jsonb by the statement.
 #[derive(Default)]
 struct Columns<'a> {

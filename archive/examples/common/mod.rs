@@ -1,16 +1,16 @@
-//! What the archive's examples share: tasks brought to the point where a worker acknowledges
-//! them.
+//! What the archive's examples share: e-mail tasks brought to the point where a worker
+//! acknowledges them, driven as the archive's tests drive theirs.
 
-use std::time::Duration;
+#[path = "../../tests/archive/drive.rs"]
+mod drive;
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{NewTask, Outcome, Verdict};
 use celeriac::{Broker, QueueName};
 use serde_json::json;
 
-/// Enqueues `n` e-mail tasks in one call, claims and starts them as a worker does (worker
-/// `w1`), and returns their successful outcomes, ready for `Broker::finish`.
-pub async fn started_batch(broker: &Broker, queue: &QueueName, n: usize) -> Vec<Outcome> {
-    let batch: Vec<NewTask> = (0..n)
+/// Enqueues `n` e-mail tasks, claims and starts them (tests/archive/drive.rs), each a success.
+pub async fn started_emails(broker: &Broker, queue: &QueueName, n: usize) -> Vec<Outcome> {
+    let tasks: Vec<NewTask> = (0..n)
         .map(|i| {
             NewTask::new(
                 queue,
@@ -19,26 +19,8 @@ pub async fn started_batch(broker: &Broker, queue: &QueueName, n: usize) -> Vec<
             )
         })
         .collect();
-    broker.enqueue(queue, &batch, 0, None).await.unwrap();
-    let Claim::Ids(ids) = broker
-        .claim(queue, "w1", n, Duration::from_secs(60), &new_claim_token())
-        .await
-        .unwrap()
-    else {
-        panic!("the queue is paused")
-    };
-    broker
-        .start(queue, "w1", &ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| match s {
-            Started::Run(d) => Outcome {
-                id: d.id,
-                delivery: d.delivery,
-                verdict: Verdict::Success(json!({"sent": true, "message_id": "abc"}).to_string()),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect()
+    drive::started_outcomes(broker, queue, "w1", &tasks, |_| {
+        Verdict::Success(json!({"sent": true, "message_id": "abc"}).to_string())
+    })
+    .await
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{NewTask, Verdict};
 use celeriac::{Broker, QueueName, TaskError};
 use celeriac_archive::{ArchiveSettings, Archiver, schema};
 use celeriac_testkit::{PostgresServer, RedisServer, unique_namespace};
@@ -13,8 +13,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::drive::started_outcomes;
+
 pub const TTL: Duration = Duration::from_secs(3600);
-const LEASE: Duration = Duration::from_secs(30);
 
 pub struct Env {
     pub redis: RedisServer,
@@ -74,34 +75,15 @@ pub fn archiver(env: &Env, name: &str, batch: usize, claim_idle: Duration) -> Ar
 /// argument), odd ones fail for good (dead-lettered). Returns their ids.
 pub async fn run_tasks(broker: &Broker, n: usize) -> BTreeSet<String> {
     let tasks: Vec<NewTask> = (0..n).map(|i| NewTask::new(&queue(), "double", &json!({"n": i}))).collect();
-    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
-    let ids = match broker.claim(&queue(), "w1", n, LEASE, &new_claim_token()).await.unwrap() {
-        Claim::Ids(ids) => ids,
-        other => panic!("took nothing: {other:?}"),
-    };
-    assert_eq!(ids.len(), n, "claimed every task");
-    let outcomes: Vec<Outcome> = broker
-        .start(&queue(), "w1", &ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| match s {
-            Started::Run(d) => {
-                let i: usize = serde_json::from_str::<serde_json::Value>(&d.args).unwrap()["n"].as_u64().unwrap() as usize;
-                let verdict = if i.is_multiple_of(2) {
-                    Verdict::Success(json!(i * 2).to_string())
-                } else {
-                    Verdict::Failure(TaskError::permanent(format!("odd {i}")).with_kind("Odd"))
-                };
-                Outcome {
-                    id: d.id,
-                    delivery: d.delivery,
-                    verdict,
-                }
-            }
-            other => panic!("expected a run, got {other:?}"),
-        })
-        .collect();
+    let outcomes = started_outcomes(broker, &queue(), "w1", &tasks, |d| {
+        let i: usize = serde_json::from_str::<serde_json::Value>(&d.args).unwrap()["n"].as_u64().unwrap() as usize;
+        if i.is_multiple_of(2) {
+            Verdict::Success(json!(i * 2).to_string())
+        } else {
+            Verdict::Failure(TaskError::permanent(format!("odd {i}")).with_kind("Odd"))
+        }
+    })
+    .await;
     broker.finish(&queue(), "w1", &outcomes).await.unwrap();
     tasks.iter().map(|t| t.id.to_string()).collect()
 }

@@ -193,3 +193,34 @@ async fn a_task_the_database_refuses_does_not_hold_back_the_others() {
     assert_eq!(archived_ids(&env.pool).await, good);
     assert_eq!(stream_len(b).await, 0, "the refused entry does not stay to block the stream");
 }
+
+#[tokio::test]
+async fn a_task_that_ends_twice_in_one_batch_is_one_row_with_its_latest_ending() {
+    let env = env().await;
+    let b = &env.broker;
+    let ids = run_tasks(b, 2).await; // the second fails for good (dead-lettered)
+    let mut failed = None;
+    for id in &ids {
+        let id = celeriac::TaskId::parse(id).unwrap();
+        if b.get(&id).await.unwrap().unwrap().state == TaskState::Failure {
+            failed = Some(id);
+        }
+    }
+    let failed = failed.expect("one task failed");
+    b.retry(&failed).await.unwrap();
+    let outcomes = crate::drive::claimed_outcomes(b, &queue(), "w1", 1, |_| Verdict::Success("7".into())).await;
+    b.finish(&queue(), "w1", &outcomes).await.unwrap();
+    assert_eq!(stream_len(b).await, 3, "the retried task's two endings wait side by side");
+
+    // One batch takes all three entries: the statement may not update a row twice.
+    let archiver = archiver(&env, "a1", 100, Duration::from_secs(30));
+    assert_eq!(archiver.step().await.unwrap(), 2);
+    assert_eq!(archived_ids(&env.pool).await, ids);
+    let (state, result): (String, Option<Value>) = sqlx::query_as("SELECT state, result FROM celeriac_tasks WHERE task_id = $1")
+        .bind(failed.to_string())
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!((state.as_str(), result), ("SUCCESS", Some(json!(7))));
+    assert_eq!(stream_len(b).await, 0);
+}

@@ -4,6 +4,7 @@
 
 mod catch_up;
 mod common;
+mod drive;
 mod faults;
 mod handover;
 mod outbox;
