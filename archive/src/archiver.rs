@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use celeriac::{Broker, BrokerError, QueueName};
 use sqlx::PgPool;
 
-use crate::row::ArchivedTask;
+use crate::row::{ArchivedTask, ID_FIELD};
 use crate::settings::ArchiveSettings;
-use crate::stream::{self, Entry};
+use crate::stream::{self, Handover};
 use crate::upsert::upsert;
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,24 @@ impl Archiver {
         if entries.is_empty() {
             entries = stream::read(&mut conn, &key, &self.consumer, ">", n).await?;
         }
-        Ok(Batch::decode(queue.clone(), entries))
+        let mut taken = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let at_ms = entry.at_ms();
+            let fields = match stream::handover(entry.fields) {
+                Handover::Fields(fields) => Ok(fields),
+                Handover::Bad(why) => Err(why),
+                Handover::Undecoded { id, dump, error } => {
+                    tracing::info!(queue = %queue, entry = %entry.id, %error, "a record dump left to Redis to decode");
+                    restored(stream::restore(&mut conn, &key, &dump).await, id)?
+                }
+            };
+            taken.push(Taken {
+                id: entry.id,
+                at_ms,
+                fields,
+            });
+        }
+        Ok(Batch::decode(queue.clone(), taken))
     }
 
     /// Writes the batch's rows in one upsert (committed when it returns). Returns the number
@@ -168,15 +185,38 @@ impl Archiver {
     }
 }
 
+/// An entry taken: its stream id and time, and the record fields it handed over (or why it
+/// has none).
+struct Taken {
+    id: String,
+    at_ms: i64,
+    fields: Result<HashMap<String, String>, String>,
+}
+
+/// The fields Redis restored from a dump, with the task id; a dump Redis refused too is an
+/// entry that can never be a row, while a failure to reach Redis is an error (tried again).
+fn restored(
+    result: redis::RedisResult<HashMap<String, String>>,
+    id: String,
+) -> Result<Result<HashMap<String, String>, String>, ArchiveError> {
+    match result {
+        Ok(mut fields) => {
+            fields.insert(ID_FIELD.to_owned(), id);
+            Ok(Ok(fields))
+        }
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() => Err(e.into()),
+        Err(e) => Ok(Err(format!("task {id}: Redis could not restore its record's dump: {e}"))),
+    }
+}
+
 impl Batch {
     /// The batch of these entries. An entry that cannot be a row (not a terminal record) is
     /// logged and skipped: it would never become one.
-    fn decode(queue: QueueName, entries: Vec<Entry>) -> Self {
+    fn decode(queue: QueueName, entries: Vec<Taken>) -> Self {
         let mut ids = Vec::with_capacity(entries.len());
         let mut latest: HashMap<String, ArchivedTask> = HashMap::with_capacity(entries.len());
         for entry in entries {
-            let at_ms = entry.at_ms();
-            match ArchivedTask::from_entry(entry.fields, at_ms) {
+            match entry.fields.and_then(|fields| ArchivedTask::from_entry(fields, entry.at_ms)) {
                 Ok(row) => {
                     latest.insert(row.task_id.clone(), row);
                 }

@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod archiver;
+pub mod dump;
 pub mod history;
 pub mod relay;
 pub mod retention;

@@ -3,6 +3,8 @@
 //! stays pending until another claims it (XAUTOCLAIM). An entry is acknowledged and deleted
 //! only after its row is committed. Also the backlog, for metrics.
 
+use std::collections::HashMap;
+
 use celeriac::broker::RedisConnection;
 use celeriac::{Broker, BrokerError, QueueName};
 
@@ -10,7 +12,13 @@ use celeriac::{Broker, BrokerError, QueueName};
 pub const GROUP: &str = "archivers";
 
 use celeriac::broker::streams;
-pub use celeriac::broker::streams::Entry;
+
+use crate::dump::{self, DumpError};
+use crate::row::ID_FIELD;
+
+/// An archive stream entry: the task id (`_id`, text) and the record's `DUMP` (`_d`, bytes;
+/// dump.rs), or, from a build before the dump, the record's fields themselves.
+pub type Entry = streams::Entry<Vec<u8>>;
 
 /// Creates the group on the queue's stream (and the stream), from its first entry, unless it
 /// exists: endings handed over before any archiver ran are read too.
@@ -39,6 +47,65 @@ pub async fn claim_idle(
 /// Acknowledges the entries and deletes them from the stream, in one step.
 pub async fn ack(conn: &mut RedisConnection, stream: &str, ids: &[&str]) -> redis::RedisResult<()> {
     streams::ack(conn, stream, GROUP, ids).await
+}
+
+/// The entry field holding the record's `DUMP` (lua/archive.lua).
+pub const DUMP_FIELD: &str = "_d";
+
+/// What an entry hands over.
+#[derive(Debug)]
+pub enum Handover {
+    /// The record's fields, with the task id under `_id` ([`ID_FIELD`]).
+    Fields(HashMap<String, String>),
+    /// A record dump the decoder refused (a Redis whose format it does not know): Redis must
+    /// decode it ([`restore`]).
+    Undecoded { id: String, dump: Vec<u8>, error: DumpError },
+    /// Nothing a row can be made of, and why.
+    Bad(String),
+}
+
+/// What the entry's fields hand over: the record's dump, decoded, or (an entry of a build
+/// before the dump) the record's fields themselves.
+pub fn handover(mut fields: HashMap<String, Vec<u8>>) -> Handover {
+    let Some(id) = fields.remove(ID_FIELD).and_then(|id| String::from_utf8(id).ok()) else {
+        return Handover::Bad("an entry without its task id".into());
+    };
+    let record = match fields.remove(DUMP_FIELD) {
+        Some(dump) => match dump::hash_fields(&dump) {
+            Ok(record) => record,
+            Err(error) => return Handover::Undecoded { id, dump, error },
+        },
+        None => match fields.into_iter().map(|(k, v)| String::from_utf8(v).map(|v| (k, v))).collect() {
+            Ok(record) => record,
+            Err(_) => return Handover::Bad(format!("task {id}: a field that is not UTF-8")),
+        },
+    };
+    let mut record: HashMap<String, String> = record;
+    record.insert(ID_FIELD.to_owned(), id);
+    Handover::Fields(record)
+}
+
+/// The fields of a record dump, decoded by Redis itself: `RESTORE` to a key of the stream's
+/// own (same hash tag), read, deleted, in one `MULTI`. Slower than [`dump::hash_fields`], for
+/// the dumps it refuses. A dump Redis refuses too is an error of kind `ResponseError`.
+pub async fn restore(conn: &mut RedisConnection, stream: &str, dump: &[u8]) -> redis::RedisResult<HashMap<String, String>> {
+    let key = format!("{stream}:restore");
+    let (fields,): (HashMap<String, String>,) = redis::pipe()
+        .atomic()
+        .cmd("RESTORE")
+        .arg(&key)
+        .arg(0)
+        .arg(dump)
+        .arg("REPLACE")
+        .ignore()
+        .cmd("HGETALL")
+        .arg(&key)
+        .cmd("DEL")
+        .arg(&key)
+        .ignore()
+        .query_async(conn)
+        .await?;
+    Ok(fields)
 }
 
 /// What a queue's archive stream still holds.

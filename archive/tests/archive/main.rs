@@ -5,6 +5,7 @@
 mod catch_up;
 mod common;
 mod drive;
+mod dump;
 mod faults;
 mod handover;
 mod outbox;

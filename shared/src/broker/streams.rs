@@ -8,31 +8,32 @@ use std::collections::HashMap;
 
 use super::RedisConnection;
 
-/// One entry taken from a stream: its stream id and its fields.
+/// One entry taken from a stream: its stream id and its fields (their values as text, or as
+/// bytes: `Entry<Vec<u8>>`, for a stream holding binary values).
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Entry<V = String> {
     pub id: String,
-    pub fields: HashMap<String, String>,
+    pub fields: HashMap<String, V>,
 }
 
-impl Entry {
+impl<V> Entry<V> {
     /// When the entry was written (the stream id's time), ms.
     pub fn at_ms(&self) -> i64 {
         self.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
     }
 }
 
-type RawEntry = (String, Vec<String>);
+type RawEntry = (String, Vec<redis::Value>);
 
-fn entries(raw: Vec<RawEntry>) -> Vec<Entry> {
+fn entries<V: redis::FromRedisValue>(raw: Vec<RawEntry>) -> redis::RedisResult<Vec<Entry<V>>> {
     raw.into_iter()
         .map(|(id, flat)| {
             let mut fields = HashMap::with_capacity(flat.len() / 2);
             let mut it = flat.into_iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                fields.insert(k, v);
+                fields.insert(redis::from_redis_value(k)?, redis::from_redis_value(v)?);
             }
-            Entry { id, fields }
+            Ok(Entry { id, fields })
         })
         .collect()
 }
@@ -56,14 +57,14 @@ pub async fn ensure_group(conn: &mut RedisConnection, stream: &str, group: &str)
 
 /// Reads up to `count` entries for `consumer`: `"0"` for those it read before and has not
 /// acknowledged, `">"` for new ones.
-pub async fn read(
+pub async fn read<V: redis::FromRedisValue>(
     conn: &mut RedisConnection,
     stream: &str,
     group: &str,
     consumer: &str,
     from: &str,
     count: usize,
-) -> redis::RedisResult<Vec<Entry>> {
+) -> redis::RedisResult<Vec<Entry<V>>> {
     let reply: Option<Vec<(String, Vec<RawEntry>)>> = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
@@ -75,19 +76,23 @@ pub async fn read(
         .arg(from)
         .query_async(conn)
         .await?;
-    Ok(reply.into_iter().flatten().flat_map(|(_, raw)| entries(raw)).collect())
+    let mut out = Vec::new();
+    for (_, raw) in reply.into_iter().flatten() {
+        out.extend(entries(raw)?);
+    }
+    Ok(out)
 }
 
 /// Takes over up to `count` entries that other consumers read more than `idle_ms` ago and
 /// never acknowledged (their reader died).
-pub async fn claim_idle(
+pub async fn claim_idle<V: redis::FromRedisValue>(
     conn: &mut RedisConnection,
     stream: &str,
     group: &str,
     consumer: &str,
     idle_ms: u64,
     count: usize,
-) -> redis::RedisResult<Vec<Entry>> {
+) -> redis::RedisResult<Vec<Entry<V>>> {
     let (_, raw, _): (String, Vec<RawEntry>, Vec<String>) = redis::cmd("XAUTOCLAIM")
         .arg(stream)
         .arg(group)
@@ -98,7 +103,7 @@ pub async fn claim_idle(
         .arg(count)
         .query_async(conn)
         .await?;
-    Ok(entries(raw))
+    entries(raw)
 }
 
 /// An entry read and not acknowledged yet.
@@ -153,7 +158,7 @@ pub async fn claim(
         .arg(id)
         .query_async(conn)
         .await?;
-    Ok(entries(raw.into_iter().flatten().collect()).into_iter().next())
+    Ok(entries(raw.into_iter().flatten().collect())?.into_iter().next())
 }
 
 /// Acknowledges the entries and deletes them from the stream, in one step.

@@ -3,6 +3,8 @@
 //! memory a realistic 20 KB JSON payload takes with and without it, and oversized arguments
 //! refused by the one enqueue path.
 
+use std::collections::HashMap;
+
 use celeriac::broker::{ListFilter, NewTask, Outcome, Started, Verdict};
 use celeriac::call::CallOptions;
 use celeriac::catalog::{CallError, Catalog};
@@ -64,17 +66,27 @@ async fn compressed_payloads_read_back_identical_through_every_reader() {
     let page = broker.list_tasks(&ListFilter::default(), 10, 1000, None).await.unwrap();
     assert_eq!(page.tasks[0].result.as_ref(), Some(&args));
     assert_eq!(page.tasks[0].args, args);
-    // The archive's stream entry, decoded as celeriac-archiver decodes it.
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+    // The archive's stream entry: the record's DUMP, restored by Redis (celeriac-archiver
+    // decodes it itself; its tests compare the two).
+    let mut conn = broker.connection();
+    let entries: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
         .arg(broker.keys().archive(&queue()))
         .arg("-")
         .arg("+")
-        .query_async(&mut broker.connection())
+        .query_async(&mut conn)
         .await
         .unwrap();
-    let (_, flat) = entries.last().expect("an archive entry");
-    let mut fields: std::collections::HashMap<String, String> = flat.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
-    fields.remove("_id");
+    let (_, entry) = entries.last().expect("an archive entry");
+    assert_eq!(entry["_id"], task.id.to_string().into_bytes());
+    let restored = format!("{}:restored", broker.keys().archive(&queue()));
+    let _: () = redis::cmd("RESTORE")
+        .arg(&restored)
+        .arg(0)
+        .arg(&entry["_d"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(&restored).query_async(&mut conn).await.unwrap();
     let archived = TaskRecord::from_hash(task.id.clone(), fields).unwrap();
     assert_eq!((archived.args, archived.result), (args.clone(), Some(args)));
 }

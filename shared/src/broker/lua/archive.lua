@@ -5,9 +5,12 @@ slow or killed: it catches up from its stream). Prepended, after history.lua, to
 that makes a task terminal (see scripts.rs).
 
 The archive's hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive)
-holding the task id and a copy of every field of the task's record, as it is after the ending:
-the archiver builds the full row from the entry alone, even if the record has expired by then,
-and the record's own lifetime (the result TTL) is unchanged.
+holding the task id ('_id') and the task's record as it is after the ending, as Redis' DUMP
+of its hash ('_d'): the archiver builds the full row from the entry alone (archive/src/dump.rs
+decodes the dump), even if the record has expired by then, and the record's own lifetime (the
+result TTL) is unchanged. A DUMP copies the record's encoding whole; reading each field into
+Lua and writing it onto the stream (earlier builds, whose entries the archiver still reads)
+cost Redis a third more (docs/archive.md).
 
 The webhook's hand-over is one entry on the queue's webhooks stream (Keys::webhooks): the task
 id and the final state; the workers' deliverers read the rest from the record (webhooks.rs in
@@ -20,7 +23,7 @@ nothing of the archive runs but one comparison per call).
 archive_stream(fixed, tasks)  the archive stream, or false when the archive is off (fixed: the
                               script's fixed keys before the task hashes; tasks: how many)
 webhooks_stream(fixed, tasks) the webhooks stream
-archive(stream, key, id)      appends the task (its hash key and id) to the stream; callers
+archive(stream, key, id)      appends the task (its id and its hash's DUMP) to the stream; callers
                               call it only when there is one ('if stream then'), so with the
                               archive off not even the task id is built
 hand_webhook(stream, id, state)
@@ -41,8 +44,7 @@ local function webhooks_stream(fixed, tasks)
 end
 
 local function archive(stream, key, id)
-  local fields = redis.call('HGETALL', key)
-  redis.call('XADD', stream, '*', '_id', id, unpack(fields))
+  redis.call('XADD', stream, '*', '_id', id, '_d', redis.call('DUMP', key))
 end
 
 local find = string.find -- a local: a global is a table lookup at each use
