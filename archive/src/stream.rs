@@ -1,7 +1,9 @@
 //! The archive streams as the archivers see them: one per queue (`Keys::archive`), read by
 //! one consumer group, so several archivers share the work and an entry read by one that died
 //! stays pending until another claims it (XAUTOCLAIM). An entry is acknowledged and deleted
-//! only after its row is committed. Also the backlog, for metrics.
+//! only after its row is committed. What an entry hands over ([`handover`]): the record's
+//! `DUMP` (dump.rs decodes it; Redis, [`restore`], one it cannot), or, from earlier builds,
+//! the record's fields. Also the backlog, for metrics.
 
 use std::collections::HashMap;
 
@@ -70,7 +72,7 @@ pub fn handover(mut fields: HashMap<String, Vec<u8>>) -> Handover {
     let Some(id) = fields.remove(ID_FIELD).and_then(|id| String::from_utf8(id).ok()) else {
         return Handover::Bad("an entry without its task id".into());
     };
-    let record = match fields.remove(DUMP_FIELD) {
+    let mut record: HashMap<String, String> = match fields.remove(DUMP_FIELD) {
         Some(dump) => match dump::hash_fields(&dump) {
             Ok(record) => record,
             Err(error) => return Handover::Undecoded { id, dump, error },
@@ -80,7 +82,6 @@ pub fn handover(mut fields: HashMap<String, Vec<u8>>) -> Handover {
             Err(_) => return Handover::Bad(format!("task {id}: a field that is not UTF-8")),
         },
     };
-    let mut record: HashMap<String, String> = record;
     record.insert(ID_FIELD.to_owned(), id);
     Handover::Fields(record)
 }
