@@ -10,7 +10,6 @@
 //! less one without is what the archive loops cost, in instructions (steadier than CPU time on
 //! a shared machine, and this VM's `perf` has no hardware counters).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -18,6 +17,7 @@ mod common;
 use celeriac::{Broker, QueueName};
 use celeriac_archive::sqlx::postgres::PgPoolOptions;
 use celeriac_archive::{ArchiveSettings, Archiver};
+use celeriac_testkit::proc_stat::cpu_by_name;
 use celeriac_testkit::{PostgresServer, RedisServer, unique_namespace};
 
 const BATCH: usize = 100;
@@ -51,7 +51,7 @@ async fn main() {
         ..ArchiveSettings::from_env().expect("CELERIAC_ARCHIVE_* settings")
     };
     let stream = broker.keys().archive(&queue);
-    let before = cpu_by_process();
+    let before = cpu_by_name();
     let started = Instant::now();
     let stop = tokio_util::sync::CancellationToken::new();
     let runs: Vec<_> = (0..loops)
@@ -70,7 +70,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
-    let after = cpu_by_process();
+    let after = cpu_by_name();
     stop.cancel();
     for run in runs {
         run.await.unwrap();
@@ -82,7 +82,12 @@ async fn main() {
     );
     let mut spent: Vec<(String, f64)> = after
         .iter()
-        .map(|(name, t)| (name.clone(), t - before.get(name).copied().unwrap_or(0.0)))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                t.saturating_sub(before.get(name).copied().unwrap_or_default()).as_secs_f64(),
+            )
+        })
         .filter(|(_, t)| *t > 0.01)
         .collect();
     spent.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -102,26 +107,4 @@ async fn fill(broker: &Broker, queue: &QueueName, tasks: usize) {
         let outcomes = common::started_emails(broker, queue, n).await;
         broker.finish(queue, "w1", &outcomes).await.unwrap();
     }
-}
-
-/// CPU seconds (user + system) of every live process, summed by its command name.
-fn cpu_by_process() -> HashMap<String, f64> {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut out = HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else {
-            continue;
-        };
-        let seconds = (utime.parse::<f64>().unwrap_or(0.0) + stime.parse::<f64>().unwrap_or(0.0)) / ticks;
-        *out.entry(name).or_insert(0.0) += seconds;
-    }
-    out
 }

@@ -9,6 +9,7 @@
 pub mod log_capture;
 pub mod payloads;
 pub mod postgres;
+pub mod proc_stat;
 pub mod redis_cluster;
 pub mod redis_node;
 pub mod redis_sentinel;
