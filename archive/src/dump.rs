@@ -240,6 +240,14 @@ mod tests {
     }
 
     #[test]
+    fn an_absurd_decompressed_length_is_refused_before_it_is_allocated() {
+        // A listpack string, LZF-encoded (0xc3): 1 compressed byte, 2^40 bytes once decompressed.
+        let mut lzf = vec![RDB_TYPE_HASH_LISTPACK, 0xc3, 1, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        lzf.extend([0; FOOTER]);
+        assert_eq!(hash_fields(&lzf), Err(DumpError::BadLength));
+    }
+
+    #[test]
     fn backlen_sizes_follow_the_listpack_rule() {
         assert_eq!(
             [1, 127, 128, 16382, 16383, 2097150, 2097151].map(backlen_size),
