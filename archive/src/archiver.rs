@@ -193,8 +193,9 @@ struct Taken {
     fields: Result<HashMap<String, String>, String>,
 }
 
-/// The fields Redis restored from a dump, with the task id; a dump Redis refused too is an
-/// entry that can never be a row, while a failure to reach Redis is an error (tried again).
+/// The fields Redis restored from a dump, with the task id; a dump whose data Redis refused
+/// too is an entry that can never be a row, while any other failure (Redis out of reach, a
+/// permission refused) is an error, tried again: nothing is skipped that might still pass.
 fn restored(
     result: redis::RedisResult<HashMap<String, String>>,
     id: String,
@@ -204,8 +205,8 @@ fn restored(
             fields.insert(ID_FIELD.to_owned(), id);
             Ok(Ok(fields))
         }
-        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() => Err(e.into()),
-        Err(e) => Ok(Err(format!("task {id}: Redis could not restore its record's dump: {e}"))),
+        Err(e) if stream::is_bad_dump(&e) => Ok(Err(format!("task {id}: Redis could not restore its record's dump: {e}"))),
+        Err(e) => Err(e.into()),
     }
 }
 

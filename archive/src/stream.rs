@@ -88,7 +88,7 @@ pub fn handover(mut fields: HashMap<String, Vec<u8>>) -> Handover {
 
 /// The fields of a record dump, decoded by Redis itself: `RESTORE` to a key of the stream's
 /// own (same hash tag), read, deleted, in one `MULTI`. Slower than [`dump::hash_fields`], for
-/// the dumps it refuses. A dump Redis refuses too is an error of kind `ResponseError`.
+/// the dumps it refuses. A dump Redis refuses too is an error [`is_bad_dump`] tells.
 pub async fn restore(conn: &mut RedisConnection, stream: &str, dump: &[u8]) -> redis::RedisResult<HashMap<String, String>> {
     let key = format!("{stream}:restore");
     let (fields,): (HashMap<String, String>,) = redis::pipe()
@@ -107,6 +107,13 @@ pub async fn restore(conn: &mut RedisConnection, stream: &str, dump: &[u8]) -> r
         .query_async(conn)
         .await?;
     Ok(fields)
+}
+
+/// Whether Redis refused a dump's data itself (its checksum, version or content), which no
+/// retry changes; not a lost link or a refused permission.
+pub fn is_bad_dump(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("DUMP payload") || text.contains("Bad data format")
 }
 
 /// What a queue's archive stream still holds.

@@ -131,12 +131,29 @@ async fn task_records_decode_and_redis_restores_the_same() {
             "Redis decodes it the same"
         );
     }
-    // A dump Redis refuses (its checksum broken) is an error Redis answers, not a lost link.
+    // A dump Redis refuses (its checksum broken) is a bad dump, skipped; a refused permission
+    // is not (the archiver tries it again).
     let task = b.keys().task(&celeriac::TaskId::parse(ids.first().unwrap()).unwrap());
     let mut dump: Vec<u8> = redis::cmd("DUMP").arg(&task).query_async(&mut conn).await.unwrap();
     *dump.last_mut().unwrap() ^= 0xff;
     let refused = stream::restore(&mut conn, &key, &dump).await.unwrap_err();
-    assert!(!refused.is_io_error() && !refused.is_connection_dropped(), "{refused:?}");
+    assert!(stream::is_bad_dump(&refused), "{refused:?}");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("archiver")
+        .arg("on")
+        .arg(">secret")
+        .arg("~*")
+        .arg("+@all")
+        .arg("-restore")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let limited = redis::Client::open(env.redis.url().replacen("redis://", "redis://archiver:secret@", 1)).unwrap();
+    let mut limited = limited.get_multiplexed_async_connection().await.unwrap();
+    let denied: redis::RedisResult<()> = redis::cmd("RESTORE").arg(&key).arg(0).arg(&dump).query_async(&mut limited).await;
+    let denied = denied.unwrap_err();
+    assert!(!stream::is_bad_dump(&denied), "{denied:?}");
 }
 
 #[test]
