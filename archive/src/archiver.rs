@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use celeriac::{Broker, BrokerError, QueueName};
 use sqlx::PgPool;
 
-use crate::row::{ArchivedTask, ID_FIELD};
+use crate::row::ArchivedTask;
 use crate::settings::ArchiveSettings;
-use crate::stream::{self, Handover};
+use crate::stream;
 use crate::upsert::upsert;
 
 #[derive(Debug, thiserror::Error)]
@@ -134,19 +134,10 @@ impl Archiver {
         let mut taken = Vec::with_capacity(entries.len());
         for entry in entries {
             let at_ms = entry.at_ms();
-            let fields = match stream::handover(entry.fields) {
-                Handover::Fields(fields) => Ok(fields),
-                Handover::Bad(why) => Err(why),
-                Handover::Undecoded { id, dump, error } => {
-                    tracing::info!(queue = %queue, entry = %entry.id, %error, "a record dump left to Redis to decode");
-                    restored(stream::restore(&mut conn, &key, &dump).await, id)?
-                }
-            };
-            taken.push(Taken {
-                id: entry.id,
-                at_ms,
-                fields,
-            });
+            let row = stream::record_of(&mut conn, &key, entry.fields)
+                .await?
+                .and_then(|(id, fields)| ArchivedTask::from_entry(&id, fields, at_ms));
+            taken.push((entry.id, row));
         }
         Ok(Batch::decode(queue.clone(), taken))
     }
@@ -185,45 +176,21 @@ impl Archiver {
     }
 }
 
-/// An entry taken: its stream id and time, and the record fields it handed over (or why it
-/// has none).
-struct Taken {
-    id: String,
-    at_ms: i64,
-    fields: Result<HashMap<String, String>, String>,
-}
-
-/// The fields Redis restored from a dump, with the task id; a dump whose data Redis refused
-/// too is an entry that can never be a row, while any other failure (Redis out of reach, a
-/// permission refused) is an error, tried again: nothing is skipped that might still pass.
-fn restored(
-    result: redis::RedisResult<HashMap<String, String>>,
-    id: String,
-) -> Result<Result<HashMap<String, String>, String>, ArchiveError> {
-    match result {
-        Ok(mut fields) => {
-            fields.insert(ID_FIELD.to_owned(), id);
-            Ok(Ok(fields))
-        }
-        Err(e) if stream::is_bad_dump(&e) => Ok(Err(format!("task {id}: Redis could not restore its record's dump: {e}"))),
-        Err(e) => Err(e.into()),
-    }
-}
-
 impl Batch {
-    /// The batch of these entries. An entry that cannot be a row (not a terminal record) is
-    /// logged and skipped: it would never become one.
-    fn decode(queue: QueueName, entries: Vec<Taken>) -> Self {
+    /// The batch of these entries (each entry's stream id and its row, or why it has none). An
+    /// entry that cannot be a row (not a terminal record) is logged and skipped: it would never
+    /// become one.
+    fn decode(queue: QueueName, entries: Vec<(String, Result<ArchivedTask, String>)>) -> Self {
         let mut ids = Vec::with_capacity(entries.len());
         let mut latest: HashMap<String, ArchivedTask> = HashMap::with_capacity(entries.len());
-        for entry in entries {
-            match entry.fields.and_then(|fields| ArchivedTask::from_entry(fields, entry.at_ms)) {
+        for (id, row) in entries {
+            match row {
                 Ok(row) => {
                     latest.insert(row.task_id.clone(), row);
                 }
-                Err(e) => tracing::warn!(queue = %queue, entry = %entry.id, "archive entry skipped: {e}"),
+                Err(e) => tracing::warn!(queue = %queue, entry = %id, "archive entry skipped: {e}"),
             }
-            ids.push(entry.id);
+            ids.push(id);
         }
         Self {
             queue,

@@ -1,14 +1,11 @@
-//! One archived task: the row of `celeriac_tasks` built from an archive stream entry (the task
-//! id and a copy of its record's fields, lua/archive.lua), decoded by the library's
-//! `TaskRecord::from_hash` like any record read from Redis.
+//! One archived task: the row of `celeriac_tasks` built from what an archive stream entry hands
+//! over (its task id and the record's fields, read from the record's `DUMP`: stream.rs),
+//! decoded by the library's `TaskRecord::from_hash` like any record read from Redis.
 
 use std::collections::HashMap;
 
 use celeriac::{TaskId, TaskRecord, TaskState};
 use chrono::{DateTime, Utc};
-
-/// The stream entry field holding the task id (the others are the record's own fields).
-pub const ID_FIELD: &str = "_id";
 
 /// A row of `celeriac_tasks`.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +39,11 @@ pub struct ArchivedTask {
 }
 
 impl ArchivedTask {
-    /// The row for a stream entry, or why it cannot be one. `entry_ms` (the entry's stream id
-    /// time, when the ending was handed over) is the finish time of a record that has none.
-    pub fn from_entry(mut fields: HashMap<String, String>, entry_ms: i64) -> Result<Self, String> {
-        let raw_id = fields.remove(ID_FIELD).ok_or("an entry without its task id")?;
-        let id = TaskId::parse(&raw_id).ok_or_else(|| format!("an entry with a bad task id {raw_id:?}"))?;
+    /// The row for the record a stream entry handed over (its task id and fields), or why it
+    /// cannot be one. `entry_ms` (the entry's stream id time, when the ending was handed over)
+    /// is the finish time of a record that has none.
+    pub fn from_entry(raw_id: &str, fields: HashMap<String, String>, entry_ms: i64) -> Result<Self, String> {
+        let id = TaskId::parse(raw_id).ok_or_else(|| format!("an entry with a bad task id {raw_id:?}"))?;
         let record = TaskRecord::from_hash(id, fields).ok_or_else(|| format!("task {raw_id}: an entry without a state"))?;
         if !matches!(record.state, TaskState::Success | TaskState::Failure | TaskState::Revoked) {
             return Err(format!("task {raw_id}: handed over while {}", record.state));

@@ -16,7 +16,6 @@ pub const GROUP: &str = "archivers";
 use celeriac::broker::streams;
 
 use crate::dump::{self, DumpError};
-use crate::row::ID_FIELD;
 
 /// An archive stream entry: the task id (`_id`, text) and the record's `DUMP` (`_d`, bytes;
 /// dump.rs), or, from a build before the dump, the record's fields themselves.
@@ -51,14 +50,16 @@ pub async fn ack(conn: &mut RedisConnection, stream: &str, ids: &[&str]) -> redi
     streams::ack(conn, stream, GROUP, ids).await
 }
 
+/// The entry field holding the task id (lua/archive.lua).
+pub const ID_FIELD: &str = "_id";
 /// The entry field holding the record's `DUMP` (lua/archive.lua).
 pub const DUMP_FIELD: &str = "_d";
 
 /// What an entry hands over.
 #[derive(Debug)]
 pub enum Handover {
-    /// The record's fields, with the task id under `_id` ([`ID_FIELD`]).
-    Fields(HashMap<String, String>),
+    /// The task id and the record's fields.
+    Fields { id: String, fields: HashMap<String, String> },
     /// A record dump the decoder refused (a Redis whose format it does not know): Redis must
     /// decode it ([`restore`]).
     Undecoded { id: String, dump: Vec<u8>, error: DumpError },
@@ -72,18 +73,39 @@ pub fn handover(mut fields: HashMap<String, Vec<u8>>) -> Handover {
     let Some(id) = fields.remove(ID_FIELD).and_then(|id| String::from_utf8(id).ok()) else {
         return Handover::Bad("an entry without its task id".into());
     };
-    let mut record: HashMap<String, String> = match fields.remove(DUMP_FIELD) {
+    match fields.remove(DUMP_FIELD) {
         Some(dump) => match dump::hash_fields(&dump) {
-            Ok(record) => record,
-            Err(error) => return Handover::Undecoded { id, dump, error },
+            Ok(fields) => Handover::Fields { id, fields },
+            Err(error) => Handover::Undecoded { id, dump, error },
         },
         None => match fields.into_iter().map(|(k, v)| String::from_utf8(v).map(|v| (k, v))).collect() {
-            Ok(record) => record,
-            Err(_) => return Handover::Bad(format!("task {id}: a field that is not UTF-8")),
+            Ok(fields) => Handover::Fields { id, fields },
+            Err(_) => Handover::Bad(format!("task {id}: a field that is not UTF-8")),
         },
-    };
-    record.insert(ID_FIELD.to_owned(), id);
-    Handover::Fields(record)
+    }
+}
+
+/// The task id and record fields the entry hands over ([`handover`]; a dump the decoder
+/// refuses is decoded by Redis, [`restore`]), or why it never can: the outer error is a
+/// failure to reach Redis (or a refused permission), to try again, so nothing is skipped
+/// that might still pass.
+pub async fn record_of(
+    conn: &mut RedisConnection,
+    stream: &str,
+    entry: HashMap<String, Vec<u8>>,
+) -> redis::RedisResult<Result<(String, HashMap<String, String>), String>> {
+    match handover(entry) {
+        Handover::Fields { id, fields } => Ok(Ok((id, fields))),
+        Handover::Bad(why) => Ok(Err(why)),
+        Handover::Undecoded { id, dump, error } => {
+            tracing::info!(task_id = %id, %error, "a record dump left to Redis to decode");
+            match restore(conn, stream, &dump).await {
+                Ok(fields) => Ok(Ok((id, fields))),
+                Err(e) if is_bad_dump(&e) => Ok(Err(format!("task {id}: Redis could not restore its record's dump: {e}"))),
+                Err(e) => Err(e),
+            }
+        }
+    }
 }
 
 /// The fields of a record dump, decoded by Redis itself: `RESTORE` to a key of the stream's

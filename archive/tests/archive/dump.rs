@@ -160,10 +160,10 @@ async fn task_records_decode_and_redis_restores_the_same() {
 fn an_entry_hands_over_its_decoded_dump_its_own_fields_or_a_dump_left_to_redis() {
     let entry = |fields: &[(&str, &[u8])]| fields.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect();
     // An earlier build's entry: the record's fields themselves.
-    let Handover::Fields(fields) = stream::handover(entry(&[("_id", b"q-1"), ("s", b"SUCCESS")])) else {
+    let Handover::Fields { id, fields } = stream::handover(entry(&[("_id", b"q-1"), ("s", b"SUCCESS")])) else {
         panic!("fields")
     };
-    assert_eq!((fields["_id"].as_str(), fields["s"].as_str()), ("q-1", "SUCCESS"));
+    assert_eq!((id.as_str(), fields["s"].as_str()), ("q-1", "SUCCESS"));
     // A dump of a type this decoder does not know (13: an old ziplist hash).
     let mut old = vec![13u8, 0];
     old.extend([0; 10]);
