@@ -52,7 +52,7 @@ fn values() -> Vec<String> {
     values
 }
 
-async fn dump_and_hgetall(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> (Vec<u8>, HashMap<String, String>) {
+async fn dump_and_hgetall(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> (Vec<u8>, HashMap<String, String>) {
     let dump: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(conn).await.unwrap();
     let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(key).query_async(conn).await.unwrap();
     (dump, fields)
@@ -122,8 +122,7 @@ async fn task_records_decode_and_redis_restores_the_same() {
     let mut conn = b.connection();
     for id in &ids {
         let task = b.keys().task(&celeriac::TaskId::parse(id).unwrap());
-        let dump: Vec<u8> = redis::cmd("DUMP").arg(&task).query_async(&mut conn).await.unwrap();
-        let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(&task).query_async(&mut conn).await.unwrap();
+        let (dump, fields) = dump_and_hgetall(&mut conn, &task).await;
         assert_eq!(dump::hash_fields(&dump).as_ref(), Ok(&fields));
         assert_eq!(
             stream::restore(&mut conn, &key, &dump).await.unwrap(),
