@@ -60,7 +60,7 @@ if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   echo "using the redis-server already on port $REDIS_PORT"
 else
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
-    --appendonly yes --save '' --hash-max-listpack-value 512 --logfile "$DATA/redis/redis.log" &
+    --appendonly yes --save '' --hash-max-listpack-value 512 --rdbcompression no --logfile "$DATA/redis/redis.log" &
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi

@@ -46,6 +46,8 @@ impl RedisCluster {
                 "2000",
                 "--hash-max-listpack-value",
                 "512",
+                "--rdbcompression",
+                "no",
                 // Redis waits 5 s by default before a diskless full sync, for more replicas to
                 // join it: a master killed within 5 s of the start had a replica that never
                 // synced, which Redis then refuses to promote ("Disconnected from master for

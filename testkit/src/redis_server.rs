@@ -98,6 +98,9 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             // Recommended for Celeriac (see README): task hashes stay compact with small payloads.
             .args(["--hash-max-listpack-value", "512"])
+            // Recommended for the archive (docs/design.md "Redis settings"): its hand-over
+            // DUMPs each ending's record, which Redis otherwise tries to compress first.
+            .args(["--rdbcompression", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
             .arg("--dir")
