@@ -1,6 +1,7 @@
-//! The archive's metrics on `GET /metrics`, when the archive is on: the backlog (endings
-//! handed over and not archived yet, per queue, and how many an archiver holds) and, when the
-//! gateway reads the archive, its size (rows, an estimate, and bytes).
+//! The archive's metrics on `GET /metrics`, when the archive is on: the backlog (hand-overs
+//! not archived yet, per queue, how many an archiver holds, and how long the oldest has
+//! waited) and, when the gateway reads the archive, its size (rows, an estimate, and bytes). A
+//! hand-over is one archive stream entry: the endings of one script call (lua/archive.lua).
 
 use std::fmt::Write;
 
@@ -15,19 +16,32 @@ pub async fn render(broker: &Broker, history: Option<&History>) -> Result<String
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "# HELP celeriac_archive_backlog Endings handed over to the archive and not archived yet."
+        "# HELP celeriac_archive_backlog Hand-overs to the archive not archived yet: stream entries, each \
+         holding the tasks one script call ended (a worker's batch of finishes is one)."
     );
     let _ = writeln!(text, "# TYPE celeriac_archive_backlog gauge");
     let total: u64 = backlog.iter().map(|b| b.entries).sum();
     let _ = writeln!(text, "celeriac_archive_backlog {total}");
-    let _ = writeln!(text, "# HELP celeriac_archive_backlog_queue Endings not archived yet, per queue.");
+    let oldest = backlog.iter().map(|b| b.oldest_ms).filter(|&ms| ms > 0).min();
+    let now = chrono::Utc::now().timestamp_millis();
+    let waited = oldest.map_or(0.0, |ms| (now - ms).max(0) as f64 / 1000.0);
+    let _ = writeln!(
+        text,
+        "# HELP celeriac_archive_oldest_seconds How long the oldest hand-over not archived yet has waited (0: none waits)."
+    );
+    let _ = writeln!(text, "# TYPE celeriac_archive_oldest_seconds gauge");
+    let _ = writeln!(text, "celeriac_archive_oldest_seconds {waited:.3}");
+    let _ = writeln!(
+        text,
+        "# HELP celeriac_archive_backlog_queue Hand-overs not archived yet, per queue."
+    );
     let _ = writeln!(text, "# TYPE celeriac_archive_backlog_queue gauge");
     for b in &backlog {
         let _ = writeln!(text, "celeriac_archive_backlog_queue{{queue=\"{}\"}} {}", b.queue, b.entries);
     }
     let _ = writeln!(
         text,
-        "# HELP celeriac_archive_pending Endings an archiver has read and not yet committed."
+        "# HELP celeriac_archive_pending Hand-overs an archiver has read and not yet committed."
     );
     let _ = writeln!(text, "# TYPE celeriac_archive_pending gauge");
     let _ = writeln!(text, "celeriac_archive_pending {}", backlog.iter().map(|b| b.pending).sum::<u64>());

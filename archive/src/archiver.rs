@@ -1,12 +1,16 @@
 //! The archiver: takes the endings handed over to each queue's archive stream, writes them to
 //! `celeriac_tasks` in batches (one multi-row upsert per batch: exactly one row per task id,
 //! however often an entry is read again), and acknowledges them only after the commit. An
+//! entry holds the endings of one script call (one to a few hundred: a worker finishes its
+//! tasks in batches), so a batch is sized in endings: entries are taken until it holds
+//! `batch` of them, and the entries read beyond stay this archiver's, taken first next time. An
 //! archiver killed between the two leaves its entries pending; it takes them again itself
 //! when it comes back, or another archiver claims them once they have been idle for
 //! `claim_idle`. Several archivers may run at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use celeriac::{Broker, BrokerError, QueueName};
 use sqlx::PgPool;
@@ -28,6 +32,7 @@ pub enum ArchiveError {
 
 /// A batch taken from one queue's stream and not yet acknowledged: its entries' stream ids
 /// (to acknowledge) and the rows decoded from them (to store), decoded once when taken.
+/// An entry is taken whole: a batch may hold a little over `batch` endings.
 #[derive(Debug)]
 pub struct Batch {
     pub queue: QueueName,
@@ -45,7 +50,14 @@ pub struct Archiver {
     consumer: String,
     /// Queues whose stream has the group already (created once per archiver).
     grouped: Mutex<HashSet<QueueName>>,
+    /// Endings per entry in the last batch taken: how many entries to read for the next one.
+    endings_per_entry: AtomicUsize,
 }
+
+/// What `Archiver::endings_per_entry` starts from: the first read of a stream of one-task
+/// entries takes `batch / 16` of them, and one of full entries (512 tasks: a worker's largest
+/// acknowledgement) reads 32 times `batch` endings at most.
+const FIRST_ENDINGS_PER_ENTRY: usize = 16;
 
 impl std::fmt::Debug for Archiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +75,7 @@ impl Archiver {
             settings,
             consumer: consumer.into(),
             grouped: Mutex::default(),
+            endings_per_entry: AtomicUsize::new(FIRST_ENDINGS_PER_ENTRY),
         }
     }
 
@@ -122,7 +135,7 @@ impl Archiver {
             stream::ensure_group(&mut conn, &key).await?;
             self.grouped.lock().expect("group set").insert(queue.clone());
         }
-        let n = self.settings.batch;
+        let n = self.settings.batch.div_ceil(self.endings_per_entry.load(Ordering::Relaxed));
         let mut entries = stream::read(&mut conn, &key, &self.consumer, "0", n).await?;
         if entries.is_empty() {
             let idle = self.settings.claim_idle.as_millis() as u64;
@@ -132,12 +145,24 @@ impl Archiver {
             entries = stream::read(&mut conn, &key, &self.consumer, ">", n).await?;
         }
         let mut taken = Vec::with_capacity(entries.len());
+        let mut endings = 0;
         for entry in entries {
+            if endings >= self.settings.batch {
+                break;
+            }
             let at_ms = entry.at_ms();
-            let row = stream::record_of(&mut conn, &key, entry.fields)
-                .await?
-                .and_then(|(id, fields)| ArchivedTask::from_entry(&id, fields, at_ms));
-            taken.push((entry.id, row));
+            let mut rows = Vec::new();
+            for handover in stream::handovers(entry.fields) {
+                let row = stream::record_of(&mut conn, &key, handover)
+                    .await?
+                    .and_then(|(id, fields)| ArchivedTask::from_entry(&id, fields, at_ms));
+                rows.push(row);
+            }
+            endings += rows.len();
+            taken.push((entry.id, rows));
+        }
+        if !taken.is_empty() {
+            self.endings_per_entry.store((endings / taken.len()).max(1), Ordering::Relaxed);
         }
         Ok(Batch::decode(queue.clone(), taken))
     }
@@ -177,18 +202,20 @@ impl Archiver {
 }
 
 impl Batch {
-    /// The batch of these entries (each entry's stream id and its row, or why it has none). An
-    /// entry that cannot be a row (not a terminal record) is logged and skipped: it would never
-    /// become one.
-    fn decode(queue: QueueName, entries: Vec<(String, Result<ArchivedTask, String>)>) -> Self {
+    /// The batch of these entries (each entry's stream id and its rows, or why a task it
+    /// hands over has none). A task that cannot be a row (not a terminal record) is logged and
+    /// skipped: it would never become one.
+    fn decode(queue: QueueName, entries: Vec<(String, Vec<Result<ArchivedTask, String>>)>) -> Self {
         let mut ids = Vec::with_capacity(entries.len());
-        let mut latest: HashMap<String, ArchivedTask> = HashMap::with_capacity(entries.len());
-        for (id, row) in entries {
-            match row {
-                Ok(row) => {
-                    latest.insert(row.task_id.clone(), row);
+        let mut latest: HashMap<String, ArchivedTask> = HashMap::new();
+        for (id, rows) in entries {
+            for row in rows {
+                match row {
+                    Ok(row) => {
+                        latest.insert(row.task_id.clone(), row);
+                    }
+                    Err(e) => tracing::warn!(queue = %queue, entry = %id, "archive entry skipped: {e}"),
                 }
-                Err(e) => tracing::warn!(queue = %queue, entry = %id, "archive entry skipped: {e}"),
             }
             ids.push(id);
         }

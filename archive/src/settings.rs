@@ -9,7 +9,8 @@ pub struct ArchiveSettings {
     /// `postgres://...` of the archive database; `None`: no archive, and no process hands
     /// endings over (see [`enabled`](Self::enabled)).
     pub database_url: Option<String>,
-    /// Most endings taken from one queue's stream and written in one INSERT.
+    /// Endings taken from one queue's stream and written in one INSERT: its entries are taken
+    /// whole (an entry holds the endings of one script call) until the batch holds this many.
     pub batch: usize,
     /// How long an entry read by another archiver stays unacknowledged before this one takes
     /// it over (that archiver is presumed dead).

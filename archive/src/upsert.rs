@@ -8,37 +8,70 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 
 use crate::row::ArchivedTask;
 
-/// The columns written, in the order of the statement's parameters (and of [`Columns`]), each
-/// with its SQL type. A `jsonb` column is passed as text and cast by the statement.
-const COLUMNS: [(&str, &str); 23] = [
-    ("task_id", "text"),
-    ("task", "text"),
-    ("queue", "text"),
-    ("state", "text"),
-    ("args", "jsonb"),
-    ("result", "jsonb"),
-    ("error", "jsonb"),
-    ("attempts", "int4"),
-    ("deliveries", "int4"),
-    ("created_at", "timestamptz"),
-    ("started_at", "timestamptz"),
-    ("finished_at", "timestamptz"),
-    ("queue_wait_ms", "int8"),
-    ("run_time_ms", "int8"),
-    ("worker", "text"),
-    ("workflow_id", "text"),
-    ("trace_id", "text"),
-    ("tags", "jsonb"),
-    ("options", "jsonb"),
-    ("max_retries", "int4"),
-    ("workflow_node", "int4"),
-    ("eta", "timestamptz"),
-    ("expires_at", "timestamptz"),
-];
+/// Defines the columns written from one list, so that a column is named once: each column's
+/// name (a field of [`ArchivedTask`] and of `celeriac_tasks`), its SQL type (a `jsonb` column is
+/// passed as text and cast by the statement), the type of its array's elements, and how a row
+/// gives its value. Generates [`COLUMNS`] (the statement's columns, in the order of its
+/// parameters), [`Columns`] (the rows as one array per column) and the binding of those arrays
+/// in the same order.
+macro_rules! columns {
+    ($lt:lifetime, $row:ident => $($name:ident: $sql:literal, $element:ty = $value:expr;)*) => {
+        const COLUMNS: &[(&str, &str)] = &[$((stringify!($name), $sql)),*];
+
+        /// The rows as one array per column, in the order of [`COLUMNS`].
+        #[derive(Default)]
+        struct Columns<$lt> {
+            $($name: Vec<$element>,)*
+        }
+
+        impl<$lt> Columns<$lt> {
+            fn of(rows: &$lt [ArchivedTask]) -> Self {
+                let mut columns = Self::default();
+                for $row in rows {
+                    $(columns.$name.push($value);)*
+                }
+                columns
+            }
+
+            /// The statement with every array bound, in the order of [`COLUMNS`].
+            fn bind(self, statement: Query<$lt, Postgres, PgArguments>) -> Query<$lt, Postgres, PgArguments> {
+                statement$(.bind(self.$name))*
+            }
+        }
+    };
+}
+
+columns!('a, r =>
+    task_id: "text", &'a str = &r.task_id;
+    task: "text", &'a str = &r.task;
+    queue: "text", &'a str = &r.queue;
+    state: "text", &'a str = &r.state;
+    args: "jsonb", &'a str = &r.args;
+    result: "jsonb", Option<&'a str> = r.result.as_deref();
+    error: "jsonb", Option<&'a str> = r.error.as_deref();
+    attempts: "int4", i32 = r.attempts;
+    deliveries: "int4", i32 = r.deliveries;
+    created_at: "timestamptz", Option<DateTime<Utc>> = r.created_at;
+    started_at: "timestamptz", Option<DateTime<Utc>> = r.started_at;
+    finished_at: "timestamptz", DateTime<Utc> = r.finished_at;
+    queue_wait_ms: "int8", Option<i64> = r.queue_wait_ms;
+    run_time_ms: "int8", Option<i64> = r.run_time_ms;
+    worker: "text", Option<&'a str> = r.worker.as_deref();
+    workflow_id: "text", Option<&'a str> = r.workflow_id.as_deref();
+    trace_id: "text", Option<&'a str> = r.trace_id.as_deref();
+    tags: "jsonb", &'a str = &r.tags;
+    options: "jsonb", &'a str = &r.options;
+    max_retries: "int4", i32 = r.max_retries;
+    workflow_node: "int4", Option<i32> = r.workflow_node;
+    eta: "timestamptz", Option<DateTime<Utc>> = r.eta;
+    expires_at: "timestamptz", Option<DateTime<Utc>> = r.expires_at;
+);
 
 /// The statement, written once from [`COLUMNS`]. A task archived again (an entry read twice,
 /// or a task run again after it ended) keeps its latest ending.
@@ -76,93 +109,6 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
 
 /// Writes the rows in one statement (committed when it returns).
 pub async fn upsert(pool: &PgPool, rows: &[ArchivedTask]) -> Result<(), sqlx::Error> {
-    let c = Columns::of(rows);
-    sqlx::query(UPSERT.as_str())
-        .bind(c.task_id)
-        .bind(c.task)
-        .bind(c.queue)
-        .bind(c.state)
-        .bind(c.args)
-        .bind(c.result)
-        .bind(c.error)
-        .bind(c.attempts)
-        .bind(c.deliveries)
-        .bind(c.created_at)
-        .bind(c.started_at)
-        .bind(c.finished_at)
-        .bind(c.queue_wait_ms)
-        .bind(c.run_time_ms)
-        .bind(c.worker)
-        .bind(c.workflow_id)
-        .bind(c.trace_id)
-        .bind(c.tags)
-        .bind(c.options)
-        .bind(c.max_retries)
-        .bind(c.workflow_node)
-        .bind(c.eta)
-        .bind(c.expires_at)
-        .execute(pool)
-        .await?;
+    Columns::of(rows).bind(sqlx::query(UPSERT.as_str())).execute(pool).await?;
     Ok(())
-}
-
-/// The rows as one array per column, in the order of [`COLUMNS`]. JSON goes as its text
-/// ([`ArchivedTask`] holds it so) and is cast to jsonb by the statement.
-#[derive(Default)]
-struct Columns<'a> {
-    task_id: Vec<&'a str>,
-    task: Vec<&'a str>,
-    queue: Vec<&'a str>,
-    state: Vec<&'a str>,
-    args: Vec<&'a str>,
-    result: Vec<Option<&'a str>>,
-    error: Vec<Option<&'a str>>,
-    attempts: Vec<i32>,
-    deliveries: Vec<i32>,
-    created_at: Vec<Option<DateTime<Utc>>>,
-    started_at: Vec<Option<DateTime<Utc>>>,
-    finished_at: Vec<DateTime<Utc>>,
-    queue_wait_ms: Vec<Option<i64>>,
-    run_time_ms: Vec<Option<i64>>,
-    worker: Vec<Option<&'a str>>,
-    workflow_id: Vec<Option<&'a str>>,
-    trace_id: Vec<Option<&'a str>>,
-    tags: Vec<&'a str>,
-    options: Vec<&'a str>,
-    max_retries: Vec<i32>,
-    workflow_node: Vec<Option<i32>>,
-    eta: Vec<Option<DateTime<Utc>>>,
-    expires_at: Vec<Option<DateTime<Utc>>>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(rows: &'a [ArchivedTask]) -> Self {
-        let mut c = Self::default();
-        for r in rows {
-            c.task_id.push(&r.task_id);
-            c.task.push(&r.task);
-            c.queue.push(&r.queue);
-            c.state.push(&r.state);
-            c.args.push(&r.args);
-            c.result.push(r.result.as_deref());
-            c.error.push(r.error.as_deref());
-            c.attempts.push(r.attempts);
-            c.deliveries.push(r.deliveries);
-            c.created_at.push(r.created_at);
-            c.started_at.push(r.started_at);
-            c.finished_at.push(r.finished_at);
-            c.queue_wait_ms.push(r.queue_wait_ms);
-            c.run_time_ms.push(r.run_time_ms);
-            c.worker.push(r.worker.as_deref());
-            c.workflow_id.push(r.workflow_id.as_deref());
-            c.trace_id.push(r.trace_id.as_deref());
-            c.tags.push(&r.tags);
-            c.options.push(&r.options);
-            c.max_retries.push(r.max_retries);
-            c.workflow_node.push(r.workflow_node);
-            c.eta.push(r.eta);
-            c.expires_at.push(r.expires_at);
-        }
-        c
-    }
 }

@@ -236,9 +236,10 @@ impl Keys {
     }
 
     /// Stream of the queue's tasks that ended, handed over to the PostgreSQL archive by the
-    /// script that recorded each ending (lua/archive.lua): one entry per ending, the task id
-    /// (`_id`) and its record's `DUMP` (`_d`; entries of earlier builds hold the record's fields
-    /// instead). Read by the archivers' consumer group.
+    /// script that recorded each ending (lua/archive.lua): one entry per script call, for each
+    /// task it ended the task id (`_i`) and its record's `DUMP` (`_d`); entries of earlier
+    /// builds hold one task each (`_id`, with its `DUMP` or its record's fields). Read by the
+    /// archivers' consumer group.
     pub fn archive(&self, queue: &QueueName) -> String {
         self.queue_key(queue, "archive")
     }

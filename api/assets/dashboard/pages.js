@@ -270,13 +270,15 @@ const HISTORY_FILTERS = [
   ['to', 'Ended before (RFC 3339)', ''],
 ];
 
-/** The archive's backlog from /metrics: `{ total, queues: [{queue, entries}] }`. */
+/** The archive's backlog from /metrics: `{ total, oldest, queues: [{queue, entries}] }`, in
+ * hand-overs (each: the tasks one script call ended) and the oldest one's wait in seconds. */
 async function archiveBacklog() {
   const text = await getText('/metrics');
   const total = text.match(/^celeriac_archive_backlog (\d+)$/m);
+  const oldest = text.match(/^celeriac_archive_oldest_seconds ([\d.]+)$/m);
   const queues = [...text.matchAll(/^celeriac_archive_backlog_queue\{queue="([^"]+)"\} (\d+)$/gm)]
     .map(([, queue, entries]) => ({ queue, entries: Number(entries) }));
-  return total ? { total: Number(total[1]), queues } : null;
+  return total ? { total: Number(total[1]), oldest: oldest ? Number(oldest[1]) : 0, queues } : null;
 }
 
 /** The history: a search of the PostgreSQL archive (`GET /tasks?source=archive`), the runs
@@ -323,7 +325,9 @@ export function history(main, params, query, ui) {
   const showBacklog = () => archiveBacklog().then((backlog) => {
     if (stopped) return;
     backlogSlot.replaceChildren(h('h2', {}, 'Archive backlog'), ...nodes(backlog
-      ? [h('p', {}, 'Endings not archived yet: ', h('strong', { id: 'backlog-total' }, String(backlog.total))),
+      ? [h('p', {}, 'Hand-overs not archived yet (each holds the tasks one script call ended): ',
+        h('strong', { id: 'backlog-total' }, String(backlog.total)),
+        backlog.total ? `; the oldest has waited ${backlog.oldest.toFixed(1)} s` : ''),
         table([['Queue', (b) => b.queue], ['Waiting', (b) => b.entries, true]], backlog.queues, (b) => ({ 'data-backlog-queue': b.queue }), 'No queue has handed anything over.')]
       : h('p', { class: 'empty' }, 'The archive is off on this gateway.')));
   }, (error) => { if (!stopped) backlogSlot.replaceChildren(h('h2', {}, 'Archive backlog'), h('p', { class: 'empty' }, error.message)); });

@@ -349,8 +349,17 @@ async fn metrics_show_the_archive_backlog_and_size() {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
     let text = app.get("/metrics").await.text().await.unwrap();
-    assert_eq!(metric(&text, "celeriac_archive_backlog"), 3.0, "three endings wait for an archiver");
+    assert_eq!(
+        metric(&text, "celeriac_archive_backlog"),
+        3.0,
+        "three hand-overs (one task each, finished one by one) wait for an archiver"
+    );
     assert!(text.contains("celeriac_archive_backlog_queue{queue=\"default\"} 3"), "{text}");
+    let waited = metric(&text, "celeriac_archive_oldest_seconds");
+    assert!(
+        waited > 0.0 && waited < 60.0,
+        "the oldest hand-over has waited since its task ended: {text}"
+    );
 
     let _archiver = start_archiver(&app, &pool).await_guard();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -360,6 +369,7 @@ async fn metrics_show_the_archive_backlog_and_size() {
             sqlx::query("ANALYZE celeriac_tasks").execute(&pool).await.unwrap();
             let text = app.get("/metrics").await.text().await.unwrap();
             assert_eq!(metric(&text, "celeriac_archive_rows"), 3.0);
+            assert_eq!(metric(&text, "celeriac_archive_oldest_seconds"), 0.0, "nothing waits");
             assert!(metric(&text, "celeriac_archive_bytes") > 0.0);
             break;
         }

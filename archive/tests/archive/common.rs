@@ -88,6 +88,16 @@ pub async fn run_tasks(broker: &Broker, n: usize) -> BTreeSet<String> {
     tasks.iter().map(|t| t.id.to_string()).collect()
 }
 
+/// [`run_tasks`] `calls` times, `per_call` tasks each: `calls` archive entries of `per_call`
+/// endings. Returns every id.
+pub async fn run_tasks_in_calls(broker: &Broker, calls: usize, per_call: usize) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for _ in 0..calls {
+        ids.extend(run_tasks(broker, per_call).await);
+    }
+    ids
+}
+
 /// Every archived task id, with how many rows each has (the primary key makes it one).
 pub async fn archived_ids(pool: &PgPool) -> BTreeSet<String> {
     let ids: Vec<String> = sqlx::query_scalar("SELECT task_id FROM celeriac_tasks")
@@ -99,7 +109,24 @@ pub async fn archived_ids(pool: &PgPool) -> BTreeSet<String> {
     set
 }
 
-/// Entries still in the queue's archive stream (not archived yet).
+/// Endings still in the queue's archive stream (not archived yet): its entries' task ids.
+pub async fn endings_waiting(broker: &Broker) -> usize {
+    let entries: Vec<(String, Vec<(String, redis::Value)>)> = redis::cmd("XRANGE")
+        .arg(broker.keys().archive(&queue()))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut broker.connection())
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .flat_map(|(_, fields)| fields)
+        .filter(|(name, _)| name == "_i")
+        .count()
+}
+
+/// Entries still in the queue's archive stream (not archived yet): one per script call that
+/// ended tasks.
 pub async fn stream_len(broker: &Broker) -> u64 {
     redis::cmd("XLEN")
         .arg(broker.keys().archive(&queue()))

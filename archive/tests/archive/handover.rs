@@ -11,7 +11,7 @@ use celeriac::{Broker, TaskState};
 use celeriac_testkit::{RedisServer, eventually, unique_namespace};
 use serde_json::{Value, json};
 
-use crate::common::{TTL, archived_ids, archiver, env, queue, run_tasks, stream_len};
+use crate::common::{TTL, archived_ids, archiver, endings_waiting, env, queue, run_tasks, stream_len};
 
 #[tokio::test]
 async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_expired() {
@@ -88,7 +88,12 @@ async fn every_kind_of_ending_is_archived_with_its_record_even_after_the_record_
     })
     .await;
 
-    assert_eq!(stream_len(b).await, 4 + 1 + 1 + 1 + 2 + 1, "one entry per ending");
+    assert_eq!(endings_waiting(b).await, 4 + 1 + 1 + 1 + 2 + 1, "every ending handed over");
+    assert_eq!(
+        stream_len(b).await,
+        6,
+        "one entry per script call: 4 finished in one, 2 purged in one"
+    );
     // Every record expires before the archiver runs: the entries alone must do.
     let mut all = ran.clone();
     for id in [&queued.id, &running.id, &orphan.id, &expiring.id]
@@ -186,7 +191,7 @@ async fn a_task_the_database_refuses_does_not_hold_back_the_others() {
     b.enqueue(&queue(), std::slice::from_ref(&bad), 0, None).await.unwrap();
     b.revoke(&bad.id, false, "refused by the archive").await.unwrap();
     let good = run_tasks(b, 3).await;
-    assert_eq!(stream_len(b).await, 4);
+    assert_eq!((stream_len(b).await, endings_waiting(b).await), (2, 4));
 
     let archiver = archiver(&env, "a1", 100, Duration::from_secs(30));
     assert_eq!(archiver.step().await.unwrap(), 3);
@@ -210,7 +215,7 @@ async fn a_task_that_ends_twice_in_one_batch_is_one_row_with_its_latest_ending()
     b.retry(&failed).await.unwrap();
     let outcomes = crate::drive::claimed_outcomes(b, &queue(), "w1", 1, |_| Verdict::Success("7".into())).await;
     b.finish(&queue(), "w1", &outcomes).await.unwrap();
-    assert_eq!(stream_len(b).await, 3, "the retried task's two endings wait side by side");
+    assert_eq!(endings_waiting(b).await, 3, "the retried task's two endings wait side by side");
 
     // One batch takes all three entries: the statement may not update a row twice.
     let archiver = archiver(&env, "a1", 100, Duration::from_secs(30));
@@ -222,5 +227,17 @@ async fn a_task_that_ends_twice_in_one_batch_is_one_row_with_its_latest_ending()
         .await
         .unwrap();
     assert_eq!((state.as_str(), result), ("SUCCESS", Some(json!(7))));
+    assert_eq!(stream_len(b).await, 0);
+}
+
+#[tokio::test]
+async fn a_call_that_ends_more_than_256_tasks_hands_them_over_in_entries_of_at_most_256() {
+    let env = env().await;
+    let b = &env.broker;
+    let ids = run_tasks(b, 300).await; // one finish call
+    assert_eq!((stream_len(b).await, endings_waiting(b).await), (2, 300));
+    let archiver = archiver(&env, "a1", 1000, Duration::from_secs(30));
+    assert_eq!(archiver.step().await.unwrap(), 300);
+    assert_eq!(archived_ids(&env.pool).await, ids);
     assert_eq!(stream_len(b).await, 0);
 }

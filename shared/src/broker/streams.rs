@@ -4,23 +4,33 @@
 //! until another takes it over. An entry is acknowledged and deleted only once it is done
 //! with. Used by the archivers (the archive streams) and the webhook deliverers.
 
-use std::collections::HashMap;
-
 use super::RedisConnection;
 
-/// One entry taken from a stream: its stream id and its fields (their values as text, or as
-/// bytes: `Entry<Vec<u8>>`, for a stream holding binary values).
+/// One entry taken from a stream: its stream id and its fields in their order (their values as
+/// text, or as bytes: `Entry<Vec<u8>>`, for a stream holding binary values). A name may come
+/// more than once: an archive entry holds one `_id` and `_d` pair per task (lua/archive.lua).
 #[derive(Debug, Clone)]
 pub struct Entry<V = String> {
     pub id: String,
-    pub fields: HashMap<String, V>,
+    pub fields: Vec<(String, V)>,
 }
 
 impl<V> Entry<V> {
+    /// The value of the first field named `name`.
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
     /// When the entry was written (the stream id's time), ms.
     pub fn at_ms(&self) -> i64 {
-        self.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
+        id_ms(&self.id)
     }
+}
+
+/// When the entry of stream id `id` was written (the id's time), ms; 0 for an id that is not
+/// one.
+pub fn id_ms(id: &str) -> i64 {
+    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
 }
 
 type RawEntry = (String, Vec<redis::Value>);
@@ -28,10 +38,10 @@ type RawEntry = (String, Vec<redis::Value>);
 fn entries<V: redis::FromRedisValue>(raw: Vec<RawEntry>) -> redis::RedisResult<Vec<Entry<V>>> {
     raw.into_iter()
         .map(|(id, flat)| {
-            let mut fields = HashMap::with_capacity(flat.len() / 2);
+            let mut fields = Vec::with_capacity(flat.len() / 2);
             let mut it = flat.into_iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                fields.insert(redis::from_redis_value(k)?, redis::from_redis_value(v)?);
+                fields.push((redis::from_redis_value(k)?, redis::from_redis_value(v)?));
             }
             Ok(Entry { id, fields })
         })

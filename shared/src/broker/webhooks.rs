@@ -35,8 +35,8 @@ pub struct WebhookEnding {
 impl WebhookEnding {
     fn from_entry(queue: &QueueName, entry: Entry, attempt: u32) -> Result<Self, BrokerError> {
         let bad = || BrokerError::Protocol(format!("webhook entry {} on queue {queue}: {:?}", entry.id, entry.fields));
-        let task_id = entry.fields.get("id").and_then(|id| TaskId::parse(id)).ok_or_else(bad)?;
-        let state = entry.fields.get("s").and_then(|s| TaskState::parse(s)).ok_or_else(bad)?;
+        let task_id = entry.get("id").and_then(|id| TaskId::parse(id)).ok_or_else(bad)?;
+        let state = entry.get("s").and_then(|s| TaskState::parse(s)).ok_or_else(bad)?;
         Ok(Self {
             entry: entry.id,
             task_id,

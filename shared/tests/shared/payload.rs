@@ -77,7 +77,7 @@ async fn compressed_payloads_read_back_identical_through_every_reader() {
         .await
         .unwrap();
     let (_, entry) = entries.last().expect("an archive entry");
-    assert_eq!(entry["_id"], task.id.to_string().into_bytes());
+    assert_eq!(entry["_i"], task.id.to_string().into_bytes());
     let restored = format!("{}:restored", broker.keys().archive(&queue()));
     let _: () = redis::cmd("RESTORE")
         .arg(&restored)

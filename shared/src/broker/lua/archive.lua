@@ -5,12 +5,16 @@ slow or killed: it catches up from its stream). Prepended, after history.lua, to
 that makes a task terminal (see scripts.rs).
 
 The archive's hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive)
-holding the task id ('_id') and the task's record as it is after the ending, as Redis' DUMP
-of its hash ('_d'): the archiver builds the full row from the entry alone (archive/src/dump.rs
-decodes the dump), even if the record has expired by then, and the record's own lifetime (the
-result TTL) is unchanged. A DUMP copies the record's encoding whole; reading each field into
-Lua and writing it onto the stream (earlier builds, whose entries the archiver still reads)
-cost Redis a third more (docs/archive.md).
+per script call (or per HAND_OVER_MAX tasks of a call that ends more), holding each task the
+call ended: its id ('_i') and its record as it is
+after the ending, as Redis' DUMP of its hash ('_d'), one pair after the other ('_i', id,
+'_d', dump, '_i', id, '_d', dump...). The archiver builds the full rows from the entry alone
+(archive/src/dump.rs decodes the dumps), even if the records have expired by then, and a
+record's own lifetime (the result TTL) is unchanged. A DUMP copies the record's encoding
+whole; reading each field into Lua and writing it onto the stream (the first builds, whose
+entries the archiver still reads) cost Redis a third more, and an entry per task (the builds
+before this one, '_id' and '_d', still read too) a quarter more than one per call
+(docs/archive.md).
 
 The webhook's hand-over is one entry on the queue's webhooks stream (Keys::webhooks): the task
 id and the final state; the workers' deliverers read the rest from the record (webhooks.rs in
@@ -23,9 +27,13 @@ nothing of the archive runs but one comparison per call).
 archive_stream(fixed, tasks)  the archive stream, or false when the archive is off (fixed: the
                               script's fixed keys before the task hashes; tasks: how many)
 webhooks_stream(fixed, tasks) the webhooks stream
-archive(stream, key, id)      appends the task (its id and its hash's DUMP) to the stream; callers
-                              call it only when there is one ('if stream then'), so with the
-                              archive off not even the task id is built
+archive(stream, key, id)      adds the task (its id and its hash's DUMP) to this call's
+                              hand-over, written at once when it holds HAND_OVER_MAX tasks;
+                              callers call it only when there is a stream ('if stream then'),
+                              so with the archive off not even the task id is built
+hand_over(stream)             appends the rest of this call's hand-over to the stream, if it
+                              holds any task: every script that calls archive() calls it once,
+                              before it returns
 hand_webhook(stream, id, state)
                               appends an ending to the webhooks stream (the entry the
                               deliverers read: the task id and its final state)
@@ -43,8 +51,24 @@ local function webhooks_stream(fixed, tasks)
   return KEYS[fixed + tasks + 1]
 end
 
+-- '_i', id, '_d', dump, ... of the tasks archive() was given and hand_over() has not written
+local handed, n_handed = {}, 0
+-- Most tasks in one entry: unpack() hands a Lua C function at most ~8,000 values, and a script
+-- that fails halfway keeps what it wrote before (a requeue may end thousands of tasks at once).
+local HAND_OVER_MAX = 256
+
+local function hand_over(stream)
+  if n_handed > 0 then redis.call('XADD', stream, '*', unpack(handed, 1, n_handed)) end
+  n_handed = 0
+end
+
 local function archive(stream, key, id)
-  redis.call('XADD', stream, '*', '_id', id, '_d', redis.call('DUMP', key))
+  handed[n_handed + 1] = '_i'
+  handed[n_handed + 2] = id
+  handed[n_handed + 3] = '_d'
+  handed[n_handed + 4] = redis.call('DUMP', key)
+  n_handed = n_handed + 4
+  if n_handed >= 4 * HAND_OVER_MAX then hand_over(stream) end
 end
 
 local find = string.find -- a local: a global is a table lookup at each use

@@ -151,4 +151,5 @@ release_key_slots(KEYS[10], KEYS[11], KEYS[12], ended, n_ended)
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[4] .. '-'
 if n_ended > 0 then call('PUBLISH', ARGV[3], prefix .. table.concat(ended, ' ' .. prefix)) end
+hand_over(stream)
 return table.concat(out)

@@ -63,4 +63,5 @@ for i = 5, #ARGV do
 end
 if #ready > 0 then redis.call('LPUSH', KEYS[2], unpack(ready)) end
 if rang and redis.call('EXISTS', KEYS[levels - 1]) == 0 then redis.call('LPUSH', KEYS[levels - 1], '1') end
+hand_over(stream)
 return #ready + leveled

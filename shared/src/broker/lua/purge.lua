@@ -47,4 +47,5 @@ for i = 1, n do
 end
 if revoked > 0 then redis.call('HINCRBY', KEYS[3], 'revoked', revoked) end
 redis.call('LTRIM', KEYS[1], 0, -n - 1)
+hand_over(stream)
 return n

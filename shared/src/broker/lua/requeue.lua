@@ -85,4 +85,5 @@ if legacy and redis.call('SCARD', KEYS[1]) == 0 or not legacy and redis.call('HL
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[3])
 end
+hand_over(stream)
 return moved

@@ -41,6 +41,7 @@ redis.call('HSET', KEYS[1], 's', 'REVOKED', 'e', error, 'h', h)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local stream = archive_stream(7, 0)
 if stream then archive(stream, KEYS[1], ARGV[5]) end
+hand_over(stream)
 webhook(webhooks_stream(7, 0), KEYS[1], ARGV[5], 'REVOKED')
 redis.call('HINCRBY', KEYS[6], 'revoked', 1)
 redis.call('PUBLISH', ARGV[4], ARGV[5])

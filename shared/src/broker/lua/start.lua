@@ -158,4 +158,5 @@ if kl and kl.interval then call('ZREMRANGEBYSCORE', KEYS[8], '-inf', string.form
 -- The task ids, '<queue>-<suffix>' each, joined in one step (no string per task).
 local prefix = ARGV[5] .. '-'
 if n_changed > 0 then call('PUBLISH', ARGV[4], prefix .. table.concat(changed, ' ' .. prefix)) end
+hand_over(stream)
 return out
