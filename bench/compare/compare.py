@@ -151,6 +151,12 @@ def main():
         ("HTTP POST /emails, wrk -t2 -c50, p99 (lower is better)", "ms", True,
          p("celeriac", "POST /emails p99 (wrk -t2 -c50)"), None,
          p("seed FastAPI+Celery", "POST /emails p99 (uvicorn workers=1)"), None, None, ""),
+        ("HTTP GET /tasks/<id> of a stored SUCCESS, wrk -t2 -c50 (Celery = seed FastAPI app)", "req/s", False,
+         p("celeriac", "GET /tasks/<id> req/s (wrk -t2 -c50)"), None,
+         p("seed FastAPI+Celery", "GET /tasks/<id> req/s (uvicorn workers=1)"), None, None, ""),
+        ("HTTP GET /tasks/<id>, wrk -t2 -c50, p99 (lower is better)", "ms", True,
+         p("celeriac", "GET /tasks/<id> p99 (wrk -t2 -c50)"), None,
+         p("seed FastAPI+Celery", "GET /tasks/<id> p99 (uvicorn workers=1)"), None, None, ""),
         ("HTTP POST /emails, celeriac-bench's own client, 50 connections", "req/s", False,
          c(http_rps) if http_rps else None, None, None, None, None, ""),
         ("HTTP POST /emails, celeriac-bench's own client, p99 (lower is better)", "ms", True,
@@ -196,8 +202,9 @@ def main():
           f"then of 1000, 1 caller (BullMQ: `addBulk` of 1000). Drain = `{drain_key or 'n/a'}`; latency = enqueue to SUCCESS, "
           f"idle worker; HTTP (own client) = celeriac-bench's in-process client, 50 connections, 10 s.")
     print("- HTTP, wrk rows: the seed app (uvicorn workers=1) and Celeriac's gateway (`celeriac_http.py`) each "
-          "under `wrk -t2 -c50 -d10s` with the seed's `post_emails.lua`, on the same redis-server, no worker "
-          "running, the queue purged afterwards.")
+          "under `wrk -t2 -c50 -d10s` with the seed's `post_emails.lua` (and `get_task.lua` on one task with a "
+          "stored SUCCESS result: the seed's stored by Celery's backend, Celeriac's run by a worker stopped "
+          "before the load), on the same redis-server, no worker running, the queue purged afterwards.")
     print(f"- Celery drain: prefork c=2 prefetch 1 = {fmt(cp)} tasks/s, solo = {fmt(cs)} tasks/s; the faster is in "
           f"the table. Celery latency: solo pool, 300 tasks. BullMQ drain: one Worker, concurrency 50; latency via "
           f"QueueEvents, 500 tasks. Sidekiq (Debian's 6.4, `bench/compare/sidekiq/`): enqueue `perform_async` "
