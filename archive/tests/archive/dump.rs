@@ -2,7 +2,8 @@
 //! listpack element encoding (integers of each width, strings of each length class), the
 //! plain hash encoding of a record with a value over `hash-max-listpack-value`, with LZF
 //! compression on and off, and real task records; each decoded exactly as `HGETALL` reads
-//! the hash. And Redis' own decoding (`RESTORE`), the archiver's fallback.
+//! the hash. And Redis' own decoding (`RESTORE`), the archiver's fallback, through a whole
+//! archiver pass with a dump in a format the decoder does not know.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use celeriac_archive::dump::{self, DumpError};
 use celeriac_archive::stream::{self, Handover};
 use celeriac_testkit::RedisServer;
 
-use crate::common::{env, run_tasks};
+use crate::common::{archived_ids, archiver, env, queue, run_tasks, stream_len};
 
 /// Values exercising every way a listpack or RDB string holds them.
 fn values() -> Vec<String> {
@@ -222,3 +223,122 @@ const LISTPACK_DUMP: [u8; 31] = [
     0x10, 0x13, 0x13, 0x00, 0x00, 0x00, 0x02, 0x00, 0x81, 0x73, 0x02, 0x87, 0x53, 0x55, 0x43, 0x43, 0x45, 0x53, 0x53, 0x08, 0xff, 0x0a,
     0x00, 0x82, 0xa8, 0xde, 0xeb, 0x61, 0xef, 0xd9, 0x2b,
 ];
+
+#[test]
+fn the_hand_built_dumps_carry_redis_own_checksum() {
+    let (body, crc) = LISTPACK_DUMP.split_at(LISTPACK_DUMP.len() - 8);
+    assert_eq!(crc64(body).to_le_bytes(), crc, "the CRC64 of a dump Redis wrote");
+}
+
+/// An entry whose dump this decoder refuses (a hash as a ziplist, RDB type 13, which Redis 7
+/// still loads) is archived all the same: Redis decodes it (`RESTORE`), even with the record
+/// gone from Redis.
+#[tokio::test]
+async fn an_entry_only_redis_can_decode_is_archived_through_restore() {
+    let env = env().await;
+    let b = &env.broker;
+    let id = run_tasks(b, 1).await.pop_first().unwrap();
+    let mut conn = b.connection();
+    let task = b.keys().task(&celeriac::TaskId::parse(&id).unwrap());
+    let fields: Vec<(String, String)> = redis::cmd("HGETALL").arg(&task).query_async(&mut conn).await.unwrap();
+    let stream = b.keys().archive(&queue());
+    let old = ziplist_dump(&fields);
+    assert!(matches!(
+        &stream::handovers(vec![("_i".into(), id.clone().into_bytes()), ("_d".into(), old.clone())])[..],
+        [Handover::Undecoded {
+            error: DumpError::UnknownType(13),
+            ..
+        }]
+    ));
+    // The entry the finish wrote is replaced by one holding the ziplist dump, and the record
+    // deleted: the row can only come from Redis' decoding of that dump.
+    let _: () = redis::cmd("DEL").arg(&stream).arg(&task).query_async(&mut conn).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("_i")
+        .arg(&id)
+        .arg("_d")
+        .arg(&old)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        archiver(&env, "a1", 10, std::time::Duration::from_secs(30)).step().await.unwrap(),
+        1
+    );
+    assert_eq!(archived_ids(&env.pool).await, [id.clone()].into());
+    let (state, args): (String, serde_json::Value) = sqlx::query_as("SELECT state, args FROM celeriac_tasks WHERE task_id = $1")
+        .bind(&id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let record: HashMap<String, String> = fields.into_iter().collect();
+    assert_eq!(state, record["s"]);
+    assert_eq!(args, serde_json::json!({"n": 0}));
+    assert_eq!(stream_len(b).await, 0);
+    let restored: bool = redis::cmd("EXISTS")
+        .arg(format!("{stream}:restore"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!restored, "the restored copy is deleted");
+}
+
+/// Redis' CRC64 (Jones polynomial, reflected), as every dump ends with.
+fn crc64(bytes: &[u8]) -> u64 {
+    crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(bytes)
+}
+
+/// The `DUMP` payload of a hash with these fields as Redis before 7 wrote it: a ziplist
+/// (RDB type 13) of field, value, field, value..., every element a string, then RDB version 9
+/// and the CRC64.
+fn ziplist_dump(fields: &[(String, String)]) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut previous = 0usize;
+    let mut tail = 0usize;
+    for value in fields.iter().flat_map(|(k, v)| [k, v]) {
+        let start = entries.len();
+        tail = start;
+        // The previous entry's length: one byte under 254, else 0xfe and four bytes.
+        if previous < 254 {
+            entries.push(previous as u8);
+        } else {
+            entries.push(0xfe);
+            entries.extend((previous as u32).to_le_bytes());
+        }
+        // A string's length: 6 bits (00pppppp) or 14 bits, big-endian (01pppppp qqqqqqqq).
+        let len = value.len();
+        if len < 64 {
+            entries.push(len as u8);
+        } else {
+            assert!(len < 16384, "a test value of {len} bytes");
+            entries.extend([0x40 | (len >> 8) as u8, len as u8]);
+        }
+        entries.extend(value.as_bytes());
+        previous = entries.len() - start;
+    }
+    const HEADER: usize = 4 + 4 + 2;
+    let total = HEADER + entries.len() + 1;
+    let mut ziplist = Vec::with_capacity(total);
+    ziplist.extend((total as u32).to_le_bytes());
+    ziplist.extend(((HEADER + tail) as u32).to_le_bytes());
+    ziplist.extend((2 * fields.len() as u16).to_le_bytes());
+    ziplist.extend(entries);
+    ziplist.push(0xff);
+    // RDB: the type, the ziplist as a string (its length in 6, 14 or 32 bits), version, CRC64.
+    let mut dump = vec![13u8];
+    match ziplist.len() {
+        n if n < 64 => dump.push(n as u8),
+        n if n < 16384 => dump.extend([0x40 | (n >> 8) as u8, n as u8]),
+        n => {
+            dump.push(0x80);
+            dump.extend((n as u32).to_be_bytes());
+        }
+    }
+    dump.extend(ziplist);
+    dump.extend(9u16.to_le_bytes());
+    dump.extend(crc64(&dump).to_le_bytes());
+    dump
+}

@@ -8,7 +8,7 @@ use super::RedisConnection;
 
 /// One entry taken from a stream: its stream id and its fields in their order (their values as
 /// text, or as bytes: `Entry<Vec<u8>>`, for a stream holding binary values). A name may come
-/// more than once: an archive entry holds one `_id` and `_d` pair per task (lua/archive.lua).
+/// more than once: an archive entry holds one `_i` and `_d` pair per task (lua/archive.lua).
 #[derive(Debug, Clone)]
 pub struct Entry<V = String> {
     pub id: String,
