@@ -314,7 +314,8 @@ export function history(main, params, query, ui) {
     results.replaceChildren(...nodes([h('h2', {}, 'Archived tasks'),
       taskTable(page.tasks, [
         ['Ended', (t) => time(t.finished_at)],
-        ['Tags', (t) => Object.entries(t.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ')],
+        // A task's tags are among its options (`TaskOptions.tags`).
+        ['Tags', (t) => Object.entries(t.options?.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ')],
       ]),
       page.next_cursor ? h('p', {}, h('a', { id: 'history-older', href: `#/history?${older}` }, 'Older tasks →')) : null]));
     ui.ok();

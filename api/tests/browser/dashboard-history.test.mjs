@@ -56,6 +56,8 @@ test('the history page searches the archive, charts runs and failures per day, a
     return rows.length === 1 && rows[0] === tagged;
   });
   assert.match(page.url(), /#\/history\?tag=user_id%3A42$/);
+  // The row shows the task's tags.
+  assert.match(await page.locator(`#history-results tr[data-task-id="${tagged}"]`).textContent(), /user_id:42/);
   // A search by state: the two failures.
   await page.locator('#history-search input[name="tag"]').fill('');
   await page.locator('#history-search select[name="state"]').selectOption('FAILURE');
