@@ -55,8 +55,8 @@ pub struct Archiver {
 }
 
 /// What `Archiver::endings_per_entry` starts from: the first read of a stream of one-task
-/// entries takes `batch / 16` of them, and one of full entries (512 tasks: a worker's largest
-/// acknowledgement) reads 32 times `batch` endings at most.
+/// entries takes `batch / 16` of them, and one of full entries (256 tasks, lua/archive.lua's
+/// HAND_OVER_MAX) reads 16 times `batch` endings at most.
 const FIRST_ENDINGS_PER_ENTRY: usize = 16;
 
 impl std::fmt::Debug for Archiver {

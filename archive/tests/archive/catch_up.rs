@@ -7,16 +7,13 @@ use std::time::Duration;
 use celeriac_archive::backlog;
 use celeriac_testkit::eventually;
 
-use crate::common::{archived_ids, archiver, endings_waiting, env, run_tasks, stream_len};
+use crate::common::{archived_ids, archiver, endings_waiting, env, run_tasks, run_tasks_in_calls, stream_len};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_ended_while_no_archiver_ran_are_archived_once_archivers_start() {
     let env = env().await;
     // 30 finish calls of 10 tasks: 30 entries of 10 endings each.
-    let mut ids = std::collections::BTreeSet::new();
-    for _ in 0..30 {
-        ids.extend(run_tasks(&env.broker, 10).await);
-    }
+    let ids = run_tasks_in_calls(&env.broker, 30, 10).await;
     assert_eq!((stream_len(&env.broker).await, endings_waiting(&env.broker).await), (30, 300));
     let waiting = backlog(&env.broker).await.unwrap();
     assert_eq!((waiting.len(), waiting[0].entries, waiting[0].pending), (1, 30, 0));
@@ -61,9 +58,7 @@ async fn a_batch_takes_whole_entries_until_it_holds_its_size_and_the_rest_come_n
     let env = env().await;
     let single = run_tasks(&env.broker, 1).await;
     let mut ids = single.clone();
-    for _ in 0..3 {
-        ids.extend(run_tasks(&env.broker, 10).await);
-    }
+    ids.extend(run_tasks_in_calls(&env.broker, 3, 10).await);
     let a1 = archiver(&env, "a1", 5, Duration::from_secs(30));
     // The first read takes one entry (the archiver expects many endings per entry at first):
     // the one-task entry. Now it expects one ending per entry, so it reads five entries, the

@@ -144,12 +144,10 @@ async fn task_records_decode_and_redis_restores_the_same() {
     let string_dump: Vec<u8> = redis::cmd("DUMP").arg("a-string").query_async(&mut conn).await.unwrap();
     let refused = stream::restore(&mut conn, &key, &string_dump).await.unwrap_err();
     assert!(stream::is_bad_dump(&refused), "{refused:?}");
-    let left: bool = redis::cmd("EXISTS")
-        .arg(format!("{key}:restore"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(!left, "the restored key is deleted in the same MULTI");
+    assert!(
+        !restored_copy_left(&mut conn, &key).await,
+        "the restored key is deleted in the same MULTI"
+    );
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("archiver")
@@ -278,12 +276,16 @@ async fn an_entry_only_redis_can_decode_is_archived_through_restore() {
     assert_eq!(state, record["s"]);
     assert_eq!(args, serde_json::json!({"n": 0}));
     assert_eq!(stream_len(b).await, 0);
-    let restored: bool = redis::cmd("EXISTS")
+    assert!(!restored_copy_left(&mut conn, &stream).await, "the restored copy is deleted");
+}
+
+/// Whether the key `stream::restore` restores a dump to (`<stream>:restore`) still exists.
+async fn restored_copy_left(conn: &mut impl redis::aio::ConnectionLike, stream: &str) -> bool {
+    redis::cmd("EXISTS")
         .arg(format!("{stream}:restore"))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
-        .unwrap();
-    assert!(!restored, "the restored copy is deleted");
+        .unwrap()
 }
 
 /// Redis' CRC64 (Jones polynomial, reflected), as every dump ends with.

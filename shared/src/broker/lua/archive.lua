@@ -6,8 +6,8 @@ that makes a task terminal (see scripts.rs).
 
 The archive's hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive)
 per script call (or per HAND_OVER_MAX tasks of a call that ends more), holding each task the
-call ended: its id ('_i') and its record as it is
-after the ending, as Redis' DUMP of its hash ('_d'), one pair after the other ('_i', id,
+call ended: its id ('_i') and its record as it is after the ending, as Redis' DUMP of its
+hash ('_d'), one pair after the other ('_i', id,
 '_d', dump, '_i', id, '_d', dump...). The archiver builds the full rows from the entry alone
 (archive/src/dump.rs decodes the dumps), even if the records have expired by then, and a
 record's own lifetime (the result TTL) is unchanged. A DUMP copies the record's encoding
@@ -22,7 +22,8 @@ celeriac-worker). Only tasks whose options name a `callback_url` get one.
 
 Keys after the script's fixed keys and task hashes (and priority lists, counted as tasks): the
 webhooks stream, always; then the archive stream, only when the archive is on (when it is off
-nothing of the archive runs but one comparison per call).
+nothing of the archive runs but a comparison per ended task and one hand_over() call that
+finds nothing to write).
 
 archive_stream(fixed, tasks)  the archive stream, or false when the archive is off (fixed: the
                               script's fixed keys before the task hashes; tasks: how many)
