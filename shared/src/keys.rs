@@ -262,6 +262,12 @@ impl Keys {
         self.queue_key_of(id.queue(), &["t:", id.suffix()])
     }
 
+    /// What the hash of every task of `queue` starts with: [`Keys::task`] is this and the
+    /// id's suffix (fetch.lua builds the keys of the tasks it takes so).
+    pub fn task_prefix(&self, queue: &QueueName) -> String {
+        self.queue_key_of(queue, &["t:"])
+    }
+
     /// Set of every queue name that has ever been used in this namespace.
     pub fn queues(&self) -> String {
         format!("{}:queues", self.ns)

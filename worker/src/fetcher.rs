@@ -1,12 +1,14 @@
-//! One fetch loop per queue: take as many tasks as there are free slots (never more), start
-//! them, and when the queue is empty block on Redis until work arrives (no polling).
+//! One fetch loop per queue: take as many tasks as there are free slots (never more) and start
+//! them, in one call (`Broker::fetch`; a queue that is paused or has priorities or limits is
+//! claimed, then started), and when the queue is empty block on Redis until work arrives (no
+//! polling).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
-use celeriac::broker::{Claim, QueueWaiter, Started, UniqueLock, UniqueRelease, new_claim_token};
+use celeriac::broker::{Claim, Fetched, QueueWaiter, Started, UniqueLock, UniqueRelease, new_claim_token};
 use celeriac::reconnect::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -27,34 +29,55 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: QueueName, settle: mpsc::Unb
         let Some(mut permits) = free_slots(&shared, &stop).await else {
             return;
         };
-        let Some(claim) = claim_until_answered(&shared, &queue, permits.len(), &stop).await else {
+        let Some(fetched) = fetch_until_answered(&shared, &queue, permits.len(), &stop).await else {
             return;
         };
-        let ids = match claim {
-            Claim::Ids(ids) if !ids.is_empty() => ids,
-            // Empty, held back by a limit, or paused: wait for what the claim lacked.
-            nothing => {
-                drop(permits);
-                retry.reset();
-                let timeout = if nothing == Claim::Paused { PAUSED_WAIT } else { IDLE_WAIT };
-                tokio::select! {
-                    waited = waiter.wait_after(&nothing, timeout) => if let Err(e) = waited {
-                        shared.consuming.store(false, Ordering::Relaxed);
-                        tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
-                        pause(&stop, retry.next_wait()).await;
-                    },
-                    _ = stop.cancelled() => return,
-                }
-                continue;
-            }
+        // Took tasks: they run (or start, then run) on the side, with their permits, so the
+        // next fetch overlaps their work: Redis never waits for this loop.
+        let Some(nothing) = dispatch(&shared, &queue, fetched, &mut permits, &settle, &stop) else {
+            retry.reset();
+            continue;
         };
+        // Empty, held back by a limit, or paused: wait for what the fetch lacked.
+        drop(permits);
         retry.reset();
-        permits.truncate(ids.len());
-        // Started on the side, so the next claim overlaps this start's round trip: Redis never
-        // waits for this loop. The permits travel with the tasks, so the claims stay within
-        // the free slots and a stopping worker still waits for these runs.
-        let start = start_and_run(Arc::clone(&shared), queue.clone(), ids, permits, settle.clone(), stop.clone());
-        tokio::spawn(start);
+        let timeout = if nothing == Claim::Paused { PAUSED_WAIT } else { IDLE_WAIT };
+        tokio::select! {
+            waited = waiter.wait_after(&nothing, timeout) => if let Err(e) = waited {
+                shared.consuming.store(false, Ordering::Relaxed);
+                tracing::warn!(queue = %queue, error = %e, "waiting for work failed; retrying");
+                pause(&stop, retry.next_wait()).await;
+            },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Sets what a fetch took on its way, each task with a permit taken from `permits`: tasks it
+/// started run; ids it only claimed are started, then run. When it took nothing, what it
+/// found instead (an empty queue, a pause, a limit).
+pub(crate) fn dispatch(
+    shared: &Arc<Shared>,
+    queue: &QueueName,
+    fetched: Fetched,
+    permits: &mut Vec<OwnedSemaphorePermit>,
+    settle: &mpsc::UnboundedSender<Settlement>,
+    stop: &CancellationToken,
+) -> Option<Claim> {
+    match fetched {
+        Fetched::Started(started) if !started.is_empty() => {
+            let taken = permits.drain(..started.len()).collect();
+            tokio::spawn(run_started(Arc::clone(shared), queue.clone(), started, taken, settle.clone()));
+            None
+        }
+        Fetched::Started(_) => Some(Claim::Ids(Vec::new())),
+        Fetched::Claimed(Claim::Ids(ids)) if !ids.is_empty() => {
+            let taken = permits.drain(..ids.len()).collect();
+            let start = start_and_run(Arc::clone(shared), queue.clone(), ids, taken, settle.clone(), stop.clone());
+            tokio::spawn(start);
+            None
+        }
+        Fetched::Claimed(nothing) => Some(nothing),
     }
 }
 
@@ -76,7 +99,7 @@ pub(crate) async fn free_slots(shared: &Shared, stop: &CancellationToken) -> Opt
 }
 
 /// Marks claimed tasks started and runs each that may run, with its slot's permit.
-pub(crate) async fn start_and_run(
+async fn start_and_run(
     shared: Arc<Shared>,
     queue: QueueName,
     ids: Vec<String>,
@@ -85,6 +108,17 @@ pub(crate) async fn start_and_run(
     stop: CancellationToken,
 ) {
     let started = start_until_stored(&shared, &queue, &ids, &stop).await;
+    run_started(shared, queue, started, permits, settle).await;
+}
+
+/// Runs each started task that may run, with its slot's permit.
+async fn run_started(
+    shared: Arc<Shared>,
+    queue: QueueName,
+    started: Vec<Started>,
+    permits: Vec<OwnedSemaphorePermit>,
+    settle: mpsc::UnboundedSender<Settlement>,
+) {
     for (outcome, permit) in started.into_iter().zip(permits) {
         match outcome {
             Started::Run(delivery) => {
@@ -111,25 +145,25 @@ pub(crate) async fn start_and_run(
     }
 }
 
-/// Claims up to `max` tasks, asking again with the same token after an error until Redis
-/// answers: if the lost reply carried ids, they are leased to us, and only the same token
+/// Fetches up to `max` tasks, asking again with the same token after an error until Redis
+/// answers: if the lost reply carried tasks, they are leased to us, and only the same token
 /// gets them back. `None` when stopping (the worker gives back whatever it still holds).
-pub(crate) async fn claim_until_answered(shared: &Shared, queue: &QueueName, max: usize, stop: &CancellationToken) -> Option<Claim> {
+pub(crate) async fn fetch_until_answered(shared: &Shared, queue: &QueueName, max: usize, stop: &CancellationToken) -> Option<Fetched> {
     let token = new_claim_token();
     let mut retry = Backoff::default();
     loop {
         match shared
             .broker
-            .claim(queue, &shared.config.id, max, shared.config.lease, &token)
+            .fetch(queue, &shared.config.id, max, shared.config.lease, &token)
             .await
         {
-            Ok(claim) => {
+            Ok(fetched) => {
                 shared.consuming.store(true, Ordering::Relaxed);
-                return Some(claim);
+                return Some(fetched);
             }
             Err(e) => {
                 shared.consuming.store(false, Ordering::Relaxed);
-                tracing::warn!(queue = %queue, error = %e, "cannot claim tasks; retrying");
+                tracing::warn!(queue = %queue, error = %e, "cannot fetch tasks; retrying");
                 if stop.is_cancelled() {
                     return None;
                 }

@@ -1,5 +1,5 @@
 //! One fetch loop for all of a worker's queues, when they are taken in `strict` or `weighted`
-//! order (`order.rs`): each claim fills the free slots from the queues in the order of the
+//! order (`order.rs`): each fetch fills the free slots from the queues in the order of the
 //! moment, the first queue first, so a queue later in the order only gets the slots the
 //! earlier ones leave free. When every queue is empty it blocks on all of them at once (one
 //! waiter each, no polling). With `fair` order the runtime runs `fetcher.rs` per queue instead.
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::Settlement;
-use crate::fetcher::{IDLE_WAIT, PAUSED_WAIT, claim_until_answered, free_slots, pause, start_and_run};
+use crate::fetcher::{IDLE_WAIT, PAUSED_WAIT, dispatch, fetch_until_answered, free_slots, pause};
 use crate::shared::Shared;
 
 pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settlement>, stop: CancellationToken) {
@@ -33,23 +33,12 @@ pub(crate) async fn run(shared: Arc<Shared>, settle: mpsc::UnboundedSender<Settl
             if permits.is_empty() {
                 break;
             }
-            let Some(claim) = claim_until_answered(&shared, &queues[i], permits.len(), &stop).await else {
+            let Some(fetched) = fetch_until_answered(&shared, &queues[i], permits.len(), &stop).await else {
                 return;
             };
-            match claim {
-                Claim::Ids(ids) if !ids.is_empty() => {
-                    took = true;
-                    let taken: Vec<_> = permits.drain(..ids.len()).collect();
-                    tokio::spawn(start_and_run(
-                        Arc::clone(&shared),
-                        queues[i].clone(),
-                        ids,
-                        taken,
-                        settle.clone(),
-                        stop.clone(),
-                    ));
-                }
-                nothing => found[i] = nothing,
+            match dispatch(&shared, &queues[i], fetched, &mut permits, &settle, &stop) {
+                None => took = true,
+                Some(nothing) => found[i] = nothing,
             }
         }
         drop(permits);

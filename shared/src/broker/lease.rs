@@ -15,6 +15,17 @@ use crate::record::Progress;
 use crate::task::{TaskError, TaskOptions};
 use crate::trace::TraceParent;
 
+/// How long a queue whose fetch answered "claim and start" (paused, or with priority lists
+/// or limits) is claimed the two-call way before a fetch is tried again.
+const TWO_STEP_MS: i64 = 5_000;
+
+/// The SHA1 of fetch.lua: the one script that touches keys it does not declare (the hashes of
+/// the tasks it takes, under its queue's hash tag), which the Cluster key test tells apart.
+pub fn fetch_script_hash() -> &'static str {
+    let script: &'static redis::Script = &scripts::FETCH;
+    script.get_hash()
+}
+
 /// A fresh claim token.
 pub fn new_claim_token() -> String {
     format!("{:016x}", fastrand::u64(..))
@@ -30,6 +41,16 @@ pub enum Claim {
     Held(Hold),
     /// Id suffixes now leased to this worker (empty when the queue was empty).
     Ids(Vec<String>),
+}
+
+/// What a fetch ([`Broker::fetch`]) did.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// Took these tasks and started them (empty when the queue was empty).
+    Started(Vec<Started>),
+    /// Claimed without starting (the queue is paused or has priority lists or limits, or the
+    /// call was asked again after a lost reply): start the ids with [`Broker::start`].
+    Claimed(Claim),
 }
 
 /// Why a claim took nothing from a queue that may have tasks (limits.rs).
@@ -132,6 +153,48 @@ fn id_on(queue: &QueueName, suffix: &str) -> Result<TaskId, BrokerError> {
     TaskId::on(queue, suffix).ok_or_else(|| BrokerError::Protocol(format!("bad id suffix {suffix:?}")))
 }
 
+/// start_tasks.lua's answer for `ids`: two values a task, '<delivery>[ <retries> <eta>]' and
+/// the spec, or 'skip' and the reason. `now`: the start's time, for the wait-time metric.
+fn parse_started(ids: Vec<TaskId>, flat: &[String], now: i64) -> Result<Vec<Started>, BrokerError> {
+    const STRIDE: usize = 2;
+    if flat.len() != ids.len() * STRIDE {
+        return Err(BrokerError::Protocol(format!(
+            "start returned {} values for {} ids",
+            flat.len(),
+            ids.len()
+        )));
+    }
+    ids.into_iter()
+        .zip(flat.chunks_exact(STRIDE))
+        .map(|(id, f)| {
+            if f[0] == "skip" {
+                return Ok(Started::Skip { id, reason: f[1].clone() });
+            }
+            let mut run = f[0].split(' ');
+            let mut number = || run.next().and_then(|n| n.parse::<i64>().ok());
+            let (delivery, retries, eta) = (number(), number(), number());
+            let spec = StoredSpec::parse(&f[1]);
+            let options = if spec.options.is_empty() {
+                TaskOptions::default()
+            } else {
+                serde_json::from_str(spec.options).unwrap_or_default()
+            };
+            let queued_since = eta.or(spec.created_ms);
+            let waited = queued_since.map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
+            Ok(Started::Run(Delivery {
+                id,
+                name: spec.name.to_owned(),
+                args: crate::payload::unpack(spec.args).into_owned(),
+                options,
+                delivery: delivery.unwrap_or(0) as u32,
+                retries: retries.unwrap_or(0) as u32,
+                traceparent: TraceParent::parse(spec.traceparent),
+                waited,
+            }))
+        })
+        .collect()
+}
+
 impl Broker {
     /// Leases up to `max` pending tasks of `queue` to `worker`, renewing its lease on the
     /// queue for `lease`. `token` identifies this claim: after an error, ask again with the
@@ -200,6 +263,63 @@ impl Broker {
         }
     }
 
+    /// Takes up to `max` pending tasks of `queue` and starts them for `worker`, in one call
+    /// (fetch.lua), renewing its lease on the queue for `lease`: what [`Broker::claim`] then
+    /// [`Broker::start`] do, for the common queue. A queue that is paused or has priority
+    /// lists or limits is claimed the two-call way ([`Fetched::Claimed`]), as is a call asked
+    /// again with the same `token` after an error (its ids, to start).
+    pub async fn fetch(&self, queue: &QueueName, worker: &str, max: usize, lease: Duration, token: &str) -> Result<Fetched, BrokerError> {
+        let now = self.clock.now_ms();
+        if self.knows_priorities(queue) || self.two_step_until(queue) > now {
+            return Ok(Fetched::Claimed(self.claim(queue, worker, max, lease, token).await?));
+        }
+        let streams = self.ending_streams(queue);
+        let mut call = scripts::BatchCall::new(&scripts::FETCH, 15 + streams.len());
+        self.start_keys(&mut call, queue, worker);
+        call.key(self.keys.pending(queue))
+            .key(self.keys.paused(queue))
+            .key(self.keys.leases(queue))
+            .key(self.keys.last_claim(queue, worker))
+            .key(self.keys.priority_bell(queue));
+        for stream in &streams {
+            call.key(stream);
+        }
+        self.start_args(&mut call, queue, worker, now);
+        call.arg(max.max(1))
+            .arg(now + lease.as_millis() as i64)
+            .arg(token)
+            .arg(self.keys.task_prefix(queue));
+        match call.invoke(&mut self.conn.clone()).await? {
+            Value::Int(-3) => {
+                // A pause or a limit seldom lasts less: claim the two-call way for a while,
+                // without a fetch's refusal in front of each claim.
+                (self.two_step.lock().expect("two-step lock")).insert(queue.clone(), now + TWO_STEP_MS);
+                Ok(Fetched::Claimed(self.claim(queue, worker, max, lease, token).await?))
+            }
+            Value::Array(values) => {
+                let mut flat: Vec<String> =
+                    redis::from_redis_value(Value::Array(values)).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                let taken = flat.pop().unwrap_or_default();
+                let ids = taken
+                    .split_ascii_whitespace()
+                    .map(|s| id_on(queue, s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Fetched::Started(parse_started(ids, &flat, now)?))
+            }
+            // Nothing pending ('': never remembered, so never the answer to a repeat), or the
+            // ids of a lost reply, asked again.
+            other => {
+                let taken: String = redis::from_redis_value(other).map_err(|e| BrokerError::Protocol(e.to_string()))?;
+                if taken.is_empty() {
+                    return Ok(Fetched::Started(Vec::new()));
+                }
+                Ok(Fetched::Claimed(Claim::Ids(
+                    taken.split_ascii_whitespace().map(str::to_owned).collect(),
+                )))
+            }
+        }
+    }
+
     /// Marks claimed tasks STARTED (a new delivery each) or settles those that must not run.
     pub async fn start(&self, queue: &QueueName, worker: &str, suffixes: &[String]) -> Result<Vec<Started>, BrokerError> {
         if suffixes.is_empty() {
@@ -208,6 +328,29 @@ impl Broker {
         let ids = suffixes.iter().map(|s| id_on(queue, s)).collect::<Result<Vec<_>, _>>()?;
         let streams = self.ending_streams(queue);
         let mut call = scripts::BatchCall::new(&scripts::START, 10 + ids.len() + streams.len());
+        self.start_keys(&mut call, queue, worker);
+        for id in &ids {
+            call.key(self.keys.task(id));
+        }
+        for stream in &streams {
+            call.key(stream);
+        }
+        let now = self.clock.now_ms();
+        self.start_args(&mut call, queue, worker, now);
+        for suffix in suffixes {
+            call.arg(suffix);
+        }
+        let flat: Vec<String> = call.invoke(&mut self.conn.clone()).await?;
+        parse_started(ids, &flat, now)
+    }
+
+    /// Until when (ms) `queue` is claimed the two-call way without a fetch first (0: not).
+    fn two_step_until(&self, queue: &QueueName) -> i64 {
+        (self.two_step.lock().expect("two-step lock")).get(queue).copied().unwrap_or(0)
+    }
+
+    /// The keys start_tasks.lua reads, first in start.lua's and fetch.lua's `KEYS`.
+    fn start_keys(&self, call: &mut scripts::BatchCall, queue: &QueueName, worker: &str) {
         call.key(self.keys.inflight(queue, worker))
             .key(self.keys.dead(queue))
             .key(self.keys.workflow_outbox(queue))
@@ -218,61 +361,15 @@ impl Broker {
             .key(self.keys.key_rates(queue))
             .key(self.keys.parked(queue))
             .key(self.keys.scheduled(queue));
-        for id in &ids {
-            call.key(self.keys.task(id));
-        }
-        for stream in &streams {
-            call.key(stream);
-        }
-        let now = self.clock.now_ms();
+    }
+
+    /// The arguments start_tasks.lua reads, first in start.lua's and fetch.lua's `ARGV`.
+    fn start_args(&self, call: &mut scripts::BatchCall, queue: &QueueName, worker: &str, now: i64) {
         call.arg(worker)
             .arg(now)
             .arg(self.result_ttl_secs)
             .arg(self.keys.events_channel())
             .arg(queue.as_str());
-        for suffix in suffixes {
-            call.arg(suffix);
-        }
-        let flat: Vec<String> = call.invoke(&mut self.conn.clone()).await?;
-        // Two values a task (start.lua): '<delivery>[ <retries> <eta>]' and the spec, or
-        // 'skip' and the reason.
-        const STRIDE: usize = 2;
-        if flat.len() != suffixes.len() * STRIDE {
-            return Err(BrokerError::Protocol(format!(
-                "start returned {} values for {} ids",
-                flat.len(),
-                suffixes.len()
-            )));
-        }
-        ids.into_iter()
-            .zip(flat.chunks_exact(STRIDE))
-            .map(|(id, f)| {
-                if f[0] == "skip" {
-                    return Ok(Started::Skip { id, reason: f[1].clone() });
-                }
-                let mut run = f[0].split(' ');
-                let mut number = || run.next().and_then(|n| n.parse::<i64>().ok());
-                let (delivery, retries, eta) = (number(), number(), number());
-                let spec = StoredSpec::parse(&f[1]);
-                let options = if spec.options.is_empty() {
-                    TaskOptions::default()
-                } else {
-                    serde_json::from_str(spec.options).unwrap_or_default()
-                };
-                let queued_since = eta.or(spec.created_ms);
-                let waited = queued_since.map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
-                Ok(Started::Run(Delivery {
-                    id,
-                    name: spec.name.to_owned(),
-                    args: crate::payload::unpack(spec.args).into_owned(),
-                    options,
-                    delivery: delivery.unwrap_or(0) as u32,
-                    retries: retries.unwrap_or(0) as u32,
-                    traceparent: TraceParent::parse(spec.traceparent),
-                    waited,
-                }))
-            })
-            .collect()
     }
 
     /// Stores outcomes of runs on `queue` by `worker` and ends their leases. Returns, per

@@ -44,7 +44,10 @@ pub use connection::{Connector, RedisConnection};
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};
 pub use history::TaskEvent;
-pub use lease::{Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Hold, Outcome, Started, Verdict, new_claim_token};
+pub use lease::{
+    Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Fetched, Hold, Outcome, Started, Verdict, fetch_script_hash,
+    new_claim_token,
+};
 pub use limits::{LimitError, LimitsOutcome, LimitsSource, LimitsView, MAX_LIMIT, QueueLimits, Rate};
 pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
@@ -129,6 +132,9 @@ pub struct Broker {
     /// Queues this process learned have priority lists (a claim answered so): its claims
     /// there take them too ([`priority`]).
     prioritized: Arc<Mutex<HashSet<QueueName>>>,
+    /// Queues that answered a fetch with "claim and start" (paused, or with priority lists or
+    /// limits), and until when (ms) this process does so without asking (lease.rs).
+    two_step: Arc<Mutex<HashMap<QueueName, i64>>>,
     /// Whether the scripts that end tasks hand each ending over to the archive (its queue's
     /// archive stream, lua/archive.lua). Every process that ends tasks (workers, gateway)
     /// must agree, or endings recorded by one with it off never reach the archive.
@@ -169,6 +175,7 @@ impl Broker {
             listing_max: enqueue::LISTING_MAX,
             known_queues: Arc::default(),
             prioritized: Arc::default(),
+            two_step: Arc::default(),
             archive: false,
             payload: crate::payload::PayloadLimits::default(),
             replica_wait: None,

@@ -37,14 +37,16 @@ macro_rules! script {
             ))
         });
     };
-    // start.lua also gets keyed.lua: it admits each task under its key's limits.
-    ($name:ident, $file:literal, with_history, ends_tasks, ends_leases, admits_keys) => {
+    // start.lua and fetch.lua start tasks (start_tasks.lua), and admit each under its key's
+    // limits (keyed.lua).
+    ($name:ident, $file:literal, with_history, ends_tasks, ends_leases, starts_tasks) => {
         pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 include_str!("lua/history.lua"),
                 include_str!("lua/archive.lua"),
                 include_str!("lua/slots.lua"),
                 include_str!("lua/keyed.lua"),
+                include_str!("lua/start_tasks.lua"),
                 include_str!($file)
             ))
         });
@@ -53,7 +55,8 @@ macro_rules! script {
 
 script!(ENQUEUE, "lua/enqueue.lua");
 script!(CLAIM, "lua/claim.lua");
-script!(START, "lua/start.lua", with_history, ends_tasks, ends_leases, admits_keys);
+script!(START, "lua/start.lua", with_history, ends_tasks, ends_leases, starts_tasks);
+script!(FETCH, "lua/fetch.lua", with_history, ends_tasks, ends_leases, starts_tasks);
 script!(FINISH, "lua/finish.lua", with_history, ends_tasks, ends_leases);
 script!(REQUEUE, "lua/requeue.lua", with_history, ends_tasks, ends_leases);
 script!(PROGRESS, "lua/progress.lua", with_history);

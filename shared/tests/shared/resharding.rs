@@ -1,6 +1,7 @@
 //! Resharding under load: the slot of one shard of a sharded queue moves to another master
 //! (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE of its keys in small batches, SETSLOT NODE)
-//! while tasks are enqueued, claimed, started and finished on every shard. The client follows
+//! while tasks are enqueued, fetched (claimed and started in one call, fetch.lua, which touches
+//! task hashes it does not declare), claimed, started and finished on every shard. The client follows
 //! the `ASK` and `MOVED` redirections; a script that gets `TRYAGAIN` while its keys are split
 //! between the nodes fails and is retried by its caller (here a loop, as the worker's own loops
 //! and a producer retrying a 503 would): every task ends exactly once, nothing is left pending
@@ -9,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use celeriac::broker::{Claim, NewTask, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{Claim, Fetched, NewTask, Outcome, Started, Verdict, new_claim_token};
 use celeriac::{QueueName, TaskState};
 use celeriac_testkit::RedisCluster;
 use serde_json::json;
@@ -137,24 +138,29 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
 
     let mut errors = 0;
     let mut ran = Vec::new();
-    let (mut round, mut rounds_while_moving) = (0, 0);
+    let (mut round, mut rounds_while_moving, mut moving_fetches_while_moving) = (0, 0, 0);
     while !migration.is_finished() || round < 5 {
         round += 1;
         rounds_while_moving += usize::from(!migration.is_finished());
-        // Producers go on through the move...
-        for _ in 0..6 {
-            let shard = broker.pick_shard(&queue, None).await;
-            let task = NewTask::new(&shard, "noop", &json!(round));
-            retried(&mut errors, || broker.enqueue(&shard, std::slice::from_ref(&task), 0, None)).await;
-            accepted.push(task.id);
-        }
-        // ... and so do workers, on every shard.
+        // Workers go on through the move, on every shard: a worker's fetch (claim and start in one
+        // call) or a claim then a start (as pull workers do), in turns, the moving shard
+        // fetched first (in the round that meets its move) and the others claimed first.
         for shard in &shards {
             let token = new_claim_token();
-            let Claim::Ids(ids) = retried(&mut errors, || broker.claim(shard, "w1", 8, Duration::from_secs(60), &token)).await else {
-                panic!("paused")
+            let lease = Duration::from_secs(60);
+            let fetching = (round % 2 == 1) == (*shard == moving);
+            let moving_now = *shard == moving && !migration.is_finished();
+            let fetched = if fetching {
+                retried(&mut errors, || broker.fetch(shard, "w1", 8, lease, &token)).await
+            } else {
+                Fetched::Claimed(retried(&mut errors, || broker.claim(shard, "w1", 8, lease, &token)).await)
             };
-            let started = retried(&mut errors, || broker.start(shard, "w1", &ids)).await;
+            moving_fetches_while_moving += usize::from(fetching && moving_now);
+            let started = match fetched {
+                Fetched::Started(started) => started,
+                Fetched::Claimed(Claim::Ids(ids)) => retried(&mut errors, || broker.start(shard, "w1", &ids)).await,
+                Fetched::Claimed(other) => panic!("took nothing: {other:?}"),
+            };
             let outcomes: Vec<Outcome> = started
                 .into_iter()
                 .map(|s| match s {
@@ -168,6 +174,13 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
                 .collect();
             retried(&mut errors, || broker.finish(shard, "w1", &outcomes)).await;
             ran.extend(outcomes.into_iter().map(|o| o.id));
+        }
+        // ... and so do producers.
+        for _ in 0..6 {
+            let shard = broker.pick_shard(&queue, None).await;
+            let task = NewTask::new(&shard, "noop", &json!(round));
+            retried(&mut errors, || broker.enqueue(&shard, std::slice::from_ref(&task), 0, None)).await;
+            accepted.push(task.id);
         }
         if round > 2000 {
             panic!("the migration did not end");
@@ -196,7 +209,8 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
     }
     eprintln!(
         "resharding: {keys_moved} keys of slot {slot} moved to :{new_master} while {rounds_during_move} rounds of \
-         enqueue/claim/start/finish ran; {} tasks accepted, {} runs, {errors} calls retried",
+         enqueue/claim/start/finish ran ({moving_fetches_while_moving} fetches of the moving shard sent during the move); {} tasks accepted, \
+         {} runs, {errors} calls retried",
         accepted.len(),
         ran.len()
     );
@@ -204,6 +218,13 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
     // them has moved (the client retries, then the caller): the moving shard's work waits for
     // the move, the other shards' goes on. The workload must have been under way meanwhile.
     assert!(keys_moved > 300 && rounds_during_move >= 1, "the workload ran while the slot moved");
+    // A fetch touches task hashes it does not declare: it must never run while its slot is
+    // split (its declared keys include absent ones, so Redis refuses it with TRYAGAIN and
+    // the client asks again), and fetches of the moving shard did meet the move.
+    assert!(
+        moving_fetches_while_moving >= 1,
+        "the moving shard was fetched from during its move"
+    );
     let unique: HashSet<_> = ran.iter().collect();
     assert_eq!(unique.len(), ran.len(), "no task ran twice");
     assert_eq!(ran.len(), accepted.len(), "every accepted task ran");

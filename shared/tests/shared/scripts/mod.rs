@@ -6,6 +6,7 @@ mod claim_start;
 mod debounce;
 mod enqueue;
 mod events;
+mod fetch;
 mod finish;
 mod limits;
 mod loading;
