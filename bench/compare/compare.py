@@ -218,7 +218,8 @@ def main():
           f"{fmt(med(yard['total_us']))} µs); bytes = used_memory ÷ N (whole server, includes ~1 MB baseline, "
           f"i.e. ~10 bytes/task); Celeriac's is the used_memory delta ÷ tasks.")
     print("- Lifecycle rows: `celeriac-bench`'s library lifecycle, measured as the yardstick measures itself: "
-          "one client, batches of 100, enqueue then claim + start + acknowledge through Celeriac's scripts, no "
+          "one client, batches of 100, enqueue then fetch (claim and start in one call, as a native worker) + "
+          "acknowledge through Celeriac's scripts, no "
           "worker process and no task code; 'Redis CPU ... enqueue to result' = enqueue + fetch/start/ack parts.")
     print("- Redis CPU per task for Celery/BullMQ/Sidekiq: redis-server CPU over their drain phase ÷ tasks (from "
           "peers_raw.jsonl); Celeriac's: over its drain (incl. worker start-up and its 5 ms progress polling).")

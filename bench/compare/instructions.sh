@@ -4,7 +4,7 @@
 # valgrind's callgrind, RUNS times each, interleaved:
 #
 #   redis   the instructions redis-server runs for the one-client lifecycle of LIFECYCLE tasks
-#           (`celeriac-bench --lifecycle-only`: enqueue, claim, start, acknowledge), and for
+#           (`celeriac-bench --lifecycle-only`: enqueue, fetch, acknowledge), and for
 #           PUSH native no-op tasks drained by a real worker process then PUSH remote ones
 #           (`celeriac-bench --push`): the scripts' cost per task, through the worker's batches;
 #   worker  the instructions of the worker process that drained the PUSH native tasks.

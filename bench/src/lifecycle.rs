@@ -1,5 +1,6 @@
 //! The yardstick's method applied to Celeriac: one client runs the whole lifecycle through the
-//! library (enqueue, claim, start, acknowledge with a stored result), in batches of 100, with
+//! library (enqueue, fetch: claim and start in one call as a native worker does, acknowledge
+//! with a stored result), in batches of 100, with
 //! no worker process and no task code. Its Redis CPU per task compares one for one with
 //! `../shared/limit/lifecycle_lean.py`, and, being one client with fixed batches, it runs the
 //! same commands every time: the measure to use under a profiler (e.g. callgrind).
@@ -7,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use celeriac::QueueName;
-use celeriac::broker::{Claim, Outcome, Started, Verdict, new_claim_token};
+use celeriac::broker::{Fetched, Outcome, Started, Verdict, new_claim_token};
 
 use crate::measures::{Bench, email_payload, enqueue_noops};
 use crate::redis_stats;
@@ -27,16 +28,15 @@ impl Bench {
         let started = Instant::now();
         let mut done = 0;
         while done < n {
-            let ids = match broker
-                .claim(&q, "bench", BATCH, Duration::from_secs(60), &new_claim_token())
+            let started = match broker
+                .fetch(&q, "bench", BATCH, Duration::from_secs(60), &new_claim_token())
                 .await?
             {
-                Claim::Ids(ids) if !ids.is_empty() => ids,
+                Fetched::Started(started) if !started.is_empty() => started,
                 other => anyhow::bail!("the lifecycle queue ran dry after {done} of {n} tasks: {other:?}"),
             };
-            let outcomes: Vec<Outcome> = broker
-                .start(&q, "bench", &ids)
-                .await?
+            let taken = started.len();
+            let outcomes: Vec<Outcome> = started
                 .into_iter()
                 .filter_map(|s| match s {
                     Started::Run(d) => Some(Outcome {
@@ -47,9 +47,9 @@ impl Bench {
                     Started::Skip { .. } => None,
                 })
                 .collect();
-            anyhow::ensure!(outcomes.len() == ids.len(), "some claimed tasks did not start");
+            anyhow::ensure!(outcomes.len() == taken, "some fetched tasks did not start");
             broker.finish(&q, "bench", &outcomes).await?;
-            done += ids.len();
+            done += taken;
         }
         let rate = n as f64 / started.elapsed().as_secs_f64();
         let drained = phase.close(&mut conn, n).await?;

@@ -9,7 +9,7 @@ use celeriac::broker::{Claim, NewTask, Started};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use super::{LEASE, claim_ids, echoes, queue, run_one};
+use super::{LEASE, claim_ids, echoes, push_poison, queue, run_one};
 use crate::common::redis_and_broker;
 
 #[tokio::test]
@@ -86,15 +86,9 @@ async fn a_claim_asked_again_with_its_token_returns_the_same_ids() {
 #[tokio::test]
 async fn a_poison_record_is_dead_lettered_and_the_claim_goes_on() {
     let (_redis, broker) = redis_and_broker();
-    let poison = NewTask::new(&queue(), "echo", &json!(1));
+    let poison = push_poison(&broker).await;
     let good = NewTask::new(&queue(), "echo", &json!(2));
     let mut conn = broker.connection();
-    conn.hset::<_, _, _, ()>(broker.keys().task(&poison.id), "s", "PENDING")
-        .await
-        .unwrap();
-    conn.lpush::<_, _, ()>(broker.keys().pending(&queue()), poison.id.suffix())
-        .await
-        .unwrap();
     broker.enqueue(&queue(), std::slice::from_ref(&good), 0, None).await.unwrap();
     let ids = claim_ids(&broker, "w1", 10).await;
     let started = broker.start(&queue(), "w1", &ids).await.unwrap();

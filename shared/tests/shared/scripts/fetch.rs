@@ -9,7 +9,7 @@ use celeriac::{Broker, TaskId};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use super::{LEASE, echoes, queue};
+use super::{LEASE, echoes, push_poison, queue};
 use crate::common::redis_and_broker;
 
 async fn fetch(broker: &Broker, worker: &str, max: usize, token: &str) -> Fetched {
@@ -128,14 +128,8 @@ async fn a_fetch_settles_what_must_not_run_as_a_start_does() {
     let good = NewTask::new(&queue(), "echo", &json!("good"));
     let tasks = [expired.clone(), gone.clone(), good.clone()];
     broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
-    let poison = NewTask::new(&queue(), "echo", &json!("poison"));
+    let poison = push_poison(&broker).await;
     let mut conn = broker.connection();
-    conn.hset::<_, _, _, ()>(broker.keys().task(&poison.id), "s", "PENDING")
-        .await
-        .unwrap();
-    conn.lpush::<_, _, ()>(broker.keys().pending(&queue()), poison.id.suffix())
-        .await
-        .unwrap();
     conn.del::<_, ()>(broker.keys().task(&gone.id)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 

@@ -76,6 +76,20 @@ async fn expire_and_recover(broker: &Broker, worker: &str) -> Option<usize> {
     broker.recover_expired(&queue(), worker).await.unwrap()
 }
 
+/// A poison task at the head of the pending list: a record without its spec (field `t`), as
+/// no enqueue writes it.
+async fn push_poison(broker: &Broker) -> NewTask {
+    let poison = NewTask::new(&queue(), "echo", &json!("poison"));
+    let mut conn = broker.connection();
+    conn.hset::<_, _, _, ()>(broker.keys().task(&poison.id), "s", "PENDING")
+        .await
+        .unwrap();
+    conn.lpush::<_, _, ()>(broker.keys().pending(&queue()), poison.id.suffix())
+        .await
+        .unwrap();
+    poison
+}
+
 /// `n` echo tasks on the queue, with arguments 0, 1, ...
 fn echoes(n: usize) -> Vec<NewTask> {
     (0..n).map(|i| NewTask::new(&queue(), "echo", &json!(i))).collect()
