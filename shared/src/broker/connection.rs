@@ -132,6 +132,13 @@ fn is_not_master(e: &RedisError) -> bool {
     )
 }
 
+impl RedisConnection {
+    /// Whether this is a Redis Cluster connection (commands routed by their keys' slots).
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.0, Inner::Cluster(_))
+    }
+}
+
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {

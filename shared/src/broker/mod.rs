@@ -16,6 +16,7 @@ mod limits;
 mod listing;
 mod lost_reply;
 mod metrics;
+mod placement;
 mod priority;
 mod purge;
 mod revoke;

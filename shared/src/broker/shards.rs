@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
+use super::placement::Placement;
 use super::{Broker, BrokerError, scripts};
 use crate::digest::{FNV_OFFSET, fnv1a};
 use crate::id::{MAX_SHARDS, QueueName};
@@ -23,17 +24,40 @@ use crate::id::{MAX_SHARDS, QueueName};
 /// How long a process trusts the shard counts it read before reading them again.
 const REFRESH: Duration = Duration::from_secs(5);
 
-/// The shard counts a process last read, and where each queue's round robin stands.
+/// The shard counts a process last read, where each queue's round robin stands, and on a
+/// Cluster which master holds each shard (placement.rs).
 #[derive(Debug, Default)]
 pub(crate) struct ShardCache {
     read_at: Option<Instant>,
     counts: HashMap<QueueName, u32>,
     turn: HashMap<QueueName, u64>,
+    placements: HashMap<QueueName, Placement>,
 }
 
 impl ShardCache {
     fn count(&self, queue: &QueueName) -> u32 {
         self.counts.get(queue).copied().unwrap_or(1)
+    }
+
+    pub(crate) fn placement(&self, queue: &QueueName) -> Option<&Placement> {
+        self.placements.get(queue)
+    }
+
+    pub(crate) fn set_placement(&mut self, queue: &QueueName, placement: Placement) {
+        self.placements.insert(queue.clone(), placement);
+    }
+}
+
+/// The shard of `n` whose turn `turn` is: round the groups (the masters), then round the
+/// group's shards; round all `n` shards without groups.
+fn next_in_turn(turn: u64, n: u32, groups: Option<&[Vec<u32>]>) -> u32 {
+    match groups {
+        Some(groups) if !groups.is_empty() => {
+            let m = groups.len() as u64;
+            let group = &groups[(turn % m) as usize];
+            group[((turn / m) % group.len() as u64) as usize]
+        }
+        _ => (turn % u64::from(n)) as u32,
     }
 }
 
@@ -85,23 +109,25 @@ impl Broker {
     }
 
     /// The shard a new task of `queue` goes to: by `partition_key`'s hash when given (one
-    /// key's tasks stay in one shard, in order), else the next in turn. `queue` itself when
-    /// it has one shard.
+    /// key's tasks stay in one shard, in order), else the next in turn: on a Cluster, round
+    /// the masters that hold its shards, then round each master's shards, so every master
+    /// gets an equal share whatever the shards' slots (placement.rs). `queue` itself when it
+    /// has one shard.
     pub async fn pick_shard(&self, queue: &QueueName, partition_key: Option<&str>) -> QueueName {
         let n = self.shard_count(queue).await;
         if n <= 1 {
             return queue.clone();
         }
-        let i = match partition_key {
-            Some(key) => shard_of_key(key, n),
-            None => {
-                let mut cache = self.shards.lock().expect("shard cache lock");
-                let turn = cache.turn.entry(queue.clone()).or_insert_with(|| fastrand::u64(..));
-                *turn = turn.wrapping_add(1);
-                (*turn % u64::from(n)) as u32
-            }
-        };
-        queue.shard(i)
+        if let Some(key) = partition_key {
+            return queue.shard(shard_of_key(key, n));
+        }
+        self.refresh_placement(queue, n).await;
+        let mut cache = self.shards.lock().expect("shard cache lock");
+        let turn = cache.turn.entry(queue.clone()).or_insert_with(|| fastrand::u64(..));
+        *turn = turn.wrapping_add(1);
+        let turn = *turn;
+        let groups = cache.placement(queue).filter(|p| p.shards == n).map(|p| p.groups.as_slice());
+        queue.shard(next_in_turn(turn, n, groups))
     }
 
     /// Raises `queue`'s number of shards to `n` (never lowers it); returns the number now.
@@ -129,6 +155,24 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turns_go_round_the_masters_then_round_each_masters_shards() {
+        // Twelve shards, 5, 3 and 4 on three masters: each master gets a third of the turns,
+        // and within a master each shard an equal part of its third.
+        let groups = vec![vec![0, 3, 5, 8, 11], vec![1, 6, 9], vec![2, 4, 7, 10]];
+        let mut per_shard = [0u32; 12];
+        for turn in 0..60 * 12 {
+            per_shard[next_in_turn(turn, 12, Some(&groups)) as usize] += 1;
+        }
+        let per_master: Vec<u32> = groups.iter().map(|g| g.iter().map(|&i| per_shard[i as usize]).sum()).collect();
+        assert_eq!(per_master, [240, 240, 240]);
+        assert_eq!(per_shard[0], 48);
+        assert_eq!(per_shard[1], 80);
+        // Without groups (one node, Sentinel): round the shards.
+        let plain: Vec<u32> = (0..4).map(|turn| next_in_turn(turn, 3, None)).collect();
+        assert_eq!(plain, [0, 1, 2, 0]);
+    }
 
     #[test]
     fn a_partition_key_always_goes_to_the_same_shard_and_keys_spread() {

@@ -3,7 +3,8 @@
 //! tasks spread evenly, a partition key keeps one shard and its order, ids name their shard
 //! and read back in one step, and the admin's reads and writes (overview, listing, pause,
 //! purge, dead letters) treat the shards as one queue. On a Cluster of three masters: the
-//! shards' tasks spread over every master, and every task is claimed back.
+//! shards' tasks spread over every master, each master gets an equal share even when the
+//! shards' slots put more of them on one, and every task is claimed back.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -142,4 +143,50 @@ async fn on_a_cluster_the_shards_spread_over_every_master_and_all_come_back() {
     assert_eq!((overview.pending, overview.shards), (600, 6));
     let taken = claim_all(&broker, &broker.shards_of(&queue).await.unwrap()).await;
     assert_eq!(taken.values().map(Vec::len).sum::<usize>(), tasks.len(), "every task claimed back");
+}
+
+#[tokio::test]
+async fn on_a_cluster_each_master_gets_an_equal_share_whatever_the_shards_slots() {
+    let cluster = RedisCluster::start_with(0);
+    let broker = broker_on(&cluster.url()).await;
+    let ns = broker.keys().namespace().to_owned();
+    // The twelve shards of `bench` hash to slots that put 5, 3 and 4 of them on the three
+    // masters (redis-cli's even split): going round the shards would give the masters 500,
+    // 300 and 400 of 1,200 tasks.
+    let queue = QueueName::parse("bench").unwrap();
+    broker.raise_shards(&queue, 12).await.unwrap();
+    let mut seed = redis::Client::open(cluster.node_url(0)).unwrap().get_connection().unwrap();
+    let slots: Vec<(i64, i64, Vec<redis::Value>)> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query::<Vec<Vec<redis::Value>>>(&mut seed)
+        .unwrap()
+        .into_iter()
+        .map(|range| {
+            let first: i64 = redis::from_redis_value(range[0].clone()).unwrap();
+            let last: i64 = redis::from_redis_value(range[1].clone()).unwrap();
+            (first, last, range[2..].to_vec())
+        })
+        .collect();
+    let mut shards_per_range = vec![0; slots.len()];
+    for shard in broker.shards_of(&queue).await.unwrap() {
+        let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(shard.as_str()).query(&mut seed).unwrap();
+        let range = slots.iter().position(|(first, last, _)| (*first..=*last).contains(&slot)).unwrap();
+        shards_per_range[range] += 1;
+    }
+    shards_per_range.sort();
+    assert_eq!(shards_per_range, [3, 4, 5], "the shards sit unevenly on the masters");
+
+    enqueue_spread(&broker, &queue, 1200, None).await;
+    let per_master: Vec<usize> = (0..3)
+        .map(|i| {
+            let mut conn = redis::Client::open(cluster.node_url(i)).unwrap().get_connection().unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*:t:*")).query(&mut conn).unwrap();
+            keys.len()
+        })
+        .collect();
+    eprintln!("tasks per master, 12 shards of 'bench' placed 3/4/5: {per_master:?}");
+    assert_eq!(per_master, [400, 400, 400], "round the masters, then round each master's shards");
+    // Every shard still gets tasks.
+    let overview = broker.queue_overview(&queue).await.unwrap();
+    assert!(overview.shard_pending.iter().all(|&n| n > 0), "{:?}", overview.shard_pending);
 }
