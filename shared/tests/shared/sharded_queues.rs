@@ -28,6 +28,17 @@ async fn enqueue_spread(broker: &Broker, queue: &QueueName, count: usize, key: O
     tasks
 }
 
+/// How many task records each of the Cluster's three masters holds in namespace `ns`.
+fn task_records_per_master(cluster: &RedisCluster, ns: &str) -> Vec<usize> {
+    (0..3)
+        .map(|i| {
+            let mut conn = redis::Client::open(cluster.node_url(i)).unwrap().get_connection().unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*:t:*")).query(&mut conn).unwrap();
+            keys.len()
+        })
+        .collect()
+}
+
 /// Claims everything pending on each of `shards`; the ids taken, per shard, in order.
 async fn claim_all(broker: &Broker, shards: &[QueueName]) -> HashMap<QueueName, Vec<String>> {
     let mut taken = HashMap::new();
@@ -129,13 +140,7 @@ async fn on_a_cluster_the_shards_spread_over_every_master_and_all_come_back() {
     broker.raise_shards(&queue, 6).await.unwrap();
     let tasks = enqueue_spread(&broker, &queue, 600, None).await;
 
-    let per_master: Vec<usize> = (0..3)
-        .map(|i| {
-            let mut conn = redis::Client::open(cluster.node_url(i)).unwrap().get_connection().unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*:t:*")).query(&mut conn).unwrap();
-            keys.len()
-        })
-        .collect();
+    let per_master = task_records_per_master(&cluster, &ns);
     eprintln!("tasks per master, 6 shards of 'q': {per_master:?}");
     assert_eq!(per_master, [200, 200, 200], "in turn over six shards, two per master");
 
@@ -177,13 +182,7 @@ async fn on_a_cluster_each_master_gets_an_equal_share_whatever_the_shards_slots(
     assert_eq!(shards_per_range, [3, 4, 5], "the shards sit unevenly on the masters");
 
     enqueue_spread(&broker, &queue, 1200, None).await;
-    let per_master: Vec<usize> = (0..3)
-        .map(|i| {
-            let mut conn = redis::Client::open(cluster.node_url(i)).unwrap().get_connection().unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*:t:*")).query(&mut conn).unwrap();
-            keys.len()
-        })
-        .collect();
+    let per_master = task_records_per_master(&cluster, &ns);
     eprintln!("tasks per master, 12 shards of 'bench' placed 3/4/5: {per_master:?}");
     assert_eq!(per_master, [400, 400, 400], "round the masters, then round each master's shards");
     // Every shard still gets tasks.
