@@ -84,14 +84,17 @@ impl Broker {
         if !self.conn.is_cluster() {
             return;
         }
-        let fresh = {
-            let cache = self.shards.lock().expect("shard cache lock");
-            cache
-                .placement(queue)
-                .is_some_and(|p| p.shards == n && p.read_at.elapsed() < REFRESH)
-        };
-        if fresh {
-            return;
+        {
+            // One caller reads the map again; the others meanwhile keep the grouping they have
+            // (a busy gateway would otherwise send one CLUSTER SLOTS per request until the
+            // first answer is in).
+            let mut cache = self.shards.lock().expect("shard cache lock");
+            if let Some(p) = cache.placement_mut(queue).filter(|p| p.shards == n) {
+                if p.read_at.elapsed() < REFRESH {
+                    return;
+                }
+                p.read_at = Instant::now();
+            }
         }
         let groups = match self.slot_map().await {
             Ok(ranges) => group_by_master(queue, n, &ranges),

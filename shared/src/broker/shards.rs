@@ -43,6 +43,10 @@ impl ShardCache {
         self.placements.get(queue)
     }
 
+    pub(crate) fn placement_mut(&mut self, queue: &QueueName) -> Option<&mut Placement> {
+        self.placements.get_mut(queue)
+    }
+
     pub(crate) fn set_placement(&mut self, queue: &QueueName, placement: Placement) {
         self.placements.insert(queue.clone(), placement);
     }
