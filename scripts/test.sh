@@ -16,10 +16,12 @@ cargo test --workspace --locked
 # The library's integration suites again on a local Redis Cluster (three masters with a replica
 # each, started by the harness): every script, the MONITOR check of hash tags, schedules, and
 # schedules (the Cluster/Sentinel/TLS tests pick their own servers and ran above already).
-CELERIAC_TEST_REDIS=cluster cargo test -p celeriac --tests --locked -- --skip topology_
+# `--workspace` with `--test` picks one suite from the build above: with `-p`, cargo would resolve
+# the dependencies' features for that package alone and build them all a second time.
+CELERIAC_TEST_REDIS=cluster cargo test --workspace --test shared --locked -- --skip topology_
 # And the gateway's suite (about 3 minutes: each test starts its own six-node Cluster). The
 # worker's suite runs on one node only: its Cluster and Sentinel failover tests start their own.
-CELERIAC_TEST_REDIS=cluster cargo test -p celeriac-api --test api --locked
+CELERIAC_TEST_REDIS=cluster cargo test --workspace --test api --locked
 # The dashboard in headless Chromium: Debian's browser (npm's own browser download does not
 # work here) driven by playwright-core, against the debug binaries built above; and the start
 # command, scripts/run.sh, with those binaries (run-script.test.mjs).

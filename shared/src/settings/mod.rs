@@ -405,13 +405,12 @@ pub(crate) mod tests {
 
     /// `files` written to a fresh folder and loaded for the `test` environment with `vars`.
     pub(crate) fn layers(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<Layers, SettingsError> {
-        let dir = std::env::temp_dir().join(format!("celeriac-settings-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
+            std::fs::write(dir.path().join(name), text).unwrap();
         }
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Layers::load_from(&dir, "test", &vars)
+        Layers::load_from(dir.path(), "test", &vars)
     }
 
     fn load(files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
