@@ -45,50 +45,89 @@ fn conn_to(port: u16) -> redis::Connection {
         .unwrap()
 }
 
-/// Moves `slot` from its master to another one, `batch` keys at a time, pausing between
-/// batches so the workload runs while the slot is split. Returns the new master's port and
-/// how many keys moved.
-fn migrate_slot(seed_port: u16, slot: u16, batch: usize) -> (u16, usize) {
-    let mut seed = conn_to(seed_port);
-    let all = nodes(&mut seed);
-    let masters: Vec<_> = all.iter().filter(|n| n.2).collect();
-    let from = masters.iter().find(|n| n.3.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap();
-    let to = masters.iter().find(|n| n.0 != from.0).unwrap();
-    let (mut src, mut dst) = (conn_to(from.1), conn_to(to.1));
-    let setslot = |conn: &mut redis::Connection, how: &str, id: &str| {
-        let () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(how).arg(id).query(conn).unwrap();
-    };
-    setslot(&mut dst, "IMPORTING", &from.0);
-    setslot(&mut src, "MIGRATING", &to.0);
-    let mut moved = 0;
-    loop {
-        let keys: Vec<String> = redis::cmd("CLUSTER")
-            .arg("GETKEYSINSLOT")
-            .arg(slot)
-            .arg(batch)
-            .query(&mut src)
+/// A slot on its way from one master to another.
+struct SlotMove {
+    slot: u16,
+    from: Node,
+    to: Node,
+    masters: Vec<Node>,
+}
+
+impl SlotMove {
+    /// Marks `slot` as moving from its master to another one (IMPORTING on the new master,
+    /// then MIGRATING on the old): from here until [`SlotMove::end`], the slot is split.
+    fn begin(seed_port: u16, slot: u16) -> Self {
+        let masters: Vec<Node> = nodes(&mut conn_to(seed_port)).into_iter().filter(|n| n.2).collect();
+        let holds = |n: &&Node| n.3.iter().any(|(a, b)| (*a..=*b).contains(&slot));
+        let from = masters.iter().find(holds).unwrap().clone();
+        let to = masters.iter().find(|n| n.0 != from.0).unwrap().clone();
+        let this = Self { slot, from, to, masters };
+        this.set_slot(this.to.1, "IMPORTING", &this.from.0);
+        this.set_slot(this.from.1, "MIGRATING", &this.to.0);
+        this
+    }
+
+    fn set_slot(&self, port: u16, how: &str, id: &str) {
+        let () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(self.slot)
+            .arg(how)
+            .arg(id)
+            .query(&mut conn_to(port))
             .unwrap();
-        if keys.is_empty() {
-            break;
-        }
+    }
+
+    /// Moves `keys` from the old master to the new one.
+    fn migrate(&self, keys: &[String]) {
         let () = redis::cmd("MIGRATE")
             .arg("127.0.0.1")
-            .arg(to.1)
+            .arg(self.to.1)
             .arg("")
             .arg(0)
             .arg(5000)
             .arg("REPLACE")
             .arg("KEYS")
-            .arg(&keys)
-            .query(&mut src)
+            .arg(keys)
+            .query(&mut conn_to(self.from.1))
             .unwrap();
-        moved += keys.len();
-        std::thread::sleep(Duration::from_millis(100));
     }
-    for master in &masters {
-        setslot(&mut conn_to(master.1), "NODE", &to.0);
+
+    /// Moves the keys left in the slot, `batch` at a time, pausing between batches so a
+    /// workload runs while the slot is split. Returns how many moved.
+    fn migrate_rest(&self, batch: usize) -> usize {
+        let mut moved = 0;
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(self.slot)
+                .arg(batch)
+                .query(&mut conn_to(self.from.1))
+                .unwrap();
+            if keys.is_empty() {
+                return moved;
+            }
+            self.migrate(&keys);
+            moved += keys.len();
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-    (to.1, moved)
+
+    /// Gives the slot to its new master, on every master.
+    fn end(&self) {
+        for master in &self.masters {
+            self.set_slot(master.1, "NODE", &self.to.0);
+        }
+    }
+}
+
+/// Moves `slot` from its master to another one, `batch` keys at a time, pausing between
+/// batches so the workload runs while the slot is split. Returns the new master's port and
+/// how many keys moved.
+fn migrate_slot(seed_port: u16, slot: u16, batch: usize) -> (u16, usize) {
+    let slot_move = SlotMove::begin(seed_port, slot);
+    let moved = slot_move.migrate_rest(batch);
+    slot_move.end();
+    (slot_move.to.1, moved)
 }
 
 /// Runs `call` until it succeeds (a script may `TRYAGAIN` while its keys are split between
@@ -240,4 +279,106 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
         .find(|n| n.2 && n.3.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
         .unwrap();
     assert_eq!(owner.1, new_master);
+}
+
+/// The Cluster slot of `queue`'s keys.
+fn slot_of(port: u16, queue: &QueueName) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{{{queue}}}"))
+        .query(&mut conn_to(port))
+        .unwrap()
+}
+
+/// `command` on the new master of a moving slot, which serves its keys only after ASKING.
+fn asking<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> T {
+    let (value,): (T,) = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .add_command(command.clone())
+        .query(&mut conn_to(port))
+        .unwrap();
+    value
+}
+
+/// fetch.lua reads and writes the hashes of the tasks it takes without declaring them, so it
+/// must never run on a node that holds only part of its slot: it would take a task whose hash
+/// has moved for one that is gone. It declares the queue's pause flag, priority bell and limits,
+/// which do not exist on a queue it may fetch, so while the slot is split Redis counts them
+/// missing on either master and refuses the call (TRYAGAIN) before the script runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_is_refused_while_its_slot_is_split_and_takes_nothing() {
+    let cluster = RedisCluster::start_with(0);
+    let broker = broker_on(&cluster.url()).await;
+    let keys = broker.keys().clone();
+    let queue = QueueName::parse("q").unwrap();
+    let lease = Duration::from_secs(60);
+    // A first fetch and its outcomes, so the worker's own keys (in-flight hash, lease, last
+    // claim) exist when the slot splits, as they do for a worker that has been running.
+    let earlier: Vec<NewTask> = (0..2).map(|i| NewTask::new(&queue, "noop", &json!(i))).collect();
+    broker.enqueue(&queue, &earlier, 0, None).await.unwrap();
+    let Fetched::Started(started) = broker.fetch(&queue, "w1", 10, lease, &new_claim_token()).await.unwrap() else {
+        panic!("a fetch that starts");
+    };
+    let outcomes: Vec<Outcome> = started
+        .into_iter()
+        .map(|s| match s {
+            Started::Run(d) => Outcome {
+                id: d.id,
+                delivery: d.delivery,
+                verdict: Verdict::Success("null".into()),
+            },
+            Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    broker.finish(&queue, "w1", &outcomes).await.unwrap();
+    let tasks: Vec<NewTask> = (0..6).map(|i| NewTask::new(&queue, "noop", &json!(i))).collect();
+    broker.enqueue(&queue, &tasks, 0, None).await.unwrap();
+    let slot_move = SlotMove::begin(cluster.ports()[0], slot_of(cluster.ports()[0], &queue));
+    // Half the task hashes move; the pending list, the other half and the rest of the queue stay.
+    let moved: Vec<String> = tasks[..3].iter().map(|t| keys.task(&t.id)).collect();
+    slot_move.migrate(&moved);
+
+    let refused = broker.fetch(&queue, "w1", 10, lease, &new_claim_token()).await;
+    let error = refused.expect_err("a fetch while its slot is split");
+    assert!(error.to_string().contains("TryAgain"), "{error}");
+    // Nothing was taken: every id still pending on the old master, every task PENDING on the
+    // master that holds it, and nothing leased on either.
+    let (old, new) = (slot_move.from.1, slot_move.to.1);
+    let pending: Vec<String> = redis::cmd("LRANGE")
+        .arg(keys.pending(&queue))
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn_to(old))
+        .unwrap();
+    let mut suffixes: Vec<&str> = tasks.iter().map(|t| t.id.suffix()).collect();
+    suffixes.reverse(); // newest first in the list
+    assert_eq!(pending, suffixes);
+    let state = |t: &NewTask| redis::cmd("HGET").arg(keys.task(&t.id)).arg("s").clone();
+    for t in &tasks[..3] {
+        assert_eq!(asking::<String>(new, &state(t)), "PENDING", "moved: {}", t.id);
+    }
+    for t in &tasks[3..] {
+        let s: String = state(t).query(&mut conn_to(old)).unwrap();
+        assert_eq!(s, "PENDING", "stayed: {}", t.id);
+    }
+    let leased = redis::cmd("HLEN").arg(keys.inflight(&queue, "w1")).clone();
+    assert_eq!(leased.query::<u32>(&mut conn_to(old)).unwrap(), 1, "only the filler field");
+
+    // Once the whole slot has moved, a fetch takes all six, oldest first, each a first run.
+    slot_move.migrate_rest(100);
+    slot_move.end();
+    let Fetched::Started(started) = broker.fetch(&queue, "w1", 10, lease, &new_claim_token()).await.unwrap() else {
+        panic!("a fetch that starts");
+    };
+    let runs: Vec<(String, u32)> = started
+        .into_iter()
+        .map(|s| match s {
+            Started::Run(d) => (d.id.to_string(), d.delivery),
+            Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
+        })
+        .collect();
+    let expected: Vec<(String, u32)> = tasks.iter().map(|t| (t.id.to_string(), 1)).collect();
+    assert_eq!(runs, expected);
 }
