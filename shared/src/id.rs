@@ -153,6 +153,16 @@ impl TaskId {
     }
 }
 
+/// When a task with this id suffix was made, if the suffix is a time-ordered id (UUID v7: its
+/// first 12 hex digits are the ms since the epoch, its 13th is the version, `7`); `None` for a
+/// derived id (UUID v5), which carries no time.
+pub(crate) fn made_ms_of(suffix: &str) -> Option<i64> {
+    if suffix.len() != 32 || suffix.as_bytes()[12] != b'7' {
+        return None;
+    }
+    i64::from_str_radix(&suffix[..12], 16).ok()
+}
+
 /// The 32 lowercase hex digits of a uuid (without the formatting machinery: ids are made
 /// for every task).
 fn hex_of(uuid: uuid::Uuid) -> String {
@@ -192,6 +202,23 @@ mod tests {
         assert_eq!(parsed, id);
         assert_eq!(TaskId::on(&queue, id.suffix()), Some(id.clone()), "32 lowercase hex digits");
         assert_eq!(parsed.queue().as_str(), "high-priority.v2");
+    }
+
+    #[test]
+    fn a_time_ordered_id_tells_when_it_was_made_and_a_derived_one_does_not() {
+        let queue = QueueName::parse("default").unwrap();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let made = made_ms_of(TaskId::generate(&queue).suffix()).unwrap();
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((before..=after).contains(&made), "{before} <= {made} <= {after}");
+        assert_eq!(made_ms_of(TaskId::derived(&queue, "a").suffix()), None);
+        assert_eq!(made_ms_of("0193a1b2c3d4"), None);
     }
 
     #[test]

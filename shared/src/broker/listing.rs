@@ -1,11 +1,11 @@
 //! The task listing behind `GET /tasks` and the dead letters behind `GET /queues/{q}/dead`.
 //!
-//! Each queue keeps a listing log: a list with one `<created ms>-<suffix>` entry per task,
-//! pushed at its head by the enqueue script (one variadic `LPUSH` per call, far cheaper than a
+//! Each queue keeps a listing log: a list with one entry per task, pushed at its head by the enqueue script (one variadic `LPUSH` per call, far cheaper than a
 //! sorted set's per-task insert). An entry's sequence number counts the queue's tasks before it,
 //! so it never changes; the log is capped at [`LISTING_MAX`](super::enqueue::LISTING_MAX) entries,
 //! the oldest going first. Tasks are listed newest first: the queues' logs are merged by creation
-//! ms (ties by queue name). A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
+//! ms (ties by queue name). An entry is the task's id suffix when that is time-ordered (a UUID v7
+//! holds its creation ms: 14 bytes a task less in Redis), else `<created ms>-<suffix>`. A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
 //! number of its next entry to examine, so the next page starts right after the last entry
 //! examined, with no duplicate and no gap, whatever was enqueued meanwhile. The work per page is
 //! bounded (`budget` entries examined), so a rare filter may answer a short or even empty page
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use redis::AsyncCommands;
 
 use super::{Broker, BrokerError, scripts};
-use crate::id::{QueueName, TaskId};
+use crate::id::{QueueName, TaskId, made_ms_of};
 use crate::record::TaskRecord;
 use crate::state::TaskState;
 
@@ -80,12 +80,16 @@ struct Entry {
 }
 
 impl Entry {
-    /// Reads `<created ms>-<suffix>`. A damaged entry still takes its place in the order (its
-    /// record is then not found), so the walk goes on past it.
+    /// Reads a time-ordered suffix alone, or `<created ms>-<suffix>` (any id; every entry
+    /// before 2026-12-05). A damaged entry still takes its place in the order (its record is
+    /// then not found), so the walk goes on past it.
     fn parse(queue: &QueueName, seq: u64, raw: &str) -> Self {
-        let (ms, suffix) = raw.split_once('-').unwrap_or(("", raw));
+        let (created_ms, suffix) = match raw.split_once('-') {
+            Some((ms, suffix)) => (ms.parse().unwrap_or(0), suffix),
+            None => (made_ms_of(raw).unwrap_or(0), raw),
+        };
         Self {
-            created_ms: ms.parse().unwrap_or(0),
+            created_ms,
             queue: queue.clone(),
             seq,
             suffix: suffix.to_owned(),
@@ -346,6 +350,16 @@ mod tests {
             .collect();
         // After a's (10, 4), a's log goes on unfetched: b's (5, 7) must wait.
         assert_eq!(picks, [(30, "a".into()), (20, "b".into()), (20, "b".into()), (10, "a".into())]);
+    }
+
+    #[test]
+    fn an_entry_is_a_time_ordered_suffix_alone_or_a_creation_ms_and_a_suffix() {
+        let time_ordered = "019a3f4c5d6e7000800000000000002a";
+        let entry = Entry::parse(&q("a"), 3, time_ordered);
+        assert_eq!((entry.created_ms, entry.suffix.as_str()), (0x019a3f4c5d6e, time_ordered));
+        let derived = "9c1185a5c5e9fc54612808977ee8f548";
+        let entry = Entry::parse(&q("a"), 4, &format!("1764626000123-{derived}"));
+        assert_eq!((entry.created_ms, entry.suffix.as_str()), (1_764_626_000_123, derived));
     }
 
     #[test]

@@ -5,7 +5,8 @@ All or nothing: on any refusal nothing is written.
 KEYS[1]   pending list of the queue
 KEYS[2]   scheduled sorted set of the queue
 KEYS[3]   idempotency key (read only when ARGV[3] > 0)
-KEYS[4]   listing log of the queue (list, newest first: '<creation ms>-<id suffix>' entries)
+KEYS[4]   listing log of the queue (list, newest first: an entry is the id suffix when that is
+          time-ordered, a UUID v7 whose 13th digit is '7', else '<creation ms>-<id suffix>')
 KEYS[5]   stats hash of the queue (counts 'enqueued' once per call, and 'listing_dropped':
           the listing entries the cap removed, which keeps the log's sequence numbers)
 KEYS[6..] one task hash per task, in the order of the task groups in ARGV
@@ -30,7 +31,7 @@ Returns
   {-1, depth}         the queue is full (backpressure); depth as text
   {-2, suffix}        a task with this id exists already (deterministic ids)
 ]]
-local call, tonumber = redis.call, tonumber -- locals: a global is a table lookup at each use
+local call, tonumber, byte = redis.call, tonumber, string.byte -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[1])
 -- Timestamps go back to Redis as the caller's text: formatting a Lua number costs an snprintf.
 local at = ARGV[1]
@@ -107,7 +108,8 @@ for i = 0, count - 1 do
   end
   if expires then call('HSET', key, 'x', expires) end
   if link then call('HSET', key, 'wf', link) end
-  listed[i + 1] = at .. '-' .. suffix
+  -- a UUID v7 ('7' is byte 55) holds its creation ms already
+  listed[i + 1] = byte(suffix, 13) == 55 and suffix or at .. '-' .. suffix
 end
 if n_ready > 0 then call('LPUSH', KEYS[1], unpack(ready)) end
 if prioritized then

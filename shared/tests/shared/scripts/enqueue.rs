@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use celeriac::broker::{EnqueueOutcome, Idempotency, ListFilter, NewTask, Started};
-use celeriac::{Broker, BrokerError, TaskState};
+use celeriac::{Broker, BrokerError, TaskId, TaskState};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -177,6 +177,34 @@ async fn the_listing_cap_drops_the_oldest_and_a_walk_goes_on_past_it() {
     let second = broker.list_tasks(&filter, 2, 100, first.next).await.unwrap();
     assert_eq!(ids(&second), [tasks[3].id.clone()], "what is left of the older ones, once");
     assert!(second.next.is_none());
+}
+
+#[tokio::test]
+async fn a_listing_entry_is_the_id_alone_when_the_id_holds_its_creation_time() {
+    let (_redis, broker) = redis_and_broker();
+    let fresh = NewTask::new(&queue(), "echo", &json!(1));
+    let mut derived = NewTask::new(&queue(), "echo", &json!(2));
+    derived.id = TaskId::derived(&queue(), "a firing");
+    broker.enqueue(&queue(), &[fresh.clone(), derived.clone()], 0, None).await.unwrap();
+    let mut conn = broker.connection();
+    let entries: Vec<String> = conn.lrange(broker.keys().listing(&queue()), 0, -1).await.unwrap();
+    let now = broker.clock().now_ms();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1], fresh.id.suffix(), "a UUID v7 holds its creation ms");
+    let (ms, suffix) = entries[0].split_once('-').expect("<created ms>-<suffix>");
+    assert_eq!(suffix, derived.id.suffix());
+    assert!((now - 5_000..=now).contains(&ms.parse::<i64>().unwrap()), "{ms}");
+    // Both list, newest first.
+    let filter = ListFilter {
+        queue: Some(queue()),
+        ..Default::default()
+    };
+    let page = broker.list_tasks(&filter, 10, 100, None).await.unwrap();
+    let mut listed: Vec<TaskId> = page.tasks.iter().map(|r| r.task_id.clone()).collect();
+    listed.sort_by_key(|id| id.to_string());
+    let mut expected = vec![fresh.id, derived.id];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(listed, expected);
 }
 
 #[tokio::test]
