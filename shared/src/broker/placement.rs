@@ -31,16 +31,10 @@ pub(crate) struct Placement {
     pub groups: Vec<Vec<u32>>,
 }
 
-/// The hash slot of a key whose hash tag is `tag` (CRC16/XMODEM, as Redis Cluster computes it).
+/// The hash slot of a key whose hash tag is `tag` (CRC16/XMODEM, as Redis Cluster computes it,
+/// by the crate the redis client routes with).
 pub(crate) fn slot_of(tag: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for byte in tag.bytes() {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc % SLOTS
+    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % SLOTS
 }
 
 /// Groups the shards `0..n` of `queue` by the master whose slot range holds each one's slot.
