@@ -319,7 +319,8 @@ async fn entries_of_the_same_millisecond_are_paged_without_duplicates_or_gaps() 
         let log = app.broker.keys().listing(&celeriac::QueueName::parse(queue).unwrap());
         let entries: Vec<String> = redis::AsyncCommands::lrange(&mut conn, &log, 0, -1).await.unwrap();
         for (i, entry) in entries.iter().enumerate() {
-            let suffix = entry.split_once('-').unwrap().1;
+            // `<ms>-<suffix>`, or the suffix alone when the id holds the ms
+            let suffix = entry.rsplit('-').next().unwrap();
             let () = redis::AsyncCommands::lset(&mut conn, &log, i as isize, format!("1000-{suffix}"))
                 .await
                 .unwrap();

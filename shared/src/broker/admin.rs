@@ -204,7 +204,7 @@ impl Broker {
                 .next()
                 .and_then(|v| redis::from_redis_value_ref::<Vec<Option<String>>>(v).ok())
                 .and_then(|fields| match fields.as_slice() {
-                    [Some(spec), _] => StoredSpec::parse(spec).created_ms,
+                    [Some(spec), _] => StoredSpec::parse(spec).created_ms_of(oldest[i].as_deref().unwrap_or_default()),
                     [None, Some(legacy)] => legacy.parse().ok(),
                     _ => None,
                 });

@@ -50,7 +50,7 @@ impl TaskRecord {
             progress: json(&mut h, field::PROGRESS).and_then(|v| serde_json::from_value(v).ok()),
             result: json(&mut h, field::RESULT),
             error: json(&mut h, field::ERROR).and_then(|v| serde_json::from_value(v).ok()),
-            created_at: spec.created_ms.and_then(to_datetime),
+            created_at: spec.created_ms_of(task_id.suffix()).and_then(to_datetime),
             eta: time(&h, field::ETA),
             started_at: run.as_ref().and_then(|r| r.started_ms).and_then(to_datetime),
             finished_at: finished_ms.and_then(to_datetime),

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::fields::StoredSpec;
 use super::lost_reply::ask_until_answered;
 use super::{Broker, BrokerError, scripts};
-use crate::id::{QueueName, TaskId};
+use crate::id::{QueueName, TaskId, made_ms_of};
 use crate::task::TaskOptions;
 use crate::trace::TraceParent;
 
@@ -70,7 +70,8 @@ impl NewTask {
         self.options.priority.unwrap_or(0).min(crate::task::MAX_PRIORITY)
     }
 
-    /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`.
+    /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`, which
+    /// is left out when the id holds that very ms.
     pub(super) fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
             return Err(BrokerError::InvalidTask(format!(
@@ -86,7 +87,7 @@ impl NewTask {
         let traceparent = self.traceparent.as_ref().map(ToString::to_string).unwrap_or_default();
         Ok(StoredSpec {
             name: &self.name,
-            created_ms: Some(now_ms),
+            created_ms: (made_ms_of(self.id.suffix()) != Some(now_ms)).then_some(now_ms),
             traceparent: &traceparent,
             options: &options,
             args: &payload.pack(&self.args),

@@ -179,7 +179,7 @@ fn parse_started(ids: Vec<TaskId>, flat: &[String], now: i64) -> Result<Vec<Star
             } else {
                 serde_json::from_str(spec.options).unwrap_or_default()
             };
-            let queued_since = eta.or(spec.created_ms);
+            let queued_since = eta.or_else(|| spec.created_ms_of(id.suffix()));
             let waited = queued_since.map(|since| Duration::from_millis(now.saturating_sub(since).max(0) as u64));
             Ok(Started::Run(Delivery {
                 id,

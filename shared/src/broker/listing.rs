@@ -4,8 +4,9 @@
 //! sorted set's per-task insert). An entry's sequence number counts the queue's tasks before it,
 //! so it never changes; the log is capped at [`LISTING_MAX`](super::enqueue::LISTING_MAX) entries,
 //! the oldest going first. Tasks are listed newest first: the queues' logs are merged by creation
-//! ms (ties by queue name). An entry is the task's id suffix when that is time-ordered (a UUID v7
-//! holds its creation ms: 14 bytes a task less in Redis), else `<created ms>-<suffix>`. A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
+//! ms (ties by queue name). An entry is the task's id suffix when the id holds its creation ms
+//! (a UUID v7 made in the ms of its enqueue, whose record leaves that ms out too: 14 bytes a task
+//! less in Redis), else `<created ms>-<suffix>`; either way its ms is the record's `created_at`. A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
 //! number of its next entry to examine, so the next page starts right after the last entry
 //! examined, with no duplicate and no gap, whatever was enqueued meanwhile. The work per page is
 //! bounded (`budget` entries examined), so a rare filter may answer a short or even empty page
@@ -80,8 +81,8 @@ struct Entry {
 }
 
 impl Entry {
-    /// Reads a time-ordered suffix alone, or `<created ms>-<suffix>` (any id; every entry
-    /// before 2026-12-05). A damaged entry still takes its place in the order (its record is
+    /// Reads a time-ordered suffix alone, or `<created ms>-<suffix>` (any other task; every
+    /// entry before 2026-12-05). A damaged entry still takes its place in the order (its record is
     /// then not found), so the walk goes on past it.
     fn parse(queue: &QueueName, seq: u64, raw: &str) -> Self {
         let (created_ms, suffix) = match raw.split_once('-') {

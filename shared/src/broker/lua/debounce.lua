@@ -45,8 +45,9 @@ if ARGV[8] ~= '' then call('HSET', KEYS[4], 'p', ARGV[8]) end
 call('ZADD', KEYS[2], ARGV[5], ARGV[3])
 call('SET', KEYS[1], ARGV[3], 'PX', ARGV[6])
 local listing_max = tonumber(ARGV[7])
--- a UUID v7 ('7' is byte 55) holds its creation ms already (enqueue.lua)
-local entry = string.byte(ARGV[3], 13) == 55 and ARGV[3] or ARGV[1] .. '-' .. ARGV[3]
+-- the id alone when the spec leaves out its creation ms (enqueue.lua)
+local spec = ARGV[4]
+local entry = string.byte(spec, string.find(spec, '\n', 1, true) + 1) == 10 and ARGV[3] or ARGV[1] .. '-' .. ARGV[3]
 local over = call('LPUSH', KEYS[5], entry) - listing_max
 if over > 0 then
   call('LTRIM', KEYS[5], 0, listing_max - 1)

@@ -5,8 +5,9 @@ All or nothing: on any refusal nothing is written.
 KEYS[1]   pending list of the queue
 KEYS[2]   scheduled sorted set of the queue
 KEYS[3]   idempotency key (read only when ARGV[3] > 0)
-KEYS[4]   listing log of the queue (list, newest first: an entry is the id suffix when that is
-          time-ordered, a UUID v7 whose 13th digit is '7', else '<creation ms>-<id suffix>')
+KEYS[4]   listing log of the queue (list, newest first: an entry is the id suffix when the
+          spec leaves out the creation ms, which the id then holds, else
+          '<creation ms>-<id suffix>')
 KEYS[5]   stats hash of the queue (counts 'enqueued' once per call, and 'listing_dropped':
           the listing entries the cap removed, which keeps the log's sequence numbers)
 KEYS[6..] one task hash per task, in the order of the task groups in ARGV
@@ -31,7 +32,7 @@ Returns
   {-1, depth}         the queue is full (backpressure); depth as text
   {-2, suffix}        a task with this id exists already (deterministic ids)
 ]]
-local call, tonumber, byte = redis.call, tonumber, string.byte -- locals: a global is a table lookup at each use
+local call, tonumber, byte, find = redis.call, tonumber, string.byte, string.find -- locals: a global is a table lookup at each use
 local now = tonumber(ARGV[1])
 -- Timestamps go back to Redis as the caller's text: formatting a Lua number costs an snprintf.
 local at = ARGV[1]
@@ -108,8 +109,9 @@ for i = 0, count - 1 do
   end
   if expires then call('HSET', key, 'x', expires) end
   if link then call('HSET', key, 'wf', link) end
-  -- a UUID v7 ('7' is byte 55) holds its creation ms already
-  listed[i + 1] = byte(suffix, 13) == 55 and suffix or at .. '-' .. suffix
+  -- The spec's creation ms is empty (a line break, byte 10, right after the name's) when the
+  -- id holds it, a UUID v7 made in this very ms (fields.rs): then the entry leaves it out too.
+  listed[i + 1] = byte(spec, find(spec, '\n', 1, true) + 1) == 10 and suffix or at .. '-' .. suffix
 end
 if n_ready > 0 then call('LPUSH', KEYS[1], unpack(ready)) end
 if prioritized then

@@ -180,34 +180,6 @@ async fn the_listing_cap_drops_the_oldest_and_a_walk_goes_on_past_it() {
 }
 
 #[tokio::test]
-async fn a_listing_entry_is_the_id_alone_when_the_id_holds_its_creation_time() {
-    let (_redis, broker) = redis_and_broker();
-    let fresh = NewTask::new(&queue(), "echo", &json!(1));
-    let mut derived = NewTask::new(&queue(), "echo", &json!(2));
-    derived.id = TaskId::derived(&queue(), "a firing");
-    broker.enqueue(&queue(), &[fresh.clone(), derived.clone()], 0, None).await.unwrap();
-    let mut conn = broker.connection();
-    let entries: Vec<String> = conn.lrange(broker.keys().listing(&queue()), 0, -1).await.unwrap();
-    let now = broker.clock().now_ms();
-    assert_eq!(entries.len(), 2);
-    assert_eq!(entries[1], fresh.id.suffix(), "a UUID v7 holds its creation ms");
-    let (ms, suffix) = entries[0].split_once('-').expect("<created ms>-<suffix>");
-    assert_eq!(suffix, derived.id.suffix());
-    assert!((now - 5_000..=now).contains(&ms.parse::<i64>().unwrap()), "{ms}");
-    // Both list, newest first.
-    let filter = ListFilter {
-        queue: Some(queue()),
-        ..Default::default()
-    };
-    let page = broker.list_tasks(&filter, 10, 100, None).await.unwrap();
-    let mut listed: Vec<TaskId> = page.tasks.iter().map(|r| r.task_id.clone()).collect();
-    listed.sort_by_key(|id| id.to_string());
-    let mut expected = vec![fresh.id, derived.id];
-    expected.sort_by_key(|id| id.to_string());
-    assert_eq!(listed, expected);
-}
-
-#[tokio::test]
 async fn an_enqueue_whose_reply_is_lost_is_asked_again_and_stored_once() {
     let (_redis, proxy, direct) = redis_behind_cutter();
     let broker = broker_through(&proxy, &direct);
@@ -253,4 +225,64 @@ async fn an_enqueue_whose_reply_is_lost_is_asked_again_and_stored_once() {
     let mut expected: Vec<String> = batch.iter().chain([&keyed]).map(|t| t.id.suffix().to_owned()).collect();
     expected.sort();
     assert_eq!(pending, expected, "each task is queued exactly once");
+}
+
+#[tokio::test]
+async fn a_task_stores_its_creation_time_only_when_its_id_does_not_hold_it() {
+    let (_redis, broker) = redis_and_broker();
+    let mut conn = broker.connection();
+    let listing = broker.keys().listing(&queue());
+    let id_ms = |id: &TaskId| i64::from_str_radix(&id.suffix()[..12], 16).unwrap();
+    // (the creation ms in the record's spec, the newest listing entry, the record's created_at)
+    let mut stored = async |task: &NewTask| {
+        let spec: String = conn.hget(broker.keys().task(&task.id), "t").await.unwrap();
+        let entry: String = conn.lindex(&listing, 0).await.unwrap();
+        let created = broker.get(&task.id).await.unwrap().unwrap().created_at.unwrap();
+        let spec_ms = spec.split('\n').nth(1).unwrap().to_owned();
+        (spec_ms, entry, created.timestamp_millis())
+    };
+    // A fresh id (UUID v7) made in the ms of its enqueue, as nearly every one is: neither the
+    // spec nor the listing entry holds the time, and the record reads it from the id. (Tried
+    // until an enqueue falls in the ms its id was made; the first almost always does.)
+    let mut left_out = false;
+    for i in 0..100 {
+        let task = NewTask::new(&queue(), "echo", &json!(i));
+        broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+        let (spec_ms, entry, created) = stored(&task).await;
+        if spec_ms.is_empty() {
+            assert_eq!(entry, task.id.suffix(), "the id alone");
+            assert_eq!(created, id_ms(&task.id), "the id's time");
+            left_out = true;
+            break;
+        }
+        assert_eq!(entry, format!("{spec_ms}-{}", task.id.suffix()));
+        assert_eq!(created.to_string(), spec_ms);
+    }
+    assert!(left_out, "an enqueue in its id's ms stores no creation time");
+
+    // An id made in another ms than the enqueue's (here the broker's clock is 10 s ahead) and
+    // a derived id (UUID v5, no time): the spec and the listing entry keep the enqueue's ms,
+    // and the record reads it.
+    broker.clock().advance(Duration::from_secs(10));
+    let late = NewTask::new(&queue(), "echo", &json!("late"));
+    let mut derived = NewTask::new(&queue(), "echo", &json!("derived"));
+    derived.id = TaskId::derived(&queue(), "a firing");
+    for task in [&late, &derived] {
+        let before = broker.clock().now_ms();
+        broker.enqueue(&queue(), std::slice::from_ref(task), 0, None).await.unwrap();
+        let (spec_ms, entry, created) = stored(task).await;
+        let ms: i64 = spec_ms.parse().expect("a stored creation time");
+        assert!((before..before + 5_000).contains(&ms), "{ms}");
+        assert_eq!(entry, format!("{ms}-{}", task.id.suffix()));
+        assert_eq!(created, ms, "{}", task.id);
+    }
+    // Both forms of entry list, newest first.
+    let filter = ListFilter {
+        queue: Some(queue()),
+        ..Default::default()
+    };
+    let page = broker.list_tasks(&filter, 3, 100, None).await.unwrap();
+    let listed: Vec<&TaskId> = page.tasks.iter().map(|r| &r.task_id).collect();
+    assert_eq!(listed[..2], [&derived.id, &late.id]);
+    assert_eq!(listed.len(), 3);
 }
