@@ -34,7 +34,9 @@ impl Broker {
         let now = self.clock.now_ms();
         let delay_ms = (task.options.debounce.unwrap_or(0.0) * 1000.0).round() as i64;
         let due = task.due_ms.unwrap_or(now).max(now) + delay_ms;
-        let spec = task.spec(now, &self.payload)?;
+        // Its time always stored: this spec may replace a waiting task's, whose id holds
+        // another time.
+        let spec = task.spec(Some(now), &self.payload)?;
         let level = match task.level() {
             0 => String::new(),
             level => level.to_string(),

@@ -70,9 +70,15 @@ impl NewTask {
         self.options.priority.unwrap_or(0).min(crate::task::MAX_PRIORITY)
     }
 
-    /// The packed form stored in the task's hash ([`StoredSpec`]), created at `now_ms`, which
-    /// is left out when the id holds that very ms.
-    pub(super) fn spec(&self, now_ms: i64, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
+    /// The creation time its spec stores when enqueued at `now_ms`: none when its id holds that
+    /// very ms (a UUID v7 made then), as it does for nearly every task.
+    pub(super) fn created_to_store(&self, now_ms: i64) -> Option<i64> {
+        (made_ms_of(self.id.suffix()) != Some(now_ms)).then_some(now_ms)
+    }
+
+    /// The packed form stored in the task's hash ([`StoredSpec`]), with `created_ms` as its
+    /// creation time (`None`: its id holds it).
+    pub(super) fn spec(&self, created_ms: Option<i64>, payload: &crate::payload::PayloadLimits) -> Result<String, BrokerError> {
         if self.name.contains('\n') {
             return Err(BrokerError::InvalidTask(format!(
                 "the task name {:?} holds a line break",
@@ -87,7 +93,7 @@ impl NewTask {
         let traceparent = self.traceparent.as_ref().map(ToString::to_string).unwrap_or_default();
         Ok(StoredSpec {
             name: &self.name,
-            created_ms: (made_ms_of(self.id.suffix()) != Some(now_ms)).then_some(now_ms),
+            created_ms,
             traceparent: &traceparent,
             options: &options,
             args: &payload.pack(&self.args),
@@ -223,7 +229,9 @@ impl Broker {
         };
         call.arg(self.listing_max);
         for task in tasks {
-            call.arg(task.id.suffix()).arg(task.spec(now, &self.payload)?).arg(task.extras());
+            call.arg(task.id.suffix())
+                .arg(task.spec(task.created_to_store(now), &self.payload)?)
+                .arg(task.extras());
         }
         let reply: (i64, Option<String>) = call.invoke(&mut self.conn.clone()).await?;
         let outcome = match reply {

@@ -1,13 +1,15 @@
 //! The task listing behind `GET /tasks` and the dead letters behind `GET /queues/{q}/dead`.
 //!
-//! Each queue keeps a listing log: a list with one entry per task, pushed at its head by the enqueue script (one variadic `LPUSH` per call, far cheaper than a
-//! sorted set's per-task insert). An entry's sequence number counts the queue's tasks before it,
+//! Each queue keeps a listing log: a list with one entry per task, pushed at its head by the
+//! enqueue script (one variadic `LPUSH` per call, far cheaper than a sorted set's per-task
+//! insert). An entry's sequence number counts the queue's tasks before it,
 //! so it never changes; the log is capped at [`LISTING_MAX`](super::enqueue::LISTING_MAX) entries,
 //! the oldest going first. Tasks are listed newest first: the queues' logs are merged by creation
 //! ms (ties by queue name). An entry is the task's id suffix when the id holds its creation ms
-//! (a UUID v7 made in the ms of its enqueue, whose record leaves that ms out too: 14 bytes a task
-//! less in Redis), else `<created ms>-<suffix>`; either way its ms is the record's `created_at`. A [`ListCursor`] holds, for each queue not yet exhausted, the sequence
-//! number of its next entry to examine, so the next page starts right after the last entry
+//! (a UUID v7 made in the ms of its enqueue, whose record leaves that ms out too: 14 bytes a
+//! task less in Redis), else `<created ms>-<suffix>`; either way its ms is the record's
+//! `created_at`. A [`ListCursor`] holds, for each queue not yet exhausted, the sequence number
+//! of its next entry to examine, so the next page starts right after the last entry
 //! examined, with no duplicate and no gap, whatever was enqueued meanwhile. The work per page is
 //! bounded (`budget` entries examined), so a rare filter may answer a short or even empty page
 //! with a cursor to go on. Entries whose record expired are skipped (the cap removes them).

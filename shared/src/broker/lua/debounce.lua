@@ -13,7 +13,7 @@ KEYS[1]  the debounce key (string: the id suffix of the burst's task)
 KEYS[2]  scheduled sorted set of the queue
 KEYS[3]  hash of the task the caller found in KEYS[1] (the new task's hash when none)
 KEYS[4]  hash of the new task
-KEYS[5]  listing log of the queue (its entries as enqueue.lua writes them)
+KEYS[5]  listing log of the queue
 KEYS[6]  stats hash of the queue
 ARGV[1]  now, ms since the epoch
 ARGV[2]  the suffix the caller found in KEYS[1] ('' for none)
@@ -45,10 +45,8 @@ if ARGV[8] ~= '' then call('HSET', KEYS[4], 'p', ARGV[8]) end
 call('ZADD', KEYS[2], ARGV[5], ARGV[3])
 call('SET', KEYS[1], ARGV[3], 'PX', ARGV[6])
 local listing_max = tonumber(ARGV[7])
--- the id alone when the spec leaves out its creation ms (enqueue.lua)
-local spec = ARGV[4]
-local entry = string.byte(spec, string.find(spec, '\n', 1, true) + 1) == 10 and ARGV[3] or ARGV[1] .. '-' .. ARGV[3]
-local over = call('LPUSH', KEYS[5], entry) - listing_max
+-- '<creation ms>-<suffix>': a debounced task's spec always holds its creation ms (debounce.rs)
+local over = call('LPUSH', KEYS[5], ARGV[1] .. '-' .. ARGV[3]) - listing_max
 if over > 0 then
   call('LTRIM', KEYS[5], 0, listing_max - 1)
   call('HINCRBY', KEYS[6], 'listing_dropped', over)

@@ -73,6 +73,22 @@ async fn a_burst_runs_one_task_with_the_last_arguments_after_the_burst() {
 }
 
 #[tokio::test]
+async fn a_merged_call_gives_the_waiting_task_its_own_creation_time() {
+    let (_redis, broker) = redis_and_broker();
+    let first = debounced(json!({"n": 0}), Some("k"));
+    assert_eq!(call(&broker, &first).await, EnqueueOutcome::Stored);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = broker.clock().now_ms();
+    let again = debounced(json!({"n": 1}), Some("k"));
+    assert_eq!(call(&broker, &again).await, EnqueueOutcome::Debounced { task_id: first.id.clone() });
+    // The merged spec holds the last call's time: the time the waiting task's id holds is the
+    // first call's.
+    let record = broker.get(&first.id).await.unwrap().unwrap();
+    let created = record.created_at.unwrap().timestamp_millis();
+    assert!(created >= before, "{created} >= {before}");
+}
+
+#[tokio::test]
 async fn a_thousand_concurrent_calls_make_one_task_with_one_of_their_arguments() {
     let (_redis, broker) = redis_and_broker();
     let calls = (0..1000).map(|n| {
