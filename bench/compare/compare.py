@@ -230,7 +230,7 @@ def main():
     print("- bytes per pending task: both carry the same 73-byte e-mail payload; Celeriac's Redis runs with "
           "hash-max-listpack-value 512 (as its scripts and compose file start it), the yardstick's with the "
           "default 64, and the yardstick's figure includes the empty server's ~1 MB (~10 bytes a task). "
-          "Celeriac's includes its listing log (about 50 bytes a task).")
+          "Celeriac's includes its listing log (about 35 bytes a task).")
     print("- sizes differ: Celeriac drains 100,000 tasks, Celery, BullMQ and Sidekiq 10,000 (BullMQ's drain can be over "
           "in well under a second, so it is the noisiest cell); the yardstick drains 100,000 without running "
           "any task code.")
