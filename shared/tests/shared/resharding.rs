@@ -130,6 +130,22 @@ fn migrate_slot(seed_port: u16, slot: u16, batch: usize) -> (u16, usize) {
     (slot_move.to.1, moved)
 }
 
+/// The success of each run started, as a worker would store it; panics on a task that may
+/// not run.
+fn successes(started: Vec<Started>) -> Vec<Outcome> {
+    started
+        .into_iter()
+        .map(|s| match s {
+            Started::Run(d) => Outcome {
+                id: d.id,
+                delivery: d.delivery,
+                verdict: Verdict::Success("null".into()),
+            },
+            Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
+        })
+        .collect()
+}
+
 /// Runs `call` until it succeeds (a script may `TRYAGAIN` while its keys are split between
 /// the two nodes, or meet a redirection the client's own retries did not absorb), counting
 /// the failed attempts.
@@ -200,17 +216,7 @@ async fn a_shards_slot_moves_to_another_master_under_load_and_nothing_is_lost_or
                 Fetched::Claimed(Claim::Ids(ids)) => retried(&mut errors, || broker.start(shard, "w1", &ids)).await,
                 Fetched::Claimed(other) => panic!("took nothing: {other:?}"),
             };
-            let outcomes: Vec<Outcome> = started
-                .into_iter()
-                .map(|s| match s {
-                    Started::Run(d) => Outcome {
-                        id: d.id,
-                        delivery: d.delivery,
-                        verdict: Verdict::Success("null".into()),
-                    },
-                    Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
-                })
-                .collect();
+            let outcomes = successes(started);
             retried(&mut errors, || broker.finish(shard, "w1", &outcomes)).await;
             ran.extend(outcomes.into_iter().map(|o| o.id));
         }
@@ -320,17 +326,7 @@ async fn a_fetch_is_refused_while_its_slot_is_split_and_takes_nothing() {
     let Fetched::Started(started) = broker.fetch(&queue, "w1", 10, lease, &new_claim_token()).await.unwrap() else {
         panic!("a fetch that starts");
     };
-    let outcomes: Vec<Outcome> = started
-        .into_iter()
-        .map(|s| match s {
-            Started::Run(d) => Outcome {
-                id: d.id,
-                delivery: d.delivery,
-                verdict: Verdict::Success("null".into()),
-            },
-            Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
-        })
-        .collect();
+    let outcomes = successes(started);
     assert_eq!(outcomes.len(), 2);
     broker.finish(&queue, "w1", &outcomes).await.unwrap();
     let tasks: Vec<NewTask> = (0..6).map(|i| NewTask::new(&queue, "noop", &json!(i))).collect();
@@ -372,13 +368,7 @@ async fn a_fetch_is_refused_while_its_slot_is_split_and_takes_nothing() {
     let Fetched::Started(started) = broker.fetch(&queue, "w1", 10, lease, &new_claim_token()).await.unwrap() else {
         panic!("a fetch that starts");
     };
-    let runs: Vec<(String, u32)> = started
-        .into_iter()
-        .map(|s| match s {
-            Started::Run(d) => (d.id.to_string(), d.delivery),
-            Started::Skip { id, reason } => panic!("{id} skipped: {reason}"),
-        })
-        .collect();
+    let runs: Vec<(String, u32)> = successes(started).into_iter().map(|o| (o.id.to_string(), o.delivery)).collect();
     let expected: Vec<(String, u32)> = tasks.iter().map(|t| (t.id.to_string(), 1)).collect();
     assert_eq!(runs, expected);
 }
