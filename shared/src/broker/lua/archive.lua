@@ -7,14 +7,13 @@ that makes a task terminal (see scripts.rs).
 The archive's hand-over is one entry on the queue's archive stream (keys.rs, Keys::archive)
 per script call (or per HAND_OVER_MAX tasks of a call that ends more), holding each task the
 call ended: its id ('_i') and its record as it is after the ending, as Redis' DUMP of its
-hash ('_d'), one pair after the other ('_i', id,
-'_d', dump, '_i', id, '_d', dump...). The archiver builds the full rows from the entry alone
-(archive/src/dump.rs decodes the dumps), even if the records have expired by then, and a
-record's own lifetime (the result TTL) is unchanged. A DUMP copies the record's encoding
-whole; reading each field into Lua and writing it onto the stream (the first builds, whose
-entries the archiver still reads) cost Redis a third more, and an entry per task (the builds
-before this one, '_id' and '_d', still read too) a quarter more than one per call
-(docs/archive.md).
+hash ('_d'), one pair after the other ('_i', id, '_d', dump, '_i', id, '_d', dump...). The
+archiver builds the full rows from the entry alone (archive/src/dump.rs decodes the dumps),
+even if the records have expired by then, and a record's own lifetime (the result TTL) is
+unchanged. A DUMP copies the record's encoding whole; reading each field into Lua and
+writing it onto the stream (the first builds, whose entries the archiver still reads) cost
+Redis a third more, and an entry per task (the builds before this one, '_id' and '_d', still
+read too) a quarter more than one per call (docs/archive.md).
 
 The webhook's hand-over is one entry on the queue's webhooks stream (Keys::webhooks): the task
 id and the final state; the workers' deliverers read the rest from the record (webhooks.rs in
