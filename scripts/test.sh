@@ -14,8 +14,8 @@ ensure_packages redis-server make tmux postgresql
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 # The library's integration suites again on a local Redis Cluster (three masters with a replica
-# each, started by the harness): every script, the MONITOR check of hash tags, schedules, and
-# schedules (the Cluster/Sentinel/TLS tests pick their own servers and ran above already).
+# each, started by the harness): every script, the MONITOR check of hash tags, schedules and
+# workflows (the Cluster/Sentinel/TLS tests pick their own servers and ran above already).
 # `--workspace` with `--test` picks one suite from the build above: with `-p`, cargo would resolve
 # the dependencies' features for that package alone and build them all a second time.
 CELERIAC_TEST_REDIS=cluster cargo test --workspace --test shared --locked -- --skip topology_
