@@ -39,6 +39,17 @@ fn task_records_per_master(cluster: &RedisCluster, ns: &str) -> Vec<usize> {
         .collect()
 }
 
+/// A three-master Cluster (no replicas), a broker on it, its namespace, and queue `name` raised
+/// to `shards` shards.
+async fn sharded_on_a_cluster(name: &str, shards: u32) -> (RedisCluster, Broker, String, QueueName) {
+    let cluster = RedisCluster::start_with(0);
+    let broker = broker_on(&cluster.url()).await;
+    let ns = broker.keys().namespace().to_owned();
+    let queue = QueueName::parse(name).unwrap();
+    broker.raise_shards(&queue, shards).await.unwrap();
+    (cluster, broker, ns, queue)
+}
+
 /// Claims everything pending on each of `shards`; the ids taken, per shard, in order.
 async fn claim_all(broker: &Broker, shards: &[QueueName]) -> HashMap<QueueName, Vec<String>> {
     let mut taken = HashMap::new();
@@ -131,13 +142,9 @@ async fn a_partition_key_keeps_one_shard_and_its_order() {
 
 #[tokio::test]
 async fn on_a_cluster_the_shards_spread_over_every_master_and_all_come_back() {
-    let cluster = RedisCluster::start_with(0);
-    let broker = broker_on(&cluster.url()).await;
-    let ns = broker.keys().namespace().to_owned();
     // Where a shard lands is fixed by its name's slot: the six shards of `q` ('q', 'q~1' ...
     // 'q~5') hash to slots of which two fall in each master's third (redis-cli's split).
-    let queue = QueueName::parse("q").unwrap();
-    broker.raise_shards(&queue, 6).await.unwrap();
+    let (cluster, broker, ns, queue) = sharded_on_a_cluster("q", 6).await;
     let tasks = enqueue_spread(&broker, &queue, 600, None).await;
 
     let per_master = task_records_per_master(&cluster, &ns);
@@ -152,14 +159,10 @@ async fn on_a_cluster_the_shards_spread_over_every_master_and_all_come_back() {
 
 #[tokio::test]
 async fn on_a_cluster_each_master_gets_an_equal_share_whatever_the_shards_slots() {
-    let cluster = RedisCluster::start_with(0);
-    let broker = broker_on(&cluster.url()).await;
-    let ns = broker.keys().namespace().to_owned();
     // The twelve shards of `bench` hash to slots that put 5, 3 and 4 of them on the three
     // masters (redis-cli's even split): going round the shards would give the masters 500,
     // 300 and 400 of 1,200 tasks.
-    let queue = QueueName::parse("bench").unwrap();
-    broker.raise_shards(&queue, 12).await.unwrap();
+    let (cluster, broker, ns, queue) = sharded_on_a_cluster("bench", 12).await;
     let mut seed = redis::Client::open(cluster.node_url(0)).unwrap().get_connection().unwrap();
     let slots: Vec<(i64, i64, Vec<redis::Value>)> = redis::cmd("CLUSTER")
         .arg("SLOTS")
