@@ -1,5 +1,7 @@
 """Celeriac's gateway under the same load as the seed app: `wrk -t2 -c50` on GET /tasks/<id>
-(a task with a stored SUCCESS result) and on POST /emails.
+(a task with a stored SUCCESS result) and on POST /emails; and the HTTP yardstick
+(`celeriac-http-yardstick`, the cheapest gateway for those two routes: one Redis call each)
+under the very same load, each route measured on the gateway then on the yardstick.
 
     PEERS=<copy of ../shared/peers> python celeriac_http.py --api <celeriac-api binary>
 
@@ -7,10 +9,11 @@ Mirrors fastapi_seed/bench_http.py, so the figures compare like for like: the sa
 generator, scripts and body, the same redis-server (the one compare.sh started), and the
 queue purged after the run. The task read by GET is run first by a worker
 (`celeriac-worker` beside the gateway's binary, or --worker) that is stopped before the
-load, as the seed's result is stored before its load; no worker runs during either load. celeriac-bench measures the gateway
-with its own in-process client instead, which shares the machine differently. Appends one
-JSON line per measure to RESULTS_FILE (as the peer scripts do), with the CPU of the
-gateway, of Redis and of wrk.
+load, as the seed's result is stored before its load; no worker runs during either load.
+The yardstick reads a copy of that very record (Redis' COPY), so both GETs read the same
+bytes. celeriac-bench measures the gateway with its own in-process client instead, which
+shares the machine differently. Appends one JSON line per measure to RESULTS_FILE (as the
+peer scripts do), with the CPU of the server measured, of Redis and of wrk.
 """
 import argparse
 import json
@@ -29,13 +32,16 @@ from benchlib import record, start_group, stop_group, redis_cpu, tree_cpu, REDIS
 
 SEED = os.path.join(PEERS, "fastapi_seed")
 NAMESPACE = "celeriac-http"
+YARD_NAMESPACE = "http-yardstick"  # celeriac-http-yardstick's keys
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--api", required=True, help="the celeriac-api binary")
 ap.add_argument("--worker", help="the celeriac-worker binary (default: beside --api)")
+ap.add_argument("--yardstick", help="the celeriac-http-yardstick binary (default: beside --api)")
 ap.add_argument("--duration", type=int, default=10)
 args = ap.parse_args()
 worker_bin = args.worker or os.path.join(os.path.dirname(args.api), "celeriac-worker")
+yardstick_bin = args.yardstick or os.path.join(os.path.dirname(args.api), "celeriac-http-yardstick")
 
 
 def free_port():
@@ -44,33 +50,53 @@ def free_port():
         return s.getsockname()[1]
 
 
-port = free_port()
-base = f"http://127.0.0.1:{port}"
+port, yard_port = free_port(), free_port()
+base, yard_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{yard_port}"
 env = dict(os.environ, RUST_LOG="warn", CELERIAC_CONFIG_DIR="/nonexistent",
            CELERIAC__REDIS__URL=f"redis://127.0.0.1:{REDIS_PORT}",
            CELERIAC__REDIS__NAMESPACE=NAMESPACE, CELERIAC__HTTP__BIND=f"127.0.0.1:{port}")
 gateway = start_group([args.api], os.path.join(PEERS, "logs", "celeriac-api.log"), env=env)
+yardstick = start_group([yardstick_bin, "--bind", f"127.0.0.1:{yard_port}",
+                         "--redis-url", f"redis://127.0.0.1:{REDIS_PORT}"],
+                        os.path.join(PEERS, "logs", "celeriac-http-yardstick.log"), env=env)
+
+
+def redis_cli(*words):
+    return subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--no-raw", *words],
+                          check=True, capture_output=True, text=True).stdout
 
 
 def purge():
-    """Deletes what the run stored (the gateway's namespace only)."""
-    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--no-raw", "eval",
-                    "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end",
-                    "0", NAMESPACE + "*"], check=True, capture_output=True)
+    """Deletes what the run stored (the gateway's and the yardstick's namespaces only)."""
+    for namespace in (NAMESPACE, YARD_NAMESPACE):
+        redis_cli("eval", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end",
+                  "0", namespace + "*")
 
 
-def wrk(path, script):
-    """`wrk -t2 -c50` on `path` with the seed's `script`: its report, with the CPU the gateway,
-    Redis and wrk took meanwhile."""
+def wait_up(url, what):
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up")
+
+
+def wrk(server, url, script):
+    """`wrk -t2 -c50` on `url` with the seed's `script`: its report, with the CPU the server
+    (the process group `server`), Redis and wrk took meanwhile."""
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    c_gw0, c_red0 = tree_cpu(gateway.pid), redis_cpu()
+    c_gw0, c_red0 = tree_cpu(server.pid), redis_cpu()
     out = subprocess.run(
         ["wrk", "-t2", "-c50", f"-d{args.duration}s", "--latency", "--timeout", "5s",
-         "-s", os.path.join(SEED, script), base + path],
+         "-s", os.path.join(SEED, script), url],
         capture_output=True, text=True, timeout=args.duration + 30,
         env=dict(os.environ, WRK_REPORT=os.path.join(SEED, "report.lua")))
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    c_gw1, c_red1 = tree_cpu(gateway.pid), redis_cpu()
+    c_gw1, c_red1 = tree_cpu(server.pid), redis_cpu()
     line = [l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")]
     if not line:
         print(out.stdout, out.stderr, file=sys.stderr)
@@ -78,21 +104,25 @@ def wrk(path, script):
     res = json.loads(line[0][len("WRKJSON "):])
     errors = sum(v for k, v in res.items() if k.startswith("errors_"))
     if errors:
-        raise SystemExit(f"wrk saw {errors} errors on {path}: {res}")
-    res.update(gateway_cpu_s=c_gw1 - c_gw0, redis_cpu_s=c_red1 - c_red0,
+        raise SystemExit(f"wrk saw {errors} errors on {url}: {res}")
+    res.update(server_cpu_s=c_gw1 - c_gw0, redis_cpu_s=c_red1 - c_red0,
                wrk_cpu_s=(ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime))
     return res
 
 
+def measure(route, script, gateway_path, yard_path):
+    """The route under wrk on the gateway, then on the yardstick: one record each."""
+    for system, server, url in (("celeriac", gateway, base + gateway_path),
+                                ("http-yardstick", yardstick, yard_base + yard_path)):
+        res = wrk(server, url, script)
+        command = f"wrk -t2 -c50 -d{args.duration}s -s fastapi_seed/{script} ({os.path.basename(server.args[0])}, no worker)"
+        record(system, "", f"{route} req/s (wrk -t2 -c50)", res["rps"], "req/s", command, **res)
+        record(system, "", f"{route} p99 (wrk -t2 -c50)", res["p99_ms"], "ms", command, **res)
+
+
 try:
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1).read()
-            break
-        except Exception:
-            time.sleep(0.1)
-    else:
-        raise SystemExit("the gateway did not come up")
+    wait_up(base + "/readyz", "the gateway")
+    wait_up(yard_base + "/tasks/none", "the HTTP yardstick")
     # A task with a stored SUCCESS result for GET, as the seed's: `add` run by a worker,
     # which is stopped before the load.
     worker = start_group([worker_bin], os.path.join(PEERS, "logs", "celeriac-worker.log"), env=env)
@@ -112,20 +142,18 @@ try:
         assert '"SUCCESS"' in body, body
     finally:
         stop_group(worker)
-    get = wrk(f"/tasks/{tid}", "get_task.lua")
-    command = f"wrk -t2 -c50 -d{args.duration}s -s fastapi_seed/get_task.lua (celeriac-api, no worker)"
-    record("celeriac", "", "GET /tasks/<id> req/s (wrk -t2 -c50)", get["rps"], "req/s", command, **get)
-    record("celeriac", "", "GET /tasks/<id> p99 (wrk -t2 -c50)", get["p99_ms"], "ms", command, **get)
+    # The yardstick reads the very same record.
+    queue, suffix = tid.rsplit("-", 1)
+    redis_cli("copy", f"{NAMESPACE}:{{{queue}}}:t:{suffix}", f"{YARD_NAMESPACE}:{{emails}}:t:{tid}")
+    measure("GET /tasks/<id>", "get_task.lua", f"/tasks/{tid}", f"/tasks/{tid}")
 
     req = urllib.request.Request(base + "/emails", method="POST",
                                  data=b'{"to":"a@b.c","subject":"s","body":"b"}',
                                  headers={"Content-Type": "application/json"})
     assert "task_id" in urllib.request.urlopen(req).read().decode()
     purge()
-    res = wrk("/emails", "post_emails.lua")
-    command = f"wrk -t2 -c50 -d{args.duration}s -s fastapi_seed/post_emails.lua (celeriac-api, no worker)"
-    record("celeriac", "", "POST /emails req/s (wrk -t2 -c50)", res["rps"], "req/s", command, **res)
-    record("celeriac", "", "POST /emails p99 (wrk -t2 -c50)", res["p99_ms"], "ms", command, **res)
+    measure("POST /emails", "post_emails.lua", "/emails", "/emails")
 finally:
     stop_group(gateway)
+    stop_group(yardstick)
     purge()

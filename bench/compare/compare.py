@@ -146,16 +146,16 @@ def main():
          p("celery", "e2e latency p99 (pool=solo)"), p("bullmq", "e2e latency p99 (QueueEvents)"),
          p("sidekiq", "e2e latency p99 (BLPOP)"), ""),
         ("HTTP POST /emails, wrk -t2 -c50 (Celery = seed FastAPI app)", "req/s", False,
-         p("celeriac", "POST /emails req/s (wrk -t2 -c50)"), None,
+         p("celeriac", "POST /emails req/s (wrk -t2 -c50)"), p("http-yardstick", "POST /emails req/s (wrk -t2 -c50)"),
          p("seed FastAPI+Celery", "POST /emails req/s (uvicorn workers=1)"), None, None, ""),
         ("HTTP POST /emails, wrk -t2 -c50, p99 (lower is better)", "ms", True,
-         p("celeriac", "POST /emails p99 (wrk -t2 -c50)"), None,
+         p("celeriac", "POST /emails p99 (wrk -t2 -c50)"), p("http-yardstick", "POST /emails p99 (wrk -t2 -c50)"),
          p("seed FastAPI+Celery", "POST /emails p99 (uvicorn workers=1)"), None, None, ""),
         ("HTTP GET /tasks/<id> of a stored SUCCESS, wrk -t2 -c50 (Celery = seed FastAPI app)", "req/s", False,
-         p("celeriac", "GET /tasks/<id> req/s (wrk -t2 -c50)"), None,
+         p("celeriac", "GET /tasks/<id> req/s (wrk -t2 -c50)"), p("http-yardstick", "GET /tasks/<id> req/s (wrk -t2 -c50)"),
          p("seed FastAPI+Celery", "GET /tasks/<id> req/s (uvicorn workers=1)"), None, None, ""),
         ("HTTP GET /tasks/<id>, wrk -t2 -c50, p99 (lower is better)", "ms", True,
-         p("celeriac", "GET /tasks/<id> p99 (wrk -t2 -c50)"), None,
+         p("celeriac", "GET /tasks/<id> p99 (wrk -t2 -c50)"), p("http-yardstick", "GET /tasks/<id> p99 (wrk -t2 -c50)"),
          p("seed FastAPI+Celery", "GET /tasks/<id> p99 (uvicorn workers=1)"), None, None, ""),
         ("HTTP POST /emails, celeriac-bench's own client, 50 connections", "req/s", False,
          c(http_rps) if http_rps else None, None, None, None, None, ""),
@@ -204,7 +204,10 @@ def main():
     print("- HTTP, wrk rows: the seed app (uvicorn workers=1) and Celeriac's gateway (`celeriac_http.py`) each "
           "under `wrk -t2 -c50 -d10s` with the seed's `post_emails.lua` (and `get_task.lua` on one task with a "
           "stored SUCCESS result: the seed's stored by Celery's backend, Celeriac's run by a worker stopped "
-          "before the load), on the same redis-server, no worker running, the queue purged afterwards.")
+          "before the load), on the same redis-server, no worker running, the queue purged afterwards. Their "
+          "yardstick cells: `celeriac-http-yardstick` (the cheapest gateway for the two routes: axum, jemalloc, "
+          "one Redis call a request, the yardstick's own enqueue script for POST and one HGETALL of a copy of "
+          "Celeriac's record for GET) under the same load right after the gateway, in the same step.")
     print(f"- Celery drain: prefork c=2 prefetch 1 = {fmt(cp)} tasks/s, solo = {fmt(cs)} tasks/s; the faster is in "
           f"the table. Celery latency: solo pool, 300 tasks. BullMQ drain: one Worker, concurrency 50; latency via "
           f"QueueEvents, 500 tasks. Sidekiq (Debian's 6.4, `bench/compare/sidekiq/`): enqueue `perform_async` "
