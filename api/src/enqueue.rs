@@ -1,12 +1,13 @@
 //! Enqueue, shared by `POST /tasks`, `POST /emails` and `POST /reports/{user_id}`: check the
 //! task name, arguments and options, honour `Idempotency-Key` and queue limits, store the task
 //! in one atomic step (with the request's W3C `traceparent`, when valid, for the run to
-//! continue), and answer `202` with the id and a `Location` to poll.
+//! continue; a plain task's step shared with concurrent requests', `broker/batcher.rs`), and
+//! answer `202` with the id and a `Location` to poll.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use celeriac::broker::{EnqueueOutcome, Idempotency};
+use celeriac::broker::{EnqueueBatcher, EnqueueOutcome, Idempotency};
 use celeriac::call::{CallOptions, ObjectFields, read_object};
 use celeriac::digest::{FNV_OFFSET, fnv1a};
 use celeriac::trace::TraceParent;
@@ -175,14 +176,23 @@ pub async fn enqueue_task(
         serde_json::json!({ "task": task, "args": args, "queue": new.id.queue().as_str(), "options": options }).to_string()
     })?;
     let queue = new.id.queue().clone();
+    let max_pending = state.catalog.max_pending(&state.broker, &queue);
+    if idempotency.is_none() && EnqueueBatcher::takes(&new) {
+        let id = new.id.clone();
+        let task_state = match new.due_ms {
+            Some(due) if due > now => TaskState::Scheduled,
+            _ => TaskState::Pending,
+        };
+        state.batcher.enqueue(new, max_pending).instrument(span).await?;
+        return Ok(Enqueued {
+            id,
+            state: task_state,
+            duplicate: false,
+        });
+    }
     let outcome = state
         .broker
-        .enqueue(
-            &queue,
-            std::slice::from_ref(&new),
-            state.catalog.max_pending(&state.broker, &queue),
-            idempotency.as_ref(),
-        )
+        .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref())
         .instrument(span)
         .await?;
     let (task_id, duplicate) = match outcome {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use celeriac::Broker;
-use celeriac::broker::TaskEvents;
+use celeriac::broker::{EnqueueBatcher, TaskEvents};
 use celeriac::catalog::Catalog;
 use celeriac::settings::redact_url;
 use celeriac_archive::History;
@@ -62,6 +62,7 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind).await?;
         let events = TaskEvents::spawn(&broker, shutdown.clone());
         let state = AppState::new(Shared {
+            batcher: EnqueueBatcher::new(broker.clone()),
             broker,
             events,
             catalog: Arc::new(Catalog::new(&settings.tasks).with_webhooks(&settings.webhooks)),

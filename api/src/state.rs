@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use celeriac::Broker;
-use celeriac::broker::TaskEvents;
+use celeriac::broker::{EnqueueBatcher, TaskEvents};
 use celeriac::catalog::Catalog;
 use celeriac_archive::History;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,8 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] refers to, built once at start-up.
 pub struct Shared {
     pub broker: Broker,
+    /// Stores the plain tasks of concurrent requests in shared calls (`broker/batcher.rs`).
+    pub batcher: EnqueueBatcher,
     pub events: TaskEvents,
     pub catalog: Arc<Catalog>,
     pub settings: Arc<GatewaySettings>,

@@ -118,6 +118,23 @@ async fn a_full_queue_is_429_with_retry_after_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_to_a_bounded_queue_are_accepted_up_to_its_bound_and_no_further() {
+    let app = TestApp::spawn_with(|s| {
+        s.tasks.max_pending.insert(celeriac::QueueName::parse("default").unwrap(), 4);
+    })
+    .await;
+    let noop = json!({"task": "noop"});
+    let responses = futures::future::join_all((0..24).map(|_| app.post_json("/tasks", &noop))).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20, "{statuses:?}");
+    for response in responses.into_iter().filter(|r| r.status() == 202) {
+        let id = response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned();
+        assert_eq!(app.get(&format!("/tasks/{id}")).await.status(), 200, "an accepted task is stored");
+    }
+}
+
+#[tokio::test]
 async fn an_enqueue_whose_redis_reply_is_lost_is_accepted_once() {
     let (app, proxy) = TestApp::spawn_behind_reply_cutter().await;
     let email = |to: &str| json!({"to": to, "subject": "s", "body": "b"});

@@ -35,6 +35,27 @@ async fn accepted_means_stored_and_the_record_tells_the_outcome() {
     );
 }
 
+/// Concurrent requests share script calls (broker/batcher.rs): each still gets its own task.
+#[tokio::test]
+async fn concurrent_emails_are_each_stored_with_their_own_fields() {
+    let app = TestApp::spawn().await;
+    let email = |i: usize| json!({"to": format!("user{i}@example.com"), "subject": format!("s{i}"), "body": "b"});
+    let app = &app;
+    let responses = futures::future::join_all((0..60).map(|i| async move { (i, app.post_json("/emails", &email(i)).await) })).await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, response) in responses {
+        assert_eq!(response.status(), 202);
+        let accepted: Value = response.json().await.unwrap();
+        let id = accepted["task_id"].as_str().unwrap().to_owned();
+        let record: Value = app.get(&format!("/tasks/{id}")).await.json().await.unwrap();
+        assert_eq!(record["state"], "PENDING", "{record}");
+        assert_eq!(record["args"]["to"], email(i)["to"], "{record}");
+        assert_eq!(record["args"]["subject"], email(i)["subject"], "{record}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 60, "every request has a task of its own");
+}
+
 #[tokio::test]
 async fn a_long_poll_returns_the_finished_record() {
     let app = TestApp::spawn().await;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod batcher;
 mod connection;
 mod debounce;
 mod decode;
@@ -41,6 +42,7 @@ use redis::AsyncCommands;
 
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
+pub use batcher::EnqueueBatcher;
 pub use connection::{Connector, RedisConnection};
 pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};

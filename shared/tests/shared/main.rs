@@ -2,6 +2,7 @@
 //! library, instead of one per file): the Lua transitions, workflow starts, schedules and the
 //! Cluster key rule, each against a real redis-server.
 
+mod batcher;
 mod cluster_keys;
 mod common;
 mod payload;

@@ -1,0 +1,133 @@
+//! Group commit for single-task enqueues: concurrent calls for one queue share one call of
+//! the enqueue script.
+//!
+//! A gateway stores each request's task as it comes, and under load most of a one-task call's
+//! Redis time is the call itself (its keys and arguments, the existence check, the listing
+//! and stats writes), which a batch pays once. An [`EnqueueBatcher`] keeps one loop per queue:
+//! while its call is in flight, the next calls wait in the queue's channel, and the loop's
+//! next call takes all of them (up to [`MAX_BATCH`]). There is no timer: a call to an idle
+//! queue is sent at once, waiting only for the hand-over to the loop.
+//!
+//! Each call gets the answer it would have had alone. The script is all or nothing, so a
+//! batch it refuses (the queue full, a Redis error) wrote nothing, and each of its tasks is
+//! then enqueued alone. Only plain tasks are batched ([`EnqueueBatcher::takes`]): those whose
+//! only possible answer is "stored" or an error. A task with an `Idempotency-Key`, a unique
+//! lock, a debounce or a workflow link, or with a derived id, goes to [`Broker::enqueue`]
+//! directly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Broker, BrokerError, EnqueueOutcome, NewTask};
+use crate::id::{QueueName, made_ms_of};
+
+/// Most tasks in one batched call.
+const MAX_BATCH: usize = 256;
+
+/// Calls a queue's loop has not taken yet, at most; a call beyond waits for room.
+const WAITING_MAX: usize = 4 * MAX_BATCH;
+
+/// Stores plain tasks, batching the concurrent calls for each queue (see the module).
+#[derive(Clone)]
+pub struct EnqueueBatcher {
+    broker: Broker,
+    loops: Arc<Mutex<HashMap<QueueName, mpsc::Sender<Waiting>>>>,
+}
+
+/// A call waiting for its queue's loop.
+struct Waiting {
+    task: NewTask,
+    max_pending: u64,
+    answer: oneshot::Sender<Result<(), BrokerError>>,
+}
+
+impl EnqueueBatcher {
+    pub fn new(broker: Broker) -> Self {
+        Self {
+            broker,
+            loops: Arc::default(),
+        }
+    }
+
+    /// Whether `task` may be batched: stored or refused, with no other answer (no unique
+    /// lock, debounce or workflow link), and a fresh id (a UUID v7, which no other call
+    /// holds). The caller sends a call with an `Idempotency-Key` to [`Broker::enqueue`] too.
+    pub fn takes(task: &NewTask) -> bool {
+        task.options.unique_for.is_none()
+            && task.options.debounce.is_none()
+            && task.workflow.is_none()
+            && made_ms_of(task.id.suffix()).is_some()
+    }
+
+    /// Stores `task` on its queue, as [`Broker::enqueue`] would with this task alone and no
+    /// idempotency: `max_pending` > 0 refuses it with [`BrokerError::QueueFull`] when the queue
+    /// is that long. Only for a task [`EnqueueBatcher::takes`].
+    pub async fn enqueue(&self, task: NewTask, max_pending: u64) -> Result<(), BrokerError> {
+        debug_assert!(Self::takes(&task));
+        let queue = task.id.queue().clone();
+        let (answer, answered) = oneshot::channel();
+        let waiting = Waiting { task, max_pending, answer };
+        let Err(mpsc::error::SendError(waiting)) = self.queue_loop(&queue).send(waiting).await else {
+            return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
+        };
+        // The loop is gone (its runtime is stopping): alone, then.
+        enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending).await
+    }
+
+    /// The channel of `queue`'s loop, which is started at the queue's first call.
+    fn queue_loop(&self, queue: &QueueName) -> mpsc::Sender<Waiting> {
+        let mut loops = self.loops.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = loops.get(queue).filter(|s| !s.is_closed()) {
+            return sender.clone();
+        }
+        let (sender, waiting) = mpsc::channel(WAITING_MAX);
+        tokio::spawn(run_queue_loop(self.broker.clone(), queue.clone(), waiting));
+        loops.insert(queue.clone(), sender.clone());
+        sender
+    }
+}
+
+/// A queue's loop: takes every call waiting (up to [`MAX_BATCH`]) and stores them, until no
+/// sender is left.
+async fn run_queue_loop(broker: Broker, queue: QueueName, mut waiting: mpsc::Receiver<Waiting>) {
+    let mut batch = Vec::new();
+    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        store(&broker, &queue, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Stores one batch in one call; if the script refuses it (or the call fails), each task alone.
+async fn store(broker: &Broker, queue: &QueueName, batch: Vec<Waiting>) {
+    let max_pending = batch[0].max_pending;
+    let (tasks, calls): (Vec<NewTask>, Vec<_>) = batch.into_iter().map(|w| (w.task, (w.max_pending, w.answer))).unzip();
+    if tasks.len() > 1
+        && calls.iter().all(|(max, _)| *max == max_pending)
+        && let Ok(EnqueueOutcome::Stored) = broker.enqueue(queue, &tasks, max_pending, None).await
+    {
+        for (_, answer) in calls {
+            let _ = answer.send(Ok(()));
+        }
+        return;
+    }
+    let alone = tasks.iter().zip(calls).map(|(task, (max_pending, answer))| async move {
+        let _ = answer.send(enqueue_alone(broker, queue, task, max_pending).await);
+    });
+    futures::future::join_all(alone).await;
+}
+
+/// One task in a call of its own. A batch whose call failed may have been stored (its answer
+/// lost); the task's own id, which no other call holds, then reads as a duplicate: stored.
+async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
+    match broker.enqueue(queue, std::slice::from_ref(task), max_pending, None).await {
+        Ok(EnqueueOutcome::Stored) => Ok(()),
+        Err(BrokerError::Duplicate(id)) if id == task.id => Ok(()),
+        Ok(other) => Err(BrokerError::Protocol(format!("a plain task's enqueue answered {other:?}"))),
+        Err(e) => Err(e),
+    }
+}
+
+fn lost_loop(queue: &QueueName) -> BrokerError {
+    BrokerError::Protocol(format!("the enqueue loop of queue {queue} stopped before answering"))
+}

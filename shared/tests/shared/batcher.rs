@@ -1,0 +1,103 @@
+//! The enqueue batcher (broker/batcher.rs): concurrent calls for a queue share script calls,
+//! and each gets the answer it would have had alone, a full queue included.
+
+use celeriac::broker::{EnqueueBatcher, NewTask};
+use celeriac::{Broker, BrokerError, QueueName, TaskState};
+use celeriac_testkit::{RedisServer, unique_namespace};
+use futures::future::join_all;
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::common::{TTL, redis_and_broker};
+
+fn queue() -> QueueName {
+    QueueName::parse("mail").unwrap()
+}
+
+fn emails(n: usize) -> Vec<NewTask> {
+    (0..n)
+        .map(|i| NewTask::new(&queue(), "send_email", &json!({"to": format!("user{i}@example.com")})))
+        .collect()
+}
+
+/// Script calls the server has run (`EVALSHA` and `EVAL`), from `INFO commandstats`.
+async fn script_calls(redis: &RedisServer) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn pending_depth(broker: &Broker) -> usize {
+    broker.connection().llen(broker.keys().pending(&queue())).await.unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_script_calls_and_every_task_is_stored_as_sent() {
+    // One node, so its command counts are the whole story.
+    let redis = RedisServer::start_single();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let batcher = EnqueueBatcher::new(broker.clone());
+    let tasks = emails(200);
+    let sent: Vec<_> = tasks.iter().map(|t| (t.id.clone(), t.args.clone())).collect();
+    let calls_before = script_calls(&redis).await;
+
+    let answers = join_all(tasks.into_iter().map(|t| batcher.enqueue(t, 0))).await;
+
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let calls = script_calls(&redis).await - calls_before;
+    assert!(calls <= 20, "200 concurrent calls took {calls} script calls: they were not batched");
+    assert_eq!(pending_depth(&broker).await, 200);
+    for (id, args) in sent {
+        let record = broker.get(&id).await.unwrap().expect("every accepted task is stored");
+        assert_eq!(record.state, TaskState::Pending);
+        assert_eq!(
+            serde_json::to_string(&record.args).unwrap(),
+            args,
+            "task {id} holds its own arguments"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_queue_cannot_hold_is_stored_task_by_task_up_to_its_bound() {
+    let (_redis, broker) = redis_and_broker();
+    let batcher = EnqueueBatcher::new(broker.clone());
+    let tasks = emails(30);
+    let ids: Vec<_> = tasks.iter().map(|t| t.id.clone()).collect();
+
+    // Refused whole, a batch would leave the queue below its bound of 5 (or empty).
+    let answers = join_all(tasks.into_iter().map(|t| batcher.enqueue(t, 5))).await;
+
+    let accepted: Vec<_> = ids.iter().zip(&answers).filter(|(_, a)| a.is_ok()).map(|(id, _)| id).collect();
+    assert_eq!(accepted.len(), 5, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(()) | Err(BrokerError::QueueFull { .. }))),
+        "{answers:?}"
+    );
+    assert_eq!(pending_depth(&broker).await, 5);
+    for (id, answer) in ids.iter().zip(&answers) {
+        let stored = broker.get(id).await.unwrap().is_some();
+        assert_eq!(stored, answer.is_ok(), "task {id}: stored exactly when accepted");
+    }
+}
+
+#[test]
+fn only_plain_tasks_with_fresh_ids_are_batched() {
+    let plain = NewTask::new(&queue(), "send_email", &json!({}));
+    assert!(EnqueueBatcher::takes(&plain));
+    let mut unique = plain.clone();
+    unique.options.unique_for = Some(60.0);
+    let mut debounced = plain.clone();
+    debounced.options.debounce = Some(1.0);
+    let mut member = plain.clone();
+    member.workflow = Some("wf-1 0".into());
+    let mut derived = plain.clone();
+    derived.id = celeriac::TaskId::derived(&queue(), "seed");
+    for task in [unique, debounced, member, derived] {
+        assert!(!EnqueueBatcher::takes(&task), "{task:?}");
+    }
+}
