@@ -9,11 +9,15 @@
 //! queue is sent at once, waiting only for the hand-over to the loop.
 //!
 //! Each call gets the answer it would have had alone. The script is all or nothing, so a
-//! batch it refuses (the queue full, a Redis error) wrote nothing, and each of its tasks is
-//! then enqueued alone. Only plain tasks are batched ([`EnqueueBatcher::takes`]): those whose
-//! only possible answer is "stored" or an error. A task with an `Idempotency-Key`, a unique
-//! lock, a debounce or a workflow link, or with a derived id, goes to [`Broker::enqueue`]
-//! directly.
+//! batch it refuses (the queue full, a task it cannot hold) wrote nothing, and each of its
+//! tasks is then enqueued alone: a queue bounded by `max_pending` takes exactly up to its
+//! bound. Any other failure (Redis unreachable, or under `replicated` durability a batch no
+//! replica acknowledged in time) is every call's answer, as it would have been each one's:
+//! such a batch may be stored, and storing its tasks again would answer "stored" for tasks
+//! whose write is not confirmed. Only plain tasks are batched ([`EnqueueBatcher::takes`]):
+//! those whose only possible answer is "stored" or an error. A task with an
+//! `Idempotency-Key`, a unique lock, a debounce or a workflow link, or with a derived id, goes
+//! to [`Broker::enqueue`] directly.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,7 +77,8 @@ impl EnqueueBatcher {
             return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
         };
         // The loop is gone (its runtime is stopping): alone, then.
-        enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending).await
+        let tasks = std::slice::from_ref(&waiting.task);
+        self.broker.enqueue(&queue, tasks, waiting.max_pending, None).await.and_then(stored)
     }
 
     /// The channel of `queue`'s loop, which is started at the queue's first call.
@@ -98,34 +103,43 @@ async fn run_queue_loop(broker: Broker, queue: QueueName, mut waiting: mpsc::Rec
     }
 }
 
-/// Stores one batch in one call; if the script refuses it (or the call fails), each task alone.
+/// Stores one batch in one call; if the script refuses it, each task alone.
 async fn store(broker: &Broker, queue: &QueueName, batch: Vec<Waiting>) {
     let max_pending = batch[0].max_pending;
     let (tasks, calls): (Vec<NewTask>, Vec<_>) = batch.into_iter().map(|w| (w.task, (w.max_pending, w.answer))).unzip();
-    if tasks.len() > 1
-        && calls.iter().all(|(max, _)| *max == max_pending)
-        && let Ok(EnqueueOutcome::Stored) = broker.enqueue(queue, &tasks, max_pending, None).await
-    {
-        for (_, answer) in calls {
-            let _ = answer.send(Ok(()));
+    if tasks.len() > 1 && calls.iter().all(|(max, _)| *max == max_pending) {
+        match broker.enqueue(queue, &tasks, max_pending, None).await.and_then(stored) {
+            Err(refused) if wrote_nothing(&refused) => {}
+            answer => {
+                for (_, call) in calls {
+                    let _ = call.send(answer.clone());
+                }
+                return;
+            }
         }
-        return;
     }
-    let alone = tasks.iter().zip(calls).map(|(task, (max_pending, answer))| async move {
-        let _ = answer.send(enqueue_alone(broker, queue, task, max_pending).await);
+    let alone = tasks.iter().zip(calls).map(|(task, (max_pending, call))| async move {
+        let answer = broker.enqueue(queue, std::slice::from_ref(task), max_pending, None).await;
+        let _ = call.send(answer.and_then(stored));
     });
     futures::future::join_all(alone).await;
 }
 
-/// One task in a call of its own. A batch whose call failed may have been stored (its answer
-/// lost); the task's own id, which no other call holds, then reads as a duplicate: stored.
-async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
-    match broker.enqueue(queue, std::slice::from_ref(task), max_pending, None).await {
-        Ok(EnqueueOutcome::Stored) => Ok(()),
-        Err(BrokerError::Duplicate(id)) if id == task.id => Ok(()),
-        Ok(other) => Err(BrokerError::Protocol(format!("a plain task's enqueue answered {other:?}"))),
-        Err(e) => Err(e),
+/// A plain task's enqueue answers "stored" or an error.
+fn stored(outcome: EnqueueOutcome) -> Result<(), BrokerError> {
+    match outcome {
+        EnqueueOutcome::Stored => Ok(()),
+        other => Err(BrokerError::Protocol(format!("a plain task's enqueue answered {other:?}"))),
     }
+}
+
+/// Whether the enqueue script refused the batch before writing anything, for a reason that
+/// may concern only some of its tasks.
+fn wrote_nothing(e: &BrokerError) -> bool {
+    matches!(
+        e,
+        BrokerError::QueueFull { .. } | BrokerError::Duplicate(_) | BrokerError::InvalidTask(_)
+    )
 }
 
 fn lost_loop(queue: &QueueName) -> BrokerError {

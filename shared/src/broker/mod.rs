@@ -72,7 +72,7 @@ use crate::record::TaskRecord;
 use crate::settings::Durability;
 
 /// What can go wrong talking to the broker. Only `Redis` is an outage; the others are answers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// Redis could not be reached or answered with an error. Never shown to HTTP clients.
     #[error("redis: {0}")]

@@ -1,7 +1,10 @@
 //! The enqueue batcher (broker/batcher.rs): concurrent calls for a queue share script calls,
 //! and each gets the answer it would have had alone, a full queue included.
 
+use std::time::Duration;
+
 use celeriac::broker::{EnqueueBatcher, NewTask};
+use celeriac::settings::Durability;
 use celeriac::{Broker, BrokerError, QueueName, TaskState};
 use celeriac_testkit::{RedisServer, unique_namespace};
 use futures::future::join_all;
@@ -83,6 +86,24 @@ async fn a_batch_the_queue_cannot_hold_is_stored_task_by_task_up_to_its_bound() 
         let stored = broker.get(id).await.unwrap().is_some();
         assert_eq!(stored, answer.is_ok(), "task {id}: stored exactly when accepted");
     }
+}
+
+#[tokio::test]
+async fn a_batch_no_replica_acknowledged_is_every_call_s_failure_not_stored_again() {
+    // One node with no replica: under `replicated` durability no write is ever acknowledged.
+    let redis = RedisServer::start_single();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL)
+        .unwrap()
+        .with_durability(Durability::Replicated, Duration::from_millis(50));
+    let batcher = EnqueueBatcher::new(broker.clone());
+
+    // Stored again task by task, each would find its id taken and read as stored.
+    let answers = join_all(emails(12).into_iter().map(|t| batcher.enqueue(t, 0))).await;
+
+    assert!(
+        answers.iter().all(|a| matches!(a, Err(BrokerError::NotReplicated(_)))),
+        "{answers:?}"
+    );
 }
 
 #[test]
