@@ -110,14 +110,17 @@ def wrk(server, url, script):
     return res
 
 
-def measure(route, script, gateway_path, yard_path):
-    """The route under wrk on the gateway, then on the yardstick: one record each."""
+def measure(route, script, gateway_path, yard_path, purge_after=False):
+    """The route under wrk on the gateway, then on the yardstick: one record each. With
+    `purge_after`, what each run stored is deleted after it, so both start from the same Redis."""
     for system, server, url in (("celeriac", gateway, base + gateway_path),
                                 ("http-yardstick", yardstick, yard_base + yard_path)):
         res = wrk(server, url, script)
         command = f"wrk -t2 -c50 -d{args.duration}s -s fastapi_seed/{script} ({os.path.basename(server.args[0])}, no worker)"
         record(system, "", f"{route} req/s (wrk -t2 -c50)", res["rps"], "req/s", command, **res)
         record(system, "", f"{route} p99 (wrk -t2 -c50)", res["p99_ms"], "ms", command, **res)
+        if purge_after:
+            purge()
 
 
 try:
@@ -152,7 +155,7 @@ try:
                                  headers={"Content-Type": "application/json"})
     assert "task_id" in urllib.request.urlopen(req).read().decode()
     purge()
-    measure("POST /emails", "post_emails.lua", "/emails", "/emails")
+    measure("POST /emails", "post_emails.lua", "/emails", "/emails", purge_after=True)
 finally:
     stop_group(gateway)
     stop_group(yardstick)

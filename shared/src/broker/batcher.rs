@@ -6,7 +6,9 @@
 //! and stats writes), which a batch pays once. An [`EnqueueBatcher`] keeps one loop per queue:
 //! while its call is in flight, the next calls wait in the queue's channel, and the loop's
 //! next call takes all of them (up to [`MAX_BATCH`]). There is no timer: a call to an idle
-//! queue is sent at once, waiting only for the hand-over to the loop.
+//! queue is sent at once, waiting only for the hand-over to the loop. A loop that gets no call
+//! for [`IDLE`] ends (a later call starts another), so callers naming ever new queues leave
+//! nothing behind.
 //!
 //! Each call gets the answer it would have had alone. The script is all or nothing, so a
 //! batch it refuses (the queue full, a task it cannot hold) wrote nothing, and each of its
@@ -21,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,11 +36,18 @@ const MAX_BATCH: usize = 256;
 /// Calls a queue's loop has not taken yet, at most; a call beyond waits for room.
 const WAITING_MAX: usize = 4 * MAX_BATCH;
 
+/// How long a queue's loop waits for a call before it ends.
+pub const IDLE: Duration = Duration::from_secs(30);
+
+/// The channel of each queue's loop.
+type LoopMap = Mutex<HashMap<QueueName, mpsc::Sender<Waiting>>>;
+
 /// Stores plain tasks, batching the concurrent calls for each queue (see the module).
 #[derive(Clone)]
 pub struct EnqueueBatcher {
     broker: Broker,
-    loops: Arc<Mutex<HashMap<QueueName, mpsc::Sender<Waiting>>>>,
+    loops: Arc<LoopMap>,
+    idle: Duration,
 }
 
 /// A call waiting for its queue's loop.
@@ -52,7 +62,19 @@ impl EnqueueBatcher {
         Self {
             broker,
             loops: Arc::default(),
+            idle: IDLE,
         }
+    }
+
+    /// The same with its loops ending after `idle` without a call instead of [`IDLE`].
+    pub fn with_idle(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// How many queues have a loop now.
+    pub fn running_loops(&self) -> usize {
+        lock(&self.loops).len()
     }
 
     /// Whether `task` may be batched: stored or refused, with no other answer (no unique
@@ -83,23 +105,57 @@ impl EnqueueBatcher {
 
     /// The channel of `queue`'s loop, which is started at the queue's first call.
     fn queue_loop(&self, queue: &QueueName) -> mpsc::Sender<Waiting> {
-        let mut loops = self.loops.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut loops = lock(&self.loops);
         if let Some(sender) = loops.get(queue).filter(|s| !s.is_closed()) {
             return sender.clone();
         }
         let (sender, waiting) = mpsc::channel(WAITING_MAX);
-        tokio::spawn(run_queue_loop(self.broker.clone(), queue.clone(), waiting));
+        let queue_loop = QueueLoop {
+            broker: self.broker.clone(),
+            queue: queue.clone(),
+            loops: Arc::downgrade(&self.loops),
+            idle: self.idle,
+        };
+        tokio::spawn(queue_loop.run(waiting));
         loops.insert(queue.clone(), sender.clone());
         sender
     }
 }
 
+fn lock(loops: &LoopMap) -> std::sync::MutexGuard<'_, HashMap<QueueName, mpsc::Sender<Waiting>>> {
+    loops.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A queue's loop: takes every call waiting (up to [`MAX_BATCH`]) and stores them, until no
-/// sender is left.
-async fn run_queue_loop(broker: Broker, queue: QueueName, mut waiting: mpsc::Receiver<Waiting>) {
-    let mut batch = Vec::new();
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        store(&broker, &queue, std::mem::take(&mut batch)).await;
+/// sender is left or no call came for `idle`.
+struct QueueLoop {
+    broker: Broker,
+    queue: QueueName,
+    /// Where its channel is listed, to take it out when it ends (weak: the batcher's end
+    /// ends the loops).
+    loops: std::sync::Weak<LoopMap>,
+    idle: Duration,
+}
+
+impl QueueLoop {
+    async fn run(self, mut waiting: mpsc::Receiver<Waiting>) {
+        let mut batch = Vec::new();
+        loop {
+            match tokio::time::timeout(self.idle, waiting.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(0) => return,
+                Ok(_) => store(&self.broker, &self.queue, std::mem::take(&mut batch)).await,
+                Err(_idle) => break,
+            }
+        }
+        // Idle: no call gets in any more (a caller whose send is refused enqueues alone), the
+        // channel leaves the list, and the calls that came meanwhile are stored.
+        waiting.close();
+        if let Some(loops) = self.loops.upgrade() {
+            lock(&loops).retain(|_, sender| !sender.is_closed());
+        }
+        while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            store(&self.broker, &self.queue, std::mem::take(&mut batch)).await;
+        }
     }
 }
 

@@ -106,6 +106,41 @@ async fn a_batch_no_replica_acknowledged_is_every_call_s_failure_not_stored_agai
     );
 }
 
+#[tokio::test]
+async fn a_queue_s_loop_ends_when_idle_and_a_later_call_starts_another() {
+    let (_redis, broker) = redis_and_broker();
+    let batcher = EnqueueBatcher::new(broker.clone()).with_idle(Duration::from_millis(100));
+    let other = QueueName::parse("other").unwrap();
+    let mut tasks = emails(2);
+    tasks.push(NewTask::new(&other, "send_email", &json!({})));
+    let later = tasks.pop().unwrap();
+
+    join_all(tasks.into_iter().map(|t| batcher.enqueue(t, 0))).await;
+    batcher.enqueue(later.clone(), 0).await.unwrap();
+    assert_eq!(batcher.running_loops(), 2, "one loop for each queue called");
+
+    // Idle loops end and leave the list (within 5 s, for a busy machine's timers).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while batcher.running_loops() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} loops left after idling",
+            batcher.running_loops()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let again = emails(3);
+    let ids: Vec<_> = again.iter().map(|t| t.id.clone()).collect();
+    let answers = join_all(again.into_iter().map(|t| batcher.enqueue(t, 0))).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(batcher.running_loops(), 1);
+    for id in ids {
+        assert!(broker.get(&id).await.unwrap().is_some(), "task {id} stored by the new loop");
+    }
+    assert!(broker.get(&later.id).await.unwrap().is_some());
+}
+
 #[test]
 fn only_plain_tasks_with_fresh_ids_are_batched() {
     let plain = NewTask::new(&queue(), "send_email", &json!({}));
