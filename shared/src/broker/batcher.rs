@@ -98,7 +98,7 @@ impl EnqueueBatcher {
         let Err(mpsc::error::SendError(waiting)) = self.queue_loop(&queue).send(waiting).await else {
             return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
         };
-        // The loop is gone (its runtime is stopping): alone, then.
+        // The loop ended (idle, or its runtime is stopping): alone, then.
         let tasks = std::slice::from_ref(&waiting.task);
         self.broker.enqueue(&queue, tasks, waiting.max_pending, None).await.and_then(stored)
     }
