@@ -177,40 +177,30 @@ pub async fn enqueue_task(
     })?;
     let queue = new.id.queue().clone();
     let max_pending = state.catalog.max_pending(&state.broker, &queue);
-    if idempotency.is_none() && EnqueueBatcher::takes(&new) {
-        let id = new.id.clone();
-        let task_state = match new.due_ms {
-            Some(due) if due > now => TaskState::Scheduled,
-            _ => TaskState::Pending,
-        };
-        state.batcher.enqueue(new, max_pending).instrument(span).await?;
-        return Ok(Enqueued {
-            id,
-            state: task_state,
-            duplicate: false,
-        });
-    }
-    let outcome = state
-        .broker
-        .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref())
-        .instrument(span)
-        .await?;
+    // The task as stored, if the call stores it: a debounced task waits for the rest of its
+    // burst (it is not debounced with an Idempotency-Key), as a task due later does.
+    let debounced = new.options.debounce.is_some() && idempotency.is_none();
+    let stored = Enqueued {
+        id: new.id.clone(),
+        state: if debounced || new.due_ms.is_some_and(|d| d > now) {
+            TaskState::Scheduled
+        } else {
+            TaskState::Pending
+        },
+        duplicate: false,
+    };
+    let outcome = if idempotency.is_none() && EnqueueBatcher::takes(&new) {
+        // A plain task: stored in a call shared with concurrent requests' (batcher.rs).
+        let batched = state.batcher.enqueue(new, max_pending);
+        batched.instrument(span).await.map(|()| EnqueueOutcome::Stored)?
+    } else {
+        let alone = state
+            .broker
+            .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref());
+        alone.instrument(span).await?
+    };
     let (task_id, duplicate) = match outcome {
-        EnqueueOutcome::Stored => {
-            // A debounced task waits for the rest of its burst (it is not debounced with an
-            // Idempotency-Key).
-            let debounced = new.options.debounce.is_some() && idempotency.is_none();
-            let state = if debounced || new.due_ms.is_some_and(|d| d > now) {
-                TaskState::Scheduled
-            } else {
-                TaskState::Pending
-            };
-            return Ok(Enqueued {
-                id: new.id,
-                state,
-                duplicate: false,
-            });
-        }
+        EnqueueOutcome::Stored => return Ok(stored),
         EnqueueOutcome::Unique { task_id } | EnqueueOutcome::Debounced { task_id } => (task_id, true),
         EnqueueOutcome::Replayed {
             task_id,

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::debounce::debounce_key;
+use super::unique::unique_key;
 use super::{Broker, BrokerError, EnqueueOutcome, NewTask};
 use crate::id::{QueueName, made_ms_of};
 
@@ -81,8 +83,9 @@ impl EnqueueBatcher {
     /// lock, debounce or workflow link), and a fresh id (a UUID v7, which no other call
     /// holds). The caller sends a call with an `Idempotency-Key` to [`Broker::enqueue`] too.
     pub fn takes(task: &NewTask) -> bool {
-        task.options.unique_for.is_none()
-            && task.options.debounce.is_none()
+        // The same tests [`Broker::enqueue`] routes by: a debounce, a unique lock, a workflow.
+        debounce_key(task).is_none()
+            && unique_key(&task.name, &task.args, &task.options).is_none()
             && task.workflow.is_none()
             && made_ms_of(task.id.suffix()).is_some()
     }
@@ -99,8 +102,7 @@ impl EnqueueBatcher {
             return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
         };
         // The loop ended (idle, or its runtime is stopping): alone, then.
-        let tasks = std::slice::from_ref(&waiting.task);
-        self.broker.enqueue(&queue, tasks, waiting.max_pending, None).await.and_then(stored)
+        enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending).await
     }
 
     /// The channel of `queue`'s loop, which is started at the queue's first call.
@@ -175,10 +177,17 @@ async fn store(broker: &Broker, queue: &QueueName, batch: Vec<Waiting>) {
         }
     }
     let alone = tasks.iter().zip(calls).map(|(task, (max_pending, call))| async move {
-        let answer = broker.enqueue(queue, std::slice::from_ref(task), max_pending, None).await;
-        let _ = call.send(answer.and_then(stored));
+        let _ = call.send(enqueue_alone(broker, queue, task, max_pending).await);
     });
     futures::future::join_all(alone).await;
+}
+
+/// One task in a call of its own.
+async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
+    broker
+        .enqueue(queue, std::slice::from_ref(task), max_pending, None)
+        .await
+        .and_then(stored)
 }
 
 /// A plain task's enqueue answers "stored" or an error.
