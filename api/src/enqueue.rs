@@ -79,12 +79,12 @@ impl<'de> Deserialize<'de> for TaskRequest {
 /// The answer to every accepted enqueue.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
-    #[schema(example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    #[schema(example = "emails-031ncPED5QTGLrz5ivqvoB")]
     pub task_id: String,
     pub state: TaskState,
     pub queue: String,
     /// Where to poll the task: `GET` it.
-    #[schema(example = "/tasks/emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    #[schema(example = "/tasks/emails-031ncPED5QTGLrz5ivqvoB")]
     pub status_url: String,
     /// Present (`true`) when the call was a duplicate of a unique task (`unique_for`), or was
     /// merged into its burst's waiting task (`debounce`: that task now has this call's

@@ -1,6 +1,6 @@
 //! Task ids and queue names.
 //!
-//! A task id carries its queue: `emails-0193a1b2c3d4e5f60718293a4b5c6d7e`. Every key of a task
+//! A task id carries its queue: `emails-031ncPED5QTGLrz5ivqvoB`. Every key of a task
 //! lives under its queue's hash tag (`{emails}`), so knowing the id is enough to find the record
 //! in O(1) on a single Redis or on Redis Cluster (docs/design.md, invariant 9), without an index.
 
@@ -98,12 +98,19 @@ impl<'de> Deserialize<'de> for QueueName {
     }
 }
 
-/// A task id: the queue name, a dash, and 32 lowercase hex digits (a UUID v7, so ids sort by
-/// creation time; or a UUID v5 where the id must be deterministic, as for scheduled firings).
+/// A task id: the queue name, a dash, and a suffix, one of two forms of a UUID:
+/// - a fresh task's: 22 base62 digits (`0-9 A-Z a-z`) of a UUID v7, so ids sort by creation
+///   time; 10 characters shorter than hex, and a pending task holds its suffix three times
+///   (its key, its queue's list and the listing log): 30 bytes of Redis a task;
+/// - a deterministic one's (scheduled firings, workflow members): 32 lowercase hex digits of a
+///   UUID v5, the form every earlier release made, so an id derived from the same seed before
+///   and after an upgrade is the same id.
+///
+/// Both forms are read everywhere, so records made before the short form are still found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TaskId {
     queue: QueueName,
-    /// The 32 hex digits; the task's own keys are named after this part.
+    /// The task's own keys are named after this part.
     suffix: String,
 }
 
@@ -112,7 +119,7 @@ impl TaskId {
     pub fn generate(queue: &QueueName) -> Self {
         Self {
             queue: queue.clone(),
-            suffix: hex_of(uuid::Uuid::now_v7()),
+            suffix: base62_of(uuid::Uuid::now_v7().as_u128()),
         }
     }
 
@@ -132,12 +139,9 @@ impl TaskId {
     }
 
     /// The id with this suffix on `queue` (as the scripts name tasks); `None` when the suffix
-    /// is not 32 lowercase hex digits.
+    /// is neither form of a UUID (22 base62 digits, 32 lowercase hex digits).
     pub fn on(queue: &QueueName, suffix: &str) -> Option<Self> {
-        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-        if suffix.len() != 32 || !suffix.bytes().all(hex) {
-            return None;
-        }
+        value_of_suffix(suffix)?;
         Some(Self {
             queue: queue.clone(),
             suffix: suffix.to_owned(),
@@ -151,20 +155,72 @@ impl TaskId {
     pub fn suffix(&self) -> &str {
         &self.suffix
     }
+
+    /// When the id was made, in ms since the epoch: for a fresh (time-ordered) id; `None` for
+    /// a derived one, which carries no time.
+    pub fn made_ms(&self) -> Option<i64> {
+        made_ms_of(&self.suffix)
+    }
 }
 
 /// When a task with this id suffix was made, if the suffix is a time-ordered id (UUID v7: its
-/// first 12 hex digits are the ms since the epoch, its 13th is the version, `7`); `None` for a
-/// derived id (UUID v5), which carries no time.
+/// top 48 bits are the ms since the epoch, the next 4 the version, `7`); `None` for a derived
+/// id (UUID v5), which carries no time.
 pub(crate) fn made_ms_of(suffix: &str) -> Option<i64> {
-    if suffix.len() != 32 || suffix.as_bytes()[12] != b'7' {
-        return None;
-    }
-    i64::from_str_radix(&suffix[..12], 16).ok()
+    let uuid = value_of_suffix(suffix)?;
+    ((uuid >> 76) & 0xf == 7).then_some((uuid >> 80) as i64)
 }
 
-/// The 32 lowercase hex digits of a uuid (without the formatting machinery: ids are made
-/// for every task).
+/// The UUID a suffix spells, in either form; `None` when it is neither.
+fn value_of_suffix(suffix: &str) -> Option<u128> {
+    match suffix.len() {
+        BASE62_LEN => value_of_base62(suffix),
+        32 if suffix.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) => u128::from_str_radix(suffix, 16).ok(),
+        _ => None,
+    }
+}
+
+/// Digits of the short form, in ASCII order: fixed-width suffixes then sort as their values do.
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Base62 digits of a 128-bit value (62^22 > 2^128 > 62^21).
+const BASE62_LEN: usize = 22;
+
+/// 62^10, the largest power of 62 below 2^64: the value is cut into three pieces of at most
+/// 10 digits (2, 10, 10), so only two divisions are of 128-bit numbers, which are slow.
+const BASE62_POW10: u128 = 839_299_365_868_340_224;
+
+/// The 22 base62 digits of `value`, most significant first.
+fn base62_of(value: u128) -> String {
+    let mut digits = [b'0'; BASE62_LEN];
+    let pieces = [
+        (value / BASE62_POW10 / BASE62_POW10) as u64,
+        (value / BASE62_POW10 % BASE62_POW10) as u64,
+        (value % BASE62_POW10) as u64,
+    ];
+    for (chunk, mut piece) in digits.rchunks_mut(10).zip(pieces.into_iter().rev()) {
+        for digit in chunk.iter_mut().rev() {
+            *digit = BASE62[(piece % 62) as usize];
+            piece /= 62;
+        }
+    }
+    digits.iter().map(|&d| d as char).collect()
+}
+
+/// The value of 22 base62 digits; `None` for another character or a value past 128 bits.
+fn value_of_base62(digits: &str) -> Option<u128> {
+    digits.bytes().try_fold(0u128, |value, c| {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            b'a'..=b'z' => c - b'a' + 36,
+            _ => return None,
+        };
+        value.checked_mul(62)?.checked_add(u128::from(digit))
+    })
+}
+
+/// The 32 lowercase hex digits of a uuid (without the formatting machinery).
 fn hex_of(uuid: uuid::Uuid) -> String {
     uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
 }
@@ -200,8 +256,48 @@ mod tests {
         let id = TaskId::generate(&queue);
         let parsed = TaskId::parse(&id.to_string()).unwrap();
         assert_eq!(parsed, id);
-        assert_eq!(TaskId::on(&queue, id.suffix()), Some(id.clone()), "32 lowercase hex digits");
+        assert_eq!(TaskId::on(&queue, id.suffix()), Some(id.clone()));
         assert_eq!(parsed.queue().as_str(), "high-priority.v2");
+        assert_eq!(id.suffix().len(), 22, "{id}");
+        assert!(id.suffix().bytes().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    }
+
+    #[test]
+    fn the_short_form_spells_every_128_bit_value_in_order() {
+        let values = [
+            0,
+            1,
+            61,
+            62,
+            BASE62_POW10 - 1,
+            BASE62_POW10,
+            BASE62_POW10 * BASE62_POW10,
+            0x0193_a1b2_c3d4_7e5f_8071_8293_a4b5_c6d7,
+            u128::MAX / 3,
+            u128::MAX - 1,
+            u128::MAX,
+        ];
+        for pair in values.windows(2) {
+            let (low, high) = (base62_of(pair[0]), base62_of(pair[1]));
+            assert!(low < high, "{low} sorts before {high}");
+        }
+        for value in values {
+            let digits = base62_of(value);
+            assert_eq!(digits.len(), BASE62_LEN);
+            assert_eq!(value_of_base62(&digits), Some(value), "{digits}");
+        }
+        assert_eq!(base62_of(0), "0".repeat(22));
+        assert_eq!(base62_of(61), format!("{}z", "0".repeat(21)));
+        assert_eq!(value_of_base62(&"z".repeat(22)), None, "past 128 bits");
+    }
+
+    #[test]
+    fn fresh_ids_sort_by_creation_time() {
+        let queue = QueueName::parse("emails").unwrap();
+        let first = TaskId::generate(&queue);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = TaskId::generate(&queue);
+        assert!(first.suffix() < second.suffix(), "{first} {second}");
     }
 
     #[test]
@@ -219,6 +315,10 @@ mod tests {
         assert!((before..=after).contains(&made), "{before} <= {made} <= {after}");
         assert_eq!(made_ms_of(TaskId::derived(&queue, "a").suffix()), None);
         assert_eq!(made_ms_of("0193a1b2c3d4"), None);
+        // The hex form of a UUID v7, as releases before the short form made every id.
+        assert_eq!(made_ms_of("0193a1b2c3d47e5f80718293a4b5c6d7"), Some(0x0193_a1b2_c3d4));
+        let v7 = 0x0193_a1b2_c3d4_7e5f_8071_8293_a4b5_c6d7_u128;
+        assert_eq!(made_ms_of(&base62_of(v7)), Some(0x0193_a1b2_c3d4));
     }
 
     #[test]
@@ -243,6 +343,10 @@ mod tests {
         assert!(TaskId::on(&queue, "0193A1B2C3D4E5F60718293A4B5C6D7E").is_none());
         assert!(TaskId::on(&queue, "0193a1b2").is_none());
         assert!(TaskId::on(&queue, "0193a1b2c3d4e5f60718293a4b5c6d7e").is_some());
+        assert!(TaskId::on(&queue, "031ncPED5QTGLrz5ivqvoB").is_some());
+        for bad in ["031ncPED5QTGLrz5ivqvo", "031ncPED5QTGLrz5ivqvo_", "031ncPED5QTGLrz5ivqv-B"] {
+            assert!(TaskId::on(&queue, bad).is_none(), "{bad}");
+        }
         assert!(QueueName::parse("a{b}").is_err());
         assert!(QueueName::parse(&"q".repeat(65)).is_err());
     }

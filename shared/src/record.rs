@@ -23,7 +23,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskRecord {
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "emails-031ncPED5QTGLrz5ivqvoB"))]
     pub task_id: TaskId,
     /// The registered task name, e.g. `send_email`.
     pub task: String,

@@ -50,7 +50,7 @@ pub struct Claimed {
 /// One task to run, with the token of this run.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClaimedTask {
-    #[schema(example = "images-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    #[schema(example = "images-031ncPED5QTGLrz5ivqvoB")]
     pub id: String,
     /// The task name.
     pub task: String,

@@ -168,7 +168,7 @@ pub struct RevokeRequest {
 /// The answer to a revoke or a retry.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ActionResult {
-    #[schema(example = "emails-0193a1b2c3d4e5f60718293a4b5c6d7e")]
+    #[schema(example = "emails-031ncPED5QTGLrz5ivqvoB")]
     pub task_id: String,
     /// `revoked` (it will never run), `signalled` (it is running and is being stopped),
     /// or `queued` (a retry).

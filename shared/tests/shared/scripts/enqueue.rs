@@ -232,7 +232,7 @@ async fn a_task_stores_its_creation_time_only_when_its_id_does_not_hold_it() {
     let (_redis, broker) = redis_and_broker();
     let mut conn = broker.connection();
     let listing = broker.keys().listing(&queue());
-    let id_ms = |id: &TaskId| i64::from_str_radix(&id.suffix()[..12], 16).unwrap();
+    let id_ms = |id: &TaskId| id.made_ms().unwrap();
     // (the creation ms in the record's spec, the newest listing entry, the record's created_at)
     let mut stored = async |task: &NewTask| {
         let spec: String = conn.hget(broker.keys().task(&task.id), "t").await.unwrap();
