@@ -193,9 +193,10 @@ const BASE62_POW10: u128 = 839_299_365_868_340_224;
 /// The 22 base62 digits of `value`, most significant first.
 fn base62_of(value: u128) -> String {
     let mut digits = [b'0'; BASE62_LEN];
+    let upper = value / BASE62_POW10;
     let pieces = [
-        (value / BASE62_POW10 / BASE62_POW10) as u64,
-        (value / BASE62_POW10 % BASE62_POW10) as u64,
+        (upper / BASE62_POW10) as u64,
+        (upper % BASE62_POW10) as u64,
         (value % BASE62_POW10) as u64,
     ];
     for (chunk, mut piece) in digits.rchunks_mut(10).zip(pieces.into_iter().rev()) {
