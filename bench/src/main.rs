@@ -54,6 +54,11 @@ struct Args {
     /// the same commands every run, for a profiler.
     #[arg(long)]
     lifecycle_only: bool,
+    /// Only the latency measures (enqueue to STARTED and SUCCESS, on an idle worker and under
+    /// other producers' load), after a drain of `--drain` tasks starts the worker: the part
+    /// to run under a scheduler profile (`perf sched record`).
+    #[arg(long, conflicts_with = "lifecycle_only")]
+    latency_only: bool,
     /// Only the push path's overhead: drain this many native no-op tasks, then as many tasks
     /// of a remote type on a loopback endpoint, with one worker of `--concurrency` slots.
     #[arg(long)]
@@ -190,6 +195,12 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         bench.archive(sizes).await?;
+        return finish(&bench.report, &args.json);
+    }
+    if args.latency_only {
+        let worker = bench.drain().await?;
+        bench.latency(&worker).await?;
+        worker.stop();
         return finish(&bench.report, &args.json);
     }
     {
