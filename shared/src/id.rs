@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for QueueName {
 /// A task id: the queue name, a dash, and a suffix, one of two forms of a UUID:
 /// - a fresh task's: 22 base62 digits (`0-9 A-Z a-z`) of a UUID v7, so ids sort by creation
 ///   time; 10 characters shorter than hex, and a pending task holds its suffix three times
-///   (its key, its queue's list and the listing log): 30 bytes of Redis a task;
+///   (its key, its queue's list and the listing log): 273 to 236 bytes of Redis a task;
 /// - a deterministic one's (scheduled firings, workflow members): 32 lowercase hex digits of a
 ///   UUID v5, the form every earlier release made, so an id derived from the same seed before
 ///   and after an upgrade is the same id.
