@@ -20,6 +20,10 @@ use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(about = "Measure Celeriac: enqueue, drain, latency, HTTP and resource costs")]
+// The "only" modes: each runs its own measures and ends, so one at a time.
+#[command(group(clap::ArgGroup::new("mode").multiple(false).args([
+    "lifecycle_only", "latency_only", "push", "archive", "cluster", "pull_python", "limits",
+])))]
 struct Args {
     /// A few seconds, small counts: proves the tool works, measures nothing meaningful.
     #[arg(long)]
@@ -57,7 +61,7 @@ struct Args {
     /// Only the latency measures (enqueue to STARTED and SUCCESS, on an idle worker and under
     /// other producers' load), after a drain of `--drain` tasks starts the worker: the part
     /// to run under a scheduler profile (`perf sched record`).
-    #[arg(long, conflicts_with = "lifecycle_only")]
+    #[arg(long)]
     latency_only: bool,
     /// Only the push path's overhead: drain this many native no-op tasks, then as many tasks
     /// of a remote type on a loopback endpoint, with one worker of `--concurrency` slots.

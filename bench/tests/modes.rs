@@ -1,5 +1,5 @@
-//! `celeriac-bench --latency-only` (the run a scheduler profile wraps) measures the latencies
-//! and nothing else, so it does not rot.
+//! `celeriac-bench`'s "only" modes: one at a time, and `--latency-only` (the run a scheduler
+//! profile wraps) measures the latencies and nothing else, so it does not rot.
 
 use std::process::Command;
 
@@ -31,4 +31,15 @@ fn latency_only_measures_the_latencies_and_nothing_else() {
     for skipped in ["HTTP", "lifecycle", "enqueue, batches"] {
         assert!(!measures.iter().any(|m| m.starts_with(skipped)), "no {skipped} row in {measures:?}");
     }
+}
+
+#[test]
+fn two_modes_at_once_are_refused_naming_both() {
+    let out = Command::new(env!("CARGO_BIN_EXE_celeriac-bench"))
+        .args(["--latency-only", "--archive"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--latency-only") && stderr.contains("--archive"), "{stderr}");
 }
