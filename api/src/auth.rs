@@ -5,15 +5,18 @@
 //! are compared in constant time and never logged. Without tokens the gateway lets everything
 //! in, which it accepts only on a loopback address ([`check_exposure`]).
 
+use std::future::{Ready, ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::Either;
 use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
@@ -118,26 +121,65 @@ pub fn check_exposure(bind: SocketAddr, auth: &Auth) -> anyhow::Result<()> {
 /// Puts every route of `router` behind a check for `role`, and documents it on each of its
 /// operations: the bearer security requirement, the role, and the 401 (and 403) answers.
 pub fn protect<S: Clone + Send + Sync + 'static>(router: OpenApiRouter<S>, role: Role) -> OpenApiRouter<S> {
-    let mut router = router.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-        require(role, request, next)
-    }));
+    let mut router = router.route_layer(RequireRole(role));
     document(router.get_openapi_mut(), role);
     router
 }
 
-/// The middleware: the [`Auth`] comes from the request's extensions (put there by `startup`);
-/// without it, nothing gets in.
-async fn require(role: Role, mut request: Request, next: Next) -> Response {
-    let Some(auth) = request.extensions().get::<Arc<Auth>>() else {
-        return ApiError::Internal("the authentication layer is missing".into()).into_response();
-    };
-    match auth.authorize(request.headers(), role) {
-        Ok(scope) => {
-            request.extensions_mut().insert(scope);
-            next.run(request).await
-        }
-        Err(e) => e.into_response(),
+/// The check of [`protect`] as a layer: a request without a token of the role is answered
+/// at once, one with it goes on to the route with its token's [`Scope`]. A plain service
+/// rather than `middleware::from_fn`, which boxes the rest of the chain and a future for
+/// every request: this runs on every request of the hot routes.
+#[derive(Debug, Clone, Copy)]
+struct RequireRole(Role);
+
+impl<S> Layer<S> for RequireRole {
+    type Service = RoleChecked<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RoleChecked { inner, role: self.0 }
     }
+}
+
+#[derive(Debug, Clone)]
+struct RoleChecked<S> {
+    inner: S,
+    role: Role,
+}
+
+impl<S> Service<Request> for RoleChecked<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        match admit(&mut request, self.role) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(refusal) => Either::Left(ready(Ok(refusal.into_response()))),
+        }
+    }
+}
+
+/// Lets `request` in if its token has `role`, with the token's [`Scope`] in its extensions
+/// (none for the unlimited scope, which [`Scope`]'s extractor gives by default). The
+/// [`Auth`] comes from the request's extensions (put there by `startup`); without it,
+/// nothing gets in.
+fn admit(request: &mut Request, role: Role) -> Result<(), ApiError> {
+    let Some(auth) = request.extensions().get::<Arc<Auth>>() else {
+        return Err(ApiError::Internal("the authentication layer is missing".into()));
+    };
+    let scope = auth.authorize(request.headers(), role)?;
+    if !scope.is_unlimited() {
+        request.extensions_mut().insert(scope);
+    }
+    Ok(())
 }
 
 fn document(api: &mut OpenApi, role: Role) {
