@@ -15,6 +15,7 @@ use celeriac::settings::redact_url;
 use celeriac_archive::History;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{MakeSpan, TraceLayer};
 use utoipa::OpenApi;
@@ -112,19 +113,23 @@ pub fn app(state: AppState) -> Router {
     let request_timeout = state.settings.http.max_wait + Duration::from_secs(30);
     let auth = Arc::clone(&state.auth);
     let (routes, api) = crate::routes::router(ApiDoc::openapi());
-    let app = routes
-        .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
-        // Outside the routes' own role checks, which read it (`auth::protect`).
-        .layer(Extension(auth))
-        .layer(DefaultBodyLimit::max(body_limit))
+    // One stack, applied once: each `Router::layer` call wraps every route in a box of its
+    // own, which a request then clones and calls through. The first layer is the outermost.
+    let layers = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal("a handler panicked".into()))
+        }))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::Internal("a handler panicked".into()))
-        }));
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Outside the routes' own role checks, which read it (`auth::protect`).
+        .layer(Extension(auth));
+    let app = routes
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .layer(layers);
     match tracing_requests() {
         true => app.layer(TraceLayer::new_for_http().make_span_with(request_span)),
         false => app,
