@@ -1,11 +1,9 @@
 //! W3C `traceparent` through the gateway and the worker: a valid header's trace id is kept in
 //! the task record and continued by the run (the task context hands the run's own
-//! `traceparent` to the handler); an invalid header is ignored. And the per-request log
-//! lines, there when the log filter asks for them.
+//! `traceparent` to the handler); an invalid header is ignored. (The per-request log lines:
+//! `tests/request_log.rs`.)
 
-use celeriac_testkit::LogCapture;
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
 
 use crate::common::{TestApp, test_registry};
 
@@ -119,20 +117,4 @@ async fn every_member_of_a_workflow_continues_the_trace() {
         let passed = record["result"].as_str().expect("the handler saw a traceparent");
         assert!(passed.starts_with(&format!("00-{TRACE_ID}-")), "{passed}");
     }
-}
-
-/// The gateway adds its request-tracing layer only when something receives what it makes
-/// (`startup::tracing_requests`): with tower-http's events let through by the filter, each
-/// request is logged. (The test's runtime has one thread, so the subscriber set here is the
-/// gateway's too.)
-#[tokio::test]
-async fn requests_are_logged_when_the_filter_lets_tower_http_debug_through() {
-    let capture = LogCapture::default();
-    let subscriber = celeriac::telemetry::subscriber(EnvFilter::new("tower_http=debug"), false, capture.clone(), false);
-    let _default = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::spawn().await;
-    assert_eq!(app.get("/healthz").await.status(), 200);
-    let logged = capture.contents();
-    assert!(logged.contains("started processing request"), "{logged}");
-    assert!(logged.contains("finished processing request"), "{logged}");
 }
