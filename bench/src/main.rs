@@ -202,9 +202,7 @@ async fn main() -> anyhow::Result<()> {
         return finish(&bench.report, &args.json);
     }
     if args.latency_only {
-        let worker = bench.drain().await?;
-        bench.latency(&worker).await?;
-        worker.stop();
+        bench.drain_then_latency().await?;
         return finish(&bench.report, &args.json);
     }
     {
@@ -219,9 +217,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if !args.lifecycle_only {
         bench.enqueue().await?;
-        let worker = bench.drain().await?;
-        bench.latency(&worker).await?;
-        worker.stop();
+        bench.drain_then_latency().await?;
         bench.enqueue_bulk().await?;
         bench.http().await?;
         let scale = args.scale.or(args.smoke.then_some(1_000));

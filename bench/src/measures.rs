@@ -115,7 +115,7 @@ impl Bench {
     /// Fills a queue with no-op tasks, then starts the worker processes and times them to the
     /// last result; Redis memory per pending task, CPU and commands per task on the way.
     /// Returns the first (now idle) worker for the latency measurements; the others stop.
-    pub async fn drain(&mut self) -> anyhow::Result<Proc> {
+    async fn drain(&mut self) -> anyhow::Result<Proc> {
         let q = queue("bench");
         let n = self.sizes.drain;
         let mut conn = self.broker.connection();
@@ -200,9 +200,17 @@ impl Bench {
         Ok(first_worker)
     }
 
+    /// The drain, then the latency measures on its first worker, which stops after them.
+    pub async fn drain_then_latency(&mut self) -> anyhow::Result<()> {
+        let worker = self.drain().await?;
+        self.latency(&worker).await?;
+        worker.stop();
+        Ok(())
+    }
+
     /// Idle worker: CPU over a quiet period, then enqueue-to-STARTED and enqueue-to-SUCCESS
     /// of one task at a time; then the same while other producers keep the worker busy.
-    pub async fn latency(&mut self, worker: &Proc) -> anyhow::Result<()> {
+    async fn latency(&mut self, worker: &Proc) -> anyhow::Result<()> {
         let before = worker.cpu();
         tokio::time::sleep(self.sizes.idle).await;
         let idle = (worker.cpu() - before).as_secs_f64() / self.sizes.idle.as_secs_f64() * 100.0;
