@@ -33,6 +33,11 @@ done
 [ "$(nproc)" -gt "$ARCHIVE_CPU" ] && [ "$(nproc)" -gt "$DRAIN_CPU" ] || die "this machine has $(nproc) cores: DRAIN_CPU and ARCHIVE_CPU must be below that"
 command -v taskset > /dev/null || die "taskset is missing (apt-get install util-linux)"
 [ -x "$BIN/celeriac-bench" ] || die "no $BIN/celeriac-bench: cargo build --release --bins first"
+# The pinning loop finds the bench's PostgreSQL and archiver by name (pg_ctl detaches the
+# server from the bench), so it would pin any other one too: refuse to run beside them.
+if pgrep -x postgres > /dev/null || pgrep -f celeriac-archiver > /dev/null; then
+  die "a PostgreSQL server or celeriac-archiver is running already; stop it first (this script would move it to core $ARCHIVE_CPU too)"
+fi
 mkdir -p "$OUT"
 
 # Moves the archiving processes (and all their threads) to ARCHIVE_CPU, every 0.1 s.
@@ -45,6 +50,7 @@ pin_archiving() {
   done
 }
 
+# celeriac-bench --archive, after the command prefix given (taskset, or none).
 bench() {
   timeout "$RUN_TIMEOUT" "$@" "$BIN/celeriac-bench" --archive --drain "$DRAIN" --archive-rows "$ROWS"
 }
@@ -54,7 +60,7 @@ for run in $(seq "$RUNS"); do
   bench taskset -c "$DRAIN_CPU" > "$OUT/pinned.$run.txt" 2>&1; rc=$?
   kill "$pinner"; wait "$pinner" 2> /dev/null
   [ $rc = 0 ] || die "run $run, pinned: celeriac-bench exited $rc (see $OUT/pinned.$run.txt)"
-  bench env > "$OUT/unpinned.$run.txt" 2>&1 || die "run $run, unpinned: celeriac-bench failed (see $OUT/unpinned.$run.txt)"
+  bench > "$OUT/unpinned.$run.txt" 2>&1 || die "run $run, unpinned: celeriac-bench failed (see $OUT/unpinned.$run.txt)"
   for setup in pinned unpinned; do
     echo "== run $run, $setup"
     grep -E '^  (drain|archive ingest)' "$OUT/$setup.$run.txt"
