@@ -164,3 +164,25 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     }
     span
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::EnvFilter;
+
+    use super::tracing_requests;
+
+    /// Whether the gateway traces requests under a log filter. (Its own callsite is reached by
+    /// no other test of this crate, so a subscriber scoped to this thread decides it.)
+    fn traced_under(filter: &str) -> bool {
+        let subscriber = celeriac::telemetry::subscriber(EnvFilter::new(filter), false, std::io::sink, false);
+        tracing::subscriber::with_default(subscriber, tracing_requests)
+    }
+
+    #[test]
+    fn requests_are_traced_only_when_the_filter_asks_for_tower_http_debug() {
+        assert!(!traced_under("info"), "the default filter receives nothing of the layer");
+        assert!(!traced_under("info,celeriac=debug"), "the development filter neither");
+        assert!(traced_under("info,tower_http=debug"));
+        assert!(traced_under("debug"));
+    }
+}
