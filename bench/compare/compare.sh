@@ -90,7 +90,7 @@ fi
 # (celeriac-bench starts the worker and gateway found beside itself).
 mkdir -p "$WORK/bin"
 HAVE_CELERIAC=1
-for b in celeriac-bench celeriac-worker celeriac-api celeriac-http-yardstick; do
+for b in celeriac-bench celeriac-worker celeriac-api celeriac-http-yardstick celeriac-latency-yardstick; do
   if [ -x "$CELERIAC_BIN/$b" ]; then cp "$CELERIAC_BIN/$b" "$WORK/bin/$b.tmp" && mv "$WORK/bin/$b.tmp" "$WORK/bin/$b"
   else HAVE_CELERIAC=0; echo "missing $CELERIAC_BIN/$b: build with" \
     "cargo build --release -p celeriac-bench -p celeriac-worker -p celeriac-api --bins"; fi

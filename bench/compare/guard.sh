@@ -100,6 +100,11 @@ for side in base current; do
     cp "$from/$b" "$WORK/bin-$side/$b.tmp" && mv "$WORK/bin-$side/$b.tmp" "$WORK/bin-$side/$b" \
       || die "copying $from/$b failed"
   done
+  # The latency yardstick, which the benches since it measure after their own worker; an
+  # older base has none.
+  b=celeriac-latency-yardstick
+  if [ -x "$from/$b" ]; then cp "$from/$b" "$WORK/bin-$side/$b.tmp" && mv "$WORK/bin-$side/$b.tmp" "$WORK/bin-$side/$b" \
+    || die "copying $from/$b failed"; fi
 done
 
 # Flags both benches understand: --json always, --smoke when asked, and BENCH_ARGS.

@@ -4,6 +4,7 @@
 
 mod archive;
 mod cluster;
+mod latency;
 mod lifecycle;
 mod limits;
 mod measures;
@@ -59,8 +60,9 @@ struct Args {
     #[arg(long)]
     lifecycle_only: bool,
     /// Only the latency measures (enqueue to STARTED and SUCCESS, on an idle worker and under
-    /// other producers' load), after a drain of `--drain` tasks starts the worker: the part
-    /// to run under a scheduler profile (`perf sched record`).
+    /// other producers' load), after a drain of `--drain` tasks starts the worker, then the
+    /// same on the latency yardstick (`celeriac-latency-yardstick`, the cheapest worker): the
+    /// part to run under a scheduler profile (`perf sched record`).
     #[arg(long)]
     latency_only: bool,
     /// Only the push path's overhead: drain this many native no-op tasks, then as many tasks

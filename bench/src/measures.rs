@@ -1,12 +1,10 @@
 //! The measurements. Each is bounded in count and time and talks only to loopback.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use celeriac::broker::{NewTask, TaskEvents};
-use celeriac::{Broker, QueueName, TaskId};
+use celeriac::broker::NewTask;
+use celeriac::{Broker, QueueName};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::procs::{self, Proc};
 use crate::redis_stats;
@@ -36,7 +34,7 @@ pub struct Bench {
     pub report: Report,
 }
 
-fn queue(name: &str) -> QueueName {
+pub(crate) fn queue(name: &str) -> QueueName {
     QueueName::parse(name).expect("valid queue")
 }
 
@@ -200,88 +198,13 @@ impl Bench {
         Ok(first_worker)
     }
 
-    /// The drain, then the latency measures on its first worker, which stops after them.
+    /// The drain, then the latency measures on its first worker, which stops after them;
+    /// then the same latency measures on the latency yardstick (latency.rs).
     pub async fn drain_then_latency(&mut self) -> anyhow::Result<()> {
         let worker = self.drain().await?;
         self.latency(&worker).await?;
         worker.stop();
-        Ok(())
-    }
-
-    /// Idle worker: CPU over a quiet period, then enqueue-to-STARTED and enqueue-to-SUCCESS
-    /// of one task at a time; then the same while other producers keep the worker busy.
-    async fn latency(&mut self, worker: &Proc) -> anyhow::Result<()> {
-        let before = worker.cpu();
-        tokio::time::sleep(self.sizes.idle).await;
-        let idle = (worker.cpu() - before).as_secs_f64() / self.sizes.idle.as_secs_f64() * 100.0;
-        self.report.add(
-            &format!("idle worker CPU over {} s", self.sizes.idle.as_secs()),
-            idle,
-            "% of a core",
-        );
-        self.report.add("worker RSS at rest", worker.rss().0 as f64 / 1e6, "MB");
-
-        let stop = CancellationToken::new();
-        let events = TaskEvents::spawn(&self.broker, stop.clone());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let q = queue("bench");
-        let idle = self.probe(&events, &q).await?;
-        self.report_latency("idle worker", idle);
-
-        let rate = self.sizes.load_per_second;
-        let load_stop = CancellationToken::new();
-        let load_started = Instant::now();
-        let load = tokio::spawn(background_load(self.broker.clone(), q.clone(), rate, load_stop.clone()));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let loaded = self.probe(&events, &q).await;
-        load_stop.cancel();
-        let sent = load.await??;
-        let achieved = sent as f64 / load_started.elapsed().as_secs_f64();
-        self.report_latency(&format!("worker under load ({rate} other tasks/s)"), loaded?);
-        self.report.add("other tasks enqueued per second during that", achieved, "tasks/s");
-        stop.cancel();
-        Ok(())
-    }
-
-    /// Enqueues probe tasks one at a time and times each to its STARTED and SUCCESS events.
-    async fn probe(&self, events: &TaskEvents, q: &QueueName) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
-        let (mut to_started, mut to_success) = (Vec::new(), Vec::new());
-        for _ in 0..self.sizes.latency {
-            let mut rx = events.subscribe();
-            let task = NewTask::new(q, "noop", &Value::Null);
-            let wanted: Arc<str> = Arc::from(task.id.to_string());
-            let t0 = Instant::now();
-            self.broker.enqueue(q, std::slice::from_ref(&task), 0, None).await?;
-            let mut seen = 0;
-            while seen < 2 {
-                let msg = loop {
-                    match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await? {
-                        Ok(msg) => break msg,
-                        // Under load the event fan-out can outrun this receiver; skip ahead.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                };
-                if msg == wanted {
-                    seen += 1;
-                    if seen == 1 {
-                        to_started.push(t0.elapsed());
-                    } else {
-                        to_success.push(t0.elapsed());
-                    }
-                }
-            }
-            check_success(&self.broker, &task.id).await?;
-        }
-        Ok((to_started, to_success))
-    }
-
-    fn report_latency(&mut self, when: &str, (to_started, to_success): (Vec<Duration>, Vec<Duration>)) {
-        for (name, mut samples) in [("enqueue to STARTED", to_started), ("enqueue to SUCCESS", to_success)] {
-            samples.sort();
-            self.report.add(&format!("{name}, {when}, p50"), percentile(&samples, 0.50), "ms");
-            self.report.add(&format!("{name}, {when}, p99"), percentile(&samples, 0.99), "ms");
-        }
+        self.latency_floor().await
     }
 
     /// `POST /emails` against the gateway process at N connections.
@@ -333,22 +256,6 @@ impl Bench {
     }
 }
 
-/// Other producers: no-op tasks on `q` at `per_second`, in batches of 100, until `stop`.
-/// Returns how many it enqueued.
-async fn background_load(broker: Broker, q: QueueName, per_second: u32, stop: CancellationToken) -> anyhow::Result<u64> {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(100.0 / f64::from(per_second.max(1))));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sent = 0;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.cancelled() => return Ok(sent),
-        }
-        enqueue_noops(&broker, &q, 100, 100, &Value::Null).await?;
-        sent += 100;
-    }
-}
-
 /// The yardstick's payload: a small e-mail (73 bytes of JSON).
 pub fn email_payload() -> Value {
     serde_json::json!({"to": "user@example.com", "subject": "hello", "body": "a short message"})
@@ -363,12 +270,6 @@ pub async fn enqueue_noops(broker: &Broker, q: &QueueName, n: usize, batch: usiz
         broker.enqueue(q, &tasks, 0, None).await?;
         left -= size;
     }
-    Ok(())
-}
-
-async fn check_success(broker: &Broker, id: &TaskId) -> anyhow::Result<()> {
-    let state = broker.get(id).await?.map(|r| r.state);
-    anyhow::ensure!(state == Some(celeriac::TaskState::Success), "task {id} ended {state:?}");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `celeriac-bench`'s "only" modes: one at a time, and `--latency-only` (the run a scheduler
-//! profile wraps) measures the latencies and nothing else, so it does not rot.
+//! profile wraps) measures the latencies, Celeriac's and the latency yardstick's, and nothing
+//! else, so it does not rot.
 
 use std::process::Command;
 
@@ -25,6 +26,8 @@ fn latency_only_measures_the_latencies_and_nothing_else() {
         "enqueue to STARTED, idle worker, p99",
         "enqueue to SUCCESS, idle worker, p99",
         "enqueue to SUCCESS, worker under load (2000 other tasks/s), p99",
+        "latency yardstick: enqueue to STARTED, idle worker, p99",
+        "latency yardstick: enqueue to SUCCESS, worker under load (2000 other tasks/s), p99",
     ] {
         assert!(measures.contains(&wanted), "{wanted} in {measures:?}");
     }
