@@ -49,7 +49,22 @@ struct RunFacts {
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        top_up(&mut rx, &mut batch).await;
         store(&shared, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Lets the runs that are ready to finish do so first, and adds their outcomes to the batch:
+/// a fetched batch's runs are spawned together, and the first to finish woke this loop, so
+/// without it the first call stored that one outcome (or a few) and the rest waited for it.
+/// Costs one trip through the runtime's queue when nothing else is ready (an idle worker).
+async fn top_up(rx: &mut mpsc::UnboundedReceiver<Settlement>, batch: &mut Vec<Settlement>) {
+    tokio::task::yield_now().await;
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(settlement) => batch.push(settlement),
+            Err(_) => break,
+        }
     }
 }
 
