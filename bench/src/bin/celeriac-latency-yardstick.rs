@@ -2,7 +2,7 @@
 //! its stored result, so `celeriac-bench` can say how low this machine lets any Redis worker
 //! keep enqueue-to-SUCCESS while other producers load it. `celeriac-bench` measures it right
 //! after Celeriac's own worker, with the same probe, the same load and the same event channel
-//! (`measures.rs`, `Bench::latency_floor`). Not product code, and not a design to copy: like
+//! (`bench/src/latency.rs`, `Bench::latency_floor`). Not product code, and not a design to copy: like
 //! `../shared/limit`'s yardstick for a task's lifecycle and `celeriac-http-yardstick` for the
 //! gateway, it is the floor Celeriac is compared with, in the same run.
 //!
