@@ -1,23 +1,13 @@
 //! The HTTP yardstick (`celeriac-http-yardstick`) answers its two routes as `bench/compare`
 //! reads them, against a real redis-server, and refuses a bad option at start in one line.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use celeriac_testkit::{RedisServer, eventually, free_port};
+use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_celeriac-http-yardstick");
-
-/// The yardstick, killed when dropped.
-struct Yardstick(Child);
-
-impl Drop for Yardstick {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn it_stores_an_email_and_reads_it_back() {
@@ -26,7 +16,7 @@ async fn it_stores_an_email_and_reads_it_back() {
     let redis = RedisServer::start_single();
     let base = format!("http://127.0.0.1:{}", free_port());
     let bind = base.trim_start_matches("http://").to_owned();
-    let _yardstick = Yardstick(
+    let _yardstick = KilledOnDrop(
         Command::new(BINARY)
             .args(["--bind", &bind, "--redis-url", &redis.url()])
             .spawn()

@@ -3,25 +3,15 @@
 //! done and published again, and none is left in flight; a bad option ends it at start in
 //! one line naming the option.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use celeriac_testkit::{RedisServer, eventually, free_port};
+use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port};
 use futures::StreamExt;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_celeriac-latency-yardstick");
 const PREFIX: &str = "test:{floor}:";
 const CHANNEL: &str = "test:events";
-
-/// The yardstick, killed when dropped.
-struct Yardstick(Child);
-
-impl Drop for Yardstick {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn it_starts_and_finishes_each_task_publishing_both() {
@@ -31,7 +21,7 @@ async fn it_starts_and_finishes_each_task_publishing_both() {
     let mut events = client.get_async_pubsub().await.unwrap();
     events.subscribe(CHANNEL).await.unwrap();
     let mut events = events.into_on_message();
-    let _yardstick = Yardstick(
+    let _yardstick = KilledOnDrop(
         Command::new(BINARY)
             .args(["--redis-url", &redis.url(), "--prefix", PREFIX, "--channel", CHANNEL])
             .spawn()

@@ -41,6 +41,17 @@ pub fn signal(pid: u32, signal: Signal) {
     nix::sys::signal::kill(target, signal).unwrap_or_else(|e| panic!("send {signal} to process {pid}: {e}"));
 }
 
+/// A child process the test started, killed and reaped when dropped (a failed assertion
+/// included).
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A namespace no other test uses.
 pub fn unique_namespace() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
