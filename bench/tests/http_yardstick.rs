@@ -1,10 +1,10 @@
 //! The HTTP yardstick (`celeriac-http-yardstick`) answers its two routes as `bench/compare`
 //! reads them, against a real redis-server, and refuses a bad option at start in one line.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port};
+use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port, stderr_of_failed_run};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_celeriac-http-yardstick");
@@ -54,15 +54,7 @@ async fn it_stores_an_email_and_reads_it_back() {
 
 #[test]
 fn a_bad_option_ends_it_at_start_naming_the_option() {
-    let run = |args: &[&str]| {
-        let out = Command::new(BINARY)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the yardstick");
-        assert!(!out.status.success(), "{args:?} started");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |args: &[&str]| stderr_of_failed_run(BINARY, args);
     let open = run(&["--bind", "0.0.0.0:8100", "--redis-url", "redis://127.0.0.1:1"]);
     assert!(open.contains("--bind \"0.0.0.0:8100\" must be a loopback address"), "{open}");
     let closed = format!("redis://127.0.0.1:{}", free_port());

@@ -3,10 +3,10 @@
 //! done and published again, and none is left in flight; a bad option ends it at start in
 //! one line naming the option.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port};
+use celeriac_testkit::{KilledOnDrop, RedisServer, eventually, free_port, stderr_of_failed_run};
 use futures::StreamExt;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_celeriac-latency-yardstick");
@@ -79,15 +79,7 @@ async fn it_starts_and_finishes_each_task_publishing_both() {
 
 #[test]
 fn a_bad_option_ends_it_at_start_naming_the_option() {
-    let run = |args: &[&str]| {
-        let out = Command::new(BINARY)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the yardstick");
-        assert!(!out.status.success(), "{args:?} started");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |args: &[&str]| stderr_of_failed_run(BINARY, args);
     let closed = format!("redis://127.0.0.1:{}", free_port());
     let untagged = run(&["--redis-url", &closed, "--prefix", "bench:", "--channel", "c"]);
     assert!(untagged.contains("--prefix \"bench:\" must hold a hash tag"), "{untagged}");

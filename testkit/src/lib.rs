@@ -52,6 +52,18 @@ impl Drop for KilledOnDrop {
     }
 }
 
+/// Runs `binary` with `args` (no standard input) to its end, asserts that it failed, and
+/// returns what it wrote to standard error: how a test proves a bad option is refused at start.
+pub fn stderr_of_failed_run(binary: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {binary}: {e}"));
+    assert!(!out.status.success(), "{binary} {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A namespace no other test uses.
 pub fn unique_namespace() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
