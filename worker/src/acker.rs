@@ -1,6 +1,7 @@
 //! Stores outcomes in batches: whatever finished while the last batch was being written goes
-//! in the next call, so a busy worker acknowledges many tasks per round trip and an idle one
-//! acknowledges each at once. An outcome is retried until Redis takes it. Stored outcomes are
+//! in the next call, with what the runs that were ready to finish then settle first (a fetched
+//! batch's runs end together), so a busy worker acknowledges many tasks per round trip and an
+//! idle one acknowledges each at once. An outcome is retried until Redis takes it. Stored outcomes are
 //! counted in the worker's task metrics; log lines about a task carry its `task_id`.
 
 use std::collections::BTreeMap;
