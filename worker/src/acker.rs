@@ -1,8 +1,9 @@
 //! Stores outcomes in batches: whatever finished while the last batch was being written goes
 //! in the next call, with what the runs that were ready to finish then settle first (a fetched
 //! batch's runs end together), so a busy worker acknowledges many tasks per round trip and an
-//! idle one acknowledges each at once. An outcome is retried until Redis takes it. Stored outcomes are
-//! counted in the worker's task metrics; log lines about a task carry its `task_id`.
+//! idle one acknowledges each at once. An outcome is retried until Redis takes it. Stored
+//! outcomes are counted in the worker's task metrics; log lines about a task carry its
+//! `task_id`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Set
 
 /// Lets the runs that are ready to finish do so first, and adds their outcomes to the batch:
 /// a fetched batch's runs are spawned together, and the first to finish woke this loop, so
-/// without it the first call stored that one outcome (or a few) and the rest waited for it.
+/// without it the first call could store that one outcome (or a few) while the rest waited.
 /// Costs one trip through the runtime's queue when nothing else is ready (an idle worker).
 async fn top_up(rx: &mut mpsc::UnboundedReceiver<Settlement>, batch: &mut Vec<Settlement>) {
     tokio::task::yield_now().await;
