@@ -96,15 +96,13 @@ build "$REPO" "$CUR_TARGET" "$OUT/logs/build-current.log"
 for side in base current; do
   mkdir -p "$WORK/bin-$side"
   [ "$side" = base ] && from=$BASE_TARGET/$PROFILE || from=$CUR_TARGET/$PROFILE
-  for b in "${BINS[@]}"; do
+  for b in "${BINS[@]}" celeriac-latency-yardstick; do
+    # The latency yardstick, which the benches since it measure after their own worker: an
+    # older base has none.
+    [ "$b" = celeriac-latency-yardstick ] && [ ! -e "$from/$b" ] && continue
     cp "$from/$b" "$WORK/bin-$side/$b.tmp" && mv "$WORK/bin-$side/$b.tmp" "$WORK/bin-$side/$b" \
       || die "copying $from/$b failed"
   done
-  # The latency yardstick, which the benches since it measure after their own worker; an
-  # older base has none.
-  b=celeriac-latency-yardstick
-  if [ -x "$from/$b" ]; then cp "$from/$b" "$WORK/bin-$side/$b.tmp" && mv "$WORK/bin-$side/$b.tmp" "$WORK/bin-$side/$b" \
-    || die "copying $from/$b failed"; fi
 done
 
 # Flags both benches understand: --json always, --smoke when asked, and BENCH_ARGS.
