@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use celeriac_testkit::stderr_of_failed_run;
 use serde_json::Value;
 
 #[test]
@@ -38,11 +39,6 @@ fn latency_only_measures_the_latencies_and_nothing_else() {
 
 #[test]
 fn two_modes_at_once_are_refused_naming_both() {
-    let out = Command::new(env!("CARGO_BIN_EXE_celeriac-bench"))
-        .args(["--latency-only", "--archive"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr_of_failed_run(env!("CARGO_BIN_EXE_celeriac-bench"), &["--latency-only", "--archive"]);
     assert!(stderr.contains("--latency-only") && stderr.contains("--archive"), "{stderr}");
 }
