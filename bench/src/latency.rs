@@ -21,8 +21,10 @@ use crate::procs::{self, Proc};
 
 /// Where the probes and the load go, and how a probe's end is checked.
 trait Target: Clone + Send + Sync + 'static {
-    /// Enqueues one probe task; returns its id as the event channel names it.
-    fn enqueue_one(&self) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Enqueues one probe task; returns its id as the event channel names it, and the instant
+    /// just before the call that enqueued it (the task already built, as a caller has it: the
+    /// probe's clock starts there).
+    fn enqueue_one(&self) -> impl Future<Output = anyhow::Result<(String, Instant)>> + Send;
     /// Enqueues `n` other tasks in one call.
     fn enqueue_many(&self, n: usize) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Fails unless the task ended with its result stored.
@@ -37,10 +39,12 @@ struct Celeriac {
 }
 
 impl Target for Celeriac {
-    async fn enqueue_one(&self) -> anyhow::Result<String> {
+    async fn enqueue_one(&self) -> anyhow::Result<(String, Instant)> {
         let task = NewTask::new(&self.queue, "noop", &Value::Null);
+        let id = task.id.to_string();
+        let sent = Instant::now();
         self.broker.enqueue(&self.queue, std::slice::from_ref(&task), 0, None).await?;
-        Ok(task.id.to_string())
+        Ok((id, sent))
     }
 
     async fn enqueue_many(&self, n: usize) -> anyhow::Result<()> {
@@ -85,10 +89,11 @@ impl Yardstick {
 }
 
 impl Target for Yardstick {
-    async fn enqueue_one(&self) -> anyhow::Result<String> {
+    async fn enqueue_one(&self) -> anyhow::Result<(String, Instant)> {
         let id = uuid::Uuid::now_v7().simple().to_string();
+        let sent = Instant::now();
         self.enqueue(std::slice::from_ref(&id)).await?;
-        Ok(id)
+        Ok((id, sent))
     }
 
     async fn enqueue_many(&self, n: usize) -> anyhow::Result<()> {
@@ -177,8 +182,7 @@ impl Bench {
         let (mut to_started, mut to_success) = (Vec::new(), Vec::new());
         for _ in 0..self.sizes.latency {
             let mut rx = events.subscribe();
-            let t0 = Instant::now();
-            let id = target.enqueue_one().await?;
+            let (id, t0) = target.enqueue_one().await?;
             let wanted: Arc<str> = Arc::from(id.as_str());
             let mut seen = 0;
             while seen < 2 {
