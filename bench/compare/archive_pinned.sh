@@ -4,8 +4,8 @@
 # starts, share that core), while a loop moves every `postgres` and `celeriac-archiver`
 # process to ARCHIVE_CPU, as a deployment with PostgreSQL on a machine of its own would have
 # it (Redis, and the archiver's reads from it, stay on the drain's side). Interleaved with the
-# same command unpinned, RUNS times each; prints the drains, their ratio and the ingest rate
-# of every run. docs/archive.md has the figures and what they say.
+# same command unpinned, RUNS times each; prints the drains, their ratio, Redis CPU per drained
+# task and the ingest rate of every run. docs/archive.md has the figures and what they say.
 #
 #   bash bench/compare/archive_pinned.sh                 # RUNS=5, 100,000 tasks a drain
 #   RUNS=1 DRAIN=20000 bash bench/compare/archive_pinned.sh
@@ -40,8 +40,10 @@ if pgrep -x postgres > /dev/null || pgrep -f celeriac-archiver > /dev/null; then
 fi
 mkdir -p "$OUT"
 
-# Moves the archiving processes (and all their threads) to ARCHIVE_CPU, every 0.1 s.
+# Moves the archiving processes (and all their threads) to ARCHIVE_CPU, every 0.1 s. The loop
+# runs there itself: its pgrep and taskset processes would otherwise take the drain's core.
 pin_archiving() {
+  taskset -c -p "$ARCHIVE_CPU" "$BASHPID" > /dev/null
   while true; do
     for pid in $(pgrep -x postgres) $(pgrep -f celeriac-archiver); do
       taskset -a -c -p "$ARCHIVE_CPU" "$pid" > /dev/null 2>&1
@@ -63,7 +65,7 @@ for run in $(seq "$RUNS"); do
   bench > "$OUT/unpinned.$run.txt" 2>&1 || die "run $run, unpinned: celeriac-bench failed (see $OUT/unpinned.$run.txt)"
   for setup in pinned unpinned; do
     echo "== run $run, $setup"
-    grep -E '^  (drain|archive ingest)' "$OUT/$setup.$run.txt"
+    grep -E '^  (drain|archive ingest|Redis CPU per drained)' "$OUT/$setup.$run.txt"
   done
 done
 echo "results: $OUT"

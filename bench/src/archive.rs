@@ -1,7 +1,8 @@
 //! `--archive`: what the PostgreSQL archive costs and how fast it is, on a PostgreSQL of its
 //! own (started like the tests' one, on loopback):
 //! - the drain of `tasks` no-op tasks with the archive off, then on with no archiver running
-//!   (the endings wait in Redis' archive streams), then on with the archiver running;
+//!   (the endings wait in Redis' archive streams), then on with the archiver running; and
+//!   Redis' CPU per drained task in each (the hand-over, then the archiver's reads, on top);
 //! - the archiver's ingest rate: the time it takes to move the endings the second drain left
 //!   into PostgreSQL, counted there;
 //! - the outbox: from the commit of a transaction that called `celeriac_enqueue()` to its task
@@ -57,26 +58,34 @@ impl Bench {
         wait_for_rows(&pool, 2 * n).await?;
 
         let c = sizes.concurrency;
-        let rate = |d: Duration| n as f64 / d.as_secs_f64();
-        self.report
-            .add(&format!("drain, archive off, 1 worker, concurrency {c}"), rate(off), "tasks/s");
-        self.report.add(
-            &format!("drain, archive on (archiver stopped), 1 worker, concurrency {c}"),
-            rate(waiting),
-            "tasks/s",
-        );
-        self.report.add(
-            &format!("drain, archive on (archiver running), 1 worker, concurrency {c}"),
-            rate(running),
-            "tasks/s",
-        );
+        let drains = [
+            ("archive off", &off),
+            ("archive on (archiver stopped)", &waiting),
+            ("archive on (archiver running)", &running),
+        ];
+        for (what, drain) in drains {
+            self.report
+                .add(&format!("drain, {what}, 1 worker, concurrency {c}"), drain.rate(n), "tasks/s");
+        }
         self.report.add(
             "drain with the archive on (archiver running) against off",
-            off.as_secs_f64() / running.as_secs_f64() * 100.0,
+            off.took.as_secs_f64() / running.took.as_secs_f64() * 100.0,
             "%",
         );
+        for (what, drain) in drains {
+            self.report
+                .add(&format!("Redis CPU per drained task, {what}"), drain.redis.cpu_us, "µs");
+        }
+        for (what, drain) in drains {
+            self.report.add(
+                &format!("Redis keys at the drain's start, {what}"),
+                drain.keys_at_start as f64,
+                "keys",
+            );
+        }
+        let ingest_rate = n as f64 / ingest.as_secs_f64();
         self.report
-            .add(&format!("archive ingest, {n} endings waiting in Redis"), rate(ingest), "tasks/s");
+            .add(&format!("archive ingest, {n} endings waiting in Redis"), ingest_rate, "tasks/s");
 
         let mut latencies = self.outbox_latencies(&pool, sizes.outbox).await?;
         latencies.sort();

@@ -14,6 +14,7 @@ use celeriac::{Broker, QueueName};
 use serde_json::json;
 
 use crate::measures::Bench;
+use crate::redis_stats::{self, PhaseCost};
 
 impl Bench {
     pub async fn push(&mut self, n: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -33,28 +34,32 @@ impl Bench {
         self.broker.put_task_type(&ty).await?;
         let native = self.drain_one("bench-native", "noop", n, concurrency, &[]).await?;
         let pushed = self.drain_one("bench-push", "bench_push", n, concurrency, &[]).await?;
-        let per_task = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        let per_task = |d: &Drained| d.took.as_secs_f64() * 1e6 / n as f64;
         self.report.add(
             &format!("drain, native no-op tasks, 1 worker, concurrency {concurrency}"),
-            n as f64 / native.as_secs_f64(),
+            native.rate(n),
             "tasks/s",
         );
         self.report.add(
             &format!("drain, pushed tasks (loopback endpoint), 1 worker, concurrency {concurrency}"),
-            n as f64 / pushed.as_secs_f64(),
+            pushed.rate(n),
             "tasks/s",
         );
         self.report.add(
             "push overhead per task (drain time, pushed minus native)",
-            per_task(pushed) - per_task(native),
+            per_task(&pushed) - per_task(&native),
             "µs",
         );
         Ok(())
     }
 
     /// Enqueues `n` tasks of `task` on `queue`, starts one worker on it (with `extra`
-    /// settings) and waits until all succeeded; the time from the worker's start to the last
-    /// success.
+    /// settings) and waits until all succeeded: the time from the worker's start to the last
+    /// success, and Redis' cost over that time (anything else running then, an archiver for
+    /// one, included). Then deletes the tasks' records, so that each drain of a run starts on
+    /// a keyspace of the same size: a drain run beside the records of earlier ones grows a
+    /// larger hash table, rehashes it and misses the cache more, which made later drains of
+    /// the same run slower than earlier ones by several percent.
     pub async fn drain_one(
         &self,
         queue: &str,
@@ -62,14 +67,16 @@ impl Bench {
         n: usize,
         concurrency: usize,
         extra: &[(&'static str, String)],
-    ) -> anyhow::Result<Duration> {
+    ) -> anyhow::Result<Drained> {
         let q = QueueName::parse(queue).expect("valid queue");
         enqueue(&self.broker, &q, task, n).await?;
+        let mut conn = self.broker.connection();
+        let keys_at_start: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await?;
+        let phase = redis_stats::Phase::open(&mut conn).await?;
         let concurrency = concurrency.to_string();
         let started = Instant::now();
         let worker = self.spawn_with("celeriac-worker", &["--queues", queue, "--concurrency", &concurrency], extra)?;
         let stats = self.broker.keys().stats(&q);
-        let mut conn = self.broker.connection();
         let deadline = started + Duration::from_secs(300);
         loop {
             let done: Option<u64> = redis::AsyncCommands::hget(&mut conn, &stats, "succeeded").await?;
@@ -80,8 +87,55 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let took = started.elapsed();
+        let redis = phase.close(&mut conn, n).await?;
         worker.stop();
-        Ok(took)
+        forget_records(&self.broker, &q).await?;
+        Ok(Drained {
+            took,
+            redis,
+            keys_at_start,
+        })
+    }
+}
+
+/// A drain of [`Bench::drain_one`].
+pub struct Drained {
+    /// From the worker's start to the last success.
+    pub took: Duration,
+    /// Redis' cost over that time, per task.
+    pub redis: PhaseCost,
+    /// Keys in Redis when the worker started, the drain's own pending tasks included.
+    pub keys_at_start: u64,
+}
+
+impl Drained {
+    /// Tasks a second.
+    pub fn rate(&self, n: usize) -> f64 {
+        n as f64 / self.took.as_secs_f64()
+    }
+}
+
+/// Deletes the records of `queue`'s tasks (`SCAN` of their prefix, `UNLINK`).
+async fn forget_records(broker: &Broker, q: &QueueName) -> anyhow::Result<()> {
+    let pattern = format!("{}*", broker.keys().task_prefix(q));
+    let mut conn = broker.connection();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK").arg(&keys).query_async::<()>(&mut conn).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 

@@ -1,28 +1,34 @@
-//! `celeriac-bench`'s "only" modes: one at a time, and `--latency-only` (the run a scheduler
-//! profile wraps) measures the latencies, Celeriac's and the latency yardstick's, and nothing
-//! else, so it does not rot.
+//! `celeriac-bench`'s modes: one at a time; `--latency-only` (the run a scheduler profile
+//! wraps) measures the latencies, Celeriac's and the latency yardstick's, and nothing else, so
+//! it does not rot; `--archive` compares drains that each start on the same keyspace.
 
 use std::process::Command;
 
 use celeriac_testkit::stderr_of_failed_run;
 use serde_json::Value;
 
-#[test]
-fn latency_only_measures_the_latencies_and_nothing_else() {
-    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("latency-only.json");
+/// Runs `celeriac-bench --smoke` with `mode` and returns its report's rows (measure, value).
+fn smoke_rows(mode: &str) -> Vec<(String, f64)> {
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.json", mode.trim_start_matches('-')));
     let status = Command::new(env!("CARGO_BIN_EXE_celeriac-bench"))
-        .args(["--smoke", "--latency-only", "--json"])
+        .args(["--smoke", mode, "--json"])
         .arg(&json)
         .status()
         .unwrap();
     assert!(status.success(), "{status}");
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let measures: Vec<&str> = report["rows"]
+    report["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| row["measure"].as_str().unwrap())
-        .collect();
+        .map(|row| (row["measure"].as_str().unwrap().to_owned(), row["value"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn latency_only_measures_the_latencies_and_nothing_else() {
+    let rows = smoke_rows("--latency-only");
+    let measures: Vec<&str> = rows.iter().map(|(m, _)| m.as_str()).collect();
     for wanted in [
         "enqueue to STARTED, idle worker, p99",
         "enqueue to SUCCESS, idle worker, p99",
@@ -41,4 +47,38 @@ fn latency_only_measures_the_latencies_and_nothing_else() {
 fn two_modes_at_once_are_refused_naming_both() {
     let stderr = stderr_of_failed_run(env!("CARGO_BIN_EXE_celeriac-bench"), &["--latency-only", "--archive"]);
     assert!(stderr.contains("--latency-only") && stderr.contains("--archive"), "{stderr}");
+}
+
+/// The archive's measures (a PostgreSQL of its own, the archiver, the outbox, history search).
+/// Its three drains compare with each other only if each starts on a keyspace of the same
+/// size: each drain deletes its tasks' records once timed, or the later drains would run
+/// beside the earlier ones' 2,000 records each.
+#[test]
+fn archive_mode_drains_each_on_the_same_keyspace() {
+    let rows = smoke_rows("--archive");
+    let value = |measure: &str| {
+        rows.iter()
+            .find(|(m, _)| m == measure)
+            .unwrap_or_else(|| panic!("no {measure:?} in {rows:?}"))
+            .1
+    };
+    let drains = ["archive off", "archive on (archiver stopped)", "archive on (archiver running)"];
+    let keys: Vec<f64> = drains
+        .iter()
+        .map(|d| value(&format!("Redis keys at the drain's start, {d}")))
+        .collect();
+    // Each drain's 2,000 pending tasks are records already; a handful of other keys (the
+    // queues' counters, the archive stream) come and go.
+    assert!(keys.iter().all(|&k| k >= 2_000.0), "{keys:?}");
+    let spread = keys.iter().copied().fold(f64::MIN, f64::max) - keys.iter().copied().fold(f64::MAX, f64::min);
+    assert!(spread < 50.0, "the drains started on keyspaces of {keys:?} keys");
+    for d in drains {
+        assert!(value(&format!("Redis CPU per drained task, {d}")) > 0.0, "{d}");
+    }
+    for measure in [
+        "archive ingest, 2000 endings waiting in Redis",
+        "outbox, commit to pending in Redis, p50",
+    ] {
+        assert!(value(measure) > 0.0, "{measure}");
+    }
 }
