@@ -4,6 +4,7 @@
 
 mod archive;
 mod cluster;
+mod keyspace;
 mod latency;
 mod lifecycle;
 mod limits;

@@ -13,6 +13,7 @@ use celeriac::remote::RemoteTaskType;
 use celeriac::{Broker, QueueName};
 use serde_json::json;
 
+use crate::keyspace;
 use crate::measures::Bench;
 use crate::redis_stats::{self, PhaseCost};
 
@@ -57,9 +58,7 @@ impl Bench {
     /// settings) and waits until all succeeded: the time from the worker's start to the last
     /// success, and Redis' cost over that time (anything else running then, an archiver for
     /// one, included). Then deletes the tasks' records, so that each drain of a run starts on
-    /// a keyspace of the same size: a drain run beside the records of earlier ones grows a
-    /// larger hash table, rehashes it and misses the cache more, which made later drains of
-    /// the same run slower than earlier ones by several percent.
+    /// a keyspace of the same size (keyspace.rs).
     pub async fn drain_one(
         &self,
         queue: &str,
@@ -89,7 +88,7 @@ impl Bench {
         let took = started.elapsed();
         let redis = phase.close(&mut conn, n).await?;
         worker.stop();
-        forget_records(&self.broker, &q).await?;
+        keyspace::forget_records(&self.broker, &q).await?;
         Ok(Drained {
             took,
             redis,
@@ -112,30 +111,6 @@ impl Drained {
     /// Tasks a second.
     pub fn rate(&self, n: usize) -> f64 {
         n as f64 / self.took.as_secs_f64()
-    }
-}
-
-/// Deletes the records of `queue`'s tasks (`SCAN` of their prefix, `UNLINK`).
-async fn forget_records(broker: &Broker, q: &QueueName) -> anyhow::Result<()> {
-    let pattern = format!("{}*", broker.keys().task_prefix(q));
-    let mut conn = broker.connection();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK").arg(&keys).query_async::<()>(&mut conn).await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
     }
 }
 
