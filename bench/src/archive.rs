@@ -100,8 +100,8 @@ impl Bench {
     }
 
     /// Enqueues through the outbox one task at a time (a transaction calling
-    /// `celeriac_enqueue()`, then its commit) and times each from the commit to its task being
-    /// pending in Redis; the archiver's relay, running, moves them.
+    /// `celeriac_enqueue()`, then its commit) and times each from the commit call to its task
+    /// being pending in Redis; the archiver's relay, running, moves them.
     async fn outbox_latencies(&self, pool: &PgPool, n: usize) -> anyhow::Result<Vec<Duration>> {
         let mut conn = self.broker.connection();
         let mut latencies = Vec::with_capacity(n);
@@ -110,8 +110,12 @@ impl Bench {
             let id: String = sqlx::query_scalar("SELECT celeriac_enqueue('noop', '{}'::jsonb, 'bench-outbox')")
                 .fetch_one(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            // From the commit call, not from its answer: the relay hears the commit's NOTIFY
+            // as the answer leaves PostgreSQL, and on a core of its own (archive_pinned.sh)
+            // it often had the task in Redis before the bench had read that answer (p50 0.04
+            // and 0.05 ms in two pinned runs of five, timed from the answer).
             let committed = Instant::now();
+            tx.commit().await?;
             let id = TaskId::parse(&id).ok_or_else(|| anyhow::anyhow!("celeriac_enqueue returned {id:?}"))?;
             let key = self.broker.keys().task(&id);
             loop {
