@@ -67,7 +67,7 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
   local released = 0 -- ids settled here, out of the in-flight hash
   local changed, n_changed = {}, 0
   local function settle(key, f, w, suffix, state, error)
-    log_event(key, f[7], w, state, at, nil, 's', state, 'e', error)
+    log_event(key, call('HGET', key, 'h'), w, state, at, nil, 's', state, 'e', error)
     call('EXPIRE', key, ttl)
     if stream then archive(stream, key, ARGV[5] .. '-' .. suffix) end
     webhook(hooks, key, ARGV[5] .. '-' .. suffix, state, f[2])
@@ -75,7 +75,7 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
     released = released + 1
     n_changed = n_changed + 1
     changed[n_changed] = suffix
-    if f[8] then call('LPUSH', KEYS[3], suffix) end
+    if f[7] then call('LPUSH', KEYS[3], suffix) end
     call('HINCRBY', KEYS[4], state == 'REVOKED' and 'revoked' or 'failed', 1)
   end
   -- Takes an id out of this worker's hash without running it (its slots are given back at the
@@ -91,7 +91,10 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
     local suffix = suffixes[s_at + i]
     local key = tasks[t_at + i]
     local o = (i - 1) * 2 -- this task's place in out
-    local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'h', 'wf', 'kr')
+    -- Not the log ('h'): only the rare paths read it (a settle, a deferral, a redelivery
+    -- whose start is still out of the log), and a first start would build a Lua string of it
+    -- for nothing.
+    local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr')
     -- Only a task delivered before has a run field, maybe with its start not logged yet.
     local w = f[6] and call('HGET', key, 'w')
     local state, spec, expires = f[1], f[2], tonumber(f[4])
@@ -113,22 +116,22 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
       -- The queue's key limits may hold it back (keyed.lua): parked for its key's slot, or
       -- deferred to its key's next token. Either way it leaves this worker's hash.
       local verdict, due = 'run', nil
-      if kl then verdict, due = admit(kl, key_keys, key_of(spec), suffix, f[9], now) end
+      if kl then verdict, due = admit(kl, key_keys, key_of(spec), suffix, f[8], now) end
       if verdict == 'parked' then
         let_go(o, suffix, 'parked')
       elseif verdict == 'deferred' then
-        log_event(key, f[7], w, 'SCHEDULED', at, nil, 's', 'SCHEDULED', 'eta', due, 'kr', '1')
+        log_event(key, call('HGET', key, 'h'), w, 'SCHEDULED', at, nil, 's', 'SCHEDULED', 'eta', due, 'kr', '1')
         call('ZADD', KEYS[10], due, suffix)
         n_changed = n_changed + 1
         changed[n_changed] = suffix
         let_go(o, suffix, 'deferred')
       else
-        if f[9] then call('HDEL', key, 'kr') end
+        if f[8] then call('HDEL', key, 'kr') end
         local delivery = f[6] and increment(f[6]) or '1'
         -- The STARTED event stays out of the log, marked in the run field (history.lua); a
         -- start asked again while the first one's event is still out folds that one in first.
         local h, run
-        if w then h, run = folded(f[7], w) end
+        if w then h, run = folded(call('HGET', key, 'h'), w) end
         if run then
           call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
         else
@@ -136,7 +139,7 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
         end
         tokens[n_tokens + 1] = suffix
         -- Flags only when there are any (most tasks: the bare delivery, no string built).
-        local token = f[8] and 'w' .. delivery or delivery
+        local token = f[7] and 'w' .. delivery or delivery
         if has_callback(spec) then token = 'c' .. token end
         tokens[n_tokens + 2] = token
         n_tokens = n_tokens + 2

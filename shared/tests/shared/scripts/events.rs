@@ -1,5 +1,6 @@
 //! The event log every transition writes: in order with consecutive ids, a hand retry keeping
-//! its ending, a start asked again, and a flood of progress bounded to a few kilobytes.
+//! its ending, a start asked again, the earlier events kept by the start's rare paths (which
+//! read the log themselves), and a flood of progress bounded to a few kilobytes.
 
 use celeriac::broker::{Ack, NewTask, Verdict};
 use celeriac::{TaskError, TaskState};
@@ -86,6 +87,68 @@ async fn a_start_asked_again_logs_both_starts() {
     assert_eq!(
         logged_states(&broker, &task.id).await,
         (vec![Some(Started), Some(Started), Some(Success)], true)
+    );
+}
+
+/// Enqueues a task (with `expires_ms`, if any) and runs it once to a retry, which is promoted
+/// back to pending: a task whose log holds events (STARTED, RETRY, PENDING) before its next
+/// start.
+async fn retried_once(broker: &celeriac::Broker, expires_ms: Option<i64>) -> NewTask {
+    let mut task = NewTask::new(&queue(), "echo", &json!(1));
+    task.expires_ms = expires_ms;
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let d = run_one(broker, "w1").await;
+    let retry = Verdict::Retry {
+        error: TaskError::retryable("flaky"),
+        due_ms: broker.clock().now_ms(),
+    };
+    finish_run(broker, "w1", &d, retry).await;
+    broker.promote_due(&queue(), 10).await.unwrap();
+    task
+}
+
+#[tokio::test]
+async fn a_start_asked_again_after_a_retry_keeps_the_earlier_events() {
+    let (_redis, broker) = redis_and_broker();
+    let task = retried_once(&broker, None).await;
+    let ids = claim_ids(&broker, "w1", 1).await;
+    broker.start(&queue(), "w1", &ids).await.unwrap();
+    // The second start folds the first one's STARTED, still out of the log, into the log.
+    let Some(celeriac::broker::Started::Run(d)) = broker.start(&queue(), "w1", &ids).await.unwrap().pop() else {
+        panic!("the start asked again runs it")
+    };
+    finish_run(&broker, "w1", &d, Verdict::Success("1".into())).await;
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (
+            vec![
+                Some(Started),
+                Some(Retry),
+                Some(Pending),
+                Some(Started),
+                Some(Started),
+                Some(Success)
+            ],
+            true
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_task_settled_at_its_next_start_keeps_the_earlier_events() {
+    let (_redis, broker) = redis_and_broker();
+    let task = retried_once(&broker, Some(broker.clock().now_ms() + 1_000)).await;
+    broker.clock().advance(std::time::Duration::from_secs(2));
+    let ids = claim_ids(&broker, "w1", 1).await;
+    match broker.start(&queue(), "w1", &ids).await.unwrap().as_slice() {
+        [celeriac::broker::Started::Skip { reason, .. }] => assert_eq!(reason, "expired"),
+        other => panic!("{other:?}"),
+    }
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (vec![Some(Started), Some(Retry), Some(Pending), Some(Revoked)], true)
     );
 }
 

@@ -4,7 +4,7 @@
 //! up; a cap of 5 is never exceeded and every way a lease ends (success, retry, a task
 //! settled at start, a graceful stop, a crashed worker's reap) gives its slot back and wakes
 //! a worker waiting for one; a cap set while tasks run counts them; settings never replace
-//! what an operator set.
+//! what an operator set; a task deferred by its key's rate keeps its earlier events.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use celeriac::{Broker, QueueName, TaskState};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use super::{LEASE, claim_ids, echoes, expire_and_recover, finish_run, queue};
+use super::{LEASE, claim_ids, echoes, expire_and_recover, finish_run, logged_states, queue};
 use crate::common::redis_and_broker;
 
 fn rate(rate: &str, burst: Option<u32>) -> QueueLimits {
@@ -297,6 +297,30 @@ async fn a_key_cap_parks_the_tasks_of_a_busy_key_and_lets_the_other_keys_run() {
     finish_run(&broker, "w2", &runs2[0], Verdict::Retry { error, due_ms: 0 }).await;
     assert_eq!(claim_ids(&broker, "w2", 100).await, [tasks[3].id.suffix().to_owned()]);
     assert_eq!(broker.limits(&queue()).await.unwrap().unwrap().parked, Some(0));
+}
+
+#[tokio::test]
+async fn a_task_deferred_by_its_key_keeps_its_earlier_events() {
+    let (_redis, broker) = redis_and_broker();
+    let limits = QueueLimits {
+        key_rate: Some("1/s".into()),
+        ..Default::default()
+    };
+    broker.set_limits(&queue(), &limits, LimitsSource::Api).await.unwrap();
+    let task = keyed_task(Some("A"), 1);
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    let (runs, _) = start_ids(&broker, "w1", &claim_ids(&broker, "w1", 1).await).await;
+    let error = celeriac::TaskError::retryable("again");
+    finish_run(&broker, "w1", &runs[0], Verdict::Retry { error, due_ms: 0 }).await;
+    broker.promote_due(&queue(), 10).await.unwrap();
+    // Key A's next token is a second away: the second start defers it, and logs that.
+    let (runs, held) = start_ids(&broker, "w1", &claim_ids(&broker, "w1", 1).await).await;
+    assert!(runs.is_empty() && held == ["deferred"], "{runs:?} {held:?}");
+    use TaskState::*;
+    assert_eq!(
+        logged_states(&broker, &task.id).await,
+        (vec![Some(Started), Some(Retry), Some(Pending), Some(Scheduled)], true)
+    );
 }
 
 #[tokio::test]
