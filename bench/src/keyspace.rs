@@ -14,32 +14,26 @@
 //! 1.44 ms (two runs each).
 
 use celeriac::{Broker, QueueName};
+use futures::StreamExt;
+use redis::AsyncCommands;
 
-/// Deletes the records of `queue`'s tasks (the pending list and the queue's other keys stay).
+/// Deletes the records of `queue`'s tasks (the pending list and the queue's other keys stay):
+/// every key under the queue's record prefix, walked on each master as `Broker::audit` walks
+/// the keyspace, then `DEL`eted a thousand at a time (freed at once, not behind the next
+/// measure as `UNLINK` may).
 pub async fn forget_records(broker: &Broker, queue: &QueueName) -> anyhow::Result<()> {
-    delete_matching(broker, &format!("{}*", broker.keys().task_prefix(queue))).await
-}
-
-/// `SCAN`s the keys matching `pattern` (queue names hold no glob characters) and `DEL`s
-/// them, a thousand at a time: freed at once, not behind the next measure as `UNLINK` may.
-async fn delete_matching(broker: &Broker, pattern: &str) -> anyhow::Result<()> {
-    let mut conn = broker.connection();
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await?;
+    // Queue names hold no glob characters: the prefix matches only itself.
+    let pattern = format!("{}*", broker.keys().task_prefix(queue));
+    for mut node in broker.master_connections().await? {
+        let mut keys: Vec<String> = Vec::new();
+        let mut iter: redis::AsyncIter<String> = node.scan_match(&pattern).await?;
+        while let Some(key) = iter.next().await {
+            keys.push(key?);
         }
-        if next == 0 {
-            return Ok(());
+        drop(iter);
+        for chunk in keys.chunks(1000) {
+            node.del::<_, ()>(chunk).await?;
         }
-        cursor = next;
     }
+    Ok(())
 }
