@@ -24,6 +24,13 @@ fn rate(rate: &str, burst: Option<u32>) -> QueueLimits {
     }
 }
 
+fn key_rate(rate: &str) -> QueueLimits {
+    QueueLimits {
+        key_rate: Some(rate.into()),
+        ..Default::default()
+    }
+}
+
 fn cap(n: u32) -> QueueLimits {
     QueueLimits {
         concurrency: Some(n),
@@ -302,11 +309,7 @@ async fn a_key_cap_parks_the_tasks_of_a_busy_key_and_lets_the_other_keys_run() {
 #[tokio::test]
 async fn a_task_deferred_by_its_key_keeps_its_earlier_events() {
     let (_redis, broker) = redis_and_broker();
-    let limits = QueueLimits {
-        key_rate: Some("1/s".into()),
-        ..Default::default()
-    };
-    broker.set_limits(&queue(), &limits, LimitsSource::Api).await.unwrap();
+    broker.set_limits(&queue(), &key_rate("1/s"), LimitsSource::Api).await.unwrap();
     let task = keyed_task(Some("A"), 1);
     broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
     let (runs, _) = start_ids(&broker, "w1", &claim_ids(&broker, "w1", 1).await).await;
@@ -326,11 +329,7 @@ async fn a_task_deferred_by_its_key_keeps_its_earlier_events() {
 #[tokio::test]
 async fn a_key_rate_holds_for_each_key_on_its_own_over_a_simulated_minute() {
     let (_redis, broker) = redis_and_broker();
-    let limits = QueueLimits {
-        key_rate: Some("5/s".into()),
-        ..Default::default()
-    };
-    broker.set_limits(&queue(), &limits, LimitsSource::Api).await.unwrap();
+    broker.set_limits(&queue(), &key_rate("5/s"), LimitsSource::Api).await.unwrap();
     let tasks: Vec<NewTask> = (0..800).map(|n| keyed_task(Some(if n % 2 == 0 { "A" } else { "B" }), n)).collect();
     for chunk in tasks.chunks(100) {
         broker.enqueue(&queue(), chunk, 0, None).await.unwrap();
