@@ -16,6 +16,7 @@ in (wait.rs). They exist only while a task is STARTED, SUCCESS or FAILURE, since
 transition out of those states folds them first: a script that appends to the log of such a
 task calls folded() and writes back what it returns.
 
+start_out_of_log(w)   whether the run field w marks a start not in the log yet ('*')
 folded(h, w, state, z)
                       history h with the events kept outside it folded in (w: the run field,
                       z: the ending's time, nil for none), and the run field to write back
@@ -54,9 +55,13 @@ local function next_event(h, kind, at, detail)
   return h
 end
 
+local function start_out_of_log(w)
+  return w and string.byte(w, 1) == 42 -- '*'
+end
+
 local function folded(h, w, state, z)
   local run
-  if w and string.byte(w, 1) == 42 then -- '*': the start is not in the log yet
+  if start_out_of_log(w) then
     run = string.sub(w, 2)
     h = next_event(h, 'STARTED', match(run, '^%d+'))
   end

@@ -91,9 +91,9 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
     local suffix = suffixes[s_at + i]
     local key = tasks[t_at + i]
     local o = (i - 1) * 2 -- this task's place in out
-    -- Not the log ('h'): only the rare paths read it (a settle, a deferral, a redelivery
-    -- whose start is still out of the log), and a first start would build a Lua string of it
-    -- for nothing.
+    -- Not the log ('h'): only the rare paths read it (a settle, a deferral, a start asked
+    -- again while the last one's event is still out of the log), and a first start would
+    -- build a Lua string of it for nothing.
     local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr')
     -- Only a task delivered before has a run field, maybe with its start not logged yet.
     local w = f[6] and call('HGET', key, 'w')
@@ -129,9 +129,10 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
         if f[8] then call('HDEL', key, 'kr') end
         local delivery = f[6] and increment(f[6]) or '1'
         -- The STARTED event stays out of the log, marked in the run field (history.lua); a
-        -- start asked again while the first one's event is still out folds that one in first.
+        -- start asked again while the first one's event is still out folds that one in first
+        -- (the only start that reads the log).
         local h, run
-        if w then h, run = folded(call('HGET', key, 'h'), w) end
+        if start_out_of_log(w) then h, run = folded(call('HGET', key, 'h'), w) end
         if run then
           call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
         else
