@@ -38,9 +38,7 @@ target/pyenv/bin/python scripts/python/api_check.py
 target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tests examples/fastapi/tests
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json
-# (Its archive measures run from bench/tests/modes.rs, which checks their rows.)
-# And its Cluster comparison (one node, a local Cluster, the Cluster with durability replicated).
-target/debug/celeriac-bench --smoke --cluster 12 --json target/bench-cluster-smoke.json
+# (Its archive and Cluster measures run from bench/tests/modes.rs, which checks their rows.)
 # And the flow limits' measures (the drain without limits, under a cap, and through a rate).
 target/debug/celeriac-bench --smoke --limits --json target/bench-limits-smoke.json
 # And the pull protocol's throughput with one Python worker process (the pinned env above).

@@ -1,9 +1,10 @@
-//! `--cluster`: the same work on one node and on a local Redis Cluster (three masters with a
-//! replica each), in one run: enqueue and drain of a queue of `shards` shards, Redis CPU per
-//! task on every node, how evenly the tasks spread over the masters, and the cost of
-//! `durability = "replicated"` on the Cluster. All the nodes share this machine's cores, so
-//! the Cluster cannot be faster here; what the figures show is whether the work per task
-//! grows and whether the load spreads.
+//! `--cluster`: the same work on one node and on local Redis Clusters of three masters, in one
+//! run: enqueue and drain of a queue of `shards` shards, Redis CPU per task on every node (and
+//! how much of it the scripts took), how evenly the tasks spread over the masters, and the cost
+//! of `durability = "replicated"`. The Cluster without replicas is the one node's like for
+//! like; the one with a replica per master adds what feeding the replicas costs the masters.
+//! All the nodes share this machine's cores, so the Cluster cannot be faster here; what the
+//! figures show is whether the work per task grows and whether the load spreads.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use crate::measures::enqueue_noops;
 use crate::procs;
+use crate::redis_stats;
 use crate::report::Report;
 
 /// Sizes of the Cluster run.
@@ -36,12 +38,19 @@ struct Target<'a> {
 
 pub async fn run(report: &mut Report, sizes: ClusterSizes) -> anyhow::Result<()> {
     let single = RedisServer::start_single();
+    let bare = RedisCluster::start_with(0);
     let cluster = RedisCluster::start();
     let targets = [
         Target {
             name: "one node",
             url: single.url(),
             ports: vec![single.port()],
+            durability: Durability::Async,
+        },
+        Target {
+            name: "Cluster, 3 masters without replicas",
+            url: bare.url(),
+            ports: bare.ports(),
             durability: Durability::Async,
         },
         Target {
@@ -75,6 +84,7 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
     broker.raise_shards(&queue, sizes.shards).await?;
     let n = sizes.tasks;
     let name = target.name;
+    reset_command_stats(&target.ports).await?;
     let cpu_before = nodes_cpu(&target.ports).await?;
 
     let callers = 4;
@@ -141,18 +151,22 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
         .zip(&cpu_after)
         .map(|(before, after)| (after - before) * 1e6 / enqueued as f64)
         .collect();
+    let mut masters = Vec::new();
+    let mut master_ports = Vec::new();
+    let mut replicas = 0.0;
+    for (port, cpu) in target.ports.iter().zip(&per_task) {
+        if is_master(*port).await? {
+            masters.push(*cpu);
+            master_ports.push(*port);
+        } else {
+            replicas += cpu;
+        }
+    }
+    let in_scripts = script_usec(&master_ports).await? / enqueued as f64;
     if per_task.len() == 1 {
         report.add(&format!("{name}: Redis CPU per task (enqueue to ack)"), per_task[0], "µs");
+        report.add(&format!("{name}: of which in scripts (EVALSHA)"), in_scripts, "µs");
     } else {
-        let mut masters = Vec::new();
-        let mut replicas = 0.0;
-        for (port, cpu) in target.ports.iter().zip(&per_task) {
-            if is_master(*port).await? {
-                masters.push(*cpu);
-            } else {
-                replicas += cpu;
-            }
-        }
         report.add(
             &format!("{name}: Redis CPU per task (enqueue to ack), the masters together"),
             masters.iter().sum(),
@@ -161,6 +175,11 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
         report.add(
             &format!("{name}: Redis CPU per task, the busiest master"),
             masters.iter().copied().fold(0.0, f64::max),
+            "µs",
+        );
+        report.add(
+            &format!("{name}: of which in scripts (EVALSHA), the masters together"),
+            in_scripts,
             "µs",
         );
         report.add(&format!("{name}: Redis CPU per task, the replicas together"), replicas, "µs");
@@ -188,15 +207,33 @@ async fn is_master(port: u16) -> anyhow::Result<bool> {
 async fn nodes_cpu(ports: &[u16]) -> anyhow::Result<Vec<f64>> {
     let mut cpu = Vec::with_capacity(ports.len());
     for port in ports {
-        let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut node(*port).await?).await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        cpu.push(field("used_cpu_user") + field("used_cpu_sys"));
+        cpu.push(redis_stats::cpu(&mut node(*port).await?).await?.as_secs_f64());
     }
     Ok(cpu)
+}
+
+/// Clears every node's command counters, so [`script_usec`] reads one target's run.
+async fn reset_command_stats(ports: &[u16]) -> anyhow::Result<()> {
+    for port in ports {
+        redis_stats::reset(&mut node(*port).await?).await?;
+    }
+    Ok(())
+}
+
+/// The microseconds the nodes spent running scripts since the counters were cleared (the
+/// commands inside them included): what the rest of their CPU is not (reading requests,
+/// writing replies, the event loop, the Cluster bus, feeding replicas).
+async fn script_usec(ports: &[u16]) -> anyhow::Result<f64> {
+    let mut usec = 0.0;
+    for port in ports {
+        let stats = redis_stats::commands(&mut node(*port).await?).await?;
+        usec += stats
+            .iter()
+            .filter(|c| c.name == "evalsha" || c.name == "eval")
+            .map(|c| c.usec)
+            .sum::<f64>();
+    }
+    Ok(usec)
 }
 
 /// The busiest and the quietest master's share of this run's keys (`namespace`'s: nearly all

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use celeriac::broker::RedisConnection;
+use redis::aio::ConnectionLike;
 
-async fn info(conn: &mut RedisConnection, section: &str) -> anyhow::Result<String> {
+async fn info(conn: &mut impl ConnectionLike, section: &str) -> anyhow::Result<String> {
     Ok(redis::cmd("INFO").arg(section).query_async(conn).await?)
 }
 
@@ -17,7 +18,7 @@ fn field(info: &str, name: &str) -> f64 {
 }
 
 /// Redis' own CPU time (user + system) so far.
-pub async fn cpu(conn: &mut RedisConnection) -> anyhow::Result<Duration> {
+pub async fn cpu(conn: &mut impl ConnectionLike) -> anyhow::Result<Duration> {
     let info = info(conn, "cpu").await?;
     Ok(Duration::from_secs_f64(
         field(&info, "used_cpu_user") + field(&info, "used_cpu_sys"),
@@ -31,7 +32,7 @@ pub async fn used_memory(conn: &mut RedisConnection) -> anyhow::Result<u64> {
 
 /// Commands executed since the last reset (EVALSHA and what the scripts ran), with the
 /// microseconds Redis spent in each: a profile of where its time goes.
-pub async fn commands(conn: &mut RedisConnection) -> anyhow::Result<Vec<CommandStat>> {
+pub async fn commands(conn: &mut impl ConnectionLike) -> anyhow::Result<Vec<CommandStat>> {
     let info = info(conn, "commandstats").await?;
     Ok(info
         .lines()
@@ -55,7 +56,7 @@ pub struct CommandStat {
 }
 
 /// Clears the command counters.
-pub async fn reset(conn: &mut RedisConnection) -> anyhow::Result<()> {
+pub async fn reset(conn: &mut impl ConnectionLike) -> anyhow::Result<()> {
     redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(conn).await?;
     Ok(())
 }

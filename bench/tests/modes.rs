@@ -1,17 +1,21 @@
 //! `celeriac-bench`'s modes: one at a time; `--latency-only` (the run a scheduler profile
 //! wraps) measures the latencies, Celeriac's and the latency yardstick's, and nothing else, so
-//! it does not rot; `--archive` compares drains that each start on the same keyspace.
+//! it does not rot; `--archive` compares drains that each start on the same keyspace;
+//! `--cluster` measures one node beside Clusters with and without replicas.
 
 use std::process::Command;
 
 use celeriac_testkit::stderr_of_failed_run;
 use serde_json::Value;
 
-/// Runs `celeriac-bench --smoke` with `mode` and returns its report's rows (measure, value).
-fn smoke_rows(mode: &str) -> Vec<(String, f64)> {
-    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.json", mode.trim_start_matches('-')));
+/// Runs `celeriac-bench --smoke` with `mode` (and its value, if any) and returns its report's
+/// rows (measure, value).
+fn smoke_rows(mode: &[&str]) -> Vec<(String, f64)> {
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.json", mode[0].trim_start_matches('-')));
     let status = Command::new(env!("CARGO_BIN_EXE_celeriac-bench"))
-        .args(["--smoke", mode, "--json"])
+        .arg("--smoke")
+        .args(mode)
+        .arg("--json")
         .arg(&json)
         .status()
         .unwrap();
@@ -25,9 +29,17 @@ fn smoke_rows(mode: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The value of the row named `measure`; a missing row fails the test, naming the rows there are.
+fn value(rows: &[(String, f64)], measure: &str) -> f64 {
+    rows.iter()
+        .find(|(m, _)| m == measure)
+        .unwrap_or_else(|| panic!("no {measure:?} in {rows:?}"))
+        .1
+}
+
 #[test]
 fn latency_only_measures_the_latencies_and_nothing_else() {
-    let rows = smoke_rows("--latency-only");
+    let rows = smoke_rows(&["--latency-only"]);
     let measures: Vec<&str> = rows.iter().map(|(m, _)| m.as_str()).collect();
     for wanted in [
         "enqueue to STARTED, idle worker, p99",
@@ -55,13 +67,8 @@ fn two_modes_at_once_are_refused_naming_both() {
 /// beside the earlier ones' 2,000 records each.
 #[test]
 fn archive_mode_drains_each_on_the_same_keyspace() {
-    let rows = smoke_rows("--archive");
-    let value = |measure: &str| {
-        rows.iter()
-            .find(|(m, _)| m == measure)
-            .unwrap_or_else(|| panic!("no {measure:?} in {rows:?}"))
-            .1
-    };
+    let rows = smoke_rows(&["--archive"]);
+    let value = |measure: &str| value(&rows, measure);
     let drains = ["archive off", "archive on (archiver stopped)", "archive on (archiver running)"];
     let keys: Vec<f64> = drains
         .iter()
@@ -81,4 +88,34 @@ fn archive_mode_drains_each_on_the_same_keyspace() {
     ] {
         assert!(value(measure) > 0.0, "{measure}");
     }
+}
+
+/// The Cluster comparison: one node, then a Cluster of three masters without replicas (the one
+/// node's like for like), then with a replica each, asynchronous and replicated. Each target's
+/// Redis CPU is its own run's (the command counters are cleared between targets), and the
+/// Cluster without replicas has no replica CPU to report.
+#[test]
+fn cluster_mode_measures_one_node_beside_clusters_with_and_without_replicas() {
+    let rows = smoke_rows(&["--cluster", "6"]);
+    let value = |measure: &str| value(&rows, measure);
+    assert!(value("one node: Redis CPU per task (enqueue to ack)") > 0.0);
+    assert!(value("one node: of which in scripts (EVALSHA)") > 0.0);
+    for cluster in [
+        "Cluster, 3 masters without replicas",
+        "Cluster, 3 masters with a replica each",
+        "Cluster, durability replicated",
+    ] {
+        for measure in [
+            "Redis CPU per task (enqueue to ack), the masters together",
+            "of which in scripts (EVALSHA), the masters together",
+            "Redis CPU per task, the busiest master",
+        ] {
+            assert!(value(&format!("{cluster}: {measure}")) > 0.0, "{cluster}: {measure}");
+        }
+    }
+    assert_eq!(
+        value("Cluster, 3 masters without replicas: Redis CPU per task, the replicas together"),
+        0.0
+    );
+    assert!(value("Cluster, 3 masters with a replica each: Redis CPU per task, the replicas together") > 0.0);
 }
