@@ -93,8 +93,12 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
     local o = (i - 1) * 2 -- this task's place in out
     -- Not the log ('h'): only the rare paths read it (a settle, a deferral, a start asked
     -- again while the last one's event is still out of the log), and a first start would
-    -- build a Lua string of it for nothing.
-    local f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr')
+    -- build a Lua string of it for nothing. A plain task never started holds two fields, its
+    -- state and spec (HLEN is O(1)): those alone are read, and every other field it could
+    -- hold is absent. Any other record (or one of two fields without a spec) is read in full.
+    local f
+    if call('HLEN', key) == 2 then f = call('HMGET', key, 's', 't') end
+    if not (f and f[2]) then f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr') end
     -- Only a task delivered before has a run field, maybe with its start not logged yet.
     local w = f[6] and call('HGET', key, 'w')
     local state, spec, expires = f[1], f[2], tonumber(f[4])

@@ -162,6 +162,27 @@ async fn a_fetch_settles_what_must_not_run_as_a_start_does() {
     assert!(report.is_clean(), "{report:?}");
 }
 
+/// The start reads a record of two fields as a plain task's state and spec only; a record of
+/// two fields without a spec (here a workflow member's state and link) is read in full, so its
+/// settle still hands the member to its workflow.
+#[tokio::test]
+async fn a_poison_workflow_member_of_two_fields_still_reaches_its_workflow() {
+    let (_redis, broker) = redis_and_broker();
+    let poison = push_poison(&broker).await;
+    let mut conn = broker.connection();
+    conn.hset::<_, _, _, ()>(broker.keys().task(&poison.id), "wf", "wf-1 0")
+        .await
+        .unwrap();
+
+    let started = fetch_started(&broker, "w1", 10).await;
+    assert!(
+        matches!(&started[..], [Started::Skip { reason, .. }] if reason == "poison"),
+        "{started:?}"
+    );
+    let outbox: Vec<String> = conn.lrange(broker.keys().workflow_outbox(&queue()), 0, -1).await.unwrap();
+    assert_eq!(outbox, [poison.id.suffix()]);
+}
+
 #[tokio::test]
 async fn a_paused_limited_or_prioritized_queue_is_claimed_the_two_call_way() {
     // Paused: nothing taken, as a claim says.
