@@ -153,13 +153,13 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
         .collect();
     let mut masters = Vec::new();
     let mut master_ports = Vec::new();
-    let mut replicas = 0.0;
+    let mut replicas = Vec::new();
     for (port, cpu) in target.ports.iter().zip(&per_task) {
         if is_master(*port).await? {
             masters.push(*cpu);
             master_ports.push(*port);
         } else {
-            replicas += cpu;
+            replicas.push(*cpu);
         }
     }
     let in_scripts = script_usec(&master_ports).await? / enqueued as f64;
@@ -182,7 +182,13 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
             in_scripts,
             "µs",
         );
-        report.add(&format!("{name}: Redis CPU per task, the replicas together"), replicas, "µs");
+        if !replicas.is_empty() {
+            report.add(
+                &format!("{name}: Redis CPU per task, the replicas together"),
+                replicas.iter().sum(),
+                "µs",
+            );
+        }
         let (busiest, quietest) = master_shares(&target.ports, namespace).await?;
         report.add(&format!("{name}: task records on the busiest master"), busiest, "%");
         report.add(&format!("{name}: task records on the quietest master"), quietest, "%");
