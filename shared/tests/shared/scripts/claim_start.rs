@@ -1,6 +1,6 @@
 //! Claim and start: oldest first, at most what was asked, leased in a hash table, nothing from a
 //! paused queue, a claim asked again with its token, poison and old-layout records, and what a
-//! run learns at start (its trace, its wait).
+//! run learns at start (its trace, its wait, from its due time when it had one).
 
 use std::time::Duration;
 
@@ -162,4 +162,25 @@ async fn the_traceparent_and_the_wait_reach_the_worker_at_start() {
             "{waited:?}"
         );
     }
+}
+
+/// A task enqueued for later waited from its due time, not from its creation: its record
+/// holds more than a state and a spec, so the start reads it in full, due time included.
+#[tokio::test]
+async fn a_task_enqueued_for_later_waited_from_its_due_time() {
+    let (_redis, broker) = redis_and_broker();
+    let mut task = NewTask::new(&queue(), "echo", &json!(1));
+    task.due_ms = Some(broker.clock().now_ms() + 10_000);
+    broker.enqueue(&queue(), std::slice::from_ref(&task), 0, None).await.unwrap();
+    broker.clock().advance(Duration::from_secs(11));
+    assert_eq!(broker.promote_due(&queue(), 10).await.unwrap(), 1);
+    broker.clock().advance(Duration::from_secs(1));
+
+    let d = run_one(&broker, "w1").await;
+    assert_eq!(d.id, task.id);
+    let waited = d.waited.expect("known for a stored task");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+        "waited since its due time, 2 s ago, not its creation, 12 s ago: {waited:?}"
+    );
 }
