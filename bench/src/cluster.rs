@@ -151,17 +151,17 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
         .zip(&cpu_after)
         .map(|(before, after)| (after - before) * 1e6 / enqueued as f64)
         .collect();
-    let mut masters = Vec::new();
-    let mut master_ports = Vec::new();
-    let mut replicas = Vec::new();
+    // Each node's port and CPU per task, masters and replicas apart.
+    let mut masters: Vec<(u16, f64)> = Vec::new();
+    let mut replicas: Vec<f64> = Vec::new();
     for (port, cpu) in target.ports.iter().zip(&per_task) {
         if is_master(*port).await? {
-            masters.push(*cpu);
-            master_ports.push(*port);
+            masters.push((*port, *cpu));
         } else {
             replicas.push(*cpu);
         }
     }
+    let master_ports: Vec<u16> = masters.iter().map(|(port, _)| *port).collect();
     let in_scripts = script_usec(&master_ports).await? / enqueued as f64;
     if per_task.len() == 1 {
         report.add(&format!("{name}: Redis CPU per task (enqueue to ack)"), per_task[0], "µs");
@@ -169,12 +169,12 @@ async fn measure(report: &mut Report, target: &Target<'_>, namespace: &str, size
     } else {
         report.add(
             &format!("{name}: Redis CPU per task (enqueue to ack), the masters together"),
-            masters.iter().sum(),
+            masters.iter().map(|(_, cpu)| cpu).sum(),
             "µs",
         );
         report.add(
             &format!("{name}: Redis CPU per task, the busiest master"),
-            masters.iter().copied().fold(0.0, f64::max),
+            masters.iter().map(|(_, cpu)| *cpu).fold(0.0, f64::max),
             "µs",
         );
         report.add(

@@ -112,6 +112,23 @@ fn cluster_mode_measures_one_node_beside_clusters_with_and_without_replicas() {
         ] {
             assert!(value(&format!("{cluster}: {measure}")) > 0.0, "{cluster}: {measure}");
         }
+        // The busiest master does at least the average of three and no more than all of them
+        // (give or take a rounding: `EPS`).
+        const EPS: f64 = 1e-9;
+        let together = value(&format!("{cluster}: Redis CPU per task (enqueue to ack), the masters together"));
+        let busiest = value(&format!("{cluster}: Redis CPU per task, the busiest master"));
+        assert!(
+            together / 3.0 <= busiest + EPS && busiest <= together + EPS,
+            "{cluster}: {busiest} of {together}"
+        );
+        // Six shards over three masters: each holds some of the records, the busiest at least
+        // a third of them.
+        let most = value(&format!("{cluster}: task records on the busiest master"));
+        let least = value(&format!("{cluster}: task records on the quietest master"));
+        assert!(
+            0.0 < least && least <= 100.0 / 3.0 + EPS && 100.0 / 3.0 <= most + EPS && most < 100.0,
+            "{cluster}: shares {least} to {most}"
+        );
     }
     let replicas = |cluster: &str| format!("{cluster}: Redis CPU per task, the replicas together");
     assert!(
