@@ -260,6 +260,9 @@ export function progressExample(main, params, query, ui) {
   return () => stopWatch();
 }
 
+/** The days the history page's chart covers, today's included. */
+const CHART_DAYS = 14;
+
 const HISTORY_FILTERS = [
   ['task', 'Task', 'send_email'],
   ['queue', 'Queue', 'emails'],
@@ -320,8 +323,8 @@ export function history(main, params, query, ui) {
       page.next_cursor ? h('p', {}, h('a', { id: 'history-older', href: `#/history?${older}` }, 'Older tasks →')) : null]));
     ui.ok();
   }, (error) => { if (!stopped) { results.replaceChildren(h('h2', {}, 'Archived tasks'), h('p', { class: 'empty' }, error.message)); ui.error(error); } });
-  get('/history/daily?days=14').then((counts) => {
-    if (!stopped) chartSlot.replaceChildren(h('h2', {}, 'Runs and failures per day (last 14 days)'), dailyChart(counts));
+  get(`/history/daily?days=${CHART_DAYS}`).then((counts) => {
+    if (!stopped) chartSlot.replaceChildren(h('h2', {}, `Runs and failures per day (last ${CHART_DAYS} days)`), dailyChart(counts, CHART_DAYS));
   }, (error) => { if (!stopped) chartSlot.replaceChildren(h('h2', {}, 'Runs and failures per day'), h('p', { class: 'empty' }, error.message)); });
   const showBacklog = () => archiveBacklog().then((backlog) => {
     if (stopped) return;
@@ -329,7 +332,7 @@ export function history(main, params, query, ui) {
       ? [h('p', {}, 'Hand-overs not archived yet (each holds the tasks one script call ended): ',
         h('strong', { id: 'backlog-total' }, String(backlog.total)),
         backlog.total ? `; the oldest has waited ${backlog.oldest.toFixed(1)} s` : ''),
-        table([['Queue', (b) => b.queue], ['Waiting', (b) => b.entries, true]], backlog.queues, (b) => ({ 'data-backlog-queue': b.queue }), 'No queue has handed anything over.')]
+        table([['Queue', (b) => b.queue], ['Waiting', (b) => b.entries, true]], backlog.queues, (b) => ({ 'data-backlog-queue': b.queue }), 'Nothing waits: every hand-over is archived.')]
       : h('p', { class: 'empty' }, 'The archive is off on this gateway.')));
   }, (error) => { if (!stopped) backlogSlot.replaceChildren(h('h2', {}, 'Archive backlog'), h('p', { class: 'empty' }, error.message)); });
   showBacklog();

@@ -121,17 +121,27 @@ export function sumThroughput(queues) {
   }));
 }
 
+/** The `span` days (`YYYY-MM-DD`, UTC) that end with `last`, oldest first. */
+export function daysEnding(last, span) {
+  const end = Date.parse(`${last}T00:00:00Z`);
+  return Array.from({ length: span }, (_, i) => new Date(end - (span - 1 - i) * 86400000).toISOString().slice(0, 10));
+}
+
 /** Runs and failures per task per day (`GET /history/daily`: `[{day, task, runs, failures}]`,
- * runs counting failures too): one row of bars per task, a bar per day, its failed part red. */
-export function dailyChart(counts) {
+ * runs counting failures too) over the `span` days up to today (UTC), days without runs
+ * included: one row of bars per task, a slot per day, its failed part red. */
+export function dailyChart(counts, span) {
   if (!counts.length) return h('p', { class: 'empty' }, 'Nothing archived in this period yet.');
-  const days = [...new Set(counts.map((c) => c.day))].sort();
+  // Today by this browser's clock, or the latest day counted if the server's clock is ahead.
+  const last = [new Date().toISOString().slice(0, 10), ...counts.map((c) => c.day)].sort().at(-1);
+  const days = daysEnding(last, span);
   const tasks = [...new Set(counts.map((c) => c.task))].sort();
   const width = 1100, rowHeight = 60, label = 140, pad = 14;
   const height = tasks.length * rowHeight + pad;
   const max = Math.max(1, ...counts.map((c) => c.runs));
   const step = (width - label) / days.length;
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'xMinYMin meet', role: 'img', 'aria-label': 'Runs and failures per task per day' });
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'xMinYMin meet', role: 'img', 'aria-label': 'Runs and failures per task per day',
+    'data-first-day': days[0], 'data-last-day': days[days.length - 1] });
   chart.style.height = `${height}px`;
   tasks.forEach((task, row) => {
     const base = (row + 1) * rowHeight;

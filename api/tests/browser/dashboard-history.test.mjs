@@ -1,7 +1,7 @@
 // Browser test of the dashboard's History page against a real PostgreSQL archive (the harness
 // starts one, with celeriac-archiver): the search lists archived tasks and its tag filter keeps
-// exactly the matching one, the chart shows each task's runs and failures of the day, and the
-// archive's backlog is shown (0 once everything is archived).
+// exactly the matching one, the chart shows each task's runs and failures of the day on an axis
+// of the last 14 days, and the archive's backlog is shown (0 once everything is archived).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -36,8 +36,13 @@ test('the history page searches the archive, charts runs and failures per day, a
   await page.locator('#history-results tr[data-task-id]').first().waitFor();
   assert.equal(await page.locator('#history-results tr[data-task-id]').count(), ids.length);
 
-  // The chart: today's bar of each task, with its runs and failures.
+  // The chart: the 14 days up to today, days without runs included, and today's bar of each
+  // task, with its runs and failures.
   const today = new Date().toISOString().slice(0, 10);
+  const chart = page.locator('#history-chart svg');
+  await chart.waitFor();
+  const first = new Date(Date.parse(`${today}T00:00:00Z`) - 13 * 86400000).toISOString().slice(0, 10);
+  assert.deepEqual([await chart.getAttribute('data-first-day'), await chart.getAttribute('data-last-day')], [first, today]);
   const add = page.locator(`#history-chart g[data-task="add"] rect.ok[data-day="${today}"]`);
   await add.waitFor();
   assert.deepEqual([await add.getAttribute('data-runs'), await add.getAttribute('data-failures')], ['4', '0']);
@@ -47,6 +52,7 @@ test('the history page searches the archive, charts runs and failures per day, a
 
   // The backlog, from /metrics.
   await eventually('the backlog to show 0', async () => (await page.locator('#backlog-total').textContent()) === '0');
+  assert.match(await page.locator('#archive-backlog').textContent(), /Nothing waits: every hand-over is archived/);
 
   // A search by tag keeps exactly the tagged task, and puts the filter in the address.
   await page.locator('#history-search input[name="tag"]').fill('user_id:42');

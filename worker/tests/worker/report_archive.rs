@@ -1,6 +1,6 @@
 //! `generate_report` over a real PostgreSQL archive: a user's report shows exactly the counts
-//! of their tagged tasks, month by month (not other users', not outside the period, not
-//! revoked ones), and a worker without an archive says plainly that no history is kept.
+//! of their tagged tasks, month by month up to the current one (not other users', not before
+//! the period, not revoked ones), and a worker without an archive says plainly that no history is kept.
 
 use celeriac::builtin::{GenerateReportArgs, ReportFormat};
 use celeriac::{QueueName, Task, TaskContext, TaskId};
@@ -44,9 +44,10 @@ async fn a_report_counts_exactly_the_users_tagged_tasks() {
         ("send_email", "SUCCESS", "u7", before),
         ("send_email", "REVOKED", "u7", before),
         ("generate_report", "FAILURE", "u7", before),
-        ("send_email", "SUCCESS", "u8", last),       // another user
-        ("send_email", "SUCCESS", "u7", this),       // this month: after the period
-        ("send_email", "SUCCESS", "u7", day_in(13)), // before the period
+        ("send_email", "SUCCESS", "u8", last), // another user
+        ("send_email", "SUCCESS", "u7", this), // this month so far: the period's last
+        ("generate_report", "SUCCESS", "u7", this),
+        ("send_email", "SUCCESS", "u7", day_in(12)), // before the period
     ];
     for (i, (task, state, user, day)) in tasks.iter().enumerate() {
         celeriac_archive::sqlx::query(
@@ -75,12 +76,13 @@ async fn a_report_counts_exactly_the_users_tagged_tasks() {
     assert_eq!(lines.len(), 13, "{csv}");
     assert_eq!(lines[0], "month,emails_sent,reports_generated,failures");
     let month = |d: NaiveDate| d.format("%Y-%m").to_string();
-    assert_eq!(lines[12], format!("{},2,1,1", month(last)), "{csv}");
-    assert_eq!(lines[11], format!("{},1,0,1", month(before)), "{csv}");
-    for line in &lines[1..11] {
+    assert_eq!(lines[12], format!("{},1,1,0", month(this)), "{csv}");
+    assert_eq!(lines[11], format!("{},2,1,1", month(last)), "{csv}");
+    assert_eq!(lines[10], format!("{},1,0,1", month(before)), "{csv}");
+    for line in &lines[1..10] {
         assert!(line.ends_with(",0,0,0"), "a month with no tasks: {line}\n{csv}");
     }
-    assert!(lines[1].starts_with(&month(day_in(12))), "{csv}");
+    assert!(lines[1].starts_with(&month(day_in(11))), "{csv}");
 }
 
 #[tokio::test]

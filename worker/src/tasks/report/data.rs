@@ -85,9 +85,10 @@ pub struct ActivityRow {
     pub failures: u64,
 }
 
-/// The [`MONTHS`] complete months before the one `today` is in, oldest first.
+/// The [`MONTHS`] months up to the one `today` is in, oldest first: the last is the month so
+/// far, so a report shows what its user did today too.
 pub fn report_months(today: NaiveDate) -> Vec<Month> {
-    let mut months: Vec<Month> = std::iter::successors(Some(Month::of(today).previous()), |m| Some(m.previous()))
+    let mut months: Vec<Month> = std::iter::successors(Some(Month::of(today)), |m| Some(m.previous()))
         .take(MONTHS)
         .collect();
     months.reverse();
@@ -151,18 +152,19 @@ mod tests {
     }
 
     #[test]
-    fn twelve_full_months_before_today() {
+    fn twelve_months_up_to_todays() {
         let months: Vec<String> = report_months(date(2026, 3, 15)).iter().map(Month::to_string).collect();
         assert_eq!(months.len(), MONTHS);
-        assert_eq!((months[0].as_str(), months[11].as_str()), ("2025-03", "2026-02"));
-        assert_eq!(report_months(date(2026, 1, 1))[11].to_string(), "2025-12");
+        assert_eq!((months[0].as_str(), months[11].as_str()), ("2025-04", "2026-03"));
+        assert_eq!(report_months(date(2026, 1, 1))[0].to_string(), "2025-02");
+        assert_eq!(report_months(date(2026, 1, 1))[11].to_string(), "2026-01");
     }
 
     #[test]
     fn rows_take_the_archive_counts_and_zero_elsewhere() {
         let months = report_months(date(2026, 3, 15));
         let counts = [MonthActivity {
-            month: "2025-04".into(),
+            month: "2025-05".into(),
             emails_sent: 3,
             reports_generated: 1,
             failures: 2,
@@ -175,7 +177,7 @@ mod tests {
                 .enumerate()
                 .all(|(i, r)| i == 1 || (r.emails_sent, r.reports_generated, r.failures) == (0, 0, 0))
         );
-        assert_eq!(months[11].next().start(), Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        assert_eq!(months[11].next().start(), Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap());
         assert_eq!(Month::of(date(2025, 12, 9)).next().to_string(), "2026-01");
     }
 
@@ -186,7 +188,7 @@ mod tests {
         let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
         assert_eq!(lines.len(), 1 + MONTHS);
         assert_eq!(lines[0], "month,emails_sent,reports_generated,failures");
-        assert!(lines[1].starts_with("2025-03,"), "{}", lines[1]);
+        assert!(lines[1].starts_with("2025-04,"), "{}", lines[1]);
         assert_eq!(csv.as_bytes(), to_csv(&rows));
     }
 
