@@ -122,7 +122,7 @@ export function sumThroughput(queues) {
 }
 
 /** The `span` days (`YYYY-MM-DD`, UTC) that end with `last`, oldest first. */
-export function daysEnding(last, span) {
+function daysEnding(last, span) {
   const end = Date.parse(`${last}T00:00:00Z`);
   return Array.from({ length: span }, (_, i) => new Date(end - (span - 1 - i) * 86400000).toISOString().slice(0, 10));
 }
