@@ -51,8 +51,9 @@ pub enum GatewayCommand {
         /// Task id.
         id: String,
     },
-    /// List tasks, newest first (GET /tasks), with filters and pages.
-    Tasks(TasksArgs),
+    /// List tasks, newest first (GET /tasks), with filters and pages; the archive's history
+    /// with --source archive.
+    Tasks(Box<TasksArgs>),
     /// Every queue: depths, last-minute counts, oldest pending age (GET /queues).
     Queues,
     /// Live worker processes (GET /workers).
@@ -132,6 +133,9 @@ pub struct CallArgs {
     /// Spread retries between half and all of the delay (true or false).
     #[arg(long, value_name = "BOOL")]
     pub retry_jitter: Option<bool>,
+    /// A tag kept with the task, searchable later (`celeriac tasks --tag`); repeat for more.
+    #[arg(long = "tag", value_name = "NAME=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
     /// Idempotency key: repeats with the same key within 24 h return the first task.
     #[arg(long, value_name = "IDEMPOTENCY_KEY")]
     pub key: Option<String>,
@@ -142,6 +146,11 @@ pub struct CallArgs {
 
 #[derive(Debug, Args)]
 pub struct TasksArgs {
+    /// `live` (Redis: tasks whose record has not expired) or `archive` (the PostgreSQL history
+    /// of tasks that ended). The gateway's default: `archive` when --from, --to, --error or
+    /// --args is given, else `live`.
+    #[arg(long, value_parser = ["live", "archive"])]
+    pub source: Option<String>,
     /// Only tasks in this state (PENDING, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED).
     #[arg(long)]
     pub state: Option<String>,
@@ -151,6 +160,21 @@ pub struct TasksArgs {
     /// Only this task name.
     #[arg(long)]
     pub task: Option<String>,
+    /// Only tasks with this tag, e.g. `user_id=42` (or `user_id:42`, as the gateway writes it).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_tag)]
+    pub tag: Option<(String, String)>,
+    /// Archive: only tasks that ended at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Archive: only tasks that ended before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Archive: only failures whose error kind or message holds all these words.
+    #[arg(long, value_name = "WORDS")]
+    pub error: Option<String>,
+    /// Archive: only tasks whose arguments contain this JSON, e.g. '{"to": "ada@example.com"}'.
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
     /// Page size, 1 to 200 (the gateway's default: 50).
     #[arg(long)]
     pub limit: Option<u32>,
@@ -193,5 +217,35 @@ fn positive_secs(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
         _ => Err(format!("{raw:?} is not a positive number of seconds")),
+    }
+}
+
+/// A tag written `name=value` (or `name:value`, the gateway's form): a name of its own and a
+/// value, which may hold either sign.
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    let (name, value) = match (text.find('='), text.find(':')) {
+        (Some(a), Some(b)) => text.split_at(a.min(b)),
+        (Some(at), None) | (None, Some(at)) => text.split_at(at),
+        (None, None) => return Err(format!("{text:?} is not NAME=VALUE")),
+    };
+    if name.is_empty() {
+        return Err(format!("{text:?} has no tag name before its '=' or ':'"));
+    }
+    Ok((name.to_owned(), value[1..].to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tag;
+
+    #[test]
+    fn a_tag_splits_at_its_first_equals_or_colon() {
+        let tag = |text: &str| parse_tag(text).map(|(n, v)| format!("{n}|{v}"));
+        assert_eq!(tag("user_id=42").unwrap(), "user_id|42");
+        assert_eq!(tag("user_id:42").unwrap(), "user_id|42");
+        assert_eq!(tag("next=a:b=c").unwrap(), "next|a:b=c");
+        assert_eq!(tag("empty=").unwrap(), "empty|");
+        assert!(tag("novalue").unwrap_err().contains("NAME=VALUE"));
+        assert!(tag("=42").unwrap_err().contains("no tag name"));
     }
 }

@@ -73,7 +73,7 @@ async fn dispatch(ctx: &Context, command: GatewayCommand) -> Result<(), CliError
     match command {
         C::Call(args) => call::run(ctx, *args).await,
         C::Status { id } => tasks::status(ctx, &id).await,
-        C::Tasks(args) => tasks::list(ctx, args).await,
+        C::Tasks(args) => tasks::list(ctx, *args).await,
         C::Queues => queues::list(ctx).await,
         C::Workers => workers::list(ctx).await,
         C::Schedules { action } => schedules::run(ctx, action).await,

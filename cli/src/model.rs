@@ -2,6 +2,8 @@
 //! tool does not show are ignored, so a newer gateway with more fields still works. Scripts
 //! get the gateway's whole answer with `--json`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -26,6 +28,26 @@ pub struct TaskRecord {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub worker: Option<String>,
+    #[serde(default)]
+    pub options: RecordOptions,
+    /// True when the record comes from the archive (its Redis record expired).
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// The options of a task's record that the human views show.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RecordOptions {
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl RecordOptions {
+    /// The tags as `name:value`, space-separated (the gateway's search form).
+    pub fn tags_text(&self) -> String {
+        let tags: Vec<String> = self.tags.iter().map(|(name, value)| format!("{name}:{value}")).collect();
+        tags.join(" ")
+    }
 }
 
 impl TaskRecord {

@@ -1,4 +1,4 @@
-//! `celeriac call TASK --args JSON [options] [--key K] [--wait]`: `POST /tasks`, then with
+//! `celeriac call TASK --args JSON [options] [--tag NAME=VALUE...] [--key K] [--wait]`: `POST /tasks`, then with
 //! `--wait` the task followed to its end and its result printed (exit 4 if it failed).
 
 use reqwest::Method;
@@ -75,6 +75,10 @@ fn request_body(args: &CallArgs) -> Result<Value, CliError> {
         if let Some(value) = value {
             body.insert(name.into(), value);
         }
+    }
+    if !args.tags.is_empty() {
+        let tags: Map<String, Value> = args.tags.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
+        body.insert("tags".into(), Value::Object(tags));
     }
     Ok(Value::Object(body))
 }

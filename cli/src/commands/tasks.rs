@@ -1,5 +1,6 @@
 //! `celeriac status ID` (`GET /tasks/{id}`) and `celeriac tasks` (`GET /tasks`, its filters
-//! and cursor; `--all` follows the cursor to the end).
+//! and cursor; `--all` follows the cursor to the end). With `--source archive` or an archive
+//! filter (`--from`, `--to`, `--error`, `--args`), the listing searches the PostgreSQL history.
 
 use serde_json::{Value, json};
 
@@ -53,6 +54,12 @@ pub async fn status(ctx: &Context, id: &str) -> Result<(), CliError> {
     if let Some(worker) = &record.worker {
         lines.push(("worker", worker.clone()));
     }
+    if !record.options.tags.is_empty() {
+        lines.push(("tags", record.options.tags_text()));
+    }
+    if record.archived {
+        lines.push(("source", "the archive (its Redis record has expired)".to_owned()));
+    }
     for (name, value) in lines {
         println!("{name:<9} {}", value.trim_end());
     }
@@ -60,8 +67,22 @@ pub async fn status(ctx: &Context, id: &str) -> Result<(), CliError> {
 }
 
 pub async fn list(ctx: &Context, args: TasksArgs) -> Result<(), CliError> {
+    if let Some(raw) = &args.args {
+        serde_json::from_str::<Value>(raw).map_err(|e| CliError::Usage(format!("--args: not JSON ({e})")))?;
+    }
+    let tag = args.tag.as_ref().map(|(name, value)| format!("{name}:{value}"));
     let mut query: Vec<(&str, String)> = Vec::new();
-    let filters = [("state", &args.state), ("queue", &args.queue), ("task", &args.task)];
+    let filters = [
+        ("source", &args.source),
+        ("state", &args.state),
+        ("queue", &args.queue),
+        ("task", &args.task),
+        ("tag", &tag),
+        ("from", &args.from),
+        ("to", &args.to),
+        ("error", &args.error),
+        ("args", &args.args),
+    ];
     for (name, value) in filters {
         if let Some(value) = value {
             query.push((name, value.clone()));
@@ -92,10 +113,20 @@ pub async fn list(ctx: &Context, args: TasksArgs) -> Result<(), CliError> {
         output::json(&json!({ "tasks": tasks, "next_cursor": next }));
         return Ok(());
     }
-    let mut table = Table::new(vec!["ID", "TASK", "QUEUE", "STATE", "ATTEMPT", "CREATED", "FINISHED"]);
-    for task in &tasks {
-        let record: TaskRecord = read(task, "task record")?;
-        table.row(vec![
+    let records = tasks
+        .iter()
+        .map(|task| read::<TaskRecord>(task, "task record"))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Tags get a column when any task listed has some.
+    let tagged = records.iter().any(|r| !r.options.tags.is_empty());
+    let mut titles = vec!["ID", "TASK", "QUEUE", "STATE", "ATTEMPT", "CREATED", "FINISHED"];
+    if tagged {
+        titles.push("TAGS");
+    }
+    let mut table = Table::new(titles);
+    for record in records {
+        let tags = record.options.tags_text();
+        let mut row = vec![
             record.task_id,
             record.task,
             record.queue,
@@ -103,7 +134,11 @@ pub async fn list(ctx: &Context, args: TasksArgs) -> Result<(), CliError> {
             record.attempt.to_string(),
             output::time(record.created_at.as_deref()),
             output::time(record.finished_at.as_deref()),
-        ]);
+        ];
+        if tagged {
+            row.push(tags);
+        }
+        table.row(row);
     }
     table.print_or("no tasks");
     if let Some(next) = next {

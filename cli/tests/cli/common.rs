@@ -1,8 +1,8 @@
-//! The stack the CLI is tested against: a real redis-server (testkit), the real gateway and
-//! worker binaries (`celeriac-api`, `celeriac-worker` from the same `target/<profile>/` as
-//! this test, built by `cargo build -p celeriac-api -p celeriac-worker`, which
-//! `scripts/test.sh` does before the tests) on free loopback ports, and the `celeriac` binary
-//! run as an operator would, with `CELERIAC_URL` and `CELERIAC_TOKEN`.
+//! The stack the CLI is tested against: a real redis-server (testkit), for the archive a real
+//! PostgreSQL (testkit), and the real gateway, worker and archiver binaries (`celeriac-api`,
+//! `celeriac-worker`, `celeriac-archiver` from the same `target/<profile>/` as this test, which
+//! `scripts/test.sh` builds before the tests) on free loopback ports, and the `celeriac`
+//! binary run as an operator would, with `CELERIAC_URL` and `CELERIAC_TOKEN`.
 
 #![allow(dead_code)]
 
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use celeriac_testkit::{RedisServer, free_port, unique_namespace};
+use celeriac_testkit::{PostgresServer, RedisServer, free_port, unique_namespace};
 use serde_json::Value;
 
 /// The admin token every stack's gateway requires, so the token path is always exercised.
@@ -22,6 +22,10 @@ pub struct Stack {
     pub url: String,
     gateway: Child,
     worker: Option<Child>,
+    /// With [`Stack::with_archive`]: the archiver, and the PostgreSQL it writes to (dropped
+    /// after the processes, by field order).
+    archiver: Option<Child>,
+    postgres: Option<PostgresServer>,
 }
 
 /// A finished `celeriac` run.
@@ -77,11 +81,37 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 impl Stack {
     /// Redis and the gateway (requiring [`TOKEN`]); no worker, so tasks stay pending.
     pub fn gateway_only() -> Self {
-        let redis = RedisServer::start();
+        Self::gateway(RedisServer::start(), &[], None)
+    }
+
+    /// Redis, the gateway, the archive in a PostgreSQL of its own (the gateway applies the
+    /// migrations), the archiver, and one worker on queue `default`. A task's Redis record
+    /// lasts `result_ttl` once it has ended; after that the gateway reads it from the archive.
+    pub fn with_archive(result_ttl: &str) -> Self {
+        let postgres = PostgresServer::start();
+        let database = postgres.fresh_database();
+        let archive = [
+            ("CELERIAC__ARCHIVE__ENABLED", "true".to_owned()),
+            ("CELERIAC__ARCHIVE__DATABASE_URL", database),
+            ("CELERIAC__TASKS__RESULT_TTL", result_ttl.to_owned()),
+        ];
+        let mut stack = Self::gateway(RedisServer::start(), &archive, Some(postgres));
+        let archiver = server_command("celeriac-archiver", &stack.redis, &stack.namespace)
+            .envs(archive.iter().map(|(name, value)| (name, value)))
+            .spawn()
+            .expect("spawn celeriac-archiver");
+        stack.archiver = Some(archiver);
+        stack.start_worker(&archive);
+        stack
+    }
+
+    /// Redis and the gateway, with these settings on top of the usual ones.
+    fn gateway(redis: RedisServer, settings: &[(&str, String)], postgres: Option<PostgresServer>) -> Self {
         let namespace = unique_namespace();
         let port = free_port();
         let gateway = server_command("celeriac-api", &redis, &namespace)
             .env("CELERIAC__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .spawn()
             .expect("spawn celeriac-api");
         let stack = Self {
@@ -90,6 +120,8 @@ impl Stack {
             url: format!("http://127.0.0.1:{port}"),
             gateway,
             worker: None,
+            archiver: None,
+            postgres,
         };
         until(Duration::from_secs(30), "the gateway answers", || {
             stack.celeriac(&["queues"]).code == 0
@@ -100,16 +132,22 @@ impl Stack {
     /// Redis, the gateway and one worker on queue `default`, registered.
     pub fn with_worker() -> Self {
         let mut stack = Self::gateway_only();
-        let worker = server_command("celeriac-worker", &stack.redis, &stack.namespace)
+        stack.start_worker(&[]);
+        stack
+    }
+
+    /// Starts one worker on queue `default`, with these settings, and waits for it to register.
+    fn start_worker(&mut self, settings: &[(&str, String)]) {
+        let worker = server_command("celeriac-worker", &self.redis, &self.namespace)
             .args(["--queues", "default", "--concurrency", "4"])
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .spawn()
             .expect("spawn celeriac-worker");
-        stack.worker = Some(worker);
+        self.worker = Some(worker);
         until(Duration::from_secs(30), "the worker registers", || {
-            let run = stack.celeriac(&["--json", "workers"]);
+            let run = self.celeriac(&["--json", "workers"]);
             run.code == 0 && run.json()["workers"].as_array().is_some_and(|w| !w.is_empty())
         });
-        stack
     }
 
     /// `celeriac ARGS` against this stack, with the token in `CELERIAC_TOKEN` and no stdin.
@@ -179,7 +217,8 @@ pub fn until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in self.worker.iter_mut().chain(std::iter::once(&mut self.gateway)) {
+        let children = self.worker.iter_mut().chain(self.archiver.iter_mut());
+        for child in children.chain(std::iter::once(&mut self.gateway)) {
             let _ = child.kill();
             let _ = child.wait();
         }
