@@ -139,6 +139,39 @@ class Client:
             raise TaskFailed(record)
         return record.get("result")
 
+    def tasks(
+        self,
+        *,
+        source: Optional[str] = None,
+        state: Optional[str] = None,
+        queue: Optional[str] = None,
+        task: Optional[str] = None,
+        tag: Optional[Dict[str, str]] = None,
+        ended_from: Optional[str] = None,
+        ended_before: Optional[str] = None,
+        error: Optional[str] = None,
+        args: Any = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """One page of tasks, newest first (`GET /tasks`): `{"tasks": [...], "next_cursor": ...,
+        "source": ...}`; pass `next_cursor` back as `cursor` for the next page. `source` is
+        `live` (Redis) or `archive` (the PostgreSQL history; the default once `ended_from`,
+        `ended_before`, `error` or `args` is given). `tag`: one tag, `{"user_id": "42"}`;
+        `ended_from` / `ended_before`: RFC 3339 times; `error`: words of the error; `args`: JSON
+        the arguments contain, e.g. `{"to": "ada@example.com"}`."""
+        if tag is not None and len(tag) != 1:
+            raise TypeError(f"tag: one tag name and value, e.g. {{'user_id': '42'}}, got {len(tag)}")
+        filters = {
+            "source": source, "state": state, "queue": queue, "task": task,
+            "tag": next(f"{name}:{value}" for name, value in tag.items()) if tag else None,
+            "from": ended_from, "to": ended_before, "error": error,
+            "args": json.dumps(args) if args is not None else None,
+            "limit": limit, "cursor": cursor,
+        }
+        params = {name: value for name, value in filters.items() if value is not None}
+        return self._request("GET", "/tasks", params=params).json()
+
     def revoke(self, task_id: str, terminate: bool = False) -> Dict[str, Any]:
         return self._request("POST", f"/tasks/{_quote(task_id)}/revoke", json={"terminate": terminate}).json()
 

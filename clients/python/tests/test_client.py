@@ -105,3 +105,32 @@ def test_a_workflow_runs_and_is_read_back(client):
     started = client.start_workflow({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]}]})
     status = client.wait_workflow(started["workflow_id"], timeout=20)
     assert status["state"] == "SUCCESS" and status["result"] == 8
+
+
+def test_tasks_lists_by_task_and_tag_page_by_page(client):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ids = [client.enqueue("add", [i, 1], tags={"tenant": tenant}).task_id for i in range(3)]
+    client.enqueue("add", [9, 9])  # untagged: not listed
+    for task_id in ids:
+        client.wait(task_id, timeout=20)
+    found, cursor = [], None
+    while True:
+        page = client.tasks(task="add", tag={"tenant": tenant}, limit=2, cursor=cursor)
+        assert page["source"] == "live"
+        found += [t["task_id"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(found) == sorted(ids)
+
+
+def test_tasks_refuses_bad_filters_naming_them(client):
+    with pytest.raises(TypeError, match="one tag"):
+        client.tasks(tag={"a": "1", "b": "2"})
+    with pytest.raises(CeleriacError) as e:
+        client.tasks(state="NOT_A_STATE")
+    assert e.value.status == 422 and e.value.field == "state"
+    # This stack keeps no archive: a history search says so, naming the field.
+    with pytest.raises(CeleriacError) as e:
+        client.tasks(error="timeout")
+    assert e.value.status == 422 and e.value.field == "source"
