@@ -31,11 +31,12 @@ CELERIAC_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug" node --test 
 # The Python side, from a pinned environment (target/pyenv, scripts/python/requirements.txt):
 # the API tester (schemathesis, every check, bounded examples per operation) against a real
 # gateway and worker, then the pytest suites (the Python client, the FastAPI example, the
-# client generated from openapi.yaml), each starting its own processes from target/debug.
+# client generated from openapi.yaml, the outbox examples in Python and Rust against a
+# PostgreSQL of their own), each starting its own processes from target/debug.
 ensure_packages python3 python3-venv
 scripts/python/env.sh
 target/pyenv/bin/python scripts/python/api_check.py
-target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tests examples/fastapi/tests
+target/pyenv/bin/python -m pytest -q -rs clients/python/tests scripts/python/tests examples/fastapi/tests examples/outbox/tests
 # The benchmark tool in smoke mode (seconds, no assertions on speed), so it never rots.
 target/debug/celeriac-bench --smoke --json target/bench-smoke.json
 # (Its archive and Cluster measures run from bench/tests/modes.rs, which checks their rows.)

@@ -1,7 +1,8 @@
 """Starts a real Celeriac system for the Python tests: redis-server, the SMTP sink, the gateway
 and a worker, on free 127.0.0.1 ports, from the binaries in CELERIAC_BIN_DIR (default
-target/debug). Used by the API tester (scripts/python/api_check.py), the client's pytest suite
-and the FastAPI example's test, so all three start the system one way.
+target/debug); with `archive=True` also a PostgreSQL of its own and celeriac-archiver (the
+archive and the outbox's relay). Used by the API tester (scripts/python/api_check.py), the
+client's pytest suite and the examples' tests, so all of them start the system one way.
 
     with Stack.start() as stack:
         stack.url  # http://127.0.0.1:PORT
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where Debian's postgresql-15 puts its programs (as the Rust and browser harnesses assume).
+PG_BIN = Path(os.environ.get("PG_BIN_DIR", "/usr/lib/postgresql/15/bin"))
 
 
 def bin_dir() -> Path:
@@ -53,6 +56,45 @@ def _http_ok(url: str) -> bool:
 
 
 @dataclass
+class Postgres:
+    """A throwaway PostgreSQL on a free loopback port with a `celeriac` database, run as the
+    `postgres` user when root (the server refuses root)."""
+
+    dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/celeriac"
+
+    @classmethod
+    def start(cls) -> "Postgres":
+        # A folder of its own, outside the stack's (which only root may enter).
+        pg = cls(Path(tempfile.mkdtemp(prefix="celeriac-pg-")), free_port())
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", str(pg.dir)], check=True)
+        data = str(pg.dir / "data")
+        pg._run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
+        options = f"-p {pg.port} -k {pg.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        pg._run("pg_ctl", "-D", data, "-l", str(pg.dir / "pg.log"), "-w", "-t", "30", "-o", options, "start")
+        pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "celeriac")
+        return pg
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(PG_BIN / program), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass  # already gone
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
 class Stack:
     dir: Path
     redis_port: int
@@ -61,6 +103,7 @@ class Stack:
     env: dict[str, str]
     procs: list[subprocess.Popen] = field(default_factory=list)
     worker: subprocess.Popen | None = None
+    postgres: Postgres | None = None
 
     @property
     def url(self) -> str:
@@ -81,9 +124,12 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         worker_queues: str = "emails,reports,default",
         progress_urls: bool = False,
+        archive: bool = False,
     ) -> "Stack":
         """`progress_urls`: the worker tells remote task endpoints the gateway's address
-        (`worker.gateway_url`), so they can report progress."""
+        (`worker.gateway_url`), so they can report progress. `archive`: a PostgreSQL of its
+        own (`stack.postgres.url`), the archive on in every process (the gateway applies the
+        migrations) and celeriac-archiver, whose relay moves the outbox's rows to Redis."""
         tmp = Path(tempfile.mkdtemp(prefix="celeriac-py-"))
         for sub in ("redis", "mail", "reports", "logs"):
             (tmp / sub).mkdir()
@@ -102,12 +148,17 @@ class Stack:
             **(extra_env or {}),
         }
         try:
+            if archive:
+                stack.postgres = Postgres.start()
+                stack.env.update({"CELERIAC__ARCHIVE__ENABLED": "true", "CELERIAC__ARCHIVE__DATABASE_URL": stack.postgres.url})
             redis = shutil.which("redis-server") or "/usr/bin/redis-server"
             stack._spawn("redis", [redis, "--port", str(stack.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp / "redis")])
             wait_until(lambda: socket.create_connection(("127.0.0.1", stack.redis_port), timeout=1).close() is None, "redis-server")
             stack._spawn("smtp", [str(bin_dir() / "celeriac-smtp-sink"), "--port", str(stack.smtp_port), "--maildir", str(tmp / "mail")])
             stack._spawn("api", [str(bin_dir() / "celeriac-api")])
             wait_until(lambda: _http_ok(stack.url + "/readyz"), "celeriac-api")
+            if archive:
+                stack._spawn("archiver", [str(bin_dir() / "celeriac-archiver")])
             if worker:
                 stack.worker = stack._spawn("worker", [str(bin_dir() / "celeriac-worker"), "--queues", worker_queues])
         except BaseException:
@@ -136,6 +187,9 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+        if self.postgres:
+            self.postgres.stop()
+            self.postgres = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Stack":
