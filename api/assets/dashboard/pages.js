@@ -155,12 +155,17 @@ export function task(main, [id], query, ui) {
     ui.ok();
     stateSlot.replaceChildren(stateBadge(r.state));
     bar.update(r.progress, r.state === 'SUCCESS');
-    revoke.disabled = isTerminal(r.state);
-    retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state);
-    details.replaceChildren(h('dl', { class: 'record' },
-      ['task', 'queue', 'attempt', 'max_retries', 'worker'].flatMap((k) => [h('dt', {}, k), h('dd', {}, r[k] ?? '—')]),
-      ['created_at', 'eta', 'started_at', 'finished_at', 'expires_at'].flatMap((k) => [h('dt', {}, k), h('dd', {}, time(r[k]))]),
-      r.workflow ? [h('dt', {}, 'workflow'), h('dd', {}, `${r.workflow.workflow_id} (node ${r.workflow.node})`)] : []));
+    // An archived record's task is gone from Redis: nothing left to revoke or retry.
+    revoke.disabled = isTerminal(r.state) || Boolean(r.archived);
+    retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state) || Boolean(r.archived);
+    const tags = Object.entries(r.options?.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ');
+    details.replaceChildren(...nodes([
+      r.archived ? h('p', { id: 'archived', class: 'empty' }, 'From the archive: its Redis record has expired.') : null,
+      h('dl', { class: 'record' },
+        ['task', 'queue', 'attempt', 'max_retries', 'worker'].flatMap((k) => [h('dt', {}, k), h('dd', {}, r[k] ?? '—')]),
+        ['created_at', 'eta', 'started_at', 'finished_at', 'expires_at'].flatMap((k) => [h('dt', {}, k), h('dd', {}, time(r[k]))]),
+        r.workflow ? [h('dt', {}, 'workflow'), h('dd', {}, `${r.workflow.workflow_id} (node ${r.workflow.node})`)] : [],
+        tags ? [h('dt', {}, 'tags'), h('dd', { id: 'tags' }, tags)] : [])]));
     output.replaceChildren(...nodes([
       h('h2', {}, 'Arguments'), json(r.args),
       r.result !== null && r.result !== undefined ? [h('h2', {}, 'Result'), json(r.result)] : null,
@@ -172,9 +177,12 @@ export function task(main, [id], query, ui) {
     h('section', { class: 'card' }, h('h2', {}, 'Progress'), bar),
     h('section', { class: 'card' }, details),
     h('section', { class: 'card' }, output));
-  get(`/tasks/${enc(id)}`).then(show, (e) => ui.error(e));
-  follow();
-  return () => stopWatch();
+  // Live updates while the task is in Redis; an archived record changes no more (and has no
+  // event stream).
+  let left = false;
+  get(`/tasks/${enc(id)}`).then((r) => { if (!left) { show(r); if (!r.archived) follow(); } },
+    (e) => { if (!left) { ui.error(e); follow(); } });
+  return () => { left = true; stopWatch(); };
 }
 
 export function workers(main, params, query, ui) {

@@ -1,7 +1,8 @@
 // Browser test of the dashboard's History page against a real PostgreSQL archive (the harness
 // starts one, with celeriac-archiver): the search lists archived tasks and its tag filter keeps
 // exactly the matching one, the chart shows each task's runs and failures of the day on an axis
-// of the last 14 days, and the archive's backlog is shown (0 once everything is archived).
+// of the last 14 days, and the archive's backlog is shown (0 once everything is archived); a
+// task whose Redis record has expired is shown from the archive, with its tags.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,7 +13,7 @@ let stack;
 let api;
 
 before(async () => {
-  stack = await startStack({ archive: true });
+  stack = await startStack({ archive: true, resultTtl: '5s' });
   api = client(stack.base);
 });
 
@@ -72,5 +73,14 @@ test('the history page searches the archive, charts runs and failures per day, a
     const states = await page.locator('#history-results tr[data-task-id] [data-state]').evaluateAll((els) => els.map((e) => e.dataset.state));
     return states.length === 2 && states.every((s) => s === 'FAILURE');
   });
+
+  // Once its Redis record has expired (5 s), a task's page reads it from the archive, says so,
+  // shows its tags and offers no action.
+  await eventually('the tagged task to be read from the archive', async () => (await api.get(`/tasks/${tagged}`)).body.archived === true, 30000);
+  await page.goto(`${stack.base}/dashboard#/task/${tagged}`);
+  await page.locator('#archived').waitFor();
+  assert.equal(await page.locator('#tags').textContent(), 'user_id:42');
+  assert.equal(await page.locator('#revoke').isDisabled(), true);
+  assert.equal(await page.locator('#retry').isDisabled(), true);
   assert.deepEqual(page.errors, []);
 });

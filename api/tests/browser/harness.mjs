@@ -100,8 +100,10 @@ export async function startPostgres() {
 }
 
 /** The whole stack plus a browser; `close()` stops everything it started. With
- * `adminToken`, the gateway requires that token (and the harness sends it). */
-export async function startStack({ adminToken, archive } = {}) {
+ * `adminToken`, the gateway requires that token (and the harness sends it); with `archive`,
+ * a PostgreSQL and the archiver; with `resultTtl` (e.g. '5s'), ended tasks' Redis records
+ * last that long. */
+export async function startStack({ adminToken, archive, resultTtl } = {}) {
   const redisPort = await freePort();
   const httpPort = await freePort();
   const namespace = `browser-${process.pid}-${Date.now()}`;
@@ -126,6 +128,7 @@ export async function startStack({ adminToken, archive } = {}) {
       CELERIAC__HTTP__BIND: `127.0.0.1:${httpPort}`,
       RUST_LOG: 'warn',
       ...(adminToken ? { CELERIAC__AUTH__ADMIN_TOKENS: adminToken } : {}),
+      ...(resultTtl ? { CELERIAC__TASKS__RESULT_TTL: resultTtl } : {}),
     };
     if (archive) {
       postgres = await startPostgres();
