@@ -29,7 +29,7 @@ pub struct TaskRecord {
     pub finished_at: Option<String>,
     pub worker: Option<String>,
     #[serde(default)]
-    pub options: RecordOptions,
+    pub options: Option<RecordOptions>,
     /// True when the record comes from the archive (its Redis record expired).
     #[serde(default)]
     pub archived: bool,
@@ -39,18 +39,17 @@ pub struct TaskRecord {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RecordOptions {
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-impl RecordOptions {
-    /// The tags as `name:value`, space-separated (the gateway's search form).
-    pub fn tags_text(&self) -> String {
-        let tags: Vec<String> = self.tags.iter().map(|(name, value)| format!("{name}:{value}")).collect();
-        tags.join(" ")
-    }
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 impl TaskRecord {
+    /// The tags as `name:value`, space-separated (the gateway's search form); empty without.
+    pub fn tags_text(&self) -> String {
+        let tags = self.options.as_ref().and_then(|o| o.tags.as_ref());
+        let tags: Vec<String> = tags.into_iter().flatten().map(|(name, value)| format!("{name}:{value}")).collect();
+        tags.join(" ")
+    }
+
     pub fn is_terminal(&self) -> bool {
         is_terminal(&self.state)
     }
@@ -140,4 +139,32 @@ pub fn read<T: serde::de::DeserializeOwned>(answer: &Value, what: &str) -> Resul
         code: "bad_answer".into(),
         message: format!("unexpected {what} from the gateway: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{TaskRecord, read};
+
+    fn record(extra: serde_json::Value) -> TaskRecord {
+        let mut answer = json!({"task_id": "default-1", "task": "add", "queue": "default", "state": "SUCCESS"});
+        answer.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        read(&answer, "task record").unwrap()
+    }
+
+    #[test]
+    fn tags_read_leniently_and_show_as_the_search_writes_them() {
+        let tagged = record(json!({"options": {"tags": {"user_id": "42", "tenant": "acme"}}, "archived": true}));
+        assert_eq!((tagged.tags_text().as_str(), tagged.archived), ("tenant:acme user_id:42", true));
+        for bare in [
+            json!({}),
+            json!({"options": null}),
+            json!({"options": {"tags": null}}),
+            json!({"options": {}}),
+        ] {
+            let r = record(bare.clone());
+            assert_eq!((r.tags_text().as_str(), r.archived), ("", false), "{bare}");
+        }
+    }
 }

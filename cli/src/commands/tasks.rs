@@ -54,8 +54,9 @@ pub async fn status(ctx: &Context, id: &str) -> Result<(), CliError> {
     if let Some(worker) = &record.worker {
         lines.push(("worker", worker.clone()));
     }
-    if !record.options.tags.is_empty() {
-        lines.push(("tags", record.options.tags_text()));
+    let tags = record.tags_text();
+    if !tags.is_empty() {
+        lines.push(("tags", tags));
     }
     if record.archived {
         lines.push(("source", "the archive (its Redis record has expired)".to_owned()));
@@ -118,14 +119,14 @@ pub async fn list(ctx: &Context, args: TasksArgs) -> Result<(), CliError> {
         .map(|task| read::<TaskRecord>(task, "task record"))
         .collect::<Result<Vec<_>, _>>()?;
     // Tags get a column when any task listed has some.
-    let tagged = records.iter().any(|r| !r.options.tags.is_empty());
+    let tagged = records.iter().any(|r| !r.tags_text().is_empty());
     let mut titles = vec!["ID", "TASK", "QUEUE", "STATE", "ATTEMPT", "CREATED", "FINISHED"];
     if tagged {
         titles.push("TAGS");
     }
     let mut table = Table::new(titles);
     for record in records {
-        let tags = record.options.tags_text();
+        let tags = record.tags_text();
         let mut row = vec![
             record.task_id,
             record.task,
