@@ -71,13 +71,17 @@ class Postgres:
     def start(cls) -> "Postgres":
         # A folder of its own, outside the stack's (which only root may enter).
         pg = cls(Path(tempfile.mkdtemp(prefix="celeriac-pg-")), free_port())
-        if os.geteuid() == 0:
-            subprocess.run(["chown", "-R", "postgres:postgres", str(pg.dir)], check=True)
-        data = str(pg.dir / "data")
-        pg._run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
-        options = f"-p {pg.port} -k {pg.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        pg._run("pg_ctl", "-D", data, "-l", str(pg.dir / "pg.log"), "-w", "-t", "30", "-o", options, "start")
-        pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "celeriac")
+        try:
+            if os.geteuid() == 0:
+                subprocess.run(["chown", "-R", "postgres:postgres", str(pg.dir)], check=True)
+            data = str(pg.dir / "data")
+            pg._run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
+            options = f"-p {pg.port} -k {pg.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            pg._run("pg_ctl", "-D", data, "-l", str(pg.dir / "pg.log"), "-w", "-t", "30", "-o", options, "start")
+            pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "celeriac")
+        except BaseException:
+            pg.stop()  # a server started before the failure, and the folder
+            raise
         return pg
 
     def _run(self, program: str, *args: str) -> None:
