@@ -2,7 +2,9 @@
 //! comes first (`snapshot`), then every state change (`state`) and progress report
 //! (`progress`) in order as it happens, each with the id of the task's event log; the stream
 //! ends after the terminal state. A client that reconnects with `Last-Event-ID` gets every
-//! event after that id from the log, so it misses nothing.
+//! event after that id from the log, so it misses nothing. A task whose Redis record has
+//! expired is read from the archive, if there is one: its stream is that record alone (a
+//! `snapshot` with `archived: true`, and no id: the log is not archived), then the end.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::tasks::{not_found, parse_task_id};
+use crate::routes::tasks::{TaskView, archived_record, not_found, parse_task_id};
 use crate::scope::Scope;
 use crate::state::AppState;
 
@@ -24,8 +26,8 @@ use crate::state::AppState;
     params(("id" = String, Path, description = "Task id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(
-        (status = 200, description = "An event stream: `snapshot` (the record), then `state` and `progress` events", content_type = "text/event-stream"),
-        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 200, description = "An event stream: `snapshot` (the record), then `state` and `progress` events; for a task read from the archive, its `snapshot` alone", content_type = "text/event-stream"),
+        (status = 404, description = "No such task (in Redis, nor in the archive)", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
 pub async fn task_events(
@@ -46,9 +48,19 @@ pub async fn task_events(
     // already count a terminal event the snapshot does not show, and the stream would wait
     // for an event that never comes.
     let version = state.broker.last_event_id(&task_id).await?;
-    let record = state.broker.get(&task_id).await?.ok_or_else(|| not_found(&id))?;
-    scope.check_record(&record)?;
     let (tx, rx) = mpsc::channel::<Event>(64);
+    let Some(record) = state.broker.get(&task_id).await? else {
+        // Expired: the archive's record, which will not change, is the whole stream.
+        let archived = archived_record(&state, &scope, &task_id).await?.ok_or_else(|| not_found(&id))?;
+        let snapshot = Event::default()
+            .event("snapshot")
+            .json_data(TaskView::archived(archived))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let _ = tx.send(snapshot).await;
+        drop(tx);
+        return Ok(sse(rx));
+    };
+    scope.check_record(&record)?;
     let mut sent = match resume_after {
         Some(after) => after,
         None => {

@@ -85,13 +85,23 @@ pub async fn get_task(
         view.held = held(&state, &view.record).await?;
         return Ok(Json(view));
     }
-    let archived = match &state.history {
-        Some(history) => history.get(&id).await?,
-        None => None,
-    };
-    archived
+    archived_record(&state, &scope, &id)
+        .await?
         .map(|r| Json(TaskView::archived(r)))
         .ok_or_else(|| not_found(&id.to_string()))
+}
+
+/// The task's record from the archive (none without one, or if it is not there), once the
+/// token may read it: its task type too, which only the record tells once Redis has let it go.
+pub(crate) async fn archived_record(state: &AppState, scope: &Scope, id: &TaskId) -> Result<Option<TaskRecord>, ApiError> {
+    let Some(history) = &state.history else {
+        return Ok(None);
+    };
+    let record = history.get(id).await?;
+    if let Some(record) = &record {
+        scope.check_record(record)?;
+    }
+    Ok(record)
 }
 
 /// A task's record as the gateway shows it: live from Redis, or from the archive once the

@@ -1,5 +1,6 @@
 //! Reading history from the PostgreSQL archive through the gateway: `GET /tasks/{id}` of an
-//! expired record answers from the archive (the same JSON, `archived: true`); `GET /tasks`
+//! expired record answers from the archive (the same JSON, `archived: true`; its event stream
+//! is that record alone), to tokens that may read its task type; `GET /tasks`
 //! with `source=archive` returns exactly the tasks each filter matches, newest first, paged
 //! without gap or repeat while tasks keep arriving; the gateway migrates the archive at start
 //! and fails in one line on a bad URL or a newer database.
@@ -73,6 +74,55 @@ async fn an_expired_record_answers_from_the_archive_with_the_same_json() {
     same.as_object_mut().unwrap().remove("archived");
     assert_eq!(same, live, "the archived record is the live one");
     assert_eq!(archived["options"]["tags"], json!({"user_id": "42"}));
+
+    // Its event stream is that record alone, then the end (it changes no more).
+    let response = app.get(&format!("/tasks/{id}/events")).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let kinds: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event:")).map(str::trim).collect();
+    let data: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str(d.trim()).unwrap())
+        .collect();
+    assert_eq!((kinds, data), (vec!["snapshot"], vec![archived]), "{body}");
+}
+
+#[tokio::test]
+async fn an_archived_task_is_shown_only_to_tokens_that_may_read_its_type() {
+    use celeriac_api::settings::{ApiToken, Role};
+    const ADMIN: &str = "admin-token-0123456789abcdef";
+    const ADDER: &str = "adder-producer-0123456789ab";
+    let pg = PostgresServer::start();
+    let (app, pool) = app_with_archive(&pg, |s| {
+        s.auth.admin_tokens = vec![ADMIN.into()];
+        s.auth.tokens = vec![ApiToken {
+            name: "adder".into(),
+            token: ADDER.into(),
+            role: Role::Producer,
+            queues: Vec::new(),
+            tasks: vec!["add".to_owned()],
+        }];
+    })
+    .await;
+    // Two tasks of queue `default` that Redis no longer holds: a `noop` and an `add`.
+    let noop = sample(2);
+    let add = Row {
+        id: format!("default-{:032x}", 1_000),
+        task: "add",
+        ..sample(2)
+    };
+    insert(&pool, &[noop.clone(), add.clone()]).await;
+    let status = |path: String, token: &'static str| {
+        let request = app.client.get(app.url(&path)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // The adder may read `add` tasks only: the queue alone would let it see the `noop`.
+    assert_eq!(status(format!("/tasks/{}", add.id), ADDER).await, 200);
+    assert_eq!(status(format!("/tasks/{}", noop.id), ADDER).await, 403);
+    assert_eq!(status(format!("/tasks/{}/events", noop.id), ADDER).await, 403);
+    assert_eq!(status(format!("/tasks/{}", noop.id), ADMIN).await, 200);
+    assert_eq!(status(format!("/tasks/{}/events", noop.id), ADMIN).await, 200);
 }
 
 /// Lets a test keep an archiver's token and stop it on drop.
