@@ -14,6 +14,7 @@ use celeriac::call::CallOptions;
 use crate::enqueue::{Accepted, add_default_tags, enqueue_fields};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::OptionalJson;
+use crate::routes::tasks::archived_record;
 use crate::scope::Scope;
 use crate::state::AppState;
 
@@ -65,7 +66,7 @@ pub async fn post_report(
     params(("task_id" = String, Path, description = "The generate_report task's id")),
     responses(
         (status = 200, description = "The report file: text/csv or application/pdf", content((String = "text/csv"), (Vec<u8> = "application/pdf"))),
-        (status = 404, description = "No such report task, or its file is gone", body = ErrorBody),
+        (status = 404, description = "No such report task (in Redis, nor in the archive), or its file is gone", body = ErrorBody),
         (status = 409, description = "The report is not ready (or failed)", body = ErrorBody),
         (status = 503, description = "Redis is unreachable", body = ErrorBody),
     ))]
@@ -73,12 +74,14 @@ pub async fn download_report(State(state): State<AppState>, scope: Scope, Path(t
     let not_found = || ApiError::NotFound(format!("no report task {task_id:?}"));
     let id = TaskId::parse(&task_id).ok_or_else(not_found)?;
     scope.check_id(&id)?;
-    let record = state
-        .broker
-        .get(&id)
-        .await?
-        .filter(|r| r.task == GENERATE_REPORT)
-        .ok_or_else(not_found)?;
+    // Once Redis has let the record go, the archive's copy still names the file.
+    let record = match state.broker.get(&id).await? {
+        Some(record) => record,
+        None => archived_record(&state, &scope, &id).await?.ok_or_else(not_found)?,
+    };
+    if record.task != GENERATE_REPORT {
+        return Err(not_found());
+    }
     scope.check_record(&record)?;
     if record.state != TaskState::Success {
         return Err(ApiError::Conflict(format!("the report is not ready: the task is {}", record.state)));

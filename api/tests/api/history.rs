@@ -89,6 +89,42 @@ async fn an_expired_record_answers_from_the_archive_with_the_same_json() {
 }
 
 #[tokio::test]
+async fn a_report_file_downloads_once_its_task_is_only_in_the_archive() {
+    let pg = PostgresServer::start();
+    let mut reports = std::path::PathBuf::new();
+    let (app, pool) = app_with_archive(&pg, |s| reports = s.reports.dir.clone()).await;
+    let id = format!("reports-{:032x}", 7);
+    let file_name = format!("{id}.csv");
+    std::fs::write(reports.join(&file_name), "month,emails_sent\n2026-12,3\n").unwrap();
+    sqlx::query(
+        "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, result, attempts, deliveries, finished_at) \
+         VALUES ($1, 'generate_report', 'reports', 'SUCCESS', '{}', $2, 1, 1, now())",
+    )
+    .bind(&id)
+    .bind(sqlx::types::Json(json!({"file_name": file_name, "format": "csv"})))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let response = app.get(&format!("/reports/{id}/file")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "month,emails_sent\n2026-12,3\n");
+    // Not a report: still no file.
+    let other = Row {
+        id: format!("reports-{:032x}", 8),
+        ..sample(1)
+    };
+    insert(
+        &pool,
+        &[Row {
+            task: "noop",
+            ..other.clone()
+        }],
+    )
+    .await;
+    assert_eq!(app.get(&format!("/reports/{}/file", other.id)).await.status(), 404);
+}
+
+#[tokio::test]
 async fn an_archived_task_is_shown_only_to_tokens_that_may_read_its_type() {
     use celeriac_api::settings::{ApiToken, Role};
     const ADMIN: &str = "admin-token-0123456789abcdef";
