@@ -51,7 +51,8 @@ pub async fn task_events(
     let (tx, rx) = mpsc::channel::<Event>(64);
     let Some(record) = state.broker.get(&task_id).await? else {
         // Expired: the archive's record, which will not change, is the whole stream.
-        let archived = archived_record(&state, &scope, &task_id).await?.ok_or_else(|| not_found(&id))?;
+        let archived = archived_record(&state, &task_id).await?.ok_or_else(|| not_found(&id))?;
+        scope.check_record(&archived)?;
         let snapshot = Event::default()
             .event("snapshot")
             .json_data(TaskView::archived(archived))

@@ -77,7 +77,7 @@ pub async fn download_report(State(state): State<AppState>, scope: Scope, Path(t
     // Once Redis has let the record go, the archive's copy still names the file.
     let record = match state.broker.get(&id).await? {
         Some(record) => record,
-        None => archived_record(&state, &scope, &id).await?.ok_or_else(not_found)?,
+        None => archived_record(&state, &id).await?.ok_or_else(not_found)?,
     };
     if record.task != GENERATE_REPORT {
         return Err(not_found());

@@ -85,23 +85,18 @@ pub async fn get_task(
         view.held = held(&state, &view.record).await?;
         return Ok(Json(view));
     }
-    archived_record(&state, &scope, &id)
-        .await?
-        .map(|r| Json(TaskView::archived(r)))
-        .ok_or_else(|| not_found(&id.to_string()))
+    let record = archived_record(&state, &id).await?.ok_or_else(|| not_found(&id.to_string()))?;
+    // Its type too, which only the record tells once Redis has let it go.
+    scope.check_record(&record)?;
+    Ok(Json(TaskView::archived(record)))
 }
 
-/// The task's record from the archive (none without one, or if it is not there), once the
-/// token may read it: its task type too, which only the record tells once Redis has let it go.
-pub(crate) async fn archived_record(state: &AppState, scope: &Scope, id: &TaskId) -> Result<Option<TaskRecord>, ApiError> {
-    let Some(history) = &state.history else {
-        return Ok(None);
-    };
-    let record = history.get(id).await?;
-    if let Some(record) = &record {
-        scope.check_record(record)?;
+/// The task's record from the archive: none without one, or if it is not there.
+pub(crate) async fn archived_record(state: &AppState, id: &TaskId) -> Result<Option<TaskRecord>, ApiError> {
+    match &state.history {
+        Some(history) => Ok(history.get(id).await?),
+        None => Ok(None),
     }
-    Ok(record)
 }
 
 /// A task's record as the gateway shows it: live from Redis, or from the archive once the

@@ -111,16 +111,10 @@ async fn a_report_file_downloads_once_its_task_is_only_in_the_archive() {
     // Not a report: still no file.
     let other = Row {
         id: format!("reports-{:032x}", 8),
+        task: "noop",
         ..sample(1)
     };
-    insert(
-        &pool,
-        &[Row {
-            task: "noop",
-            ..other.clone()
-        }],
-    )
-    .await;
+    insert(&pool, std::slice::from_ref(&other)).await;
     assert_eq!(app.get(&format!("/reports/{}/file", other.id)).await.status(), 404);
 }
 
