@@ -3,7 +3,7 @@
 // progress example follow their task live with `watchTask` (SSE, or long polls with a token).
 
 import { get, getText, post, del, watchTask, isTerminal } from './api.js';
-import { h, table, taskTable, stateBadge, time, age, json, progressBar, throughputChart, sumThroughput, taskLink, dailyChart } from './render.js';
+import { h, table, taskTable, stateBadge, time, age, json, progressBar, throughputChart, sumThroughput, taskLink, dailyChart, tagsText } from './render.js';
 
 const REFRESH_MS = 2000;
 const STATES = ['PENDING', 'SCHEDULED', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
@@ -155,10 +155,10 @@ export function task(main, [id], query, ui) {
     ui.ok();
     stateSlot.replaceChildren(stateBadge(r.state));
     bar.update(r.progress, r.state === 'SUCCESS');
-    // An archived record's task is gone from Redis: nothing left to revoke or retry.
-    revoke.disabled = isTerminal(r.state) || Boolean(r.archived);
+    revoke.disabled = isTerminal(r.state);
+    // An archived record's task is gone from Redis: nothing left to retry.
     retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state) || Boolean(r.archived);
-    const tags = Object.entries(r.options?.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ');
+    const tags = tagsText(r);
     details.replaceChildren(...nodes([
       r.archived ? h('p', { id: 'archived', class: 'empty' }, 'From the archive: its Redis record has expired.') : null,
       h('dl', { class: 'record' },
@@ -177,12 +177,9 @@ export function task(main, [id], query, ui) {
     h('section', { class: 'card' }, h('h2', {}, 'Progress'), bar),
     h('section', { class: 'card' }, details),
     h('section', { class: 'card' }, output));
-  // Live updates while the task is in Redis; an archived record changes no more (and has no
-  // event stream).
-  let left = false;
-  get(`/tasks/${enc(id)}`).then((r) => { if (!left) { show(r); if (!r.archived) follow(); } },
-    (e) => { if (!left) { ui.error(e); follow(); } });
-  return () => { left = true; stopWatch(); };
+  get(`/tasks/${enc(id)}`).then(show, (e) => ui.error(e));
+  follow();
+  return () => stopWatch();
 }
 
 export function workers(main, params, query, ui) {
@@ -326,7 +323,7 @@ export function history(main, params, query, ui) {
       taskTable(page.tasks, [
         ['Ended', (t) => time(t.finished_at)],
         // A task's tags are among its options (`TaskOptions.tags`).
-        ['Tags', (t) => Object.entries(t.options?.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ')],
+        ['Tags', tagsText],
       ]),
       page.next_cursor ? h('p', {}, h('a', { id: 'history-older', href: `#/history?${older}` }, 'Older tasks →')) : null]));
     ui.ok();

@@ -37,6 +37,9 @@ export function age(secs) {
 
 export const json = (value) => h('pre', {}, JSON.stringify(value, null, 2));
 
+/** A task's tags (`options.tags`) as `name:value`, space-separated (the search's form); '' without. */
+export const tagsText = (task) => Object.entries(task.options?.tags || {}).map(([k, v]) => `${k}:${v}`).join(' ');
+
 /** A table: columns are [heading, (row) => cell, numeric?]; rows get `rowAttrs(row)`. */
 export function table(columns, rows, rowAttrs = () => ({}), empty = 'Nothing here.') {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
