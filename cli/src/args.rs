@@ -220,6 +220,12 @@ fn positive_secs(raw: &str) -> Result<f64, String> {
     }
 }
 
+/// The JSON value of `--args` (of `call` and of `tasks`): a usage error, in one line, if it
+/// is not JSON.
+pub fn args_json(raw: &str) -> Result<serde_json::Value, crate::error::CliError> {
+    serde_json::from_str(raw).map_err(|e| crate::error::CliError::Usage(format!("--args: not JSON ({e})")))
+}
+
 /// A tag written `name=value` (or `name:value`, the gateway's form): a name of its own and a
 /// value, which may hold either sign.
 fn parse_tag(text: &str) -> Result<(String, String), String> {

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Context;
-use crate::args::CallArgs;
+use crate::args::{CallArgs, args_json};
 use crate::error::CliError;
 use crate::follow::follow;
 use crate::model::{Accepted, TaskRecord, read};
@@ -51,8 +51,7 @@ fn request_body(args: &CallArgs) -> Result<Value, CliError> {
     let mut body = Map::new();
     body.insert("task".into(), json!(args.task));
     if let Some(raw) = &args.args {
-        let parsed: Value = serde_json::from_str(raw).map_err(|e| CliError::Usage(format!("--args: not JSON ({e})")))?;
-        body.insert("args".into(), parsed);
+        body.insert("args".into(), args_json(raw)?);
     }
     let expires = args.expires.as_deref().map(|e| match e.trim().parse::<f64>() {
         Ok(secs) => json!(secs),

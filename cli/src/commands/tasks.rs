@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::Context;
-use crate::args::TasksArgs;
+use crate::args::{TasksArgs, args_json};
 use crate::error::CliError;
 use crate::model::{TaskRecord, read};
 use crate::output::{self, Table};
@@ -69,7 +69,7 @@ pub async fn status(ctx: &Context, id: &str) -> Result<(), CliError> {
 
 pub async fn list(ctx: &Context, args: TasksArgs) -> Result<(), CliError> {
     if let Some(raw) = &args.args {
-        serde_json::from_str::<Value>(raw).map_err(|e| CliError::Usage(format!("--args: not JSON ({e})")))?;
+        args_json(raw)?; // refused here, in the tool's words, before any request
     }
     let tag = args.tag.as_ref().map(|(name, value)| format!("{name}:{value}"));
     let mut query: Vec<(&str, String)> = Vec::new();

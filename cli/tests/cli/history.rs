@@ -17,13 +17,8 @@ fn ids(run: Run) -> Vec<String> {
 fn run_to_end(stack: &Stack, task: &str, args: &str, extra: &[&str], code: i32) -> String {
     let mut argv = vec!["--json", "call", task, "--args", args, "--wait"];
     argv.extend_from_slice(extra);
-    let run = stack.celeriac(&argv).expect_code(code);
-    let record = if code == 0 {
-        run.json()
-    } else {
-        // A failed run prints its record too, before its error line.
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("a record ({e}): {run:?}"))
-    };
+    // A failed run prints its record too, before its error line.
+    let record = stack.celeriac(&argv).expect_code(code).json();
     record["task_id"].as_str().expect("a task id").to_owned()
 }
 
