@@ -156,8 +156,9 @@ export function task(main, [id], query, ui) {
     stateSlot.replaceChildren(stateBadge(r.state));
     bar.update(r.progress, r.state === 'SUCCESS');
     revoke.disabled = isTerminal(r.state);
-    // An archived record's task is gone from Redis: nothing left to retry.
-    retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state) || Boolean(r.archived);
+    // An archived one too (the gateway stores it anew from the archive), unless it ran in a
+    // workflow, which has expired with it.
+    retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state) || Boolean(r.archived && r.workflow);
     const tags = tagsText(r);
     details.replaceChildren(...nodes([
       r.archived ? h('p', { id: 'archived', class: 'empty' }, 'From the archive: its Redis record has expired.') : null,

@@ -212,19 +212,30 @@ pub async fn revoke_task(
     }))
 }
 
-/// Run a failed (dead-lettered) or revoked task again, with a fresh retry budget.
+/// Run a failed (dead-lettered) or revoked task again, with a fresh retry budget, under its
+/// id. Once its Redis record has expired, it is stored anew from the archive's record (same
+/// name, arguments and options, tags included), unless it ran in a workflow.
 #[utoipa::path(post, path = "/tasks/{id}/retry", tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
     responses(
         (status = 200, description = "Queued again", body = ActionResult),
-        (status = 404, description = "No such task", body = ErrorBody),
-        (status = 409, description = "The task has not failed", body = ErrorBody),
-        (status = 503, description = "Redis is unreachable", body = ErrorBody),
+        (status = 404, description = "No such task (nor in the archive)", body = ErrorBody),
+        (status = 409, description = "The task has not failed, or it is an archived workflow member", body = ErrorBody),
+        (status = 503, description = "Redis or the archive is unreachable", body = ErrorBody),
     ))]
 pub async fn retry_task(State(state): State<AppState>, scope: Scope, Path(id): Path<String>) -> Result<Json<ActionResult>, ApiError> {
     let task_id = parse_task_id(&id)?;
     scope.check_task(&state.broker, &task_id).await?;
-    match state.broker.retry(&task_id).await? {
+    let outcome = match state.broker.retry(&task_id).await? {
+        RetryOutcome::Missing => {
+            let record = archived_record(&state, &task_id).await?.ok_or_else(|| not_found(&id))?;
+            // Its type too, which only the record tells once Redis has let it go.
+            scope.check_record(&record)?;
+            state.broker.retry_archived(&record).await?
+        }
+        live => live,
+    };
+    match outcome {
         RetryOutcome::Queued => Ok(Json(ActionResult {
             task_id: id,
             outcome: "queued".into(),
@@ -232,6 +243,9 @@ pub async fn retry_task(State(state): State<AppState>, scope: Scope, Path(id): P
         RetryOutcome::Missing => Err(not_found(&id)),
         RetryOutcome::NotFinished(s) => Err(ApiError::Conflict(format!(
             "task {id} is {s}: only failed or revoked tasks can be retried"
+        ))),
+        RetryOutcome::InWorkflow(workflow) => Err(ApiError::Conflict(format!(
+            "task {id} ran in workflow {workflow}: once its record has expired it is not run again apart from it"
         ))),
     }
 }

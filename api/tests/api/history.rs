@@ -123,20 +123,25 @@ async fn an_archived_task_is_shown_only_to_tokens_that_may_read_its_type() {
     use celeriac_api::settings::{ApiToken, Role};
     const ADMIN: &str = "admin-token-0123456789abcdef";
     const ADDER: &str = "adder-producer-0123456789ab";
+    const ADD_ADMIN: &str = "adder-admin-0123456789abcd";
     let pg = PostgresServer::start();
     let (app, pool) = app_with_archive(&pg, |s| {
         s.auth.admin_tokens = vec![ADMIN.into()];
-        s.auth.tokens = vec![ApiToken {
-            name: "adder".into(),
-            token: ADDER.into(),
-            role: Role::Producer,
+        let adder = |name: &str, token: &str, role| ApiToken {
+            name: name.into(),
+            token: token.into(),
+            role,
             queues: Vec::new(),
             tasks: vec!["add".to_owned()],
-        }];
+        };
+        s.auth.tokens = vec![adder("adder", ADDER, Role::Producer), adder("add-admin", ADD_ADMIN, Role::Admin)];
     })
     .await;
     // Two tasks of queue `default` that Redis no longer holds: a `noop` and an `add`.
-    let noop = sample(2);
+    let noop = Row {
+        state: "FAILURE",
+        ..sample(2)
+    };
     let add = Row {
         id: format!("default-{:032x}", 1_000),
         task: "add",
@@ -153,6 +158,114 @@ async fn an_archived_task_is_shown_only_to_tokens_that_may_read_its_type() {
     assert_eq!(status(format!("/tasks/{}/events", noop.id), ADDER).await, 403);
     assert_eq!(status(format!("/tasks/{}", noop.id), ADMIN).await, 200);
     assert_eq!(status(format!("/tasks/{}/events", noop.id), ADMIN).await, 200);
+    // Nor retried by an admin token limited to `add` (the archived `noop` failed).
+    let retry = |id: String, token: &'static str| {
+        let request = app.client.post(app.url(&format!("/tasks/{id}/retry"))).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(retry(noop.id.clone(), ADD_ADMIN).await, 403);
+    assert_eq!(status(format!("/tasks/{}", noop.id), ADMIN).await, 200, "still only archived");
+    assert_eq!(retry(noop.id.clone(), ADMIN).await, 200);
+}
+
+#[tokio::test]
+async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
+    let pg = PostgresServer::start();
+    let (app, pool) = app_with_archive(&pg, |_| {}).await;
+    app.start_worker(test_registry()).await;
+    let _archiver = start_archiver(&app, &pool).await_guard();
+    // Tasks of last week, in the archive only: a dead-lettered `noop` with tags and a retry
+    // budget (its dead letter still listed, as it is until it ages out), a success, and a
+    // failed workflow member.
+    let failed = format!("default-{:032x}", 2_000);
+    let archived = |id: &str, state: &str, workflow: Option<&str>| {
+        sqlx::query(
+            "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, error, attempts, deliveries, finished_at, tags, options, workflow_id, workflow_node) \
+             VALUES ($1, 'noop', 'default', $2, '{\"n\": 7}', $3, 3, 3, now() - interval '7 days', '{\"user_id\": \"42\"}', \
+                     '{\"max_retries\": 2, \"tags\": {\"user_id\": \"42\"}}', $4, $5)",
+        )
+        .bind(id.to_owned())
+        .bind(state.to_owned())
+        .bind((state == "FAILURE").then(|| sqlx::types::Json(json!({"kind": "Boom", "message": "down", "retryable": true}))))
+        .bind(workflow.map(str::to_owned))
+        .bind(workflow.map(|_| 0_i32))
+        .execute(&pool)
+    };
+    archived(&failed, "FAILURE", None).await.unwrap();
+    let dead = app.broker.keys().dead(&celeriac::QueueName::parse("default").unwrap());
+    let suffix = failed.strip_prefix("default-").unwrap();
+    let _: i64 = redis::AsyncCommands::zadd(&mut app.broker.connection(), &dead, suffix, 1)
+        .await
+        .unwrap();
+
+    let response = app.post(&format!("/tasks/{failed}/retry")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["outcome"], "queued");
+    // It ran again under its id, with its arguments, tags and budget, as a live task.
+    let record = app.wait_terminal(&failed).await;
+    assert_eq!(record["state"], "SUCCESS", "{record}");
+    assert_eq!(
+        (&record["args"], &record["options"]["tags"]),
+        (&json!({"n": 7}), &json!({"user_id": "42"}))
+    );
+    assert_eq!((&record["attempt"], &record["max_retries"]), (&json!(1), &json!(2)), "{record}");
+    assert!(record.get("archived").is_none(), "{record}");
+    let dead_now: Vec<String> = redis::AsyncCommands::zrange(&mut app.broker.connection(), &dead, 0, -1)
+        .await
+        .unwrap();
+    assert!(dead_now.is_empty(), "it is no dead letter any more: {dead_now:?}");
+    // Its new ending replaces the archived one: one row, now a success.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT state FROM celeriac_tasks WHERE task_id = $1")
+            .bind(&failed)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if rows == [("SUCCESS".to_owned(),)] {
+            break;
+        }
+        assert_eq!(rows.len(), 1, "one row per task id");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retried run never reached the archive: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // What is not retried: a success, a workflow member whose workflow is gone, an unknown id.
+    let succeeded = format!("default-{:032x}", 2_001);
+    let member = format!("default-{:032x}", 2_002);
+    archived(&succeeded, "SUCCESS", None).await.unwrap();
+    archived(&member, "FAILURE", Some("wf-gone")).await.unwrap();
+    let app = &app;
+    let refused = |id: String| async move {
+        let response = app.post(&format!("/tasks/{id}/retry")).await;
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    let (status, message) = refused(succeeded.clone()).await;
+    assert_eq!(status, 409);
+    assert!(
+        message.contains("is SUCCESS: only failed or revoked tasks can be retried"),
+        "{message}"
+    );
+    let (status, message) = refused(member.clone()).await;
+    assert_eq!(status, 409);
+    assert!(message.contains("ran in workflow wf-gone"), "{message}");
+    assert_eq!(refused(format!("default-{:032x}", 2_003)).await.0, 404);
+    for id in [&succeeded, &member] {
+        assert_eq!(
+            app.get(&format!("/tasks/{id}")).await.json::<Value>().await.unwrap()["archived"],
+            true,
+            "{id} stays archived only"
+        );
+    }
 }
 
 /// Lets a test keep an archiver's token and stop it on drop.

@@ -2,7 +2,8 @@
 // starts one, with celeriac-archiver): the search lists archived tasks and its tag filter keeps
 // exactly the matching one, the chart shows each task's runs and failures of the day on an axis
 // of the last 14 days, and the archive's backlog is shown (0 once everything is archived); a
-// task whose Redis record has expired is shown from the archive, with its tags.
+// task whose Redis record has expired is shown from the archive, with its tags, and a revoked
+// one can be retried from there.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -82,5 +83,20 @@ test('the history page searches the archive, charts runs and failures per day, a
   assert.equal(await page.locator('#tags').textContent(), 'user_id:42');
   assert.equal(await page.locator('#revoke').isDisabled(), true);
   assert.equal(await page.locator('#retry').isDisabled(), true);
+
+  // A revoked task can be retried once only the archive holds it (a failure's record stays
+  // in Redis as long as its dead letter): it runs again under its id, live in Redis, and its
+  // page follows it there.
+  const revoked = await api.enqueue({ task: 'add', args: [20, 1], countdown: 3600 });
+  assert.equal((await api.post(`/tasks/${revoked}/revoke`)).status, 200);
+  await eventually('the revoked task to be read from the archive', async () => (await api.get(`/tasks/${revoked}`)).body.archived === true, 30000);
+  await page.goto(`${stack.base}/dashboard#/task/${revoked}`);
+  await page.locator('#archived').waitFor();
+  assert.equal(await page.locator('#retry').isDisabled(), false);
+  await page.locator('#retry').click();
+  await page.locator('#archived').waitFor({ state: 'detached' });
+  await eventually('its page to show the live success', async () => (await page.locator('h1 [data-state]').textContent()) === 'SUCCESS');
+  const { body } = await api.get(`/tasks/${revoked}`);
+  assert.deepEqual([body.state, body.result, body.archived], ['SUCCESS', 21, undefined]);
   assert.deepEqual(page.errors, []);
 });

@@ -1,8 +1,12 @@
 //! Revoke and manual retry. Revoke: a queued or scheduled task never starts; a running one is marked and its worker is
 //! told, on the namespace's control channel, to cancel it (and with `terminate`, to stop it).
+//! Retry: a failed or revoked task runs again under its id, from its Redis record or, once
+//! that expired, from its archived one.
 
-use super::{Broker, BrokerError, scripts};
+use super::{Broker, BrokerError, NewTask, scripts};
 use crate::id::TaskId;
+use crate::record::TaskRecord;
+use crate::state::TaskState;
 
 /// What a revoke did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +86,10 @@ pub enum RetryOutcome {
     Queued,
     Missing,
     /// Not failed or revoked: nothing changed.
-    NotFinished(crate::state::TaskState),
+    NotFinished(TaskState),
+    /// An archived member of this workflow: it ran as a step of the workflow and is not run
+    /// again apart from it. Nothing changed.
+    InWorkflow(String),
 }
 
 impl Broker {
@@ -104,6 +111,48 @@ impl Broker {
             state => crate::state::TaskState::parse(state)
                 .map(RetryOutcome::NotFinished)
                 .ok_or_else(|| BrokerError::Protocol(format!("retry returned {state:?}"))),
+        }
+    }
+
+    /// Puts a failed or revoked task whose Redis record expired back in its queue, from its
+    /// archived `record`, under the same id: its name, arguments and options (tags included),
+    /// a fresh retry budget and no expiry, as [`Broker::retry`] leaves a live one. Its
+    /// uniqueness and debounce are not applied again, as a live retry skips them. Once it ends
+    /// again the archive's row of that id is replaced, as after a live retry.
+    ///
+    /// A dead letter of it still in its queue's dead-letter set is removed first, so the queue
+    /// never lists it as dead while it waits. A record that is back in Redis meanwhile (another
+    /// retry won the race) is answered as a live retry of it would be.
+    pub async fn retry_archived(&self, record: &TaskRecord) -> Result<RetryOutcome, BrokerError> {
+        if !matches!(record.state, TaskState::Failure | TaskState::Revoked) {
+            return Ok(RetryOutcome::NotFinished(record.state));
+        }
+        if let Some(link) = &record.workflow {
+            return Ok(RetryOutcome::InWorkflow(link.workflow_id.clone()));
+        }
+        let id = &record.task_id;
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.keys.dead(id.queue()))
+            .arg(id.suffix())
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut options = record.options.clone();
+        options.unique_for = None;
+        options.debounce = None;
+        let task = NewTask {
+            id: id.clone(),
+            name: record.task.clone(),
+            args: serde_json::to_string(&record.args).expect("a JSON value serializes"),
+            options,
+            due_ms: None,
+            expires_ms: None,
+            workflow: None,
+            traceparent: None,
+        };
+        match self.enqueue(id.queue(), std::slice::from_ref(&task), 0, None).await {
+            Ok(_) => Ok(RetryOutcome::Queued),
+            Err(BrokerError::Duplicate(_)) => self.retry(id).await,
+            Err(e) => Err(e),
         }
     }
 }
