@@ -1,6 +1,7 @@
 //! The history from the command line, against a real PostgreSQL archive: `call --tag`, then
 //! `tasks` searching the archive by tag, arguments, error words and time, in both forms, and
-//! `status` of a task whose Redis record has expired, read from the archive with its tags.
+//! `status` of a task whose Redis record has expired, read from the archive with its tags, and
+//! `retry` of such a task.
 
 use std::time::Duration;
 
@@ -78,6 +79,26 @@ fn the_archive_is_searched_by_tag_arguments_error_and_time_and_read_once_a_recor
     );
     assert!(line("tags").is_some_and(|l| l.ends_with("tenant:acme user_id:42")), "{status:?}");
     assert!(line("source").is_some_and(|l| l.contains("the archive")), "{status:?}");
+
+    // `retry` of a task only the archive holds: a success is refused; a revoked task runs
+    // again under its id, live.
+    let run = stack.celeriac(&["retry", &tagged]).expect_code(1);
+    assert!(
+        run.one_error_line().contains("only failed or revoked tasks can be retried"),
+        "{run:?}"
+    );
+    let queued = stack.celeriac(&["--json", "call", "add", "--args", "[20, 1]", "--countdown", "3600"]);
+    let revoked = queued.expect_code(0).json()["task_id"].as_str().unwrap().to_owned();
+    stack.celeriac(&["revoke", &revoked]).expect_code(0);
+    until(Duration::from_secs(30), "the revoked task to be read from the archive", || {
+        stack.celeriac(&["--json", "status", &revoked]).json()["archived"] == true
+    });
+    let run = stack.celeriac(&["retry", &revoked]).expect_code(0);
+    assert_eq!(run.stdout.trim(), format!("{revoked}  queued"));
+    until(Duration::from_secs(30), "the retried task to succeed, live", || {
+        let record = stack.celeriac(&["--json", "status", &revoked]).json();
+        record["state"] == "SUCCESS" && record["result"] == 21 && record.get("archived").is_none()
+    });
 }
 
 #[test]
