@@ -175,6 +175,11 @@ class Client:
     def revoke(self, task_id: str, terminate: bool = False) -> Dict[str, Any]:
         return self._request("POST", f"/tasks/{_quote(task_id)}/revoke", json={"terminate": terminate}).json()
 
+    def retry(self, task_id: str) -> Dict[str, Any]:
+        """Runs a failed or revoked task again under its id, with a fresh retry budget (an admin
+        token's call); with an archive, also one whose Redis record has expired."""
+        return self._request("POST", f"/tasks/{_quote(task_id)}/retry").json()
+
     def events(self, task_id: str, last_event_id: Optional[str] = None, reconnects: int = 5) -> Iterator[Event]:
         """The task's events (`snapshot`, then `state` and `progress`) until it ends. A dropped
         connection is resumed with `Last-Event-ID`, so no event is lost or repeated; pass

@@ -76,6 +76,17 @@ def test_a_failed_task_raises_task_failed(client):
     assert e.value.record["state"] == "FAILURE"
 
 
+def test_a_revoked_task_is_retried_and_a_success_is_not(client):
+    accepted = client.enqueue("add", [2, 2], countdown=3600)
+    client.revoke(accepted.task_id)
+    assert client.get(accepted.task_id)["state"] == "REVOKED"
+    assert client.retry(accepted.task_id) == {"task_id": accepted.task_id, "outcome": "queued"}
+    assert client.result(accepted.task_id, timeout=30) == 4
+    with pytest.raises(CeleriacError) as e:
+        client.retry(accepted.task_id)
+    assert e.value.status == 409 and "only failed or revoked" in str(e.value)
+
+
 def test_report_progress_events_resume_after_a_dropped_stream(client):
     # A countdown, so the first event (the snapshot) comes before the run does.
     accepted = client.generate_report("42", "csv", countdown=1)
