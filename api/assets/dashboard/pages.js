@@ -157,7 +157,7 @@ export function task(main, [id], query, ui) {
     bar.update(r.progress, r.state === 'SUCCESS');
     revoke.disabled = isTerminal(r.state);
     // An archived one too (the gateway stores it anew from the archive), unless it ran in a
-    // workflow, which has expired with it.
+    // workflow (the gateway runs no such member again alone).
     retry.disabled = !['FAILURE', 'REVOKED'].includes(r.state) || Boolean(r.archived && r.workflow);
     const tags = tagsText(r);
     details.replaceChildren(...nodes([
