@@ -1,12 +1,14 @@
 """A client generated from openapi.yaml by a standard generator (openapi-python-client, pinned
 in scripts/python/requirements.txt) runs the README's curl session against a real gateway and
 worker: send an e-mail and wait for it, build a PDF report and download it, enqueue `add`
-with a countdown and revoke it. Generation must not warn (the generator reports schemas it
+with a countdown and revoke it, find the e-mail in the archive's history by its arguments, and
+retry the revoked task. Generation must not warn (the generator reports schemas it
 cannot use), and every answer must parse into the generated models."""
 
 import importlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,7 @@ def generated(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack():
-    with Stack.start(extra_env={"CELERIAC__AUTH__ADMIN_TOKENS": TOKEN}) as running:
+    with Stack.start(extra_env={"CELERIAC__AUTH__ADMIN_TOKENS": TOKEN}, archive=True) as running:
         yield running
 
 
@@ -44,9 +46,10 @@ def test_the_readme_curl_session_through_a_generated_client(generated, stack):
     from celeriac_generated import AuthenticatedClient
     from celeriac_generated.api.emails import post_email
     from celeriac_generated.api.reports import download_report, post_report
-    from celeriac_generated.api.tasks import get_task, post_task, revoke_task
+    from celeriac_generated.api.tasks import get_task, list_tasks, post_task, retry_task, revoke_task
     from celeriac_generated.models import (
-        Accepted, ActionResult, EmailRequest, ReportFormat, ReportRequest, RevokeRequest, TaskRequest, TaskState, TaskView,
+        Accepted, ActionResult, EmailRequest, ReportFormat, ReportRequest, RevokeRequest, TaskList, TaskRequest, TaskState,
+        TaskView,
     )
 
     client = AuthenticatedClient(base_url=stack.url, token=TOKEN, raise_on_unexpected_status=True)
@@ -73,3 +76,19 @@ def test_the_readme_curl_session_through_a_generated_client(generated, stack):
     revoked = revoke_task.sync(later.task_id, client=client, body=RevokeRequest(terminate=True))
     assert isinstance(revoked, ActionResult) and revoked.outcome == "revoked", revoked
     assert get_task.sync(later.task_id, client=client).state == TaskState.REVOKED
+
+    # History, from PostgreSQL: the e-mail found by its task, arguments and time.
+    deadline = time.monotonic() + 30
+    while True:
+        found = list_tasks.sync(client=client, task="send_email", args='{"to":"ada@example.com"}',
+                                from_="2026-11-28T00:00:00Z")
+        assert isinstance(found, TaskList) and found.source == "archive", found
+        if [t.task_id for t in found.tasks] == [sent.parsed.task_id]:
+            break
+        assert time.monotonic() < deadline, f"the e-mail never reached the archive: {found}"
+        time.sleep(0.2)
+
+    # A failed or revoked task runs again.
+    retried = retry_task.sync(later.task_id, client=client)
+    assert isinstance(retried, ActionResult) and retried.outcome == "queued", retried
+    assert get_task.sync(later.task_id, client=client, wait=10).state == TaskState.SUCCESS
