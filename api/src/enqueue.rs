@@ -197,7 +197,9 @@ pub async fn enqueue_task(
         let alone = state
             .broker
             .enqueue(&queue, std::slice::from_ref(&new), max_pending, idempotency.as_ref());
-        alone.instrument(span).await?
+        // Boxed, as the batcher's own fallback: kept inline, this path's large future would
+        // size (and be copied with) every request's, plain ones included.
+        Box::pin(alone.instrument(span)).await?
     };
     let (task_id, duplicate) = match outcome {
         EnqueueOutcome::Stored => return Ok(stored),

@@ -98,11 +98,25 @@ impl EnqueueBatcher {
         let queue = task.id.queue().clone();
         let (answer, answered) = oneshot::channel();
         let waiting = Waiting { task, max_pending, answer };
-        let Err(mpsc::error::SendError(waiting)) = self.queue_loop(&queue).send(waiting).await else {
+        // The rare paths' futures are boxed: inline, they would size every request's future
+        // (a whole script call's for the one alone), which is copied at each move (and the
+        // gateway's handlers are boxed by axum): several KB a request for nothing.
+        let sender = self.queue_loop(&queue);
+        let ended = match sender.try_send(waiting) {
+            Ok(()) => None,
+            // A full channel: wait for room, as a plain send would.
+            Err(mpsc::error::TrySendError::Full(waiting)) => {
+                let send = Box::pin(sender.send(waiting));
+                send.await.err().map(|e| e.0)
+            }
+            Err(mpsc::error::TrySendError::Closed(waiting)) => Some(waiting),
+        };
+        let Some(waiting) = ended else {
             return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
         };
         // The loop ended (idle, or its runtime is stopping): alone, then.
-        enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending).await
+        let alone = Box::pin(enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending));
+        alone.await
     }
 
     /// The channel of `queue`'s loop, which is started at the queue's first call.

@@ -66,6 +66,18 @@ async fn concurrent_calls_share_script_calls_and_every_task_is_stored_as_sent() 
 }
 
 #[tokio::test]
+async fn calls_beyond_the_loop_s_channel_wait_for_room_and_every_one_is_stored() {
+    let redis = RedisServer::start_single();
+    let broker = Broker::connect(&redis.url(), &unique_namespace(), TTL).unwrap();
+    let batcher = EnqueueBatcher::new(broker.clone());
+    // More concurrent calls than the queue's channel holds (4 x 256): the later ones find it
+    // full and wait for room, as a plain send would.
+    let answers = join_all(emails(3_000).into_iter().map(|t| batcher.enqueue(t, 0))).await;
+    assert!(answers.iter().all(Result::is_ok), "{:?}", answers.iter().find(|a| a.is_err()));
+    assert_eq!(pending_depth(&broker).await, 3_000);
+}
+
+#[tokio::test]
 async fn a_batch_the_queue_cannot_hold_is_stored_task_by_task_up_to_its_bound() {
     let (_redis, broker) = redis_and_broker();
     let batcher = EnqueueBatcher::new(broker.clone());
