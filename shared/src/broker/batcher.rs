@@ -196,8 +196,8 @@ async fn store(broker: &Broker, queue: &QueueName, batch: Vec<Waiting>) {
     futures::future::join_all(alone).await;
 }
 
-/// One task in a call of its own.
-async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
+/// One task in a call of its own, which must be stored (a plain task's outcome).
+pub(super) async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
     broker
         .enqueue(queue, std::slice::from_ref(task), max_pending, None)
         .await

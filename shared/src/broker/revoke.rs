@@ -3,6 +3,7 @@
 //! Retry: a failed or revoked task runs again under its id, from its Redis record or, once
 //! that expired, from its archived one.
 
+use super::batcher::enqueue_alone;
 use super::{Broker, BrokerError, NewTask, scripts};
 use crate::id::TaskId;
 use crate::record::TaskRecord;
@@ -136,21 +137,13 @@ impl Broker {
             .arg(id.suffix())
             .query_async(&mut self.conn.clone())
             .await?;
-        let mut options = record.options.clone();
-        options.unique_for = None;
-        options.debounce = None;
-        let task = NewTask {
-            id: id.clone(),
-            name: record.task.clone(),
-            args: serde_json::to_string(&record.args).expect("a JSON value serializes"),
-            options,
-            due_ms: None,
-            expires_ms: None,
-            workflow: None,
-            traceparent: None,
-        };
-        match self.enqueue(id.queue(), std::slice::from_ref(&task), 0, None).await {
-            Ok(_) => Ok(RetryOutcome::Queued),
+        let mut task = NewTask::new(id.queue(), &record.task, &record.args);
+        task.id = id.clone();
+        task.options = record.options.clone();
+        task.options.unique_for = None;
+        task.options.debounce = None;
+        match enqueue_alone(self, id.queue(), &task, 0).await {
+            Ok(()) => Ok(RetryOutcome::Queued),
             Err(BrokerError::Duplicate(_)) => self.retry(id).await,
             Err(e) => Err(e),
         }
