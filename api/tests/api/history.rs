@@ -174,15 +174,15 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
     let (app, pool) = app_with_archive(&pg, |_| {}).await;
     app.start_worker(test_registry()).await;
     let _archiver = start_archiver(&app, &pool).await_guard();
-    // Tasks of last week, in the archive only: a dead-lettered `noop` with tags and a retry
-    // budget (its dead letter still listed, as it is until it ages out), a success, and a
-    // failed workflow member.
+    // Tasks of last week, in the archive only: a dead-lettered `noop` with tags, a retry
+    // budget and uniqueness (its dead letter still listed, as it is until it ages out), a
+    // success, and a failed workflow member.
     let failed = format!("default-{:032x}", 2_000);
     let archived = |id: &str, state: &str, workflow: Option<&str>| {
         sqlx::query(
             "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, error, attempts, deliveries, finished_at, tags, options, workflow_id, workflow_node) \
              VALUES ($1, 'noop', 'default', $2, '{\"n\": 7}', $3, 3, 3, now() - interval '7 days', '{\"user_id\": \"42\"}', \
-                     '{\"max_retries\": 2, \"tags\": {\"user_id\": \"42\"}}', $4, $5)",
+                     '{\"max_retries\": 2, \"unique_for\": 3600, \"tags\": {\"user_id\": \"42\"}}', $4, $5)",
         )
         .bind(id.to_owned())
         .bind(state.to_owned())
@@ -198,6 +198,17 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
         .await
         .unwrap();
 
+    // An equal unique task waits now, holding the lock: a retry runs again what failed,
+    // uniqueness aside, as a live retry does.
+    let twin = app
+        .post_json(
+            "/tasks",
+            &json!({"task": "noop", "args": {"n": 7}, "unique_for": 3600, "countdown": 3600}),
+        )
+        .await;
+    assert_eq!(twin.status(), 202);
+    let as_archived: celeriac::TaskRecord = app.get(&format!("/tasks/{failed}")).await.json().await.unwrap();
+
     let response = app.post(&format!("/tasks/{failed}/retry")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["outcome"], "queued");
@@ -210,6 +221,12 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
     );
     assert_eq!((&record["attempt"], &record["max_retries"]), (&json!(1), &json!(2)), "{record}");
     assert!(record.get("archived").is_none(), "{record}");
+    // Retried again from that archived record, now that Redis holds the task once more (as
+    // when two retries race): answered as a live retry of a success is.
+    assert_eq!(
+        app.broker.retry_archived(&as_archived).await.unwrap(),
+        celeriac::broker::RetryOutcome::NotFinished(celeriac::TaskState::Success)
+    );
     let dead_now: Vec<String> = redis::AsyncCommands::zrange(&mut app.broker.connection(), &dead, 0, -1)
         .await
         .unwrap();
