@@ -175,14 +175,14 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
     app.start_worker(test_registry()).await;
     let _archiver = start_archiver(&app, &pool).await_guard();
     // Tasks of last week, in the archive only: a dead-lettered `noop` with tags, a retry
-    // budget and uniqueness (its dead letter still listed, as it is until it ages out), a
-    // success, and a failed workflow member.
+    // budget, uniqueness and a debounce (its dead letter still listed, as it is until it ages
+    // out), a success, and a failed workflow member.
     let failed = format!("default-{:032x}", 2_000);
     let archived = |id: &str, state: &str, workflow: Option<&str>| {
         sqlx::query(
             "INSERT INTO celeriac_tasks (task_id, task, queue, state, args, error, attempts, deliveries, finished_at, tags, options, workflow_id, workflow_node) \
              VALUES ($1, 'noop', 'default', $2, '{\"n\": 7}', $3, 3, 3, now() - interval '7 days', '{\"user_id\": \"42\"}', \
-                     '{\"max_retries\": 2, \"unique_for\": 3600, \"tags\": {\"user_id\": \"42\"}}', $4, $5)",
+                     '{\"max_retries\": 2, \"unique_for\": 3600, \"debounce\": 3600, \"tags\": {\"user_id\": \"42\"}}', $4, $5)",
         )
         .bind(id.to_owned())
         .bind(state.to_owned())
@@ -208,11 +208,15 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
         .await;
     assert_eq!(twin.status(), 202);
     let as_archived: celeriac::TaskRecord = app.get(&format!("/tasks/{failed}")).await.json().await.unwrap();
+    assert_eq!(as_archived.options.debounce, Some(3600.0));
 
+    let retried_at = Utc::now();
     let response = app.post(&format!("/tasks/{failed}/retry")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["outcome"], "queued");
-    // It ran again under its id, with its arguments, tags and budget, as a live task.
+    // It ran again under its id, with its arguments, tags and budget, as a live task: at
+    // once, its debounce not applied again (it would have waited an hour), and created at the
+    // retry (its record is stored anew).
     let record = app.wait_terminal(&failed).await;
     assert_eq!(record["state"], "SUCCESS", "{record}");
     assert_eq!(
@@ -221,6 +225,9 @@ async fn a_failed_task_whose_record_expired_is_retried_from_the_archive() {
     );
     assert_eq!((&record["attempt"], &record["max_retries"]), (&json!(1), &json!(2)), "{record}");
     assert!(record.get("archived").is_none(), "{record}");
+    assert!(record["options"].get("debounce").is_none(), "{record}");
+    let created: DateTime<Utc> = serde_json::from_value(record["created_at"].clone()).unwrap();
+    assert!(created >= retried_at - chrono::Duration::seconds(1), "{record}");
     // Retried again from that archived record, now that Redis holds the task once more (as
     // when two retries race): answered as a live retry of a success is.
     assert_eq!(

@@ -3,7 +3,7 @@
 // exactly the matching one, the chart shows each task's runs and failures of the day on an axis
 // of the last 14 days, and the archive's backlog is shown (0 once everything is archived); a
 // task whose Redis record has expired is shown from the archive, with its tags, and a revoked
-// one can be retried from there.
+// one can be retried from there (not a workflow member).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -98,5 +98,22 @@ test('the history page searches the archive, charts runs and failures per day, a
   await eventually('its page to show the live success', async () => (await page.locator('h1 [data-state]').textContent()) === 'SUCCESS');
   const { body } = await api.get(`/tasks/${revoked}`);
   assert.deepEqual([body.state, body.result, body.archived], ['SUCCESS', 21, undefined]);
+
+  // A workflow member is not retried from the archive (it ran as a step of its workflow):
+  // one revoked before it ran (its queue paused meanwhile) is shown with Retry disabled.
+  assert.equal((await api.post('/queues/default/pause')).status, 200);
+  const workflow = await api.post('/workflows', { chain: [{ task: 'add', args: [1, 1] }] });
+  assert.equal(workflow.status, 202, JSON.stringify(workflow.body));
+  const members = (await api.get(workflow.body.status_url)).body.members;
+  assert.equal((await api.post(`${workflow.body.status_url}/revoke`)).status, 200);
+  assert.equal((await api.post('/queues/default/resume')).status, 200);
+  const member = members[0].task_id;
+  await eventually('the revoked member to be read from the archive', async () => {
+    const { body: record } = await api.get(`/tasks/${member}`);
+    return record.archived === true && record.state === 'REVOKED';
+  }, 30000);
+  await page.goto(`${stack.base}/dashboard#/task/${member}`);
+  await page.locator('#archived').waitFor();
+  assert.equal(await page.locator('#retry').isDisabled(), true);
   assert.deepEqual(page.errors, []);
 });
