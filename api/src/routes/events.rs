@@ -17,7 +17,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::tasks::{TaskView, archived_record, not_found, parse_task_id};
+use crate::routes::tasks::{TaskView, from_archive, parse_task_id};
 use crate::scope::Scope;
 use crate::state::AppState;
 
@@ -51,8 +51,7 @@ pub async fn task_events(
     let (tx, rx) = mpsc::channel::<Event>(64);
     let Some(record) = state.broker.get(&task_id).await? else {
         // Expired: the archive's record, which will not change, is the whole stream.
-        let archived = archived_record(&state, &task_id).await?.ok_or_else(|| not_found(&id))?;
-        scope.check_record(&archived)?;
+        let archived = from_archive(&state, &scope, &task_id).await?;
         let snapshot = Event::default()
             .event("snapshot")
             .json_data(TaskView::archived(archived))

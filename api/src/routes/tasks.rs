@@ -85,10 +85,16 @@ pub async fn get_task(
         view.held = held(&state, &view.record).await?;
         return Ok(Json(view));
     }
-    let record = archived_record(&state, &id).await?.ok_or_else(|| not_found(&id.to_string()))?;
-    // Its type too, which only the record tells once Redis has let it go.
+    Ok(Json(TaskView::archived(from_archive(&state, &scope, &id).await?)))
+}
+
+/// The task's record from the archive, once Redis has let it go: `404` without an archive or
+/// if it is not there, `403` if the caller's scope does not cover its type (which only the
+/// record tells by then).
+pub(crate) async fn from_archive(state: &AppState, scope: &Scope, id: &TaskId) -> Result<TaskRecord, ApiError> {
+    let record = archived_record(state, id).await?.ok_or_else(|| not_found(&id.to_string()))?;
     scope.check_record(&record)?;
-    Ok(Json(TaskView::archived(record)))
+    Ok(record)
 }
 
 /// The task's record from the archive: none without one, or if it is not there.
@@ -227,12 +233,7 @@ pub async fn retry_task(State(state): State<AppState>, scope: Scope, Path(id): P
     let task_id = parse_task_id(&id)?;
     scope.check_task(&state.broker, &task_id).await?;
     let outcome = match state.broker.retry(&task_id).await? {
-        RetryOutcome::Missing => {
-            let record = archived_record(&state, &task_id).await?.ok_or_else(|| not_found(&id))?;
-            // Its type too, which only the record tells once Redis has let it go.
-            scope.check_record(&record)?;
-            state.broker.retry_archived(&record).await?
-        }
+        RetryOutcome::Missing => state.broker.retry_archived(&from_archive(&state, &scope, &task_id).await?).await?,
         live => live,
     };
     match outcome {
