@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Where Debian's postgresql-15 puts its programs (as the Rust and browser harnesses assume).
-PG_BIN = Path(os.environ.get("PG_BIN_DIR", "/usr/lib/postgresql/15/bin"))
 
 
 def bin_dir() -> Path:
@@ -57,45 +55,32 @@ def _http_ok(url: str) -> bool:
 
 @dataclass
 class Postgres:
-    """A throwaway PostgreSQL on a free loopback port with a `celeriac` database, run as the
-    `postgres` user when root (the server refuses root)."""
+    """A throwaway PostgreSQL with a `celeriac` database, started by the testkit's
+    `celeriac-test-postgres` (the one recipe every harness uses: a free loopback port, run as
+    the `postgres` user when root); `stop()` stops it, which removes it."""
 
-    dir: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/celeriac"
+    proc: subprocess.Popen
+    url: str
 
     @classmethod
     def start(cls) -> "Postgres":
-        # A folder of its own, outside the stack's (which only root may enter).
-        pg = cls(Path(tempfile.mkdtemp(prefix="celeriac-pg-")), free_port())
-        try:
-            if os.geteuid() == 0:
-                subprocess.run(["chown", "-R", "postgres:postgres", str(pg.dir)], check=True)
-            data = str(pg.dir / "data")
-            pg._run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
-            options = f"-p {pg.port} -k {pg.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-            pg._run("pg_ctl", "-D", data, "-l", str(pg.dir / "pg.log"), "-w", "-t", "30", "-o", options, "start")
-            pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "celeriac")
-        except BaseException:
-            pg.stop()  # a server started before the failure, and the folder
-            raise
-        return pg
-
-    def _run(self, program: str, *args: str) -> None:
-        argv = [str(PG_BIN / program), *args]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
-        subprocess.run(argv, check=True, capture_output=True)
+        proc = subprocess.Popen([str(bin_dir() / "celeriac-test-postgres")], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        url = proc.stdout.readline().strip()
+        if not url:
+            proc.wait()
+            raise RuntimeError(f"celeriac-test-postgres exited ({proc.returncode}): {proc.stderr.read()}")
+        return cls(proc, url)
 
     def stop(self) -> None:
+        self.proc.terminate()
         try:
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass  # already gone
-        shutil.rmtree(self.dir, ignore_errors=True)
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            pipe.close()
 
 
 @dataclass

@@ -3,7 +3,7 @@
 // headless Debian Chromium driven by playwright-core with a fresh profile; stops them all.
 // Its helpers (free ports, polling, the JSON client) serve run-script.test.mjs too.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -73,29 +73,24 @@ async function stop(child) {
   clearTimeout(timer);
 }
 
-const PG_BIN = process.env.PG_BIN_DIR || '/usr/lib/postgresql/15/bin';
-
-/** A throwaway PostgreSQL on a free loopback port with a `celeriac` database (as the
- * `postgres` user when root: the server refuses root); `stop()` stops it and removes it. */
+/** A throwaway PostgreSQL with a `celeriac` database, started by the testkit's
+ * `celeriac-test-postgres` (the one recipe every harness uses: a free loopback port, run as
+ * the `postgres` user when root); `stop()` stops it, which removes it. */
 export async function startPostgres() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'celeriac-pg-'));
-  const root = process.getuid && process.getuid() === 0;
-  if (root) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  const run = (program, args) => (root
-    ? execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, program), ...args], { stdio: 'pipe' })
-    : execFileSync(path.join(PG_BIN, program), args, { stdio: 'pipe' }));
-  const data = path.join(dir, 'data');
-  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
-  run('pg_ctl', ['-D', data, '-l', path.join(dir, 'pg.log'), '-w', '-t', '30', '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
-  run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'celeriac']);
+  const child = spawn(path.join(binDir, 'celeriac-test-postgres'), [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+      if (output.includes('\n')) resolve(output.split('\n')[0]);
+    });
+    child.stderr.on('data', (chunk) => { output += chunk; });
+    child.on('exit', (code, signal) => reject(new Error(`celeriac-test-postgres exited (${code ?? signal}): ${output}`)));
+    child.on('error', reject);
+  });
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/celeriac`,
-    stop() {
-      try { run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']); } catch { /* already gone */ }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    url,
+    stop: () => stop(child),
   };
 }
 
@@ -115,7 +110,7 @@ export async function startStack({ adminToken, archive, resultTtl } = {}) {
   const close = async () => {
     if (context) await context.close().catch(() => {});
     for (const child of processes.reverse()) await stop(child);
-    if (postgres) postgres.stop();
+    if (postgres) await postgres.stop();
     rmSync(profile, { recursive: true, force: true });
   };
   try {
