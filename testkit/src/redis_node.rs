@@ -41,7 +41,7 @@ impl RedisNode {
         let (port, dir, args) = (self.port, &self.dir, &self.args);
         let log = dir.join(format!("{port}.log"));
         let logged_before = log_len(&log);
-        let child = Command::new(crate::redis_server::redis_server_binary())
+        let child = Command::new(redis_server_binary())
             .args(args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -148,4 +148,10 @@ fn fastrand_u16() -> u16 {
         .unwrap_or_default()
         .subsec_nanos();
     ((nanos ^ std::process::id().wrapping_mul(2654435761)) % 10000) as u16
+}
+
+/// The `redis-server` program every harness starts: `REDIS_SERVER_BIN`, else the one on the
+/// `PATH`.
+pub(crate) fn redis_server_binary() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
 }

@@ -94,7 +94,7 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let log = self.dir.path().join("redis.log");
         let logged_before = crate::redis_node::log_len(&log);
-        let child = Command::new(redis_server_binary())
+        let child = Command::new(crate::redis_node::redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             // Recommended for Celeriac (see README): task hashes stay compact with small payloads.
             .args(["--hash-max-listpack-value", "512"])
@@ -164,8 +164,4 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-pub(crate) fn redis_server_binary() -> String {
-    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
 }

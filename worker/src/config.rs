@@ -68,18 +68,9 @@ impl WorkerConfig {
 
 /// `host.pid.random`: readable in `GET /workers`, unique across restarts.
 pub fn new_worker_id() -> String {
-    let host = hostname()
+    let host = crate::liveness::hostname()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect::<String>();
     format!("{host}.{}.{:06x}", std::process::id(), fastrand::u32(..0x100_0000))
-}
-
-pub(crate) fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }

@@ -12,7 +12,7 @@ use celeriac::Broker;
 use celeriac::broker::WorkerInfo;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::hostname;
+use crate::liveness::hostname;
 use crate::shared::Shared;
 
 /// How long a worker's published metrics outlive its last heartbeat: long enough for the

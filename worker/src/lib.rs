@@ -13,6 +13,7 @@ pub mod config;
 mod control;
 pub mod executor;
 mod fetcher;
+pub mod task_type;
 pub mod health;
 mod heartbeat;
 pub mod liveness;

@@ -15,12 +15,18 @@ use celeriac::broker::WorkerInfo;
 pub fn host_id() -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let pid_ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    Some(format!(
-        "{}/{}/{}",
-        crate::config::hostname(),
-        boot.trim(),
-        pid_ns.to_string_lossy()
-    ))
+    Some(format!("{}/{}/{}", hostname(), boot.trim(), pid_ns.to_string_lossy()))
+}
+
+/// This machine's name (`HOSTNAME`, else the kernel's), part of its host id and of each
+/// worker's id.
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// When process `pid` started (clock ticks after boot, field 22 of `/proc/<pid>/stat`), or

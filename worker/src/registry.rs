@@ -2,42 +2,12 @@
 //! looks handlers up by the name stored in each task.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use celeriac::{Task, TaskContext, TaskError, TaskSpec};
+use celeriac::{Task, TaskError, TaskSpec};
 
+use crate::task_type::Registered;
 use crate::remote::RemoteTasks;
-
-/// A run of a handler: the result as JSON text, or the error.
-pub type RunFuture = Pin<Box<dyn Future<Output = Result<String, TaskError>> + Send>>;
-
-type Handler = Arc<dyn Fn(TaskContext, &str) -> RunFuture + Send + Sync>;
-
-/// One registered task type.
-#[derive(Clone)]
-pub struct Registered {
-    pub spec: TaskSpec,
-    handler: Handler,
-}
-
-impl Registered {
-    /// A task type run by `handler`, which takes the context and the arguments as JSON text
-    /// (remote task types: `remote.rs`).
-    pub fn from_fn(spec: TaskSpec, handler: impl Fn(TaskContext, &str) -> RunFuture + Send + Sync + 'static) -> Self {
-        Self {
-            spec,
-            handler: Arc::new(handler),
-        }
-    }
-
-    /// Decodes `args` (JSON text) and starts a run. Arguments that do not decode fail the task
-    /// for good with kind `InvalidArgs`: no retry can fix them.
-    pub fn run(&self, ctx: TaskContext, args: &str) -> RunFuture {
-        (self.handler)(ctx, args)
-    }
-}
 
 /// Task types by name.
 #[derive(Clone, Default)]
@@ -62,7 +32,8 @@ impl Registry {
     pub fn register<T: Task>(&mut self, task: T) -> &mut Self {
         let spec = task.spec();
         let task = Arc::new(task);
-        let handler: Handler = Arc::new(move |ctx, args| {
+        let name = spec.name.clone();
+        let registered = Registered::from_fn(spec, move |ctx, args| {
             let decoded: Result<T::Args, _> = serde_json::from_str(args);
             let task = Arc::clone(&task);
             Box::pin(async move {
@@ -72,7 +43,7 @@ impl Registry {
                     .map_err(|e| TaskError::permanent(format!("result is not JSON: {e}")).with_kind("InvalidResult"))
             })
         });
-        self.tasks.insert(spec.name.clone(), Registered { spec, handler });
+        self.tasks.insert(name, registered);
         self
     }
 

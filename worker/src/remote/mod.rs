@@ -20,7 +20,7 @@ use celeriac::remote::RemoteTaskType;
 use celeriac::{Broker, TaskError};
 use tokio::sync::{OnceCell, RwLock};
 
-use crate::registry::{Registered, RunFuture};
+use crate::task_type::{Registered, RunFuture};
 
 const REFRESH: Duration = Duration::from_secs(5);
 
