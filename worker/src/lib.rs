@@ -13,7 +13,6 @@ pub mod config;
 mod control;
 pub mod executor;
 mod fetcher;
-pub mod task_type;
 pub mod health;
 mod heartbeat;
 pub mod liveness;
@@ -29,6 +28,7 @@ pub mod runtime;
 pub mod settings;
 mod shards;
 mod shared;
+pub mod task_type;
 pub mod tasks;
 pub mod webhooks;
 

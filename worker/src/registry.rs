@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use celeriac::{Task, TaskError, TaskSpec};
 
-use crate::task_type::Registered;
 use crate::remote::RemoteTasks;
+use crate::task_type::Registered;
 
 /// Task types by name.
 #[derive(Clone, Default)]

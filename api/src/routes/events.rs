@@ -42,14 +42,12 @@ pub async fn task_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // Subscribed before the read, so a change after it is heard.
     let mut updates = state.events.subscribe();
-    // The log's version is read before the record: an event landing between the two reads is
-    // then sent after the snapshot (a repeat at worst). Read after it, the version could
-    // already count a terminal event the snapshot does not show, and the stream would wait
-    // for an event that never comes.
-    let version = state.broker.last_event_id(&task_id).await?;
+    // The record and its log's version come from one read, so they agree: the stream sends
+    // exactly the events after the snapshot.
     let (tx, rx) = mpsc::channel::<Event>(64);
-    let Some(record) = state.broker.get(&task_id).await? else {
+    let Some((record, version)) = state.broker.get_with_last_event_id(&task_id).await? else {
         // Expired: the archive's record, which will not change, is the whole stream.
         let archived = from_archive(&state, &scope, &task_id).await?;
         let snapshot = Event::default()

@@ -5,7 +5,7 @@
 use super::fields::{StoredRun, field};
 use super::{Broker, BrokerError};
 use crate::id::TaskId;
-use crate::record::Progress;
+use crate::record::{Progress, TaskRecord};
 use crate::state::TaskState;
 
 /// One entry of a task's event log: a state change or a progress report.
@@ -51,9 +51,23 @@ impl Broker {
         Ok(events)
     }
 
-    /// The id of the task's latest event (0 before any).
-    pub async fn last_event_id(&self, id: &TaskId) -> Result<u64, BrokerError> {
-        Ok(view(&self.log_fields(id).await?).last_id())
+    /// The task's record and the id of its latest event (0 before any), from one read of its
+    /// hash, so the two agree: an event stream that starts with this record sends exactly the
+    /// events after that id. `None` when there is no record.
+    pub async fn get_with_last_event_id(&self, id: &TaskId) -> Result<Option<(TaskRecord, u64)>, BrokerError> {
+        let fields = self.task_hash(id).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let text = |name: &str| fields.get(name).map(String::as_str);
+        let last = LogFields {
+            history: text(field::HISTORY),
+            run: text(field::RUN),
+            state: text(field::STATE),
+            ended: text(field::ENDED),
+        }
+        .last_id();
+        Ok(TaskRecord::from_hash(id.clone(), fields).map(|record| (record, last)))
     }
 
     async fn log_fields(&self, id: &TaskId) -> Result<OwnedLogFields, BrokerError> {

@@ -323,11 +323,16 @@ impl Broker {
 
     /// The task's record, or `None` for an id that never existed or whose record expired.
     pub async fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, BrokerError> {
-        let fields: HashMap<String, String> = self.conn.clone().hgetall(self.keys.task(id)).await?;
+        let fields = self.task_hash(id).await?;
         if fields.is_empty() {
             return Ok(None);
         }
         Ok(TaskRecord::from_hash(id.clone(), fields))
+    }
+
+    /// Every field of the task's hash (none when there is no record).
+    async fn task_hash(&self, id: &TaskId) -> Result<HashMap<String, String>, BrokerError> {
+        Ok(self.conn.clone().hgetall(self.keys.task(id)).await?)
     }
 
     /// Every queue ever used in this namespace.
