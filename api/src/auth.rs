@@ -17,9 +17,9 @@ use futures::future::Either;
 use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
+use utoipa::openapi::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
@@ -210,15 +210,7 @@ fn document_operation(operation: &mut Operation, role: Role) {
         Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
         _ => note.to_owned(),
     });
-    let error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
-            )
-            .build()
-    };
+    let error = crate::contract::error_response;
     let responses = &mut operation.responses.responses;
     responses.insert("401".into(), error("No bearer token, or not a valid one").into());
     if role == Role::Admin {

@@ -12,7 +12,7 @@
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{AdditionalProperties, Object, Schema, SchemaType, Type};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 
 /// The document, completed as described in the module's header.
 pub fn complete(mut api: OpenApi) -> OpenApi {
@@ -79,17 +79,23 @@ fn document_body_errors(operation: &mut Operation) {
         ("422", "A field missing or invalid"),
     ];
     for (status, description) in answers {
-        operation.responses.responses.entry(status.into()).or_insert_with(|| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
-                )
-                .build()
-                .into()
-        });
+        operation
+            .responses
+            .responses
+            .entry(status.into())
+            .or_insert_with(|| error_response(description).into());
     }
+}
+
+/// An error answer of the API: `description`, with the `ErrorBody` JSON every error has.
+pub(crate) fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        )
+        .build()
 }
 
 #[cfg(test)]
