@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::TaskOptions;
-use crate::broker::Verdict;
 use crate::task::TaskError;
+use crate::task::Verdict;
 
 /// The longest `Retry-After` honoured (a day): a longer one waits a day.
 pub const RETRY_AFTER_MAX_SECS: u64 = 86_400;

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
 use crate::TaskError;
-use crate::broker::Verdict;
+use crate::task::Verdict;
 /// Starts a compressed payload. A JSON text never starts with a control character, so a
 /// stored text with this prefix was compressed here, and any other is plain JSON.
 pub const MARKER: &str = "\u{1}zstd:";

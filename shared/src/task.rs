@@ -1,7 +1,8 @@
-//! The task model: per-task options, what a worker and a producer know about a task type, and
-//! the error a handler returns, which says whether another attempt could succeed. Plain data:
-//! the trait a task type implements, whose run takes a context holding the broker, is in
-//! `handler.rs`, so that the broker can use this model without a loop back to itself.
+//! The task model: per-task options, what a worker and a producer know about a task type, the
+//! error a handler returns, which says whether another attempt could succeed, and how a run
+//! ended (`Verdict`). Plain data: the trait a task type implements, whose run takes a context
+//! holding the broker, is in `handler.rs`, so that the broker can use this model without a
+//! loop back to itself.
 
 use std::collections::BTreeMap;
 
@@ -360,6 +361,17 @@ impl TaskError {
         self.retry_after = Some(secs);
         self
     }
+}
+
+/// How a run ended, as stored (`Broker::finish`): the state it leaves its task in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// `SUCCESS` with the result as JSON text.
+    Success(String),
+    /// `FAILURE` for good: the task joins the dead letters.
+    Failure(TaskError),
+    /// `RETRY`: run again at `due_ms`.
+    Retry { error: TaskError, due_ms: i64 },
 }
 
 #[cfg(test)]

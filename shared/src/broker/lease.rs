@@ -12,6 +12,7 @@ use super::fields::StoredSpec;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::Progress;
+use crate::task::Verdict;
 use crate::task::{TaskError, TaskOptions};
 use crate::trace::TraceParent;
 
@@ -103,17 +104,6 @@ pub struct Outcome {
     pub id: TaskId,
     pub delivery: u32,
     pub verdict: Verdict,
-}
-
-/// How a run ended, as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// `SUCCESS` with the result as JSON text.
-    Success(String),
-    /// `FAILURE` for good: the task joins the dead letters.
-    Failure(TaskError),
-    /// `RETRY`: run again at `due_ms`.
-    Retry { error: TaskError, due_ms: i64 },
 }
 
 /// What [`Broker::finish`] did with one outcome.

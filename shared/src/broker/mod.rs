@@ -40,6 +40,8 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+/// How a run ended: part of the task model (`task.rs`), named here too as [`Broker::finish`] takes it.
+pub use crate::task::Verdict;
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
 pub use batcher::EnqueueBatcher;
@@ -48,8 +50,7 @@ pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};
 pub use history::TaskEvent;
 pub use lease::{
-    Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Fetched, Hold, Outcome, Started, Verdict, fetch_script_hash,
-    new_claim_token,
+    Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Fetched, Hold, Outcome, Started, fetch_script_hash, new_claim_token,
 };
 pub use limits::{LimitError, LimitsOutcome, LimitsSource, LimitsView, MAX_LIMIT, QueueLimits, Rate};
 pub use listing::{ListCursor, ListFilter, TaskPage};
