@@ -11,6 +11,7 @@ pub mod clock;
 pub mod context;
 pub mod digest;
 pub mod handler;
+pub mod http_url;
 pub mod id;
 pub mod keys;
 pub mod metrics;

@@ -271,9 +271,9 @@ impl TaskOptions {
             validate_tags(tags)?;
         }
         if let Some(url) = &self.callback_url
-            && !crate::remote::is_http_url(url)
+            && !crate::http_url::is_http_url(url)
         {
-            return Err(("callback_url".into(), crate::remote::HTTP_URL_EXPECTED.into()));
+            return Err(("callback_url".into(), crate::http_url::HTTP_URL_EXPECTED.into()));
         }
         Ok(())
     }

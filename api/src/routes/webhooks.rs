@@ -75,8 +75,8 @@ pub async fn put_webhook(
 ) -> Result<Json<WebhookSubscription>, ApiError> {
     scope.check_queue(&queue)?;
     let queue = parse_whole_queue(&queue)?;
-    if !celeriac::remote::is_http_url(&body.url) {
-        return Err(ApiError::invalid("url", celeriac::remote::HTTP_URL_EXPECTED));
+    if !celeriac::http_url::is_http_url(&body.url) {
+        return Err(ApiError::invalid("url", celeriac::http_url::HTTP_URL_EXPECTED));
     }
     if state.settings.webhooks.secret.is_none() {
         return Err(ApiError::invalid("url", celeriac::settings::WebhookSettings::NO_SECRET));

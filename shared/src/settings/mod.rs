@@ -342,9 +342,9 @@ impl Settings {
             }
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
-            && !crate::remote::is_http_url(endpoint)
+            && !crate::http_url::is_http_url(endpoint)
         {
-            return Err(invalid("telemetry.otlp_endpoint", crate::remote::HTTP_URL_EXPECTED));
+            return Err(invalid("telemetry.otlp_endpoint", crate::http_url::HTTP_URL_EXPECTED));
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err(invalid("log.format", "must be text or json"));
