@@ -21,3 +21,32 @@ pub fn is_http_url(url: &str) -> bool {
     let host_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'[' | b']' | b'_' | b'-');
     url.len() <= 2048 && !host.is_empty() && host.bytes().all(host_ok) && path.bytes().all(|b| b.is_ascii_graphic())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_celeriac_calls_is_http_or_https_with_a_host_and_a_printable_path() {
+        for good in [
+            "http://localhost:8080/run",
+            "https://tasks.example.com",
+            "http://[::1]:9000/a?b=c",
+            "http://10.0.0.7/x_y-z",
+        ] {
+            assert!(is_http_url(good), "{good}");
+        }
+        let too_long = format!("http://h/{}", "a".repeat(2048));
+        for bad in [
+            "ftp://example.com/",
+            "http://",
+            "https:///path",
+            "http://exa mple.com/",
+            "http://example.com/a b",
+            "example.com/run",
+            too_long.as_str(),
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+    }
+}
