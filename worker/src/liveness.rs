@@ -18,8 +18,8 @@ pub fn host_id() -> Option<String> {
     Some(format!("{}/{}/{}", hostname(), boot.trim(), pid_ns.to_string_lossy()))
 }
 
-/// This machine's name (`HOSTNAME`, else the kernel's), part of its host id and of each
-/// worker's id.
+/// This machine's name (`HOSTNAME`, else the kernel's): part of its host id, of each worker's
+/// id, and the host a worker publishes.
 pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()

@@ -12,8 +12,7 @@ use super::fields::StoredSpec;
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 use crate::record::Progress;
-use crate::task::Verdict;
-use crate::task::{TaskError, TaskOptions};
+use crate::task::{TaskError, TaskOptions, Verdict};
 use crate::trace::TraceParent;
 
 /// How long a queue whose fetch answered "claim and start" (paused, or with priority lists

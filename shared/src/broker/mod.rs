@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-/// How a run ended: part of the task model (`task.rs`), named here too as [`Broker::finish`] takes it.
+/// How a run ended, from the task model (`task.rs`): [`Broker::finish`] takes it.
 pub use crate::task::Verdict;
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
