@@ -16,6 +16,7 @@ use self::refreshed::Refreshed;
 use crate::broker::NewTask;
 use crate::builtin::FieldError;
 use crate::call::CallOptions;
+use crate::id::fallback_queue;
 use crate::settings::TaskSettings;
 use crate::task::{TaskOptions, TaskSpec};
 use crate::{Broker, QueueName};
@@ -47,11 +48,6 @@ pub struct Resolved {
     pub spec: TaskSpec,
     pub queue: QueueName,
     pub options: TaskOptions,
-}
-
-/// The queue of a task that has no route and no known type (`default`).
-pub fn fallback_queue() -> QueueName {
-    QueueName::parse("default").expect("a valid queue name")
 }
 
 pub struct Catalog {

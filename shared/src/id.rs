@@ -18,6 +18,12 @@ pub const MAX_SHARDS: u32 = 256;
 /// queue names, so a shard's name never clashes with a queue's.
 const SHARD_MARK: char = '~';
 
+/// The queue of a task that has no route and no known type, and of a schedule or remote task
+/// type that names none: `default`.
+pub fn fallback_queue() -> QueueName {
+    QueueName::parse("default").expect("a valid queue name")
+}
+
 /// A validated queue name: ASCII letters, digits, `_`, `.` and `-`, 1 to 64 characters.
 /// Braces are excluded because the name becomes a Redis Cluster hash tag.
 ///

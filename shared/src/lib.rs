@@ -14,6 +14,7 @@ pub mod handler;
 pub mod http_url;
 pub mod id;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;

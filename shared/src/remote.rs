@@ -100,7 +100,7 @@ impl RemoteTaskType {
     pub fn spec(&self) -> TaskSpec {
         TaskSpec {
             name: self.name.clone(),
-            queue: QueueName::parse(&self.queue).unwrap_or_else(|_| crate::catalog::fallback_queue()),
+            queue: QueueName::parse(&self.queue).unwrap_or_else(|_| crate::id::fallback_queue()),
             options: self.options.clone(),
         }
     }

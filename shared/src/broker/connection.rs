@@ -26,7 +26,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
-use super::target::{RedisTarget, Topology};
+use crate::settings::target::{RedisTarget, Topology};
 
 /// How long a single reply may take before the call fails (the connection reconnects itself).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);

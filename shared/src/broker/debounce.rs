@@ -5,7 +5,7 @@
 //! Once it was promoted or started, the next call starts a new burst. See docs/design.md
 //! ("Flow control", Debounce).
 
-use super::enqueue::{EnqueueOutcome, NewTask};
+use super::new_task::{EnqueueOutcome, NewTask};
 use super::{Broker, BrokerError, scripts};
 use crate::id::{QueueName, TaskId};
 

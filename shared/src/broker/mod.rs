@@ -17,6 +17,7 @@ mod limits;
 mod listing;
 mod lost_reply;
 mod metrics;
+mod new_task;
 mod placement;
 mod priority;
 mod purge;
@@ -26,7 +27,6 @@ mod schedules;
 mod scripts;
 mod shards;
 pub mod streams;
-mod target;
 mod task_types;
 mod unique;
 mod wait;
@@ -40,25 +40,26 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+pub use crate::limits::{LimitError, MAX_LIMIT, QueueLimits, Rate};
+pub use crate::settings::target::{RedisTarget, TargetError, TlsFiles, Topology};
 /// How a run ended, from the task model (`task.rs`): [`Broker::finish`] takes it.
 pub use crate::task::Verdict;
 pub use admin::{MinuteCount, QueueOverview, THROUGHPUT_MINUTES};
 pub use audit::AuditReport;
 pub use batcher::EnqueueBatcher;
 pub use connection::{Connector, RedisConnection};
-pub use enqueue::{EnqueueOutcome, Idempotency, NewTask};
 pub use events::{TaskEvents, broadcast_recv};
 pub use history::TaskEvent;
 pub use lease::{
     Ack, Claim, DEAD_LETTERS_MAX, DEAD_LETTERS_MAX_AGE_SECS, Delivery, Fetched, Hold, Outcome, Started, fetch_script_hash, new_claim_token,
 };
-pub use limits::{LimitError, LimitsOutcome, LimitsSource, LimitsView, MAX_LIMIT, QueueLimits, Rate};
+pub use limits::{LimitsOutcome, LimitsSource, LimitsView};
 pub use listing::{ListCursor, ListFilter, TaskPage};
 pub use metrics::QueueStats;
+pub use new_task::{EnqueueOutcome, Idempotency, NewTask};
 pub use revoke::{RetryOutcome, RevokeOutcome, control};
 pub use schedules::{DeleteOutcome, FiredRun, PutOutcome, ScheduleEntry, ScheduleSource, ScheduleState};
 pub use shards::shard_of_key;
-pub use target::{RedisTarget, TargetError, TlsFiles, Topology};
 pub(crate) use unique::unique_key;
 pub use unique::{UniqueLock, UniqueRelease};
 pub use wait::QueueWaiter;

@@ -9,7 +9,7 @@
 //! duplicate call, which then takes it ([`Broker::end_stale_unique`]). See docs/design.md
 //! ("Unique tasks").
 
-use super::enqueue::{Idempotency, NewTask};
+use super::new_task::{Idempotency, NewTask};
 use super::{Broker, BrokerError, scripts};
 use crate::TaskState;
 use crate::digest::{FNV_OFFSET, fnv1a};

@@ -9,6 +9,7 @@ mod forms;
 mod layers;
 mod process;
 mod redis;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -185,7 +186,7 @@ pub struct TaskSettings {
     /// Queue -> its rate limit and concurrency cap (`[tasks.limits.emails] rate = "100/s"`),
     /// set in Redis at start unless an operator set the queue's limits through the API
     /// (see `celeriac::broker::Broker::apply_declared_limits`).
-    pub limits: BTreeMap<QueueName, crate::broker::QueueLimits>,
+    pub limits: BTreeMap<QueueName, crate::limits::QueueLimits>,
 }
 
 impl TaskSettings {
@@ -298,7 +299,7 @@ impl Settings {
 
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        crate::broker::RedisTarget::from_settings(&self.redis).map_err(|e| invalid(e.setting, e.message))?;
+        target::RedisTarget::from_settings(&self.redis).map_err(|e| invalid(e.setting, e.message))?;
         let ns = &self.redis.namespace;
         if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':')) {
             return Err(invalid("redis.namespace", "must be non-empty: letters, digits, '_', '.', '-', ':'"));

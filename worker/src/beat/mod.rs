@@ -171,7 +171,7 @@ impl Beat {
             self.broker.record_schedule(&name, Some(now), None).await?;
             return Ok(schedule.timing.next_after(now));
         };
-        let queue = schedule.queue.clone().unwrap_or_else(celeriac::catalog::fallback_queue);
+        let queue = schedule.queue.clone().unwrap_or_else(celeriac::id::fallback_queue);
         let grace_ms = self.config.misfire_grace.as_millis() as i64;
         let plan = plan(&schedule.timing, schedule.def.misfire, cursor, now, grace_ms);
         for occurrence in &plan.fire {

@@ -165,7 +165,7 @@ impl RedisTarget {
     }
 
     /// The target `[redis]` names (its URL and TLS files).
-    pub fn from_settings(settings: &crate::settings::RedisSettings) -> Result<Self, TargetError> {
+    pub fn from_settings(settings: &super::redis::RedisSettings) -> Result<Self, TargetError> {
         let files = TlsFiles {
             ca_file: settings.ca_file.clone(),
             client_cert: settings.client_cert.clone(),
