@@ -3,8 +3,8 @@
 //! development mail server. It can also save each message as `<queue id>.eml` in a folder.
 //!
 //! Recipients under `@reject.test` are refused with a 550, so tests can prove that a refusal
-//! reaches the sender. The protocol itself lives in [`session`], the parsed view of a message
-//! in [`mail`].
+//! reaches the sender. The protocol itself lives in `smtp/session.rs`, the parsed view of a
+//! message in `smtp/mail.rs`.
 
 mod mail;
 mod session;

@@ -68,7 +68,7 @@ impl EnqueueBatcher {
         }
     }
 
-    /// The same with its loops ending after `idle` without a call instead of [`IDLE`].
+    /// The same with its loops ending after `idle` without a call instead of `IDLE` (30 s).
     pub fn with_idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
         self

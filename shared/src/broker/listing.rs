@@ -31,7 +31,7 @@ pub struct ListCursor {
 }
 
 impl ListCursor {
-    /// Parses `<seq>.<queue>,<seq>.<queue>...`, the form [`ListCursor::to_string`] writes.
+    /// Parses `<seq>.<queue>,<seq>.<queue>...`, the form its `Display` writes.
     pub fn parse(raw: &str) -> Option<Self> {
         let mut next = BTreeMap::new();
         for part in raw.split(',') {
