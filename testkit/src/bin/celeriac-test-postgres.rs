@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 #[derive(Debug, Parser)]
 #[command(version, about = "A throwaway PostgreSQL on a free loopback port, for tests")]
 struct Args {
-    /// The database to create (letters, digits and '_', starting with a letter).
+    /// The database to create (1 to 63 of a-z, 0-9 and '_', starting with a letter).
     #[arg(long, default_value = "celeriac", value_parser = database_name)]
     database: String,
 }
