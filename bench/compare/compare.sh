@@ -55,6 +55,21 @@ for s in $SYSTEMS; do
 done
 [[ "$SMOKE" =~ ^[01]$ ]] || die "SMOKE must be 0 or 1, got '$SMOKE'"
 
+# Copy Celeriac's binaries so a rebuild in the shared target/ cannot swap them mid-run
+# (celeriac-bench starts the worker and gateway found beside itself).
+mkdir -p "$WORK/bin"
+HAVE_CELERIAC=1
+for b in celeriac-bench celeriac-worker celeriac-api celeriac-http-yardstick celeriac-latency-yardstick; do
+  if [ -x "$CELERIAC_BIN/$b" ]; then cp "$CELERIAC_BIN/$b" "$WORK/bin/$b.tmp" && mv "$WORK/bin/$b.tmp" "$WORK/bin/$b"
+  else HAVE_CELERIAC=0; echo "missing $CELERIAC_BIN/$b: build with" \
+    "cargo build --release -p celeriac-bench -p celeriac-worker -p celeriac-api --bins"; fi
+done
+# A side-by-side run without Celeriac's binaries would spend its minutes measuring only the
+# peers: refused here, unless SYSTEMS leaves Celeriac out.
+if on celeriac && [ "$HAVE_CELERIAC" = 0 ]; then
+  die "Celeriac's release binaries are missing (above); build them, or leave celeriac out of SYSTEMS"
+fi
+
 # ---------------------------------------------------------------- setup (reused when present)
 [ -d "$PEERS_SRC" ] || die "no peers folder at $PEERS_SRC"
 mkdir -p "$P"
@@ -85,16 +100,6 @@ if on seed && ! command -v wrk >/dev/null; then
   { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq wrk; } >"$OUT/logs/apt-wrk.log" 2>&1 || true
   command -v wrk >/dev/null || { HAVE_WRK=0; echo "wrk did not install: seed-app HTTP measure skipped"; }
 fi
-
-# Copy Celeriac's binaries so a rebuild in the shared target/ cannot swap them mid-run
-# (celeriac-bench starts the worker and gateway found beside itself).
-mkdir -p "$WORK/bin"
-HAVE_CELERIAC=1
-for b in celeriac-bench celeriac-worker celeriac-api celeriac-http-yardstick celeriac-latency-yardstick; do
-  if [ -x "$CELERIAC_BIN/$b" ]; then cp "$CELERIAC_BIN/$b" "$WORK/bin/$b.tmp" && mv "$WORK/bin/$b.tmp" "$WORK/bin/$b"
-  else HAVE_CELERIAC=0; echo "missing $CELERIAC_BIN/$b: build with" \
-    "cargo build --release -p celeriac-bench -p celeriac-worker -p celeriac-api --bins"; fi
-done
 
 # ---------------------------------------------------------------- the ONE peers redis-server
 for port in "$REDIS_PORT" "$YARD_PORT"; do
