@@ -28,8 +28,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::debounce::debounce_key;
+use super::enqueue::stored;
 use super::unique::unique_key;
-use super::{Broker, BrokerError, EnqueueOutcome, NewTask};
+use super::{Broker, BrokerError, NewTask};
 use crate::id::{QueueName, made_ms_of};
 
 /// Most tasks in one batched call.
@@ -115,7 +116,7 @@ impl EnqueueBatcher {
             return answered.await.unwrap_or_else(|_| Err(lost_loop(&queue)));
         };
         // The loop ended (idle, or its runtime is stopping): alone, then.
-        let alone = Box::pin(enqueue_alone(&self.broker, &queue, &waiting.task, waiting.max_pending));
+        let alone = Box::pin(self.broker.enqueue_plain(&queue, &waiting.task, waiting.max_pending));
         alone.await
     }
 
@@ -191,25 +192,9 @@ async fn store(broker: &Broker, queue: &QueueName, batch: Vec<Waiting>) {
         }
     }
     let alone = tasks.iter().zip(calls).map(|(task, (max_pending, call))| async move {
-        let _ = call.send(enqueue_alone(broker, queue, task, max_pending).await);
+        let _ = call.send(broker.enqueue_plain(queue, task, max_pending).await);
     });
     futures::future::join_all(alone).await;
-}
-
-/// One task in a call of its own, which must be stored (a plain task's outcome).
-pub(super) async fn enqueue_alone(broker: &Broker, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
-    broker
-        .enqueue(queue, std::slice::from_ref(task), max_pending, None)
-        .await
-        .and_then(stored)
-}
-
-/// A plain task's enqueue answers "stored" or an error.
-fn stored(outcome: EnqueueOutcome) -> Result<(), BrokerError> {
-    match outcome {
-        EnqueueOutcome::Stored => Ok(()),
-        other => Err(BrokerError::Protocol(format!("a plain task's enqueue answered {other:?}"))),
-    }
 }
 
 /// Whether the enqueue script refused the batch before writing anything, for a reason that

@@ -10,6 +10,15 @@ use crate::id::{QueueName, TaskId};
 pub const LISTING_MAX: u64 = 1_000_000;
 
 impl Broker {
+    /// One plain task (no idempotency key; its uniqueness and debounce, if any, already
+    /// cleared by the caller) in a call of its own: `Ok` once stored, and any other outcome an
+    /// error. The enqueue batcher's fallback and a retry from the archive store tasks this way.
+    pub(super) async fn enqueue_plain(&self, queue: &QueueName, task: &NewTask, max_pending: u64) -> Result<(), BrokerError> {
+        self.enqueue(queue, std::slice::from_ref(task), max_pending, None)
+            .await
+            .and_then(stored)
+    }
+
     /// Stores `tasks` (all on `queue`) in one atomic step. `max_pending` > 0 refuses the whole
     /// batch with [`BrokerError::QueueFull`] when it would push the queue past that length.
     ///
@@ -149,5 +158,13 @@ impl Broker {
         }
         self.remember_queue(queue).await?;
         Ok(outcome)
+    }
+}
+
+/// A plain task's enqueue answers "stored" or an error.
+pub(super) fn stored(outcome: EnqueueOutcome) -> Result<(), BrokerError> {
+    match outcome {
+        EnqueueOutcome::Stored => Ok(()),
+        other => Err(BrokerError::Protocol(format!("a plain task's enqueue answered {other:?}"))),
     }
 }

@@ -3,7 +3,6 @@
 //! Retry: a failed or revoked task runs again under its id, from its Redis record or, once
 //! that expired, from its archived one.
 
-use super::batcher::enqueue_alone;
 use super::{Broker, BrokerError, NewTask, scripts};
 use crate::id::TaskId;
 use crate::record::TaskRecord;
@@ -142,7 +141,7 @@ impl Broker {
         task.options = record.options.clone();
         task.options.unique_for = None;
         task.options.debounce = None;
-        match enqueue_alone(self, id.queue(), &task, 0).await {
+        match self.enqueue_plain(id.queue(), &task, 0).await {
             Ok(()) => Ok(RetryOutcome::Queued),
             Err(BrokerError::Duplicate(_)) => self.retry(id).await,
             Err(e) => Err(e),
