@@ -43,6 +43,12 @@ struct Args {
     /// 118,000 and 126,000/s, minutes apart.
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: usize,
+    /// Runtime threads of every worker process the bench starts (`worker.threads`). One by
+    /// default: the bench runs Redis, itself and the workers on the same few cores, where a
+    /// worker of one thread drained 9% more than one of a thread per core (the worker's own
+    /// default) in interleaved runs here (docs/benchmarks.md, "The worker's runtime threads").
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    worker_threads: usize,
     /// Connections of the HTTP measure (`POST /emails`, 10 s).
     #[arg(long, default_value_t = 50, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     connections: usize,
@@ -103,6 +109,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     celeriac::tls::install_crypto_provider();
+    procs::set_worker_threads(args.worker_threads);
     let sizes = if args.smoke {
         measures::Sizes {
             enqueue: 2_000,

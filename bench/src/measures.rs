@@ -171,6 +171,10 @@ impl Bench {
             (n as u64 - first) as f64 / elapsed,
             "tasks/s",
         );
+        if let Some(threads) = procs::worker_threads() {
+            self.report
+                .add("worker runtime threads (`--worker-threads`)", threads as f64, "threads");
+        }
         let worker_cpu: Duration = workers.iter().map(Proc::cpu).sum();
         let drained = phase.close(&mut conn, n).await?;
         self.report.add(

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use celeriac_testkit::proc_stat::cpu_of;
@@ -62,7 +63,21 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Environment for a gateway or worker process on the bench's Redis and namespace.
+/// The runtime threads of every worker the bench starts (`--worker-threads`), set once.
+static WORKER_THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Sets the runtime threads of the workers started from now on (the first call wins).
+pub fn set_worker_threads(threads: usize) {
+    let _ = WORKER_THREADS.set(threads);
+}
+
+/// The runtime threads the bench's workers run on; `None`: the worker's default.
+pub fn worker_threads() -> Option<usize> {
+    WORKER_THREADS.get().copied()
+}
+
+/// Starts the gateway or worker binary `name` with `args`, on the environment `env` (the
+/// bench's Redis and namespace) over the bench's defaults.
 pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Proc> {
     let mut cmd = Command::new(sibling(name)?);
     cmd.args(args)
@@ -70,6 +85,9 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Resul
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let (Some(threads), "celeriac-worker") = (worker_threads(), name) {
+        cmd.env("CELERIAC__WORKER__THREADS", threads.to_string());
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -3,6 +3,7 @@
 //! own_tasks`; the gateway then accepts `POST /tasks {"task": "resize", "args": {...}}`.
 
 use celeriac::{QueueName, Task, TaskContext, TaskError, TaskSpec};
+use celeriac_worker::cli::WorkerOptions;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -36,13 +37,15 @@ impl Task for Resize {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Consume the task's queue; vec![] would take `worker.queues` from the settings.
-    celeriac_worker::cli::run_worker(vec!["images".into()], None, |_settings| {
+fn main() -> anyhow::Result<()> {
+    // Consume the task's queue; the settings give the rest (an empty list: `worker.queues`).
+    let options = WorkerOptions {
+        queues: vec!["images".into()],
+        ..Default::default()
+    };
+    celeriac_worker::cli::worker_main(options, |_settings| {
         let mut registry = celeriac_worker::Registry::new();
         registry.register(Resize);
         Ok(registry)
     })
-    .await
 }

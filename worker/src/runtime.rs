@@ -75,7 +75,7 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = self.shared;
         let config = &shared.config;
-        tracing::info!(worker = %config.id, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), concurrency = config.concurrency, "worker starting");
+        tracing::info!(worker = %config.id, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), concurrency = config.concurrency, threads = tokio::runtime::Handle::current().metrics().num_workers(), "worker starting");
         let specs: Vec<_> = shared.registry.specs().cloned().collect();
         if let Err(e) = shared.broker.register_tasks(&specs).await {
             tracing::warn!(error = %e, "could not publish the task types (Redis unreachable?); the gateway knows only the built-in ones");

@@ -32,6 +32,10 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Most tasks taken from Redis in one call (never more than free slots).
     pub batch_size: usize,
+    /// Threads of the async runtime the worker's tasks run on when `--threads` is not given
+    /// (`threads = 1`); unset: one per core. One is enough for I/O-bound tasks, and leaves
+    /// the other cores to a Redis on the same machine ([`MAX_THREADS`] at most).
+    pub threads: Option<usize>,
     /// How long a worker's lease on its tasks lasts without a heartbeat (`lease = "30s"`,
     /// or `lease_secs = 30`).
     #[serde(deserialize_with = "duration")]
@@ -80,6 +84,7 @@ impl Default for WorkerSettings {
             queues,
             concurrency: 16,
             batch_size: 128,
+            threads: None,
             lease: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             health_bind: None,
@@ -105,6 +110,18 @@ impl Default for SmtpSettings {
     }
 }
 
+/// The most runtime threads a worker may ask for (`worker.threads`, `--threads`).
+pub const MAX_THREADS: usize = 1_024;
+
+/// Checks a number of runtime threads; the message says what is allowed.
+pub fn check_threads(threads: usize) -> Result<(), String> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        Ok(())
+    } else {
+        Err(format!("must be 1 to {MAX_THREADS} (got {threads})"))
+    }
+}
+
 impl ProcessSettings for WorkerProcessSettings {
     fn common_mut(&mut self) -> &mut Settings {
         &mut self.common
@@ -121,6 +138,9 @@ impl ProcessSettings for WorkerProcessSettings {
         }
         if !(1..=1_000).contains(&w.batch_size) {
             return Err(invalid("worker.batch_size", "must be 1 to 1000"));
+        }
+        if let Some(threads) = w.threads {
+            check_threads(threads).map_err(|message| invalid("worker.threads", &message))?;
         }
         crate::order::QueueOrder::parse(&w.order, &w.queues, &w.weights).map_err(|(setting, message)| invalid(&setting, &message))?;
         if let Some(url) = &w.gateway_url
@@ -208,6 +228,19 @@ pub(crate) mod tests {
         assert_eq!(e.setting, "worker.grace", "{e}");
         let e = load(&[], &[("CELERIAC__SMTP__SECURITY", "ssl")]).unwrap_err();
         assert_eq!(e.setting, "smtp.security");
+    }
+
+    #[test]
+    fn runtime_threads_are_read_and_checked() {
+        assert_eq!(load(&[], &[]).unwrap().worker.threads, None, "one per core unless set");
+        let s = load(&[("base.toml", "[worker]\nthreads = 1\n")], &[]).unwrap();
+        assert_eq!(s.worker.threads, Some(1));
+        let s = load(&[], &[("CELERIAC__WORKER__THREADS", "3")]).unwrap();
+        assert_eq!(s.worker.threads, Some(3));
+        for bad in ["0", "1025", "-1", "two"] {
+            let e = load(&[], &[("CELERIAC__WORKER__THREADS", bad)]).unwrap_err();
+            assert!(e.to_string().contains("worker.threads"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -20,10 +20,24 @@ struct Args {
     /// How the queues share the slots: fair, strict (the first always first) or weighted.
     #[arg(long)]
     order: Option<String>,
+    /// Threads of the async runtime the tasks run on (default: `worker.threads`, else one per
+    /// core). One suits I/O-bound tasks beside a Redis on the same few cores.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    celeriac_worker::cli::run_worker_with(args.queues, args.concurrency, args.order, celeriac_worker::tasks::builtin_registry).await
+fn main() -> anyhow::Result<()> {
+    let Args {
+        queues,
+        concurrency,
+        order,
+        threads,
+    } = Args::parse();
+    let options = celeriac_worker::cli::WorkerOptions {
+        queues,
+        concurrency,
+        order,
+        threads,
+    };
+    celeriac_worker::cli::worker_main(options, celeriac_worker::tasks::builtin_registry)
 }

@@ -14,5 +14,6 @@ mod recovery;
 mod remote;
 mod report_archive;
 mod start_check;
+mod threads;
 mod webhooks;
 mod workflows;
