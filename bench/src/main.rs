@@ -45,8 +45,9 @@ struct Args {
     workers: usize,
     /// Runtime threads of every worker process the bench starts (`worker.threads`). One by
     /// default: the bench runs Redis, itself and the workers on the same few cores, where a
-    /// worker of one thread drained 9% more than one of a thread per core (the worker's own
-    /// default) in interleaved runs here (docs/benchmarks.md, "The worker's runtime threads").
+    /// worker of one thread drained 7 to 12% more than one of a thread per core (the worker's
+    /// own default) in interleaved runs here (docs/benchmarks.md, "The worker's runtime
+    /// threads").
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     worker_threads: usize,
     /// Connections of the HTTP measure (`POST /emails`, 10 s).
