@@ -43,7 +43,10 @@ async fn an_archiver_killed_between_insert_and_ack_loses_and_duplicates_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archiver_aborted_mid_run_loses_and_duplicates_nothing() {
     let env = env().await;
-    let ids = run_tasks_in_calls(&env.broker, 40, 10).await; // 40 entries of 10 endings
+    // 200 entries of 10 endings, archived 10 at a time: 200 batches, far more than the
+    // archiver can commit between two looks of the poll below, so the abort lands mid-run
+    // (with 40 entries it once finished all of them first, on a loaded CI machine).
+    let ids = run_tasks_in_calls(&env.broker, 200, 10).await;
     let a = Arc::new(archiver(&env, "aborted", 10, Duration::from_secs(30)));
     let run = tokio::spawn(async move { a.run(std::future::pending()).await });
     eventually(Duration::from_secs(10), "the first archiver has begun", || async {
@@ -55,7 +58,7 @@ async fn an_archiver_aborted_mid_run_loses_and_duplicates_nothing() {
     let archived = archived_ids(&env.pool).await.len();
     assert!(archived < ids.len(), "aborted mid-run ({archived} archived)");
 
-    drain_with_survivor(&env, 100).await;
+    drain_with_survivor(&env, 200).await;
     assert_eq!(archived_ids(&env.pool).await, ids);
 }
 
