@@ -61,10 +61,7 @@ pub async fn run_worker_with(
     make_registry: fn(&WorkerProcessSettings) -> anyhow::Result<Registry>,
 ) -> anyhow::Result<()> {
     let settings = WorkerProcessSettings::load()?;
-    if let Some(wanted) = settings.worker.threads {
-        let has = tokio::runtime::Handle::current().metrics().num_workers();
-        runtime_matches(wanted, has)?;
-    }
+    runtime_follows(&settings)?;
     let options = WorkerOptions {
         queues,
         concurrency,
@@ -75,8 +72,13 @@ pub async fn run_worker_with(
 }
 
 /// A runtime the binary built itself cannot follow `worker.threads`; rather than let the
-/// setting go unread, the start stops, saying how to have it.
-fn runtime_matches(wanted: usize, has: usize) -> anyhow::Result<()> {
+/// setting go unread, the start stops when the current runtime's threads differ from it,
+/// saying how to have it.
+fn runtime_follows(settings: &WorkerProcessSettings) -> anyhow::Result<()> {
+    let Some(wanted) = settings.worker.threads else {
+        return Ok(());
+    };
+    let has = tokio::runtime::Handle::current().metrics().num_workers();
     anyhow::ensure!(
         wanted == has,
         "worker.threads: {wanted} set, but this binary's own runtime has {has} threads: \
@@ -161,10 +163,18 @@ pub async fn run_beat() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_runtime_of_other_threads_than_the_setting_stops_the_start_naming_it() {
-        assert!(runtime_matches(2, 2).is_ok());
-        let e = runtime_matches(1, 2).unwrap_err().to_string();
+    /// The settings with `worker.threads` set to `threads`.
+    fn with_threads(threads: Option<usize>) -> WorkerProcessSettings {
+        let mut settings = WorkerProcessSettings::default();
+        settings.worker.threads = threads;
+        settings
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_runtime_of_other_threads_than_the_setting_stops_the_start_naming_it() {
+        assert!(runtime_follows(&with_threads(None)).is_ok(), "unset: any runtime");
+        assert!(runtime_follows(&with_threads(Some(2))).is_ok());
+        let e = runtime_follows(&with_threads(Some(1))).unwrap_err().to_string();
         assert!(
             e.starts_with("worker.threads: 1 set, but this binary's own runtime has 2 threads"),
             "{e}"

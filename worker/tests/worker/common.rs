@@ -30,8 +30,22 @@ impl Setup {
     }
 
     pub fn worker_with(&self, concurrency: usize, env: &[(&str, &str)]) -> WorkerProcess {
+        let mut cmd = self.worker_command(&["--concurrency", &concurrency.to_string()]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        WorkerProcess {
+            child: cmd.spawn().expect("spawn celeriac-worker"),
+        }
+    }
+
+    /// The `celeriac-worker` command on `default` with `args`, this setup's Redis and
+    /// namespace, a 2 s lease, a 1 s grace period, warnings on standard error and nothing on
+    /// standard output (a caller may change any of it before spawning).
+    pub fn worker_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_celeriac-worker"));
-        cmd.args(["--queues", "default", "--concurrency", &concurrency.to_string()])
+        cmd.args(["--queues", "default"])
+            .args(args)
             .env("CELERIAC_CONFIG_DIR", "/nonexistent")
             .env("CELERIAC__REDIS__URL", self.redis.url())
             .env("CELERIAC__REDIS__NAMESPACE", &self.namespace)
@@ -40,12 +54,7 @@ impl Setup {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        WorkerProcess {
-            child: cmd.spawn().expect("spawn celeriac-worker"),
-        }
+        cmd
     }
 
     /// Starts a `celeriac-beat` process reading its settings from `config_dir`.

@@ -4,7 +4,7 @@
 //! line naming it.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -18,14 +18,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A worker on `default` with `args` and `env`, its log lines (stdout, at `info`) sent on.
 fn worker(setup: &Setup, args: &[&str], env: &[(&str, &str)]) -> (WorkerProcess, mpsc::Receiver<String>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_celeriac-worker"));
-    cmd.args(["--queues", "default"])
-        .args(args)
-        .env("CELERIAC_CONFIG_DIR", "/nonexistent")
-        .env("CELERIAC__REDIS__URL", setup.redis.url())
-        .env("CELERIAC__REDIS__NAMESPACE", &setup.namespace)
-        .env("CELERIAC__WORKER__GRACE_SECS", "1")
-        .env("RUST_LOG", "celeriac_worker=info")
+    let mut cmd = setup.worker_command(args);
+    cmd.env("RUST_LOG", "celeriac_worker=info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
