@@ -44,7 +44,8 @@ impl TaskRecord {
             task: spec.name.to_owned(),
             state,
             attempt: int(&h, field::RETRIES).unwrap_or(0) as u32 + 1,
-            deliveries: int(&h, field::DELIVERIES).unwrap_or(0) as u32,
+            // Written from the second delivery on: a run without it is the first.
+            deliveries: int(&h, field::DELIVERIES).unwrap_or(i64::from(run.is_some())) as u32,
             max_retries: options.max_retries.or(TaskOptions::worker_defaults().max_retries).unwrap_or(0),
             args: serde_json::from_str(&unpack(spec.args)).unwrap_or(Value::Null),
             progress: json(&mut h, field::PROGRESS).and_then(|v| serde_json::from_value(v).ok()),
@@ -97,6 +98,22 @@ mod tests {
         // A record from before: its own finish-time field is read first.
         let old = [("s", "SUCCESS"), spec, ("fa", "1764626000999"), ("h", "2 SUCCESS 5\n1 STARTED 4")];
         assert_eq!(finished_at(&old), Some(1_764_626_000_999));
+    }
+
+    #[test]
+    fn deliveries_are_the_count_field_else_one_for_a_record_with_a_run() {
+        let id = TaskId::parse("default-0193a1b2c3d4e5f60718293a4b5c6d7e").unwrap();
+        let deliveries = |fields: &[(&str, &str)]| {
+            let h = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            TaskRecord::from_hash(id.clone(), h).unwrap().deliveries
+        };
+        let spec = ("t", "echo\n1\n\n\n[1]");
+        assert_eq!(deliveries(&[("s", "PENDING"), spec]), 0);
+        // A first start writes the run field alone (start_tasks.lua).
+        assert_eq!(deliveries(&[("s", "STARTED"), spec, ("w", "*1764626000000 w1")]), 1);
+        assert_eq!(deliveries(&[("s", "STARTED"), spec, ("w", "*1764626000000 w1"), ("d", "3")]), 3);
+        // Requeued after a start: the run field is gone, the count stays.
+        assert_eq!(deliveries(&[("s", "PENDING"), spec, ("d", "1")]), 1);
     }
 
     #[test]

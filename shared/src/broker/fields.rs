@@ -13,6 +13,10 @@ pub(crate) mod field {
     pub const STATE: &str = "s";
     /// The task as enqueued, packed ([`super::StoredSpec`]).
     pub const SPEC: &str = "t";
+    /// How many times a worker started the task, written from the second start on (a
+    /// first start writes one field less, for the drain's every task): absent, it is 1 when
+    /// the record has a [`RUN`] and 0 when it has none. A script that deletes the run field
+    /// (requeue.lua, retry.lua) writes `d` first when it is absent.
     pub const DELIVERIES: &str = "d";
     pub const RETRIES: &str = "rt";
     /// The current or last run: `<started ms> <worker id>`, one field (fewer fields is

@@ -47,7 +47,7 @@ local moved, released, taken_back = 0, 0, {}
 for i = 7, #ARGV do
   local suffix = ARGV[i]
   local key = KEYS[i + 4]
-  local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w', 'p')
+  local f = redis.call('HMGET', key, 's', 'h', 'rv', 'wf', 'w', 'p', 'd')
   local held = redis.call(legacy and 'SREM' or 'HDEL', KEYS[1], suffix) == 1
   if held then
     released = released + 1
@@ -65,7 +65,13 @@ for i = 7, #ARGV do
     else
       -- its start first, if not in the log yet; the run field goes
       local h = next_event((folded(f[2], f[5])), 'PENDING', ARGV[5])
-      redis.call('HSET', key, 's', 'PENDING', 'h', h)
+      -- A first delivery is told by its run field alone (start_tasks.lua): with that field
+      -- gone, its count is written.
+      if f[5] and not f[7] then
+        redis.call('HSET', key, 's', 'PENDING', 'h', h, 'd', '1')
+      else
+        redis.call('HSET', key, 's', 'PENDING', 'h', h)
+      end
       redis.call('HDEL', key, 'w', 'sa') -- 'sa': records from before the start time moved into 'w'
       if f[6] and levels then
         redis.call('RPUSH', KEYS[levels + 9 - tonumber(f[6])], suffix)

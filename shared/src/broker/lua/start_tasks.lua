@@ -98,9 +98,9 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
     -- hold is absent. Any other record (or one of two fields without a spec) is read in full.
     local f
     if call('HLEN', key) == 2 then f = call('HMGET', key, 's', 't') end
-    if not (f and f[2]) then f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr') end
+    if not (f and f[2]) then f = call('HMGET', key, 's', 't', 'rt', 'x', 'eta', 'd', 'wf', 'kr', 'w') end
     -- Only a task delivered before has a run field, maybe with its start not logged yet.
-    local w = f[6] and call('HGET', key, 'w')
+    local w = f[9]
     local state, spec, expires = f[1], f[2], tonumber(f[4])
     if state and not spec then spec = legacy_spec(key) end
     if leased and not leased[i] then
@@ -131,7 +131,9 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
         let_go(o, suffix, 'deferred')
       else
         if f[8] then call('HDEL', key, 'kr') end
-        local delivery = f[6] and increment(f[6]) or '1'
+        -- The deliveries field 'd' is written from the second delivery on: a run field
+        -- without it is the first (fields.rs), so a first start writes one field less.
+        local delivery = f[6] and increment(f[6]) or (w and '2') or '1'
         -- The STARTED event stays out of the log, marked in the run field (history.lua); a
         -- start asked again while the first one's event is still out folds that one in first
         -- (the only start that reads the log).
@@ -139,6 +141,8 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
         if start_out_of_log(w) then h, run = folded(call('HGET', key, 'h'), w) end
         if run then
           call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery, 'h', h)
+        elseif delivery == '1' then
+          call('HSET', key, 's', 'STARTED', 'w', run_field)
         else
           call('HSET', key, 's', 'STARTED', 'w', run_field, 'd', delivery)
         end

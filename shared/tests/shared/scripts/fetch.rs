@@ -183,6 +183,40 @@ async fn a_poison_workflow_member_of_two_fields_still_reaches_its_workflow() {
     assert_eq!(outbox, [poison.id.suffix()]);
 }
 
+/// A first start writes the state and the run field only: its delivery count, 1, is told by
+/// the run field. The count is written from then on: by the second start, and by a manual
+/// retry, which deletes the run field (as a requeue does: `requeue_reap::`).
+#[tokio::test]
+async fn a_first_start_writes_no_delivery_count_and_later_ones_count_on_from_it() {
+    let (_redis, broker) = redis_and_broker();
+    let tasks = echoes(1);
+    broker.enqueue(&queue(), &tasks, 0, None).await.unwrap();
+    let key = broker.keys().task(&tasks[0].id);
+    let mut conn = broker.connection();
+    let first = runs(fetch_started(&broker, "w1", 1).await);
+    assert_eq!(first[0].delivery, 1);
+    let mut fields: Vec<String> = conn.hkeys(&key).await.unwrap();
+    fields.sort();
+    assert_eq!(fields, ["s", "t", "w"], "no field but the state, the spec and the run");
+    assert_eq!(broker.get(&tasks[0].id).await.unwrap().unwrap().deliveries, 1);
+
+    let failed = Outcome {
+        id: first[0].id.clone(),
+        delivery: 1,
+        verdict: Verdict::Failure(celeriac::TaskError::permanent("no")),
+    };
+    assert_eq!(broker.finish(&queue(), "w1", &[failed]).await.unwrap(), [Ack::Stored]);
+    assert_eq!(broker.get(&tasks[0].id).await.unwrap().unwrap().deliveries, 1);
+    broker.retry(&tasks[0].id).await.unwrap();
+    let retried = broker.get(&tasks[0].id).await.unwrap().unwrap();
+    assert_eq!((retried.state, retried.deliveries, retried.worker), (TaskState::Pending, 1, None));
+
+    let second = runs(fetch_started(&broker, "w2", 1).await);
+    assert_eq!(second[0].delivery, 2);
+    assert_eq!(broker.get(&tasks[0].id).await.unwrap().unwrap().deliveries, 2);
+    assert_eq!(conn.hget::<_, _, String>(&key, "d").await.unwrap(), "2");
+}
+
 #[tokio::test]
 async fn a_paused_limited_or_prioritized_queue_is_claimed_the_two_call_way() {
     // Paused: nothing taken, as a claim says.
