@@ -4,7 +4,10 @@
 //! in a `task` span carrying the task id and the trace it continues, so every log line of the
 //! run carries them. Tests call [`execute`] directly.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use celeriac::broker::{Delivery, Outcome, Verdict};
 use celeriac::trace::TraceParent;
@@ -118,9 +121,10 @@ async fn run(
         delivery.delivery,
         trace,
     );
-    // The handler runs in its own task: it must carry the span along, or its lines lose the id.
-    let run = tokio::spawn(registered.run(ctx, &delivery.args).instrument(tracing::Span::current()));
-    let stopper = run.abort_handle();
+    // The handler is polled here, inside the run's span, with its panic caught: no task of its
+    // own (a spawn, then a wake-up of this one, for every run). Another branch winning below
+    // drops it, which stops it at its next await.
+    let run = AssertUnwindSafe(registered.run(ctx, &delivery.args)).catch_unwind();
     // The soft limit fires the task's token; the timer dies with this function.
     let _soft_limit = options.soft_time_limit.map(|secs| {
         let cancel = cancel.clone();
@@ -132,26 +136,22 @@ async fn run(
             .abort_handle(),
         )
     });
-    let hard_limit = options.time_limit.map(Duration::from_secs_f64).unwrap_or(Duration::MAX);
+    // No hard limit, no timer: a sleep is registered with the runtime's timer when first
+    // polled, and its branch below is not polled at all without a limit.
+    let hard_limit = options.time_limit.map(Duration::from_secs_f64);
     // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {
         biased;
         _ = abort.cancelled() => {
-            stopper.abort();
             tracing::info!("interrupted by the shutdown; the task goes back to its queue");
             return Execution::Interrupted(Box::new(delivery));
         }
-        _ = terminate.cancelled() => {
-            stopper.abort();
-            Err(TaskError::permanent("stopped by a revoke").with_kind("Revoked"))
-        }
-        joined = run => match joined {
+        _ = terminate.cancelled() => Err(TaskError::permanent("stopped by a revoke").with_kind("Revoked")),
+        ran = run => match ran {
             Ok(result) => result,
-            Err(e) if e.is_panic() => Err(TaskError::permanent(panic_message(e.into_panic())).with_kind("Panic")),
-            Err(_) => Err(TaskError::permanent("the run was cancelled").with_kind("Cancelled")),
+            Err(panic) => Err(TaskError::permanent(panic_message(panic)).with_kind("Panic")),
         },
-        _ = tokio::time::sleep(hard_limit) => {
-            stopper.abort();
+        _ = tokio::time::sleep(hard_limit.unwrap_or_default()), if hard_limit.is_some() => {
             Err(TaskError::permanent(format!("stopped after the hard time limit of {}s", options.time_limit.unwrap_or_default())).with_kind("TimeLimitExceeded"))
         }
     };
