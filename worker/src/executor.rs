@@ -139,6 +139,7 @@ async fn run(
     // No hard limit, no timer: a sleep is registered with the runtime's timer when first
     // polled, and its branch below is not polled at all without a limit.
     let hard_limit = options.time_limit.map(Duration::from_secs_f64);
+    let began = tokio::time::Instant::now();
     // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {
         biased;
@@ -148,12 +149,13 @@ async fn run(
         }
         _ = terminate.cancelled() => Err(TaskError::permanent("stopped by a revoke").with_kind("Revoked")),
         ran = run => match ran {
+            // A handler that held its thread past the limit (no await for the timer to fire
+            // at) and then returned overran it all the same.
+            Ok(_) if hard_limit.is_some_and(|limit| began.elapsed() > limit) => Err(time_limit_exceeded(&options)),
             Ok(result) => result,
             Err(panic) => Err(TaskError::permanent(panic_message(panic)).with_kind("Panic")),
         },
-        _ = tokio::time::sleep(hard_limit.unwrap_or_default()), if hard_limit.is_some() => {
-            Err(TaskError::permanent(format!("stopped after the hard time limit of {}s", options.time_limit.unwrap_or_default())).with_kind("TimeLimitExceeded"))
-        }
+        _ = tokio::time::sleep(hard_limit.unwrap_or_default()), if hard_limit.is_some() => Err(time_limit_exceeded(&options)),
     };
     if abort.is_cancelled() {
         tracing::info!("interrupted by the shutdown; the task goes back to its queue");
@@ -190,6 +192,14 @@ fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Re
         delivery: delivery.delivery,
         verdict,
     })
+}
+
+fn time_limit_exceeded(options: &TaskOptions) -> TaskError {
+    TaskError::permanent(format!(
+        "stopped after the hard time limit of {}s",
+        options.time_limit.unwrap_or_default()
+    ))
+    .with_kind("TimeLimitExceeded")
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -298,6 +308,67 @@ mod tests {
             Some(format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{run_span}-01").as_str()),
             "the context hands the run's own traceparent to the handler"
         );
+    }
+
+    /// Holds its thread for 300 ms without an await, as a CPU-bound handler does, then
+    /// succeeds.
+    struct Blocking;
+
+    impl Task for Blocking {
+        type Args = Value;
+        type Output = ();
+
+        fn spec(&self) -> TaskSpec {
+            TaskSpec {
+                name: "blocking".into(),
+                queue: QueueName::parse("default").unwrap(),
+                options: Default::default(),
+            }
+        }
+
+        async fn run(&self, _ctx: TaskContext, _args: Value) -> Result<(), TaskError> {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
+    }
+
+    /// The handler is polled in the run's own task, so its timer cannot fire while it holds
+    /// the thread: a run that returns past its hard limit still fails with it, and one within
+    /// it succeeds.
+    #[tokio::test]
+    async fn a_handler_that_holds_its_thread_past_the_hard_limit_fails_with_it() {
+        // The same kind of subscriber as the other tests here: a run on a thread without one
+        // would have tracing cache the run's span as disabled for every thread, theirs too.
+        let subscriber = celeriac::telemetry::subscriber(
+            tracing_subscriber::EnvFilter::new("debug"),
+            true,
+            celeriac_testkit::LogCapture::default(),
+            false,
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut registry = Registry::new();
+        registry.register(Blocking);
+        let broker = Broker::connect("redis://127.0.0.1:1", "unused", Duration::from_secs(60)).unwrap();
+        for (limit, expected) in [(0.1, Some("TimeLimitExceeded")), (5.0, None)] {
+            let delivery = Delivery {
+                name: "blocking".into(),
+                options: TaskOptions {
+                    time_limit: Some(limit),
+                    ..Default::default()
+                },
+                ..delivery(None)
+            };
+            let execution = execute(&registry, &broker, "w1", delivery, RunSignals::default()).await;
+            let Execution::Settled(Outcome { verdict, .. }) = execution else {
+                panic!("{execution:?}")
+            };
+            let kind = match &verdict {
+                Verdict::Failure(error) => Some(error.kind.as_str()),
+                Verdict::Success(_) => None,
+                Verdict::Retry { .. } => panic!("{verdict:?}"),
+            };
+            assert_eq!(kind, expected, "limit {limit}s: {verdict:?}");
+        }
     }
 
     #[tokio::test]
