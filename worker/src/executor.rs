@@ -139,7 +139,8 @@ async fn run(
     // No hard limit, no timer: a sleep is registered with the runtime's timer when first
     // polled, and its branch below is not polled at all without a limit.
     let hard_limit = options.time_limit.map(Duration::from_secs_f64);
-    let began = tokio::time::Instant::now();
+    // The limit's deadline, to tell a run that returned past it (no clock read without one).
+    let deadline = hard_limit.map(|limit| tokio::time::Instant::now() + limit);
     // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {
         biased;
@@ -151,7 +152,7 @@ async fn run(
         ran = run => match ran {
             // A handler that held its thread past the limit (no await for the timer to fire
             // at) and then returned overran it all the same.
-            Ok(_) if hard_limit.is_some_and(|limit| began.elapsed() > limit) => Err(time_limit_exceeded(&options)),
+            Ok(_) if deadline.is_some_and(|at| tokio::time::Instant::now() > at) => Err(time_limit_exceeded(&options)),
             Ok(result) => result,
             Err(panic) => Err(TaskError::permanent(panic_message(panic)).with_kind("Panic")),
         },
