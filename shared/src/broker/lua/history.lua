@@ -23,6 +23,12 @@ folded(h, w, state, z)
                       without its mark (nil: unchanged)
 increment(n)          the counter field n (text, nil = 0) plus one, as text: string.format('%d')
                       is cheap, while tostring() of a Lua number costs an snprintf
+deliveries(d, w)      how many times the task was started, as text, from its fields 'd' and
+                      'w': a first start writes the run field alone ('d' comes with the
+                      second), so a record with 'w' and no 'd' was started once
+count_kept(d, w)      the fields to write with a change that deletes the run field, so the
+                      count it stood for stays: 'd', '1' for a record started once, else none
+                      (as the last arguments of an HSET)
 next_event(h, kind, at, detail)
                       history h with '<next id> <kind> <at>[ <detail>]' put in front (kind: a
                       state, or P for progress with its JSON as detail); the caller writes it
@@ -36,6 +42,14 @@ log_event(key, h, w, kind, at, detail, field, value, ...)
 local format, match = string.format, string.match -- locals: cheaper than table lookups
 local function increment(n)
   return format('%d', (tonumber(n) or 0) + 1)
+end
+
+local function deliveries(d, w)
+  return d or (w and '1') or '0'
+end
+
+local function count_kept(d, w)
+  if w and not d then return 'd', '1' end
 end
 
 local function next_event(h, kind, at, detail)

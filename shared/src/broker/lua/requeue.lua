@@ -63,15 +63,9 @@ for i = 7, #ARGV do
       if f[4] then redis.call('LPUSH', KEYS[4], suffix) end
       redis.call('HINCRBY', KEYS[5], 'revoked', 1)
     else
-      -- its start first, if not in the log yet; the run field goes
+      -- its start first, if not in the log yet; the run field goes, its count stays
       local h = next_event((folded(f[2], f[5])), 'PENDING', ARGV[5])
-      -- A first delivery is told by its run field alone (start_tasks.lua): with that field
-      -- gone, its count is written.
-      if f[5] and not f[7] then
-        redis.call('HSET', key, 's', 'PENDING', 'h', h, 'd', '1')
-      else
-        redis.call('HSET', key, 's', 'PENDING', 'h', h)
-      end
+      redis.call('HSET', key, 's', 'PENDING', 'h', h, count_kept(f[7], f[5]))
       redis.call('HDEL', key, 'w', 'sa') -- 'sa': records from before the start time moved into 'w'
       if f[6] and levels then
         redis.call('RPUSH', KEYS[levels + 9 - tonumber(f[6])], suffix)

@@ -19,13 +19,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 -- ('fa' only exists in records stored before the finish time was read off the history)
 redis.call('HDEL', KEYS[1], 'e', 'r', 'fa', 'sa', 'w', 'p', 'rv', 'eta', 'x', 'z')
 local h = next_event((folded(f[2], f[4], state, f[3])), 'PENDING', ARGV[4])
--- A first delivery is told by its run field alone (start_tasks.lua): with that field gone, its
--- count is written.
-if f[4] and not f[5] then
-  redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0, 'h', h, 'd', '1')
-else
-  redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0, 'h', h)
-end
+redis.call('HSET', KEYS[1], 's', 'PENDING', 'rt', 0, 'h', h, count_kept(f[5], f[4]))
 redis.call('PERSIST', KEYS[1])
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])

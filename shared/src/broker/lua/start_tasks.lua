@@ -131,9 +131,9 @@ local function start_tasks(n, suffixes, s_at, tasks, t_at, leased, kl, stream, h
         let_go(o, suffix, 'deferred')
       else
         if f[8] then call('HDEL', key, 'kr') end
-        -- The deliveries field 'd' is written from the second delivery on: a run field
-        -- without it is the first (fields.rs), so a first start writes one field less.
-        local delivery = f[6] and increment(f[6]) or (w and '2') or '1'
+        -- A first start writes no deliveries field 'd' (history.lua: deliveries), and builds
+        -- no string for its count.
+        local delivery = (f[6] or w) and increment(deliveries(f[6], w)) or '1'
         -- The STARTED event stays out of the log, marked in the run field (history.lua); a
         -- start asked again while the first one's event is still out folds that one in first
         -- (the only start that reads the log).
