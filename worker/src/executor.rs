@@ -8,6 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::time::Instant;
 
 use celeriac::broker::{Delivery, Outcome, Verdict};
 use celeriac::trace::TraceParent;
@@ -136,11 +137,11 @@ async fn run(
             .abort_handle(),
         )
     });
-    // No hard limit, no timer: a sleep is registered with the runtime's timer when first
-    // polled, and its branch below is not polled at all without a limit.
-    let hard_limit = options.time_limit.map(Duration::from_secs_f64);
-    // The limit's deadline, to tell a run that returned past it (no clock read without one).
-    let deadline = hard_limit.map(|limit| tokio::time::Instant::now() + limit);
+    // When the hard limit ends the run: none without a limit (no clock read, no timer), nor
+    // for one too far off to name.
+    let deadline = options
+        .time_limit
+        .and_then(|secs| Instant::now().checked_add(Duration::from_secs_f64(secs)));
     // Biased: a shutdown abort wins over everything, so a deploy never records a failure.
     let result = tokio::select! {
         biased;
@@ -152,11 +153,11 @@ async fn run(
         ran = run => match ran {
             // A handler that held its thread past the limit (no await for the timer to fire
             // at) and then returned overran it all the same.
-            Ok(_) if deadline.is_some_and(|at| tokio::time::Instant::now() > at) => Err(time_limit_exceeded(&options)),
+            Ok(_) if deadline.is_some_and(|at| Instant::now() > at) => Err(time_limit_exceeded(&options)),
             Ok(result) => result,
             Err(panic) => Err(TaskError::permanent(panic_message(panic)).with_kind("Panic")),
         },
-        _ = tokio::time::sleep(hard_limit.unwrap_or_default()), if hard_limit.is_some() => Err(time_limit_exceeded(&options)),
+        _ = sleep_until(deadline) => Err(time_limit_exceeded(&options)),
     };
     if abort.is_cancelled() {
         tracing::info!("interrupted by the shutdown; the task goes back to its queue");
@@ -195,6 +196,14 @@ fn settle(broker: &Broker, delivery: Delivery, options: &TaskOptions, result: Re
     })
 }
 
+/// Sleeps until `deadline`; without one, never, and without registering a timer.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn time_limit_exceeded(options: &TaskOptions) -> TaskError {
     TaskError::permanent(format!(
         "stopped after the hard time limit of {}s",
@@ -230,6 +239,15 @@ mod tests {
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// A task type `name` on queue `default`, with no options of its own.
+    fn on_default(name: &str) -> TaskSpec {
+        TaskSpec {
+            name: name.into(),
+            queue: QueueName::parse("default").unwrap(),
+            options: Default::default(),
+        }
+    }
+
     /// Logs from inside the handler and returns the context's `traceparent`.
     struct Chatty;
 
@@ -238,11 +256,7 @@ mod tests {
         type Output = Option<String>;
 
         fn spec(&self) -> TaskSpec {
-            TaskSpec {
-                name: "chatty".into(),
-                queue: QueueName::parse("default").unwrap(),
-                options: Default::default(),
-            }
+            on_default("chatty")
         }
 
         async fn run(&self, ctx: TaskContext, _args: Value) -> Result<Option<String>, TaskError> {
@@ -320,11 +334,7 @@ mod tests {
         type Output = ();
 
         fn spec(&self) -> TaskSpec {
-            TaskSpec {
-                name: "blocking".into(),
-                queue: QueueName::parse("default").unwrap(),
-                options: Default::default(),
-            }
+            on_default("blocking")
         }
 
         async fn run(&self, _ctx: TaskContext, _args: Value) -> Result<(), TaskError> {
